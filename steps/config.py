@@ -1,0 +1,197 @@
+"""The one typed pipeline configuration.
+
+Defaults are commented here; `configs/*.yaml` override some of them; `--set key=value` overrides
+any single value per run. Every step saves the resolved config next to its outputs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from steps.errors import ConfigError
+
+
+class _Section(BaseModel):
+    # Unknown keys are errors: a misspelled setting must never be silently ignored.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatasetConfig(_Section):
+    # Git URL or local path of the dataset repo (labelme annotations + training datasets, DVC-tracked).
+    repo: str = ""
+    # Git tag of the annotation version to record; empty: the newest `annotations/*` tag.
+    annotation_version: str = ""
+    # Folder (in the dataset repo) holding the labelme JSON + image files.
+    annotations_dir: str = "annotations"
+    # Folder (in the dataset repo) the COCO training dataset is written to and `dvc add`ed.
+    dataset_dir: str = "dataset"
+    # Category names in id order; empty: every label found, sorted.
+    labels: list[str] = Field(default_factory=list)
+    # Share of images held out for checkpoint selection (val) and for the final test report (test).
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    # Seed of the deterministic train/val/test split.
+    split_seed: int = 0
+
+
+class DatabaseConfig(_Section):
+    # SQLAlchemy-style URL: `sqlite:///path.db` or `postgresql://user@host:5432/db`.
+    # The environment variable TRAINYARD_DATABASE_URL wins (on a cluster it comes from a Secret).
+    url: str = "sqlite:///trainyard.sqlite"
+
+
+class ModelConfig(_Section):
+    # `torchvision` installs anywhere; `detectron2` needs detectron2 importable.
+    backend: Literal["torchvision", "detectron2"] = "torchvision"
+    # Backbone of Mask R-CNN: resnet18/34/50 (FPN) or mobilenet_v3_large.
+    backbone: str = "resnet50"
+    # `none` trains from scratch; `imagenet`/`coco` download the backend's weights; or a file/URI.
+    pretrained: str = "none"
+    # Shorter / longer image side after resizing.
+    min_size: int = Field(800, gt=0)
+    max_size: int = Field(1333, gt=0)
+
+
+class TrainConfig(_Section):
+    iterations: int = Field(2000, gt=0)
+    batch_size: int = Field(4, gt=0)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_iters: int = Field(100, ge=0)
+    # Write a checkpoint every this many iterations (and at the end).
+    checkpoint_period: int = Field(500, gt=0)
+    # Log losses every this many iterations.
+    log_period: int = Field(20, gt=0)
+    # Horizontal-flip probability for augmentation (plates read left to right: keep it 0 for EIR).
+    hflip: float = Field(0.0, ge=0, le=1)
+    seed: int = 0
+    # `auto` uses CUDA when available.
+    device: str = "auto"
+    num_workers: int = Field(2, ge=0)
+
+
+class EvaluateConfig(_Section):
+    # Metric that selects the best checkpoint, e.g. `segm/AP`, `bbox/AP50`, `dv_mAP`, `EIR`.
+    select_key: str = "segm/AP"
+    select_mode: Literal["max", "min"] = "max"
+    # Predictions below this score are dropped before COCO evaluation.
+    score_threshold: float = Field(0.05, ge=0, le=1)
+    # Label of the plate category (for dv_mAP slicing and EIR reading).
+    plate_label: str = "plate"
+    # dv_mAP: number of slices along the plate and the IoU each must reach.
+    dv_slices: int = Field(3, gt=0)
+    dv_iou: float = Field(0.5, gt=0, le=1)
+    # EIR: minimum score of a character prediction to be read.
+    eir_char_score: float = Field(0.5, ge=0, le=1)
+
+
+class PromotionConfig(_Section):
+    # Model registry: a folder or `gs://bucket/prefix`.
+    registry: str = "registry"
+    # A challenger is promoted only when it beats production's select_key by more than this.
+    margin: float = 0.0
+
+
+class TestConfig(_Section):
+    # Predictions below this score are not drawn or read.
+    score_threshold: float = Field(0.5, ge=0, le=1)
+    # At most this many test images are drawn into the report.
+    max_images: int = Field(50, gt=0)
+
+
+class Config(_Section):
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    test: TestConfig = Field(default_factory=TestConfig)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {where!r}{_suggestion(error['loc'])}"
+    return f"{where}: {error['msg']} (got {error.get('input')!r})"
+
+
+def _suggestion(loc: tuple[Any, ...]) -> str:
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return ""
+        model = field.annotation
+    known = sorted(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{hint} (known: {', '.join(known)})"
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {part!r} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(items: list[str], set_list: str = "") -> list[tuple[str, Any]]:
+    """Turn `key=value` strings into (key, YAML-parsed value) pairs."""
+    pairs = []
+    for item in [*items, *shlex.split(set_list)]:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.iterations=50")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, set_list: str = "") -> Config:
+    """Defaults, then the YAML file, then each override; errors name the file and the key."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path:
+        source = str(path)
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"{file}: config file not found")
+        try:
+            loaded = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: expected a mapping of sections (dataset:, train:, ...)")
+        data = loaded
+    for key, value in parse_overrides(overrides or [], set_list):
+        _set_dotted(data, key, value)
+        source = f"{source} + --set"
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(err) for err in exc.errors())
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def save_config(config: Config, path: str | Path) -> Path:
+    """Write the resolved config (what actually ran) as YAML."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    return out
