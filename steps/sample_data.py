@@ -1,0 +1,221 @@
+"""A synthetic license-plate dataset in labelme format, for demos, smoke runs and tests.
+
+Each image gets 1-2 plates (light rectangle, dark border, 4-7 dark characters) at a random
+position, size and modest rotation over a noisy background with distractor shapes. Annotations:
+one `plate` polygon per plate (its 4 rotated corners; the drawn string is in the shape's
+`description`) and one polygon per character (label = the character, the rotated box around its
+glyph). Everything comes from a seeded numpy generator, so a seed gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+# Digits and a few letters hard to mistake for a digit (no O, I, S, Z, B, G): a small class set.
+ALPHABET = "0123456789ACEHKPTX"
+PLATE_LABEL = "plate"
+LABELME_VERSION = "5.5.0"
+
+_PLATE_COLORS = ((245, 245, 240), (250, 228, 110), (232, 240, 250))
+_MAX_ANGLE = 25.0  # degrees, either way
+_EDGE = 3.0  # plates keep this many pixels from the image border and from each other
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in plate-local pixels
+
+
+@dataclass(frozen=True)
+class _Plate:
+    image: Image.Image  # RGBA, upright
+    text: str
+    char_boxes: list[Box]
+
+
+@dataclass(frozen=True)
+class _Placement:
+    center: tuple[float, float]
+    angle: float  # radians
+
+    def to_image(self, plate: _Plate, x: float, y: float) -> tuple[float, float]:
+        """Plate-local point -> image point: rotate about the plate center, then move it."""
+        cos, sin = math.cos(self.angle), math.sin(self.angle)
+        dx, dy = x - plate.image.width / 2, y - plate.image.height / 2
+        return (self.center[0] + cos * dx - sin * dy, self.center[1] + sin * dx + cos * dy)
+
+    def corners(self, plate: _Plate, box: Box) -> list[tuple[float, float]]:
+        x0, y0, x1, y1 = box
+        return [self.to_image(plate, x, y) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))]
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def _background(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
+    width, height = size
+    start, end = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    direction = rng.uniform(0, 2 * math.pi)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    ramp = xs * math.cos(direction) + ys * math.sin(direction)
+    ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1.0)
+    pixels = start + ramp[..., None] * (end - start)
+    pixels += rng.normal(0, rng.uniform(4, 18), pixels.shape)
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(3, 9))):  # distractors: things that are not plates
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        x0, x1 = sorted(rng.uniform(0, width, 2))
+        y0, y1 = sorted(rng.uniform(0, height, 2))
+        kind = int(rng.integers(4))
+        if kind == 0:
+            draw.rectangle((x0, y0, x1, y1), fill=color)
+        elif kind == 1:
+            draw.ellipse((x0, y0, x1, y1), fill=color)
+        elif kind == 2:
+            draw.line((x0, y0, x1, y1), fill=color, width=int(rng.integers(1, 6)))
+        else:
+            points = [(float(rng.uniform(0, width)), float(rng.uniform(0, height))) for _ in range(3)]
+            draw.polygon(points, fill=color)
+    return image
+
+
+def _render_plate(rng: np.random.Generator, text: str, font_size: int) -> _Plate:
+    """Draw the plate upright; characters are measured from their own ink, not font metrics."""
+    font = _font(font_size)
+    glyphs = []
+    for char in text:
+        canvas = Image.new("L", (font_size * 2, font_size * 2), 0)
+        ImageDraw.Draw(canvas).text((font_size // 2, font_size // 2), char, font=font, fill=255)
+        glyphs.append(canvas.crop(canvas.getbbox()))
+    ink_height = max(glyph.height for glyph in glyphs)
+    gap = max(3, round(0.14 * font_size))
+    border = max(2, round(0.05 * ink_height * 1.7))
+    margin = border + max(3, round(0.3 * ink_height))
+    width = 2 * margin + sum(glyph.width for glyph in glyphs) + gap * (len(glyphs) - 1)
+    height = round(ink_height * 1.7)
+
+    jitter = rng.integers(-8, 9, 3)
+    base = _PLATE_COLORS[int(rng.integers(len(_PLATE_COLORS)))]
+    fill = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(base, jitter)) + (255,)
+    ink = tuple(int(c) for c in rng.integers(0, 50, 3)) + (255,)
+    edge = tuple(int(c) for c in rng.integers(10, 70, 3)) + (255,)
+
+    plate = Image.new("RGBA", (width, height), fill)
+    draw = ImageDraw.Draw(plate)
+    draw.rectangle((0, 0, width - 1, height - 1), outline=edge, width=border)
+    boxes: list[Box] = []
+    x = margin
+    for glyph in glyphs:
+        y = (height - glyph.height) // 2
+        plate.paste(Image.new("RGBA", glyph.size, ink), (x, y), glyph)
+        boxes.append((x - 1.0, y - 1.0, x + glyph.width + 1.0, y + glyph.height + 1.0))
+        x += glyph.width + gap
+    return _Plate(plate, text, boxes)
+
+
+def _fits(corners: list[tuple[float, float]], size: tuple[int, int], taken: list[Box]) -> bool:
+    xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+    box = (min(xs) - _EDGE, min(ys) - _EDGE, max(xs) + _EDGE, max(ys) + _EDGE)
+    if box[0] < 0 or box[1] < 0 or box[2] > size[0] or box[3] > size[1]:
+        return False
+    # Axis-aligned boxes of the rotated plates must not meet: conservative, so plates never touch.
+    return all(box[2] <= t[0] or t[2] <= box[0] or box[3] <= t[1] or t[3] <= box[1] for t in taken)
+
+
+def _place(rng: np.random.Generator, plate: _Plate, size: tuple[int, int], taken: list[Box]) -> _Placement | None:
+    for _ in range(40):
+        placement = _Placement(
+            center=(float(rng.uniform(0, size[0])), float(rng.uniform(0, size[1]))),
+            angle=math.radians(float(rng.uniform(-_MAX_ANGLE, _MAX_ANGLE))),
+        )
+        corners = placement.corners(plate, (0, 0, plate.image.width, plate.image.height))
+        if _fits(corners, size, taken):
+            xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+            taken.append((min(xs) - _EDGE, min(ys) - _EDGE, max(xs) + _EDGE, max(ys) + _EDGE))
+            return placement
+    return None
+
+
+def _paste(image: Image.Image, plate: _Plate, placement: _Placement) -> Image.Image:
+    # Inverse of _Placement.to_image, as PIL's affine transform maps output pixels to input ones.
+    cos, sin = math.cos(placement.angle), math.sin(placement.angle)
+    (cx, cy), half_w, half_h = placement.center, plate.image.width / 2, plate.image.height / 2
+    data = (cos, sin, half_w - cos * cx - sin * cy, -sin, cos, half_h + sin * cx - cos * cy)
+    layer = plate.image.transform(image.size, Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR)
+    return Image.alpha_composite(image, layer)
+
+
+def _shape(label: str, points: list[tuple[float, float]], description: str = "") -> dict[str, object]:
+    return {
+        "label": label,
+        "points": [[round(x, 2), round(y, 2)] for x, y in points],
+        "group_id": None,
+        "description": description,
+        "shape_type": "polygon",
+        "flags": {},
+    }
+
+
+def _one_image(rng: np.random.Generator, size: tuple[int, int]) -> tuple[Image.Image, list[dict[str, object]]]:
+    image = _background(rng, size).convert("RGBA")
+    shapes: list[dict[str, object]] = []
+    taken: list[Box] = []
+    short_side = min(size)
+    for number in range(int(rng.integers(1, 3))):
+        text = "".join(rng.choice(list(ALPHABET), int(rng.integers(4, 8))))
+        font_size = max(12, round(short_side * rng.uniform(0.085, 0.17)))
+        placement = None
+        while placement is None:
+            plate = _render_plate(rng, text, font_size)
+            placement = _place(rng, plate, size, taken)
+            if placement is None and number > 0:
+                break  # a second plate is optional; the first one shrinks until it fits
+            if placement is None and font_size <= 8:
+                raise ValueError(f"image_size {size} is too small to hold a plate")
+            font_size = max(8, round(font_size * 0.8))
+        if placement is None:
+            break
+        image = _paste(image, plate, placement)
+        full = (0.0, 0.0, float(plate.image.width), float(plate.image.height))
+        shapes.append(_shape(PLATE_LABEL, placement.corners(plate, full), description=text))
+        for char, box in zip(text, plate.char_boxes):
+            shapes.append(_shape(char, placement.corners(plate, box)))
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    pixels += rng.normal(0, rng.uniform(1, 5), pixels.shape)  # sensor noise over plates too
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB"), shapes
+
+
+def generate_sample(
+    out_dir: Path, num_images: int = 40, seed: int = 0, image_size: tuple[int, int] = (320, 240)
+) -> list[Path]:
+    """Write `plate_NNNN.jpg` + `plate_NNNN.json` pairs into `out_dir`; return the JSON paths.
+
+    `image_size` is (width, height). Image i depends only on (seed, i), so a larger
+    `num_images` adds images without changing the earlier ones.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index in range(num_images):
+        rng = np.random.default_rng([seed, index])
+        image, shapes = _one_image(rng, image_size)
+        stem = f"plate_{index:04d}"
+        image.save(out_dir / f"{stem}.jpg", format="JPEG", quality=92)
+        document = {
+            "version": LABELME_VERSION,
+            "flags": {},
+            "shapes": shapes,
+            "imagePath": f"{stem}.jpg",
+            "imageData": None,
+            "imageHeight": image_size[1],
+            "imageWidth": image_size[0],
+        }
+        json_path = out_dir / f"{stem}.json"
+        json_path.write_text(json.dumps(document, indent=2) + "\n")
+        written.append(json_path)
+    return written

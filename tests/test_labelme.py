@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from steps.errors import InputError
+from steps.labelme import image_path, load_labelme
+
+
+def _labelme(image: str = "a.jpg", shapes: list[dict] | None = None, **extra: object) -> dict:
+    doc = {
+        "version": "5.5.0",
+        "flags": {},
+        "shapes": shapes if shapes is not None else [{"label": "plate", "points": [[1, 1], [9, 1], [9, 5]]}],
+        "imagePath": image,
+        "imageData": None,
+        "imageHeight": 8,
+        "imageWidth": 10,
+    }
+    doc.update(extra)
+    return doc
+
+
+def _write(folder: Path, doc: dict, name: str = "a.json") -> Path:
+    path = folder / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    Image.new("RGB", (10, 8)).save(tmp_path / "a.jpg")
+    return tmp_path
+
+
+def test_valid_file_loads_and_keeps_unknown_keys(folder: Path) -> None:
+    doc = _labelme(lineColor=[0, 255, 0], otherData={"x": 1})
+    doc["shapes"][0]["mask"] = None  # newer labelme writes this per shape
+    labelme = load_labelme(_write(folder, doc))
+    assert labelme.imageWidth == 10 and labelme.imageHeight == 8
+    assert labelme.shapes[0].points == [(1.0, 1.0), (9.0, 1.0), (9.0, 5.0)]
+    assert labelme.model_extra == {"lineColor": [0, 255, 0], "otherData": {"x": 1}}
+
+
+def test_optional_fields_may_be_missing_or_null(folder: Path) -> None:
+    doc = _labelme(shapes=[{"label": "x", "points": [[0, 0], [1, 0], [1, 1]], "group_id": None, "flags": None}])
+    del doc["imageData"], doc["version"]
+    labelme = load_labelme(_write(folder, doc))
+    assert labelme.imageData is None
+    assert labelme.shapes[0].shape_type == "polygon"
+
+
+def test_not_json_names_file_line_and_column(folder: Path) -> None:
+    path = folder / "broken.json"
+    path.write_text('{\n  "version": "5.5.0",\n  "shapes": [,]\n}\n')
+    with pytest.raises(InputError) as error:
+        load_labelme(path)
+    message = str(error.value)
+    assert str(path) in message and "line 3, column 14" in message
+    assert "\n" not in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="nope.json: labelme file not found"):
+        load_labelme(tmp_path / "nope.json")
+
+
+def test_wrong_schema_names_the_field(folder: Path) -> None:
+    shapes = [
+        {"label": "a", "points": [[0, 0], [1, 0], [1, 1]]},
+        {"label": "b", "points": [[0, 0], [1, "x"], [1, 1]]},
+    ]
+    expected = r"a\.json: not a valid labelme file: shapes\[1\]\.points\[1\]\[1\]: Input should be a valid number"
+    with pytest.raises(InputError, match=expected):
+        load_labelme(_write(folder, _labelme(shapes=shapes)))
+
+
+def test_missing_required_key_and_bad_shape_type(folder: Path) -> None:
+    doc = _labelme(shapes=[{"label": "a", "points": [[0, 0]], "shape_type": "blob"}])
+    del doc["imageWidth"]
+    with pytest.raises(InputError) as error:
+        load_labelme(_write(folder, doc))
+    assert "shapes[0].shape_type" in str(error.value)
+    assert "imageWidth: Field required" in str(error.value)
+
+
+def test_point_count_must_fit_the_shape_type(folder: Path) -> None:
+    doc = _labelme(shapes=[{"label": "a", "points": [[0, 0], [1, 1], [2, 2]], "shape_type": "circle"}])
+    with pytest.raises(InputError, match=r"shapes\[0\]\.points: a circle needs the center and a point"):
+        load_labelme(_write(folder, doc))
+
+
+def test_top_level_must_be_an_object(folder: Path) -> None:
+    path = folder / "list.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(InputError, match="list.json: expected a JSON object"):
+        load_labelme(path)
+
+
+def test_missing_image_is_an_error(folder: Path) -> None:
+    with pytest.raises(InputError, match=r"a\.json: image 'gone\.jpg' not found"):
+        load_labelme(_write(folder, _labelme(image="gone.jpg")))
+
+
+def test_image_path_is_relative_to_the_json_even_with_backslashes(folder: Path) -> None:
+    (folder / "ann").mkdir()
+    (folder / "img").mkdir()
+    Image.new("RGB", (10, 8)).save(folder / "img" / "b.png")
+    path = _write(folder / "ann", _labelme(image="..\\img\\b.png"), "b.json")
+    labelme = load_labelme(path)
+    assert image_path(path, labelme) == folder / "ann" / ".." / "img" / "b.png"
+    assert image_path(path, labelme).resolve() == (folder / "img" / "b.png").resolve()
