@@ -1,0 +1,55 @@
+"""Creating a dataset repo and fetching a training dataset from one.
+
+A dataset repo is a git repo with DVC: `annotations/` (labelme files) and `dataset/` (the COCO
+training dataset) are DVC-tracked folders; tags tell versions apart: `annotations/vN` for an
+annotation version, `datasets/vN` for the training dataset recorded from it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from steps import vcs
+from steps.errors import InputError
+
+LOCAL_REMOTE = ".dvcstore"  # default DVC remote of a local dataset repo: a git-ignored folder inside it
+
+
+def init_dataset_repo(repo: Path, remote: str | None = None) -> None:
+    """`git init` + `dvc init` + a default DVC remote (a local folder unless `remote` is given)."""
+    repo.mkdir(parents=True, exist_ok=True)
+    if not (repo / ".git").exists():
+        vcs.git(repo, "init", "--quiet", "--initial-branch=main")
+    if not (repo / ".dvc").exists():
+        vcs.dvc(repo, "init", "--quiet")
+        url = remote or str((repo / LOCAL_REMOTE).resolve())
+        vcs.dvc(repo, "remote", "add", "--default", "storage", url)
+        if not remote:
+            (repo / ".gitignore").write_text(f"/{LOCAL_REMOTE}\n")
+        vcs.git(repo, "add", "--all")
+        vcs.git(repo, "commit", "--quiet", "-m", "Set up the dataset repo (git + DVC)")
+
+
+def commit_annotations(repo: Path, folder: str, tag: str) -> str:
+    """DVC-track `folder`, push its data, commit and tag it as an annotation version."""
+    if tag in vcs.git(repo, "tag", "--list").split():
+        raise InputError(f"{repo}: tag {tag!r} already exists; choose a new annotation version")
+    vcs.dvc_add_and_push(repo, folder)
+    return vcs.commit_and_tag(repo, [f"{folder}.dvc", ".gitignore"], f"Annotations {tag}", tag)
+
+
+@contextmanager
+def checkout_dataset(repo_url: str, version: str, dataset_dir: str) -> Iterator[Path]:
+    """Check out a recorded training dataset and `dvc pull` it; yields the dataset folder."""
+    if not repo_url:
+        raise InputError("no dataset repo: pass --repo or set dataset.repo")
+    with tempfile.TemporaryDirectory(prefix="trainyard-dataset-") as scratch:
+        clone = Path(scratch) / "repo"
+        vcs.checkout(repo_url, version, clone)
+        if not (clone / f"{dataset_dir}.dvc").is_file():
+            raise InputError(f"{repo_url}@{version}: no {dataset_dir}.dvc; is {version!r} a recorded dataset version?")
+        vcs.dvc_pull(clone, dataset_dir)
+        yield clone / dataset_dir

@@ -1,0 +1,83 @@
+"""Numbered schema migrations, shared by SQLite and PostgreSQL.
+
+Append new migrations; never edit an applied one. `{pk}` becomes each dialect's
+auto-increment primary key. Times are ISO-8601 UTC text, JSON columns are text: both dialects
+store them verbatim.
+"""
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "datasets, images, runs, models",
+        [
+            """CREATE TABLE annotation_images (
+                id {pk},
+                annotation_version TEXT NOT NULL,
+                file_name TEXT NOT NULL,
+                width INTEGER NOT NULL,
+                height INTEGER NOT NULL,
+                sha256 TEXT NOT NULL,
+                num_shapes INTEGER NOT NULL,
+                labels TEXT NOT NULL,
+                recorded_at TEXT NOT NULL,
+                UNIQUE (annotation_version, file_name)
+            )""",
+            """CREATE TABLE training_datasets (
+                id {pk},
+                version TEXT NOT NULL UNIQUE,
+                annotation_version TEXT NOT NULL,
+                git_commit TEXT NOT NULL,
+                dvc_md5 TEXT NOT NULL,
+                num_train INTEGER NOT NULL,
+                num_val INTEGER NOT NULL,
+                num_test INTEGER NOT NULL,
+                categories TEXT NOT NULL,
+                settings TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE dataset_images (
+                dataset_id INTEGER NOT NULL REFERENCES training_datasets (id),
+                image_id INTEGER NOT NULL REFERENCES annotation_images (id),
+                split TEXT NOT NULL CHECK (split IN ('train', 'val', 'test')),
+                PRIMARY KEY (dataset_id, image_id)
+            )""",
+            """CREATE TABLE pipeline_runs (
+                id {pk},
+                run_id TEXT NOT NULL UNIQUE,
+                dataset_version TEXT,
+                status TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                finished_at TEXT
+            )""",
+            """CREATE TABLE models (
+                id {pk},
+                model_id TEXT NOT NULL UNIQUE,
+                run_id TEXT,
+                dataset_version TEXT,
+                uri TEXT NOT NULL,
+                metrics TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE evaluations (
+                id {pk},
+                run_id TEXT,
+                checkpoint TEXT NOT NULL,
+                iteration INTEGER NOT NULL,
+                metrics TEXT NOT NULL,
+                selected INTEGER NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE promotions (
+                id {pk},
+                model_id TEXT NOT NULL,
+                promoted INTEGER NOT NULL,
+                metric TEXT NOT NULL,
+                challenger_score DOUBLE PRECISION,
+                champion_score DOUBLE PRECISION,
+                champion_model_id TEXT,
+                reason TEXT NOT NULL,
+                decided_at TEXT NOT NULL
+            )""",
+        ],
+    ),
+]

@@ -1,0 +1,37 @@
+"""`python -m steps.record`: thin entry point; the work is in steps.record.record."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from steps.cli import add_config_arguments, run_cli
+from steps.config import load_config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m steps.record",
+        description="Turn the labelme annotations at an annotation tag into a COCO training dataset, "
+        "record its metadata in the database, dvc push it, and tag it in the dataset repo.",
+    )
+    parser.add_argument("--repo", help="dataset repo (git URL or path); default: dataset.repo")
+    parser.add_argument("--annotation-version", default="", help="annotation tag; default: the newest annotations/* tag")
+    parser.add_argument("--output-version", type=Path, help="write the recorded dataset version to this file")
+    add_config_arguments(parser)
+    args = parser.parse_args(argv)
+
+    from steps.record.record import record  # heavy imports only after --help
+
+    config = load_config(args.config, args.overrides, args.set_list)
+    result = record(config, repo=args.repo or config.dataset.repo, annotation_version=args.annotation_version)
+    if args.output_version:
+        args.output_version.parent.mkdir(parents=True, exist_ok=True)
+        args.output_version.write_text(result.version)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
