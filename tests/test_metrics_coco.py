@@ -1,0 +1,191 @@
+"""coco_evaluate gives pycocotools' numbers (bbox and segm), survives empty results, stays quiet."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import math
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from steps.errors import InputError
+from steps.masks import encode, polygons_to_mask
+from steps.config import EvaluateConfig
+from steps.metrics import all_metrics, coco_evaluate
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+NAMES = ["plate", "A", "B"]
+
+
+def _polygon(rng: np.random.Generator, cx: float, cy: float, w: float, h: float) -> list[float]:
+    """A rotated rectangle with a little vertex noise."""
+    angle = rng.uniform(-0.4, 0.4)
+    corners = np.array([[-w, -h], [w, -h], [w, h], [-w, h]]) / 2
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    points = corners @ rot.T + [cx, cy] + rng.normal(0, 0.5, (4, 2))
+    return [round(float(v), 2) for v in points.ravel()]
+
+
+def synthetic_gt(seed: int, images: int = 6) -> dict:
+    rng = np.random.default_rng(seed)
+    height, width = 160, 240
+    gt: dict = {"images": [], "annotations": [], "categories": [{"id": i + 1, "name": n} for i, n in enumerate(NAMES)]}
+    for image_id in range(1, images + 1):
+        gt["images"].append({"id": image_id, "file_name": f"{image_id}.jpg", "width": width, "height": height})
+        for _ in range(rng.integers(1, 6)):
+            # Sizes from a few pixels to most of the image: small, medium and large areas.
+            w, h = rng.uniform(4, 200), rng.uniform(4, 120)
+            poly = _polygon(rng, rng.uniform(w / 2, width - w / 2), rng.uniform(h / 2, height - h / 2), w, h)
+            mask = polygons_to_mask([poly], height, width)
+            if not mask.any():
+                continue
+            xs, ys = poly[0::2], poly[1::2]
+            gt["annotations"].append({
+                "id": len(gt["annotations"]) + 1, "image_id": image_id, "category_id": int(rng.integers(1, 4)),
+                "segmentation": [poly], "area": float(mask.sum()),
+                "bbox": [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)], "iscrowd": 0,
+            })
+    return gt
+
+
+def jittered_results(gt: dict, seed: int) -> list[dict]:
+    """Detections near most GT (some with the wrong class), plus false positives."""
+    rng = np.random.default_rng(seed)
+    sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
+    results = []
+    for ann in gt["annotations"]:
+        for _ in range(rng.integers(0, 3)):
+            poly = (np.array(ann["segmentation"][0]) + rng.normal(0, rng.uniform(0.5, 6), 8)).tolist()
+            category = ann["category_id"] if rng.random() > 0.15 else int(rng.integers(1, 4))
+            results.append(_result(ann["image_id"], category, poly, sizes, rng))
+    for image_id, (height, width) in sizes.items():
+        for _ in range(rng.integers(0, 3)):
+            poly = _polygon(rng, rng.uniform(10, width - 10), rng.uniform(10, height - 10), 20, 12)
+            results.append(_result(image_id, int(rng.integers(1, 4)), poly, sizes, rng))
+    return results
+
+
+def _result(image_id: int, category: int, poly: list[float], sizes: dict, rng: np.random.Generator) -> dict:
+    height, width = sizes[image_id]
+    xs, ys = np.clip(poly[0::2], 0, width), np.clip(poly[1::2], 0, height)
+    box = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min()), float(ys.max() - ys.min())]
+    return {"image_id": image_id, "category_id": category, "bbox": box, "score": round(float(rng.random()), 4),
+            "segmentation": encode(polygons_to_mask([poly], height, width))}
+
+
+def pycocotools_reference(gt: dict, results: list[dict], iou_type: str) -> tuple[list[float], dict[str, float]]:
+    """The summary stats and per-class AP as pycocotools computes them (detectron2's recipe)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = copy.deepcopy(gt)
+        coco_gt.createIndex()
+        dropped = "bbox" if iou_type == "segm" else "segmentation"
+        coco_dt = coco_gt.loadRes([{k: v for k, v in r.items() if k != dropped} for r in copy.deepcopy(results)])
+        evaluator = COCOeval(coco_gt, coco_dt, iou_type)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    precision = evaluator.eval["precision"]
+    per_class = {}
+    for k, cat_id in enumerate(evaluator.params.catIds):
+        values = precision[:, :, k, 0, -1]
+        if (values > -1).any():
+            per_class[coco_gt.cats[cat_id]["name"]] = float(values[values > -1].mean())
+    return [float(s) for s in evaluator.stats[:6]], per_class
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_equals_pycocotools(iou_type: str, seed: int) -> None:
+    gt = synthetic_gt(seed)
+    results = jittered_results(gt, seed + 100)
+    expected_stats, expected_per_class = pycocotools_reference(gt, results, iou_type)
+
+    got = coco_evaluate(gt, results, iou_type)
+
+    for key, expected in zip(("AP", "AP50", "AP75", "APs", "APm", "APl"), expected_stats):
+        if expected < 0:
+            assert math.isnan(got[key]), key
+        else:
+            assert got[key] == pytest.approx(expected, abs=1e-9), key
+    assert got["per_class"].keys() == expected_per_class.keys()
+    for name, expected in expected_per_class.items():
+        assert got["per_class"][name] == pytest.approx(expected, abs=1e-9), name
+    assert 0.0 < got["AP"] < 1.0  # the jitter makes a non-trivial case
+
+
+def test_perfect_results_score_one_and_inputs_are_left_untouched() -> None:
+    gt = synthetic_gt(5, images=3)
+    sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
+    results = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9,
+         "segmentation": encode(polygons_to_mask(a["segmentation"], *sizes[a["image_id"]]))}
+        for a in gt["annotations"]
+    ]
+    gt_before, results_before = copy.deepcopy(gt), copy.deepcopy(results)
+    for iou_type in ("bbox", "segm"):
+        got = coco_evaluate(gt, results, iou_type)
+        assert got["AP"] == pytest.approx(1.0) and got["AP50"] == pytest.approx(1.0)
+        assert set(got["per_class"]) == {NAMES[a["category_id"] - 1] for a in gt["annotations"]}
+    assert gt == gt_before and results == results_before
+
+
+def test_empty_results_give_zero_ap() -> None:
+    gt = synthetic_gt(0)
+    for iou_type in ("bbox", "segm"):
+        got = coco_evaluate(gt, [], iou_type)
+        assert got["AP"] == 0.0 and got["AP50"] == 0.0
+        assert all(value == 0.0 for value in got["per_class"].values())
+
+
+def test_category_without_ground_truth_is_omitted_from_per_class() -> None:
+    gt = synthetic_gt(0)
+    gt["categories"].append({"id": 9, "name": "unused"})
+    got = coco_evaluate(gt, jittered_results(gt, 7), "bbox")
+    assert "unused" not in got["per_class"]
+
+
+def test_area_ranges_without_ground_truth_are_nan() -> None:
+    gt = synthetic_gt(0, images=1)
+    small = [[10, 10, 20, 10, 20, 15, 10, 15]]  # 50 px: only the "small" range has ground truth
+    gt["annotations"] = [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": small, "area": 50.0,
+                          "bbox": [10, 10, 10, 5], "iscrowd": 0}]
+    got = coco_evaluate(gt, [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 10, 5], "score": 0.9}], "bbox")
+    assert got["AP"] == pytest.approx(1.0) and got["APs"] == pytest.approx(1.0)
+    assert math.isnan(got["APm"]) and math.isnan(got["APl"])
+
+
+def test_silent_unless_verbose(capsys: pytest.CaptureFixture[str]) -> None:
+    gt = synthetic_gt(0, images=2)
+    results = jittered_results(gt, 1)
+    coco_evaluate(gt, results, "segm")
+    assert capsys.readouterr().out == ""
+    coco_evaluate(gt, results, "segm", verbose=True)
+    assert "Average Precision" in capsys.readouterr().out
+
+
+def test_prediction_on_unknown_image_is_an_input_error() -> None:
+    gt = synthetic_gt(0, images=2)
+    with pytest.raises(InputError, match="image_id 99"):
+        coco_evaluate(gt, [{"image_id": 99, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}], "bbox")
+
+
+def test_all_metrics_flat_keys_and_score_threshold() -> None:
+    gt = synthetic_gt(1)
+    results = jittered_results(gt, 11)
+    got = all_metrics(gt, results, EvaluateConfig(score_threshold=0.0))
+    assert got["segm/AP"] == pytest.approx(coco_evaluate(gt, results, "segm")["AP"])
+    assert {"bbox/AP", "bbox/AP50", "segm/APl", "segm/AP-plate", "dv_mAP", "dv_AP-plate", "EIR"} <= got.keys()
+    nothing_kept = all_metrics(gt, results, EvaluateConfig(score_threshold=1.0))
+    assert nothing_kept["bbox/AP"] == 0.0 and nothing_kept["dv_mAP"] == 0.0
+
+
+def test_all_metrics_without_a_plate_category_skips_plate_metrics() -> None:
+    gt = synthetic_gt(1)
+    got = all_metrics(gt, jittered_results(gt, 11), EvaluateConfig(plate_label="licence"))
+    assert "segm/AP" in got and "dv_mAP" not in got and "EIR" not in got
