@@ -1,0 +1,41 @@
+# trainyard developer commands. `make help` lists them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | cksum | cut -d' ' -f1)
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast services render check lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[record,train,evaluate,dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## create .venv and install trainyard with every step's dependencies
+
+demo: install ## run the whole pipeline locally on generated sample data (output in ./runs)
+	$(BIN)/trainyard run --local
+
+services: ## install what the integration tests start (PostgreSQL)
+	@scripts/install-test-services.sh
+
+test: install services ## run the whole test suite (unit, integration, end-to-end)
+	$(BIN)/python -m pytest
+
+test-fast: install ## unit tests only (no services, no end-to-end run)
+	$(BIN)/python -m pytest -m "not integration and not e2e"
+
+render: install ## regenerate the workflow YAML from the Hera definitions
+	$(BIN)/trainyard render
+
+check: install ## fail when generated files are stale; lint the rendered manifests
+	$(BIN)/trainyard render --check
+	$(BIN)/trainyard lint
+
+clean: ## remove local runs and caches (keeps .venv)
+	rm -rf runs .pytest_cache

@@ -1,0 +1,37 @@
+"""`python -m steps.test`: the production (or a given) model on the test split, with a report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from steps.cli import add_config_arguments, run_cli
+from steps.config import load_config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m steps.test",
+        description="Run a model on the held-out test split: predictions.json, metrics.json and an index.html "
+        "report with masks, boxes, labels and the read plate strings drawn on each image.",
+    )
+    parser.add_argument("--repo", help="dataset repo (git URL or path); default: dataset.repo")
+    parser.add_argument("--dataset-version", required=True, help="training dataset tag, e.g. datasets/v1")
+    parser.add_argument("--model", default="production", help="'production' (default), a registered model id, or a .pth file")
+    parser.add_argument("--output", type=Path, required=True, help="report folder")
+    add_config_arguments(parser)
+    args = parser.parse_args(argv)
+    config = load_config(args.config, args.overrides, args.set_list)
+
+    from steps.dataset_repo import checkout_dataset
+    from steps.test.inference import run_test
+
+    with checkout_dataset(args.repo or config.dataset.repo, args.dataset_version, config.dataset.dataset_dir) as data:
+        run_test(config, data, args.model, args.output, args.dataset_version)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,99 @@
+"""The command lines users type: help everywhere, one-line errors, never a traceback for a mistake."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workflows.cli import build_parser
+
+STEPS = ["record", "train", "evaluate", "test"]
+
+
+def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def _trainyard(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return _run("-m", "workflows.cli", *args, cwd=cwd)
+
+
+def _commands() -> list[str]:
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return sorted(sub.choices)
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_trainyard_command_has_help(command: str) -> None:
+    done = _trainyard(command, "--help")
+    assert done.returncode == 0 and "usage: trainyard " + command in done.stdout
+    assert len(done.stdout.splitlines()) > 3
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_every_step_has_help(step: str) -> None:
+    done = _run("-m", f"steps.{step}", "--help")
+    assert done.returncode == 0 and f"python -m steps.{step}" in done.stdout and "--config" in done.stdout
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr + done.stdout
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    return errors[0]
+
+
+def test_unknown_set_key_is_one_line_naming_the_key_and_the_fix(tmp_path: Path) -> None:
+    line = _one_line_error(_trainyard("run", "--local", "--set", "train.iterashuns=5", "--output", str(tmp_path)))
+    assert "train.iterashuns" in line and "did you mean 'iterations'" in line
+    assert not any(tmp_path.iterdir()), "a bad config must fail before any work starts"
+
+
+def test_wrong_config_type_names_the_field(tmp_path: Path) -> None:
+    line = _one_line_error(_trainyard("run", "--local", "--set", "train.batch_size=many", "--output", str(tmp_path)))
+    assert "train.batch_size" in line
+
+
+def test_missing_dataset_dir_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dataset"
+    line = _one_line_error(_trainyard("run", "--local", "--dataset-repo", str(missing), "--output", str(tmp_path / "runs")))
+    assert str(missing) in line and "no such folder" in line
+
+
+def test_missing_config_file_is_named(tmp_path: Path) -> None:
+    line = _one_line_error(_trainyard("run", "--local", "--config", str(tmp_path / "nope.yaml")))
+    assert "nope.yaml" in line and "not found" in line
+
+
+def test_run_without_local_says_how(tmp_path: Path) -> None:
+    assert "--local" in _one_line_error(_trainyard("run"))
+
+
+def test_lint_with_no_files_checks_our_templates_and_passes() -> None:
+    done = _trainyard("lint")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 file(s) checked, 0 problem(s)" in done.stderr
+
+
+def test_render_check_passes_on_the_committed_files() -> None:
+    done = _trainyard("render", "--check")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.integration
+def test_labelme_file_that_is_not_json_fails_the_run_with_one_line(sample_repo: Path, tmp_path: Path) -> None:
+    from steps.dataset_repo import commit_annotations
+
+    (sample_repo / "annotations" / "broken.json").write_text("{ not json")
+    commit_annotations(sample_repo, "annotations", "annotations/v2")
+    done = _trainyard("run", "--local", "--dataset-repo", str(sample_repo), "-p", "annotation-version=annotations/v2",
+                      "--output", str(tmp_path / "runs"))
+    assert done.returncode != 0
+    assert "Traceback" not in done.stdout + done.stderr
+    errors = [line for line in done.stdout.splitlines() if "| error:" in line]
+    assert len(errors) == 1 and "broken.json" in errors[0] and "JSON" in errors[0]
+    assert "Step record failed" in done.stdout

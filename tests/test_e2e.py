@@ -1,0 +1,72 @@
+"""End to end: the rendered WorkflowTemplate's whole DAG on a tiny dataset, on this machine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workflows.local_run import run_local
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+TINY = {
+    "dataset": {"val_fraction": 0.25, "test_fraction": 0.25},
+    "model": {"backbone": "resnet18", "min_size": 96, "max_size": 128},
+    "train": {"iterations": 2, "batch_size": 2, "warmup_iters": 1, "checkpoint_period": 1, "log_period": 1,
+              "num_workers": 0},
+    "evaluate": {"score_threshold": 0.2},
+    "test": {"max_images": 4},
+}
+
+
+def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    runs = tmp_path / "runs"
+
+    first = run_local(config, [], {}, runs, str(sample_repo))
+    out = capsys.readouterr().out
+
+    assert first.succeeded, out
+    assert [t for t in first.tasks] == ["record", "train", "evaluate", "test"]
+    assert first.tasks["record"].parameters["dataset-version"] == "datasets/v1"
+    # train: checkpoints, the loss log, TensorBoard events and the resolved config
+    train = first.tasks["train"].artifacts["checkpoints"]
+    assert sorted(p.name for p in train.rglob("model_*.pth")) == ["model_0000001.pth", "model_0000002.pth"]
+    assert json.loads((train / "metrics.json").read_text())[-1]["iteration"] == 2
+    assert list((train / "tensorboard").rglob("events.out.tfevents.*"))
+    assert yaml.safe_load((train / "config.yaml").read_text())["train"]["iterations"] == 2
+    # evaluate: every checkpoint scored, the best one registered and (first model) promoted
+    evaluation = json.loads((first.tasks["evaluate"].artifacts["evaluation"] / "evaluation.json").read_text())
+    assert [row["checkpoint"] for row in evaluation["checkpoints"]] == ["model_0000001.pth", "model_0000002.pth"]
+    assert {"bbox/AP", "segm/AP", "dv_mAP", "EIR"} <= set(evaluation["checkpoints"][0]["metrics"])
+    assert first.tasks["evaluate"].parameters["promoted"] == "true"
+    production = json.loads((runs / "registry" / "production.json").read_text())
+    assert production["model_id"] == evaluation["promotion"]["model_id"]
+    assert (runs / "registry" / "models" / production["model_id"] / "model.pth").is_file()
+    # test: drawn images and the report page
+    report = first.tasks["test"].artifacts["report"]
+    page = (report / "index.html").read_text()
+    drawn = sorted((report / "images").glob("*.jpg"))
+    assert drawn and all(f"images/{p.name}" in page for p in drawn)
+    assert json.loads((report / "predictions.json").read_text()) is not None
+    # the summary says where everything is
+    assert "Dataset version: datasets/v1" in out and "Training: 2 iterations" in out
+    assert "Validation metrics" in out and str(report / "index.html") in out
+    summary = json.loads((first.run_dir / "summary.json").read_text())
+    assert summary["succeeded"] and summary["dataset_version"] == "datasets/v1"
+
+    # A second run reuses the recorded version (record is idempotent) and competes with production.
+    second = run_local(config, ["train.iterations=1"], {}, runs, str(sample_repo))
+    out = capsys.readouterr().out
+    assert second.succeeded, out
+    assert "already recorded" in out
+    evaluation = json.loads((second.tasks["evaluate"].artifacts["evaluation"] / "evaluation.json").read_text())
+    assert evaluation["champion"]["model_id"] == production["model_id"]
+    promoted = evaluation["promotion"]["promoted"]
+    assert second.tasks["evaluate"].parameters["promoted"] == str(promoted).lower()
+    now = json.loads((runs / "registry" / "production.json").read_text())["model_id"]
+    assert now == (evaluation["promotion"]["model_id"] if promoted else production["model_id"])

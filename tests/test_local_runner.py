@@ -1,0 +1,116 @@
+"""The local runner on small Hera-built templates whose containers run `python -c` one-liners."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hera.workflows import DAG, Artifact, Container, Parameter, RetryStrategy, SecretEnv, WorkflowTemplate
+from hera.workflows import models as m
+
+from workflows.local import LocalRunner
+from workflows.templating import TemplateError
+
+WRITE = "import sys, pathlib; p = pathlib.Path(sys.argv[2]); p.parent.mkdir(parents=True, exist_ok=True); p.write_text(sys.argv[1])"
+COPY = ("import sys, pathlib; src = pathlib.Path(sys.argv[1]) / 'data.txt'; out = pathlib.Path(sys.argv[2]); "
+        "out.mkdir(parents=True, exist_ok=True); (out / 'data.txt').write_text(src.read_text() + '+copied')")
+MAKE = "import sys, pathlib; out = pathlib.Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True); (out / 'data.txt').write_text(sys.argv[2])"
+
+
+def _manifest(when: str | None = None, retry: int | None = None, fail_first: bool = False) -> dict:
+    with WorkflowTemplate(name="t", entrypoint="main",
+                          arguments=[Parameter(name="greeting", value="hello"), Parameter(name="who")]) as w:
+        produce = Container(
+            name="produce", image="x", command=["python", "-c", WRITE],
+            args=["{{inputs.parameters.text}}-{{workflow.parameters.who}}", "/work/outputs/value"],
+            inputs=[Parameter(name="text")],
+            outputs=[Parameter(name="value", value_from=m.ValueFrom(path="/work/outputs/value"))],
+        )
+        make = Container(
+            name="make", image="x", command=["python", "-c", MAKE], args=["/work/out/folder", "{{inputs.parameters.v}}"],
+            inputs=[Parameter(name="v")], outputs=[Artifact(name="folder", path="/work/out/folder")],
+        )
+        flaky_code = ("import os, pathlib, sys; m = pathlib.Path(sys.argv[1]); "
+                      "sys.exit(0) if m.exists() else (m.write_text('x'), sys.exit(3))")
+        copy = Container(
+            name="copy", image="x", command=["python", "-c", COPY if not fail_first else flaky_code],
+            args=["/work/in/folder", "/work/out/copied"] if not fail_first else ["{{inputs.parameters.marker}}"],
+            inputs=[Artifact(name="folder", path="/work/in/folder"), Parameter(name="marker", value="unused")],
+            outputs=[Artifact(name="copied", path="/work/out/copied")],
+            retry_strategy=RetryStrategy(limit=str(retry)) if retry is not None else None,
+            env=[SecretEnv(name="TOKEN", secret_name="creds", secret_key="token")],
+        )
+        with DAG(name="main"):
+            a = produce(name="a", arguments={"text": "{{workflow.parameters.greeting}}"})
+            b = make(name="b", arguments={"v": "{{tasks.a.outputs.parameters.value}}"})
+            c = copy(name="c", arguments=[m.Artifact(name="folder", from_="{{tasks.b.outputs.artifacts.folder}}"),
+                                           Parameter(name="marker", value="{{workflow.parameters.who}}")],
+                     when=when)
+            a >> b >> c
+    return w.to_dict()
+
+
+def _runner(manifest: dict, tmp_path: Path, **params: str) -> LocalRunner:
+    lines: list[str] = []
+    runner = LocalRunner(manifest, tmp_path / "run-1", {"who": "world", **params}, secrets={("creds", "token"): "s3cret"},
+                         echo=lines.append)
+    runner.lines = lines  # type: ignore[attr-defined]
+    return runner
+
+
+def test_parameters_artifacts_and_outputs_flow_through_the_dag(tmp_path: Path) -> None:
+    result = _runner(_manifest(), tmp_path).run()
+    assert result.succeeded
+    assert result.tasks["a"].parameters == {"value": "hello-world"}
+    copied = result.tasks["c"].artifacts["copied"] / "data.txt"
+    assert copied.read_text() == "hello-world+copied"
+    assert copied.is_relative_to(tmp_path / "run-1" / "c")
+
+
+def test_progress_names_each_task_in_order(tmp_path: Path) -> None:
+    runner = _runner(_manifest(), tmp_path)
+    runner.run()
+    starts = [line for line in runner.lines if line.startswith("[") and line.endswith(("a", "b", "c"))]
+    assert starts == ["[1/3] a", "[2/3] b", "[3/3] c"]
+
+
+def test_when_false_skips_the_task(tmp_path: Path) -> None:
+    manifest = _manifest(when="{{tasks.a.outputs.parameters.value}} == nope")
+    result = _runner(manifest, tmp_path).run()
+    assert result.tasks["c"].status == "Skipped" and result.succeeded
+
+
+def test_retry_strategy_limit_retries_a_failed_step(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    ok = _runner(_manifest(retry=1, fail_first=True), tmp_path, who=str(marker)).run()
+    assert ok.tasks["c"].status == "Succeeded"
+    marker.unlink()
+    failed = _runner(_manifest(retry=None, fail_first=True), tmp_path / "again", who=str(marker)).run()
+    assert failed.tasks["c"].status == "Failed" and not failed.succeeded
+
+
+def test_missing_workflow_parameter_and_unknown_parameter_are_named(tmp_path: Path) -> None:
+    with pytest.raises(TemplateError, match="'who' has no default"):
+        LocalRunner(_manifest(), tmp_path / "r", {}, echo=lambda _: None)
+    with pytest.raises(TemplateError, match="-p colour: not a parameter"):
+        LocalRunner(_manifest(), tmp_path / "r", {"who": "x", "colour": "red"}, echo=lambda _: None)
+
+
+def test_unsupported_fields_are_refused_with_their_path(tmp_path: Path) -> None:
+    manifest = _manifest()
+    manifest["spec"]["templates"][0]["sidecars"] = [{"name": "s", "image": "x"}]
+    with pytest.raises(TemplateError, match=r"spec\.templates\[0\]\.sidecars: not supported"):
+        _runner(manifest, tmp_path)
+
+
+def test_unknown_variable_is_an_error_not_an_empty_string(tmp_path: Path) -> None:
+    manifest = _manifest()
+    manifest["spec"]["templates"][0]["container"]["args"][0] = "{{workflow.parameters.nope}}"
+    with pytest.raises(TemplateError, match=r"unknown variable \{\{workflow.parameters.nope\}\}"):
+        _runner(manifest, tmp_path).run()
+
+
+def test_secret_without_a_local_value_is_named(tmp_path: Path) -> None:
+    runner = LocalRunner(_manifest(), tmp_path / "r", {"who": "x"}, secrets={}, echo=lambda _: None)
+    with pytest.raises(TemplateError, match="no local value for secret creds/token"):
+        runner.run()

@@ -1,0 +1,75 @@
+"""The Hera definitions, their golden YAML, and what the cluster needs from them."""
+
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from workflows.nightly import build_nightly
+from workflows.pipeline import PIPELINE_NAME, build_pipeline
+from workflows.render import RENDERED_DIR, manifests, render, stale
+
+
+def _templates() -> dict[str, dict]:
+    return {t["name"]: t for t in build_pipeline().to_dict()["spec"]["templates"]}
+
+
+def test_golden_yaml_is_up_to_date(tmp_path) -> None:
+    # GIVEN the committed golden files WHEN re-rendered THEN they are equal as dicts.
+    # TRAINYARD_REGENERATE=1 rewrites them instead (like `trainyard render`).
+    if os.environ.get("TRAINYARD_REGENERATE"):
+        render(RENDERED_DIR)
+    assert stale(RENDERED_DIR) == []
+
+
+def test_stale_golden_file_is_detected(tmp_path) -> None:
+    render(tmp_path)
+    path = tmp_path / f"{PIPELINE_NAME}.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["spec"]["entrypoint"] = "something-else"
+    path.write_text(yaml.safe_dump(doc))
+    assert [p for p in stale(tmp_path) if PIPELINE_NAME in p]
+
+
+def test_dag_runs_the_four_steps_in_order() -> None:
+    dag = _templates()["pipeline"]["dag"]["tasks"]
+    assert [t["name"] for t in dag] == ["record", "train", "evaluate", "test"]
+    assert [t.get("depends") for t in dag] == [None, "record", "train", "evaluate"]
+    evaluate = next(t for t in dag if t["name"] == "evaluate")
+    assert evaluate["arguments"]["artifacts"] == [{"name": "checkpoints", "from": "{{tasks.train.outputs.artifacts.checkpoints}}"}]
+
+
+def test_gpu_steps_request_gpus_on_gpu_nodes() -> None:
+    templates = _templates()
+    for name in ("train", "evaluate"):
+        t = templates[name]
+        assert t["container"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert "cloud.google.com/gke-accelerator" in t["nodeSelector"]
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in t["tolerations"]
+    for name in ("record", "test"):
+        assert "nvidia.com/gpu" not in str(templates[name]["container"].get("resources", {}))
+
+
+def test_steps_run_their_module_and_get_secrets_from_kubernetes() -> None:
+    for name, t in _templates().items():
+        if "container" not in t:
+            continue
+        assert t["container"]["command"] == ["python", "-m", f"steps.{name}"]
+        for env in t["container"].get("env", []):
+            assert "value" not in env, f"{name}: env {env['name']} must come from a Secret, not a literal"
+    rendered = "\n".join(yaml.safe_dump(m) for _, m in manifests().values())
+    assert "password" not in rendered.lower()
+
+
+def test_nightly_references_the_pipeline_and_never_overlaps() -> None:
+    spec = build_nightly().to_dict()["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["schedules"] and all(len(s.split()) == 5 for s in spec["schedules"])
+    assert spec["workflowSpec"]["workflowTemplateRef"]["name"] == PIPELINE_NAME
+
+
+def test_rendered_manifests_pass_the_strict_lint() -> None:
+    from workflows.lint import lint_paths
+
+    assert [str(p) for p in lint_paths(sorted(RENDERED_DIR.glob("*.yaml")))] == []

@@ -1,0 +1,38 @@
+"""The `trainyard` command. Each subcommand lives in workflows/commands/<name>.py."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from steps.cli import run_cli
+from workflows.commands import lint, render, run, sample_data
+
+# Add a command: write workflows/commands/<name>.py with add_parser(), list it here.
+COMMANDS = [sample_data, run, render, lint]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trainyard",
+        description="trainyard: record, train, evaluate and test Mask R-CNN on Argo Workflows, or on this machine.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+
+    def dispatch(arguments: Sequence[str] | None) -> int:
+        args = parser.parse_args(arguments)
+        return args.func(args)
+
+    return run_cli(dispatch, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `trainyard` subcommand; each exposes `add_parser(subparsers)`."""

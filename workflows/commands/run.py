@@ -1,0 +1,43 @@
+"""`trainyard run --local`: the pipeline on this machine."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from steps.errors import InputError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the pipeline (--local: on this machine, no cluster)",
+                       description="Execute the rendered WorkflowTemplate's DAG on this machine: each step as a "
+                       "subprocess, artifacts as folders. With no dataset repo, a sample dataset is generated.")
+    p.add_argument("--local", action="store_true", help="run on this machine (required)")
+    p.add_argument("--config", type=Path, help="pipeline config (default configs/local.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.iterations=50 (repeatable)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="workflow parameter, e.g. -p annotation-version=annotations/v2 (repeatable)")
+    p.add_argument("--dataset-repo", help="dataset repo to record from (default: generate runs/sample-dataset)")
+    p.add_argument("--output", type=Path, help="folder for runs, the local database and registry (default ./runs)")
+    p.set_defaults(func=run)
+
+
+def parse_params(items: list[str]) -> dict[str, str]:
+    parameters = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"-p {item!r}: expected NAME=VALUE, e.g. -p annotation-version=annotations/v1")
+        parameters[name] = value
+    return parameters
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.local:
+        raise InputError("only local runs are supported by `run`: add --local (on a cluster: `argo submit`)")
+    from workflows.local_run import run_local
+
+    result = run_local(config=args.config, overrides=args.overrides, parameters=parse_params(args.param),
+                       runs_dir=args.output, dataset_repo=args.dataset_repo)
+    return 0 if result.succeeded else 1

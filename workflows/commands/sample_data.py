@@ -1,0 +1,25 @@
+"""`trainyard sample-data DIR`: a synthetic plate dataset repo (labelme + git + DVC)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample-data", help="generate a synthetic license-plate dataset repo (labelme + git + DVC)",
+                       description="Write labelme files (JPEG + JSON) of synthetic plates into DIR/annotations, make DIR "
+                       "a git repo with DVC, commit them and tag the annotation version.")
+    p.add_argument("dir", type=Path, help="dataset repo folder to create")
+    p.add_argument("--images", type=int, default=40, help="number of images (default 40)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--version", default="annotations/v1", help="annotation tag (default annotations/v1)")
+    p.add_argument("--remote", help="DVC remote URL, e.g. gs://bucket/dvc (default: a folder inside DIR)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from workflows.local_run import create_sample_repo
+
+    create_sample_repo(args.dir, args.images, args.seed, args.version, args.remote)
+    return 0

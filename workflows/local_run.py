@@ -1,0 +1,82 @@
+"""`trainyard run --local`: the pipeline template on this machine, with embedded defaults.
+
+Local stand-ins for the cluster parts: the database Secret becomes a SQLite file, the registry
+bucket a folder, the dataset repo a generated sample repo with a folder DVC remote. Everything
+lands under one runs folder (default `./runs`): `<run-id>/` per run, plus the shared
+`trainyard.sqlite`, `registry/` and `sample-dataset/` that make later runs champion/challenger
+against earlier ones.
+"""
+
+from __future__ import annotations
+
+import shlex
+from datetime import datetime, timezone
+from pathlib import Path
+
+from steps.config import load_config
+from steps.db import URL_ENV
+from workflows.local import LocalRunner, RunResult
+from workflows.pipeline import DATABASE_SECRET, build_pipeline
+from workflows.summary import print_summary
+
+DEFAULT_CONFIG = Path("configs/local.yaml")
+SAMPLE_VERSION = "annotations/v1"
+
+
+def create_sample_repo(repo: Path, images: int = 40, seed: int = 0, version: str = SAMPLE_VERSION,
+                       remote: str | None = None) -> Path:
+    from steps.dataset_repo import commit_annotations, init_dataset_repo
+    from steps.sample_data import generate_sample
+
+    if (repo / "annotations").exists():
+        from steps.errors import InputError
+
+        raise InputError(f"{repo}/annotations already exists; choose an empty folder")
+    init_dataset_repo(repo, remote)
+    files = generate_sample(repo / "annotations", num_images=images, seed=seed)
+    commit_annotations(repo, "annotations", version)
+    print(f"sample-data: {len(files)} labelme files in {repo}/annotations, committed and tagged {version}")
+    return repo
+
+
+def _default_config() -> Path:
+    for candidate in (DEFAULT_CONFIG, Path(__file__).resolve().parents[1] / DEFAULT_CONFIG):
+        if candidate.is_file():
+            return candidate.resolve()
+    return DEFAULT_CONFIG  # load_config names it when missing
+
+
+def run_local(config: Path | None, overrides: list[str], parameters: dict[str, str], runs_dir: Path | None,
+              dataset_repo: str | None) -> RunResult:
+    import os
+
+    runs = (runs_dir or Path("runs")).resolve()
+    config_path = (config or _default_config()).resolve()
+    resolved = load_config(config_path, overrides)  # bad config fails here, before any work
+    registry = resolved.promotion.registry
+    if "://" not in registry and not Path(registry).is_absolute():
+        overrides = [*overrides, f"promotion.registry={runs / registry}"]
+    database = os.environ.get(URL_ENV) or resolved.database.url
+    if database.startswith("sqlite:///") and not Path(database[len("sqlite:///"):]).is_absolute():
+        database = f"sqlite:///{runs / database[len('sqlite:///'):]}"
+
+    repo = parameters.get("dataset-repo") or dataset_repo or resolved.dataset.repo
+    if not repo:
+        sample = runs / "sample-dataset"
+        if not (sample / ".git").exists():
+            print(f"No dataset repo given: generating the sample dataset in {sample}")
+            create_sample_repo(sample)
+        repo = str(sample)
+    elif "://" not in repo and not Path(repo).exists():
+        from steps.errors import InputError
+
+        raise InputError(f"dataset repo {repo}: no such folder (give a git URL or an existing dataset repo)")
+    params = {**parameters, "dataset-repo": repo, "config": str(config_path), "overrides": shlex.join(overrides)}
+
+    run_id = datetime.now(timezone.utc).strftime("local-%Y%m%d-%H%M%S")
+    run_dir = runs / run_id
+    print(f"Run {run_id}\n  dataset repo: {repo}\n  config: {config_path}\n  output: {run_dir}\n  database: {database}")
+    runner = LocalRunner(build_pipeline().to_dict(), run_dir, params, secrets={DATABASE_SECRET: database})
+    result = runner.run()
+    print_summary(result)
+    return result
