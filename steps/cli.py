@@ -19,6 +19,9 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `trainyard models show x | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:

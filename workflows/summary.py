@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+from steps.jsonio import write_json
 from workflows.local import RunResult
 
 TABLE_KEYS = ["bbox/AP", "segm/AP", "segm/AP50", "dv_mAP", "EIR"]
@@ -50,7 +51,7 @@ def summarize(result: RunResult) -> dict:
 
 def print_summary(result: RunResult) -> dict:
     summary = summarize(result)
-    (result.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_json(result.run_dir / "summary.json", summary)
     print()
     print(f"Run {result.run_id}: {'succeeded' if result.succeeded else 'FAILED'}")
     for name, task in summary["tasks"].items():
@@ -58,7 +59,7 @@ def print_summary(result: RunResult) -> dict:
     if summary.get("dataset_version"):
         print(f"Dataset version: {summary['dataset_version']}")
     if "iterations" in summary:
-        print(f"Training: {summary['iterations']} iterations, final loss {summary.get('final_loss', float('nan')):.3f}")
+        print(f"Training: {summary['iterations']} iterations, final loss {_fmt(summary.get('final_loss')).strip()}")
     evaluation = summary.get("evaluation")
     if evaluation:
         key = evaluation["select_key"]

@@ -19,6 +19,7 @@ from steps import __version__, registry
 from steps.config import Config, save_config
 from steps.db import Database, resolve_url
 from steps.errors import InputError
+from steps.jsonio import write_json
 from steps.evaluate.scoring import load_split, predict_split, score
 from steps.evaluate.store import record_evaluation
 from steps.models import get_backend
@@ -72,6 +73,7 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
     backend = get_backend(config.model.backend)
     key, mode = config.evaluate.select_key, config.evaluate.select_mode
     rows = []
+    predictions: dict[str, list[dict]] = {}
     checkpoints = list_checkpoints(checkpoints_dir)
     for index, (iteration, path) in enumerate(checkpoints, start=1):
         print(f"evaluate: [{index}/{len(checkpoints)}] {path.name} on {len(gt['images'])} val images", flush=True)
@@ -80,6 +82,7 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
         metrics = score(gt, results, config.evaluate)
         (out_dir / "predictions").mkdir(exist_ok=True)
         (out_dir / "predictions" / f"{path.stem}.json").write_text(json.dumps(results))
+        predictions[path.name] = results
         rows.append({"checkpoint": path.name, "iteration": iteration, "path": str(path), "metrics": metrics})
         print(f"evaluate: {path.name}: {_brief(metrics, key)}", flush=True)
     best = select_best(rows, key, mode)
@@ -107,14 +110,34 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
         "promotion": {"promoted": promote, "reason": reason, "model_id": model.model_id, "model_uri": model.uri,
                       "challenger_score": challenger, "champion_score": champion_score},
     }
-    (out_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2, allow_nan=True))
+    write_json(out_dir / "evaluation.json", evaluation)
     from steps.report import write_evaluation_report
 
-    write_evaluation_report(out_dir, evaluation, None)
+    curves = pr_curves(gt, predictions[best["checkpoint"]], config)
+    write_json(out_dir / "pr_curves.json", curves, indent=None)
+    write_evaluation_report(out_dir, evaluation, {f"{best['checkpoint']}: {name}": c for name, c in curves.items()})
     db = Database(resolve_url(config.database.url))
     db.migrate()
     record_evaluation(db, evaluation, rows, model, key)
     return EvaluateResult(best["checkpoint"], challenger, promote, model.model_id, model.uri, reason)
+
+
+def pr_curves(gt: dict, results: list[dict], config: Config) -> dict[str, dict[str, list[float]]]:
+    """Mask precision/recall at IoU 0.50: the plate class and the mean over all classes."""
+    from steps.metrics import coco_evaluate
+
+    kept = [r for r in results if r["score"] >= config.evaluate.score_threshold]
+    per_class = coco_evaluate(gt, kept, "segm", curves=True)["pr50"]
+    if not per_class:
+        return {}
+    curves = {}
+    plate = config.evaluate.plate_label
+    if plate in per_class:
+        curves[f"segm PR@0.5 {plate}"] = per_class[plate]
+    columns = list(zip(*(c["precision"] for c in per_class.values())))
+    recall = next(iter(per_class.values()))["recall"]
+    curves["segm PR@0.5 mean of classes"] = {"recall": recall, "precision": [sum(col) / len(col) for col in columns]}
+    return curves
 
 
 def _brief(metrics: dict[str, float], key: str) -> str:

@@ -19,13 +19,14 @@ SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # the first six COCO
 
 
 def coco_evaluate(
-    gt: dict[str, Any], results: list[dict[str, Any]], iou_type: IouType, verbose: bool = False
+    gt: dict[str, Any], results: list[dict[str, Any]], iou_type: IouType, verbose: bool = False,
+    curves: bool = False,
 ) -> dict[str, Any]:
     """{"AP", "AP50", "AP75", "APs", "APm", "APl", "per_class": {name: AP}}, floats in [0, 1].
 
     `per_class` is AP@[.50:.95] of each category that has ground truth (others are omitted),
     read from the precision array as pycocotools/detectron2 do. `verbose` prints the libraries'
-    usual summary table.
+    usual summary table. `curves` adds "pr50": the precision/recall curve at IoU 0.50 per class.
     """
     if iou_type not in ("bbox", "segm"):
         raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
@@ -39,7 +40,20 @@ def coco_evaluate(
     evaluator.accumulate()
     evaluator.summarize()
     summary = {key: _defined(value) for key, value in zip(SUMMARY_KEYS, evaluator.stats[:6])}
-    return {**summary, "per_class": _per_class(evaluator, coco_gt)}
+    extra = {"pr50": _pr_curves(evaluator, coco_gt)} if curves else {}
+    return {**summary, "per_class": _per_class(evaluator, coco_gt), **extra}
+
+
+def _pr_curves(evaluator: COCOeval_faster, coco_gt: COCO) -> dict[str, dict[str, list[float]]]:
+    """{class name: {"recall": [...], "precision": [...]}} at IoU 0.50, area all, 100 detections."""
+    precision = np.asarray(evaluator.eval["precision"])
+    recall = [float(r) for r in evaluator.params.recThrs]
+    curves = {}
+    for k, cat_id in enumerate(evaluator.params.catIds):
+        values = precision[0, :, k, 0, -1]
+        if (values > -1).any():
+            curves[coco_gt.cats[cat_id]["name"]] = {"recall": recall, "precision": [max(float(v), 0.0) for v in values]}
+    return curves
 
 
 def _per_class(evaluator: COCOeval_faster, coco_gt: COCO) -> dict[str, float]:

@@ -6,7 +6,6 @@ honest estimate of how the model does on new images.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from steps import registry
 from steps.config import Config, save_config
 from steps.errors import InputError
 from steps.evaluate.scoring import load_split, predict_split, score
+from steps.jsonio import write_json
 from steps.models import get_backend
 
 
@@ -49,8 +49,8 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
         print(f"test: model {model_id} on {len(gt['images'])} test images", flush=True)
         results = predict_split(predictor, gt, dataset_dir / "images", config.evaluate.score_threshold)
     metrics = score(gt, results, config.evaluate)
-    (out_dir / "predictions.json").write_text(json.dumps(results))
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out_dir / "predictions.json", results, indent=None)
+    write_json(out_dir / "metrics.json", metrics)
 
     plate = config.evaluate.plate_label
     names = {c["id"]: c["name"] for c in gt["categories"]}

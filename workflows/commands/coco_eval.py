@@ -1,0 +1,63 @@
+"""`trainyard coco-eval GT RESULTS`: COCO evaluation of a results file, as pycocotools computes it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from steps.errors import InputError
+
+SUMMARY_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("coco-eval", help="COCO AP of a results file against ground truth",
+                       description="Evaluate COCO results (a list of detections) against a COCO ground-truth file: "
+                       "AP, AP50, AP75, APs/APm/APl and per-class AP, equal to pycocotools' COCOeval.")
+    p.add_argument("gt", type=Path, metavar="GT_JSON", help="COCO ground truth (images, annotations, categories)")
+    p.add_argument("results", type=Path, metavar="RESULTS_JSON", help="COCO results: a list of detections")
+    p.add_argument("--iou-type", choices=["bbox", "segm"], default="bbox", help="what to match (default bbox)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def _load(path: Path, what: str) -> object:
+    if not path.is_file():
+        raise InputError(f"{path}: {what} file not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from steps.jsonio import finite
+    from steps.metrics import coco_evaluate
+
+    gt = _load(args.gt, "ground truth")
+    results = _load(args.results, "results")
+    if not isinstance(gt, dict) or not {"images", "annotations", "categories"} <= set(gt):
+        raise InputError(f"{args.gt}: not a COCO ground truth (needs images, annotations, categories)")
+    if isinstance(results, dict) and "annotations" in results:
+        results = results["annotations"]  # tolerate a COCO-style file holding detections
+    if not isinstance(results, list):
+        raise InputError(f"{args.results}: expected a JSON list of detections")
+    summary = coco_evaluate(gt, results, args.iou_type)
+    if args.json:
+        print(json.dumps(finite({"iou_type": args.iou_type, **summary}), indent=2))
+        return 0
+    print(f"COCO {args.iou_type} evaluation: {len(results)} detections on {len(gt['images'])} images")
+    for key in SUMMARY_KEYS:
+        print(f"  {key:<6} {_fmt(summary[key])}")
+    if summary["per_class"]:
+        print("  per class:")
+        width = max(len(name) for name in summary["per_class"])
+        for name, value in summary["per_class"].items():
+            print(f"    {name:<{width}}  {_fmt(value)}")
+    return 0
+
+
+def _fmt(value: float) -> str:
+    return "  n/a" if math.isnan(value) else f"{value:.4f}"

@@ -1,0 +1,60 @@
+"""`trainyard models list|show|promote|rollback`: the model registry (a folder or gs:// prefix)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+DEFAULT_REGISTRY = "runs/registry"  # where `trainyard run --local` registers models
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list, show, promote or roll back registered models",
+                       description="Work with the model registry: every registered model with its metrics and "
+                       "lineage, and the production pointer that the test step and deployments use.")
+    p.add_argument("--registry", default=DEFAULT_REGISTRY,
+                   help=f"registry folder or gs://bucket/prefix (default {DEFAULT_REGISTRY})")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="every model, oldest first; * marks production")
+    show = actions.add_parser("show", help="one model's metrics and lineage as JSON")
+    show.add_argument("model_id", help="model id, or 'production'")
+    promote = actions.add_parser("promote", help="make a model production (by hand: no champion check)")
+    promote.add_argument("model_id")
+    promote.add_argument("--reason", default="promoted by hand", help="recorded in the pointer's history")
+    actions.add_parser("rollback", help="put the previous production model back")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from steps import registry
+
+    current = registry.production(args.registry)
+    current_id = current["model_id"] if current else None
+    if args.action == "list":
+        models = registry.list_models(args.registry)
+        if not models:
+            print(f"{args.registry}: no models registered yet")
+        for model in models:
+            mark = "*" if model.model_id == current_id else " "
+            metrics = "  ".join(f"{k}={v:.4f}" for k, v in model.metrics.items()
+                                if k in ("segm/AP", "bbox/AP", "dv_mAP", "EIR") and isinstance(v, float))
+            print(f"{mark} {model.model_id}  {model.lineage.get('dataset_version') or '-':<14} {metrics}")
+    elif args.action == "show":
+        model_id = current_id if args.model_id == "production" else args.model_id
+        if model_id is None:
+            from steps.errors import InputError
+
+            raise InputError(f"{args.registry}: no production model yet")
+        model = registry.show(args.registry, model_id)
+        info = {"model_id": model.model_id, "uri": model.uri, "production": model.model_id == current_id,
+                "metrics": model.metrics, "lineage": model.lineage}
+        from steps.jsonio import finite
+
+        print(json.dumps(finite(info), indent=2))
+    elif args.action == "promote":
+        registry.promote(args.registry, args.model_id, args.reason)
+        print(f"production is now {args.model_id}")
+    else:
+        pointer = registry.rollback(args.registry)
+        print(f"production is now {pointer['model_id']} (rolled back from {current_id})")
+    return 0
