@@ -38,6 +38,9 @@ class DatasetConfig(_Section):
     test_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     # Seed of the deterministic train/val/test split.
     split_seed: int = 0
+    # A labelme file that fails a check: `fail` records nothing; `skip` records the others and lists
+    # the skipped files with their reason (report.json in the dataset, and the database).
+    on_invalid: Literal["fail", "skip"] = "fail"
 
 
 class DatabaseConfig(_Section):
@@ -56,6 +59,9 @@ class ModelConfig(_Section):
     # Shorter / longer image side after resizing.
     min_size: int = Field(800, gt=0)
     max_size: int = Field(1333, gt=0)
+    # RoIs sampled per training image for the box and mask heads (Mask R-CNN's 512). On a CPU the
+    # heads dominate the step time, so small local configs lower it.
+    roi_batch_size_per_image: int = Field(512, gt=0)
 
 
 class TrainConfig(_Section):

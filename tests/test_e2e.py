@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 TINY = {
     "dataset": {"val_fraction": 0.25, "test_fraction": 0.25},
-    "model": {"backbone": "resnet18", "min_size": 96, "max_size": 128},
+    "model": {"backbone": "resnet18", "min_size": 96, "max_size": 128, "roi_batch_size_per_image": 32},
     "train": {"iterations": 2, "batch_size": 2, "warmup_iters": 1, "checkpoint_period": 1, "log_period": 1,
               "num_workers": 0},
     "evaluate": {"score_threshold": 0.2},

@@ -1,0 +1,109 @@
+"""Checkpoint files: atomic writes, discovery, and loading the newest readable one.
+
+Files are `checkpoints/model_<iteration:07d>.pth` where the number is the count of completed
+iterations. A write goes to a hidden temp file first and is renamed into place, so a pod killed
+mid-write never leaves a half-written `model_*.pth` behind.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+_NAME = re.compile(r"^model_(\d{7,})\.pth$")
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint could not be read and was skipped."""
+
+
+def checkpoint_path(checkpoint_dir: Path, iteration: int) -> Path:
+    return Path(checkpoint_dir) / f"model_{iteration:07d}.pth"
+
+
+def list_checkpoints(checkpoint_dir: Path) -> list[tuple[int, Path]]:
+    """(iteration, path) of every `model_*.pth`, oldest first."""
+    folder = Path(checkpoint_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
+    """Write `state` to `path` atomically (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by `save_checkpoint` (tensors and plain values only)."""
+    state = torch.load(Path(path), map_location=map_location, weights_only=True)
+    if not isinstance(state, dict) or "model" not in state:
+        raise ValueError(f"{path}: not a trainyard checkpoint (no 'model' entry)")
+    return state
+
+
+def load_latest(checkpoint_dir: Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that loads; unreadable newer ones are renamed `*.corrupt` with a warning.
+
+    Renaming keeps a broken file from being picked (or evaluated) again, while keeping it for a look.
+    """
+    for iteration, path in reversed(list_checkpoints(checkpoint_dir)):
+        try:
+            return path, read_checkpoint(path, map_location)
+        except Exception as exc:  # any unpickling/zip/IO error means the file is unusable
+            aside = path.with_name(path.name + ".corrupt")
+            os.replace(path, aside)
+            warnings.warn(
+                f"{path}: unreadable checkpoint of iteration {iteration} ({type(exc).__name__}: {exc}); "
+                f"moved to {aside.name}, falling back to the previous one",
+                CheckpointWarning,
+                stacklevel=2,
+            )
+    return None
+
+
+def capture_rng() -> dict[str, Any]:
+    """Every RNG state a training step touches, as tensors/lists (loadable with weights_only)."""
+    np_state = np.random.get_state(legacy=False)
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {**np_state, "state": {"key": np_state["state"]["key"].tolist(), "pos": np_state["state"]["pos"]}},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(_as_tuple(state["python"]))
+    np_state = dict(state["numpy"])
+    np_state["state"] = {"key": np.asarray(np_state["state"]["key"], dtype=np.uint32), "pos": np_state["state"]["pos"]}
+    np.random.set_state(np_state)
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _as_tuple(value: Any) -> Any:
+    # random.setstate wants nested tuples; a round trip may hand back lists.
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value

@@ -1,0 +1,75 @@
+"""Inference with a torchvision Mask R-CNN checkpoint, producing COCO results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision.models.detection import MaskRCNN
+
+from steps.config import ModelConfig
+from steps.errors import InputError
+from steps.masks import encode
+from steps.models.checkpoints import read_checkpoint
+from steps.models.coco_dataset import load_image
+from steps.models.devices import resolve_device
+from steps.models.torchvision_model import build_model
+
+# Mask R-CNN outputs per-pixel probabilities; COCO's convention binarises at 0.5.
+MASK_THRESHOLD = 0.5
+
+
+class TorchvisionPredictor:
+    def __init__(self, model: MaskRCNN, categories: list[dict[str, Any]], device: torch.device) -> None:
+        self.model = model.eval().to(device)
+        self.categories = categories
+        self.device = device
+        self._category_of_label = {i + 1: cat["id"] for i, cat in enumerate(categories)}
+
+    @torch.inference_mode()
+    def predict(self, image_path: Path, image_id: int, score_threshold: float) -> list[dict[str, Any]]:
+        """COCO results for one image, best score first."""
+        image = load_image(Path(image_path))
+        tensor = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).to(self.device)
+        # The model drops boxes under its own threshold before NMS; align it with the caller's.
+        self.model.roi_heads.score_thresh = score_threshold
+        output = self.model([tensor])[0]
+        boxes = output["boxes"].cpu().numpy()
+        scores = output["scores"].cpu().numpy()
+        labels = output["labels"].cpu().numpy()
+        masks = (output["masks"][:, 0] > MASK_THRESHOLD).cpu().numpy()
+        results = []
+        for box, score, label, mask in zip(boxes, scores, labels, masks):
+            if score < score_threshold:
+                continue
+            x1, y1, x2, y2 = (float(v) for v in box)
+            results.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": int(self._category_of_label[int(label)]),
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(score),
+                    "segmentation": encode(mask),
+                }
+            )
+        return results
+
+
+def load_predictor(checkpoint: Path, device: str = "auto") -> TorchvisionPredictor:
+    """Rebuild the model from the config stored in `checkpoint` and load its weights."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint not found")
+    try:
+        state = read_checkpoint(path)
+    except Exception as exc:  # unreadable or foreign file: a user-facing input problem
+        raise InputError(f"{path}: not a readable trainyard checkpoint ({type(exc).__name__}: {exc})") from None
+    if state.get("backend") != "torchvision":
+        raise InputError(f"{path}: written by backend {state.get('backend')!r}, not 'torchvision'; load it with that backend")
+    model_config = ModelConfig.model_validate(state["config"]["model"])
+    categories = list(state["categories"])
+    model = build_model(model_config, len(categories) + 1, download=False)
+    model.load_state_dict(state["model"])
+    return TorchvisionPredictor(model, categories, resolve_device(device, field="device"))

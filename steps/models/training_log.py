@@ -1,0 +1,77 @@
+"""Where training progress goes: metrics.json, TensorBoard events and flushed stdout lines.
+
+On resume, entries logged after the checkpoint being resumed are dropped (those iterations run
+again), so metrics.json reads as one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+
+
+def format_duration(seconds: float) -> str:
+    """`45s`, `2m16s`, `1h02m`: short enough for a progress line."""
+    seconds = int(round(max(seconds, 0)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def progress_line(iteration: int, total: int, loss: float, lr: float, seconds_per_iter: float) -> str:
+    eta = format_duration((total - iteration) * seconds_per_iter)
+    return f"iter {iteration}/{total}  loss {loss:.3f}  lr {lr:.4f}  {seconds_per_iter:.2f} s/it  eta {eta}"
+
+
+def say(message: str) -> None:
+    """One line on stdout, flushed at once so pod logs show it live."""
+    print(message, flush=True)
+
+
+class TrainingLog:
+    def __init__(self, out_dir: Path, start_iteration: int) -> None:
+        self.metrics_path = Path(out_dir) / "metrics.json"
+        self.entries = [e for e in self._read_existing() if e["iteration"] <= start_iteration]
+        # purge_step hides TensorBoard events past the checkpoint that a preempted run had written.
+        self.writer = SummaryWriter(log_dir=str(Path(out_dir) / "tensorboard"), purge_step=start_iteration or None)
+
+    def _read_existing(self) -> list[dict[str, Any]]:
+        if not self.metrics_path.is_file():
+            return []
+        try:
+            entries = json.loads(self.metrics_path.read_text())
+        except json.JSONDecodeError:
+            print(f"warning: {self.metrics_path}: unreadable, starting a new one", file=sys.stderr, flush=True)
+            return []
+        return entries if isinstance(entries, list) else []
+
+    def log(self, iteration: int, total: int, losses: dict[str, float], lr: float, seconds_per_iter: float) -> None:
+        """Record the losses (already averaged over the log window) of `iteration` completed iterations."""
+        loss = sum(losses.values())
+        entry = {"iteration": iteration, "loss": loss, **losses, "lr": lr, "seconds": seconds_per_iter}
+        self.entries.append(entry)
+        self._write()
+        self.writer.add_scalar("loss/total", loss, iteration)
+        for name, value in losses.items():
+            self.writer.add_scalar(f"loss/{name}", value, iteration)
+        self.writer.add_scalar("lr", lr, iteration)
+        self.writer.add_scalar("seconds_per_iter", seconds_per_iter, iteration)
+        say(progress_line(iteration, total, loss, lr, seconds_per_iter))
+
+    def _write(self) -> None:
+        tmp = self.metrics_path.with_name(f".{self.metrics_path.name}.tmp")
+        tmp.write_text(json.dumps(self.entries, indent=1))
+        os.replace(tmp, self.metrics_path)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

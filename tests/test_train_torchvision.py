@@ -1,0 +1,320 @@
+"""The torchvision Mask R-CNN backend: training outputs, resume, preemption, fallback, prediction.
+
+A tiny synthetic COCO dataset (6 images of drawn rectangles and triangles), resnet18 at ~128 px and a
+handful of iterations on the CPU: enough to exercise the real training loop end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from steps.config import Config, ModelConfig, load_config
+from steps.errors import ConfigError, InputError
+from steps.masks import decode
+from steps.models import TrainSummary, get_backend
+from steps.models.checkpoints import CheckpointWarning, list_checkpoints, read_checkpoint, save_checkpoint
+from steps.models.coco_dataset import CocoSegmentationDataset, read_split
+from steps.models.sampling import ResumableSampler
+from steps.models.schedule import lr_factor
+from steps.models.torchvision_model import build_model, load_initial_weights
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGE_W, IMAGE_H = 160, 120
+CATEGORIES = [{"id": 1, "name": "plate", "supercategory": ""}, {"id": 2, "name": "char", "supercategory": ""}]
+
+# Few sampled RoIs keep the box and mask heads cheap on a 2-core CPU.
+TINY_MODEL: dict[str, Any] = {"backend": "torchvision", "backbone": "resnet18", "pretrained": "none", "min_size": 128,
+                              "max_size": 160, "roi_batch_size_per_image": 32}
+
+
+def tiny_config(**train: Any) -> Config:
+    settings = {
+        "iterations": 4,
+        "batch_size": 2,
+        "checkpoint_period": 2,
+        "log_period": 1,
+        "warmup_iters": 2,
+        "lr": 0.005,
+        "num_workers": 0,
+        "device": "cpu",
+        "hflip": 0.5,
+        **train,
+    }
+    return Config.model_validate({"model": TINY_MODEL, "train": settings})
+
+
+def make_coco_dataset(root: Path, images: int = 6, seed: int = 0) -> Path:
+    """train/val/test.json + images/: each image has a filled rectangle (plate) and triangle (char).
+
+    Objects stay under 20 px, below what the smallest (32 px) anchors match at IoU 0.5: few positive
+    RoIs reach the mask head, which is what keeps an iteration cheap on a CPU.
+    """
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    image_entries, annotations = [], []
+    for i in range(images):
+        picture = Image.fromarray(rng.integers(0, 60, (IMAGE_H, IMAGE_W, 3), dtype=np.uint8))
+        draw = ImageDraw.Draw(picture)
+        x, y = int(rng.integers(5, 70)), int(rng.integers(5, 90))
+        w, h = int(rng.integers(12, 20)), int(rng.integers(8, 16))
+        rectangle = [x, y, x + w, y, x + w, y + h, x, y + h]
+        draw.polygon(rectangle, fill=(220, 220, 40))
+        tx, ty = int(rng.integers(80, IMAGE_W - 20)), int(rng.integers(5, IMAGE_H - 20))
+        triangle = [tx, ty + 14, tx + 7, ty, tx + 14, ty + 14]
+        draw.polygon(triangle, fill=(40, 200, 220))
+        picture.save(root / "images" / f"img{i}.png")
+        image_entries.append({"id": i + 1, "file_name": f"img{i}.png", "width": IMAGE_W, "height": IMAGE_H})
+        for k, (category, polygon, box) in enumerate([(1, rectangle, [x, y, w, h]), (2, triangle, [tx, ty, 14, 14])]):
+            annotations.append(
+                {"id": 2 * i + k + 1, "image_id": i + 1, "category_id": category, "segmentation": [[float(v) for v in polygon]],
+                 "bbox": box, "area": box[2] * box[3], "iscrowd": 0}
+            )
+    # One unannotated image: training must skip it.
+    Image.new("RGB", (IMAGE_W, IMAGE_H)).save(root / "images" / "empty.png")
+    image_entries.append({"id": images + 1, "file_name": "empty.png", "width": IMAGE_W, "height": IMAGE_H})
+    coco = {"images": image_entries, "annotations": annotations, "categories": CATEGORIES}
+    for split in ("train", "val", "test"):
+        (root / f"{split}.json").write_text(json.dumps(coco))
+    return root
+
+
+def metric_iterations(out_dir: Path) -> list[int]:
+    return [entry["iteration"] for entry in json.loads((out_dir / "metrics.json").read_text())]
+
+
+def checkpoint_iterations(out_dir: Path) -> list[int]:
+    return [iteration for iteration, _ in list_checkpoints(out_dir / "checkpoints")]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_coco_dataset(tmp_path_factory.mktemp("coco") / "dataset")
+
+
+@pytest.fixture(scope="module")
+def first_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainSummary]:
+    """4 iterations, checkpoints at 2 and 4: shared read-only; tests that change it copy it."""
+    out = tmp_path_factory.mktemp("run") / "out"
+    return out, get_backend("torchvision").train(dataset, out, tiny_config())
+
+
+@pytest.fixture
+def run_copy(first_run: tuple[Path, TrainSummary], tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    shutil.copytree(first_run[0], out)
+    return out
+
+
+def test_short_run_writes_checkpoints_metrics_tensorboard_and_config(first_run: tuple[Path, TrainSummary]) -> None:
+    out, summary = first_run
+    assert summary.iterations == 4 and summary.start_iteration == 0
+    assert summary.final_loss is not None and np.isfinite(summary.final_loss)
+    assert [p.name for p in summary.checkpoints] == ["model_0000002.pth", "model_0000004.pth"]
+    assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")], "temp files left behind"
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [m["iteration"] for m in metrics] == [1, 2, 3, 4]
+    assert {"loss", "lr", "seconds", "loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"} <= set(metrics[0])
+    assert metrics[-1]["loss"] == pytest.approx(sum(v for k, v in metrics[-1].items() if k.startswith("loss_")))
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert load_config(out / "config.yaml") == tiny_config()
+
+    state = read_checkpoint(out / "checkpoints" / "model_0000004.pth")
+    assert state["iteration"] == 4 and state["backend"] == "torchvision"
+    assert state["categories"] == CATEGORIES
+    assert state["config"]["model"]["backbone"] == "resnet18"
+    assert {"model", "optimizer", "scheduler", "rng", "scaler"} <= set(state)
+
+
+def test_resume_continues_to_the_new_total(run_copy: Path, dataset: Path) -> None:
+    summary = get_backend("torchvision").train(dataset, run_copy, tiny_config(iterations=6))
+    assert summary.start_iteration == 4 and summary.iterations == 6
+    assert metric_iterations(run_copy) == [1, 2, 3, 4, 5, 6]
+    assert checkpoint_iterations(run_copy) == [2, 4, 6]
+    assert read_checkpoint(run_copy / "checkpoints" / "model_0000006.pth")["iteration"] == 6
+
+
+def test_rerun_of_a_finished_run_does_nothing(run_copy: Path, dataset: Path) -> None:
+    before = (run_copy / "checkpoints" / "model_0000004.pth").stat().st_mtime_ns
+    summary = get_backend("torchvision").train(dataset, run_copy, tiny_config())
+    assert summary.start_iteration == 4 and summary.final_loss is None
+    assert (run_copy / "checkpoints" / "model_0000004.pth").stat().st_mtime_ns == before
+
+
+def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(run_copy: Path, dataset: Path) -> None:
+    latest = run_copy / "checkpoints" / "model_0000004.pth"
+    with open(latest, "r+b") as handle:
+        handle.truncate(latest.stat().st_size // 2)
+    with pytest.warns(CheckpointWarning, match="model_0000004.pth"):
+        summary = get_backend("torchvision").train(dataset, run_copy, tiny_config())
+    assert summary.start_iteration == 2 and summary.iterations == 4
+    assert metric_iterations(run_copy) == [1, 2, 3, 4]
+    assert read_checkpoint(latest)["iteration"] == 4  # rewritten, readable again
+    assert (run_copy / "checkpoints" / "model_0000004.pth.corrupt").is_file()
+
+
+_TRAIN_IN_SUBPROCESS = """
+import json, sys
+from pathlib import Path
+from steps.config import Config
+from steps.models import get_backend
+config = Config.model_validate(json.loads(sys.argv[1]))
+get_backend("torchvision").train(Path(sys.argv[2]), Path(sys.argv[3]), config)
+"""
+
+
+def test_sigterm_checkpoints_exits_143_and_the_rerun_resumes(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    # Checkpoints only at the end: any earlier checkpoint must be the one SIGTERM wrote.
+    config = tiny_config(iterations=4, checkpoint_period=100, batch_size=1)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", _TRAIN_IN_SUBPROCESS, config.model_dump_json(), str(dataset), str(out)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("iter 1/4"):
+            process.send_signal(signal.SIGTERM)
+            break
+    rest, _ = process.communicate(timeout=120)
+    output = "".join(lines) + rest
+    assert process.returncode == 143, output
+    stopped = int(re.search(r"SIGTERM: checkpoint written at iteration (\d+)", output).group(1))
+    assert 1 <= stopped < 4
+    assert checkpoint_iterations(out) == [stopped]
+
+    summary = get_backend("torchvision").train(dataset, out, config)
+    assert summary.start_iteration == stopped and summary.iterations == 4
+    assert metric_iterations(out) == [1, 2, 3, 4]
+    assert checkpoint_iterations(out) == [stopped, 4]
+
+
+def test_predict_returns_coco_results_with_image_sized_masks(first_run: tuple[Path, TrainSummary], dataset: Path) -> None:
+    predictor = get_backend("torchvision").load(first_run[1].checkpoints[-1], device="cpu")
+    assert predictor.categories == CATEGORIES
+    results = predictor.predict(dataset / "images" / "img0.png", image_id=7, score_threshold=0.0)
+    assert results, "an untrained model still proposes boxes at threshold 0"
+    for result in results:
+        assert set(result) == {"image_id", "category_id", "bbox", "score", "segmentation"}
+        assert result["image_id"] == 7 and result["category_id"] in (1, 2)
+        x, y, w, h = result["bbox"]
+        assert 0 <= x and 0 <= y and w >= 0 and h >= 0 and x + w <= IMAGE_W + 1e-3 and y + h <= IMAGE_H + 1e-3
+        assert 0.0 <= result["score"] <= 1.0
+        assert isinstance(result["segmentation"]["counts"], str)
+        assert decode(result["segmentation"]).shape == (IMAGE_H, IMAGE_W)
+    json.dumps(results)  # COCO results must serialise as they are
+    cutoff = sorted(r["score"] for r in results)[len(results) // 2]
+    assert all(r["score"] >= cutoff for r in predictor.predict(dataset / "images" / "img0.png", 7, cutoff))
+
+
+def test_a_checkpoint_file_can_start_a_model_with_other_categories(first_run: tuple[Path, TrainSummary]) -> None:
+    weights = first_run[1].checkpoints[-1]
+    config = ModelConfig.model_validate({**TINY_MODEL, "pretrained": str(weights)})
+    same = build_model(config, num_classes=3)
+    assert load_initial_weights(same, config) == []
+    trained = read_checkpoint(weights)["model"]
+    assert torch.equal(same.state_dict()["backbone.body.layer4.1.conv2.weight"], trained["backbone.body.layer4.1.conv2.weight"])
+    # Five classes: only the class-specific heads stay at their random start.
+    missing = load_initial_weights(build_model(config, num_classes=5), config)
+    assert {key.rsplit(".", 2)[0] for key in missing} == {"roi_heads.box_predictor", "roi_heads.mask_predictor"}
+
+
+def test_unknown_backbone_is_a_config_error_before_any_work(dataset: Path, tmp_path: Path) -> None:
+    config = tiny_config()
+    config.model.backbone = "resnet101"
+    with pytest.raises(ConfigError, match="model.backbone: 'resnet101'"):
+        get_backend("torchvision").train(dataset, tmp_path / "out", config)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"backbone": "resnet18", "pretrained": "coco"}, "COCO Mask R-CNN weights for resnet50 only"),
+        ({"backbone": "resnet18", "pretrained": "/no/such/weights.pth"}, "model.pretrained"),
+        ({"backbone": "resnet18", "min_size": 400, "max_size": 300}, "model.min_size"),
+    ],
+    ids=["coco-needs-resnet50", "missing-weights-file", "min-above-max"],
+)
+def test_bad_model_settings_are_config_errors(model: dict[str, Any], message: str, dataset: Path, tmp_path: Path) -> None:
+    config = Config.model_validate({"model": model})
+    with pytest.raises(ConfigError, match=message):
+        get_backend("torchvision").train(dataset, tmp_path / "out", config)
+
+
+def test_missing_dataset_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="train.json: not found"):
+        get_backend("torchvision").train(tmp_path / "nowhere", tmp_path / "out", tiny_config())
+
+
+def test_detectron2_backend_without_detectron2_says_how_to_get_it() -> None:
+    try:
+        import detectron2  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="built from source.*images/train"):
+            get_backend("detectron2")
+    else:
+        pytest.skip("detectron2 is importable here")
+
+
+def test_mobilenet_backbone_builds_and_runs() -> None:
+    model = build_model(ModelConfig(backbone="mobilenet_v3_large", min_size=96, max_size=128), num_classes=3).eval()
+    with torch.inference_mode():
+        (output,) = model([torch.rand(3, 96, 128)])
+    assert model.roi_heads.box_predictor.cls_score.out_features == 3
+    assert output["masks"].shape[1:] == (1, 96, 128)
+
+
+def test_hflip_mirrors_image_boxes_and_masks(dataset: Path) -> None:
+    split = read_split(dataset)
+    assert len(split.images) == 6  # the unannotated image is skipped
+    plain, flipped = CocoSegmentationDataset(split, hflip=0.0)[(0, 1)], CocoSegmentationDataset(split, hflip=1.0)[(0, 1)]
+    assert torch.equal(flipped[0], plain[0].flip(-1))
+    assert torch.equal(flipped[1]["masks"], plain[1]["masks"].flip(-1))
+    x1, y1, x2, y2 = plain[1]["boxes"][0].tolist()
+    assert flipped[1]["boxes"][0].tolist() == [IMAGE_W - x2, y1, IMAGE_W - x1, y2]
+    # the mask's columns match its box: COCO pixel [x1, x2) becomes [W - x2, W - x1)
+    columns = flipped[1]["masks"][0].any(dim=0).nonzero().flatten()
+    assert (columns.min().item(), columns.max().item() + 1) == (IMAGE_W - x2, IMAGE_W - x1)
+
+
+def test_lr_schedule_warms_up_linearly_then_decays() -> None:
+    assert lr_factor(0, 100, 10) == pytest.approx(0.001)
+    # halfway through warmup: 0.001 * 0.5 + 0.5, times the cosine at 5 % of the run
+    assert lr_factor(5, 100, 10) == pytest.approx(0.5005 * 0.5 * (1 + np.cos(np.pi * 0.05)))
+    assert lr_factor(50, 100, 0) == pytest.approx(0.5)
+    assert lr_factor(100, 100, 0) == pytest.approx(0.0)
+    assert [lr_factor(i, 90, 0, "step") for i in (59, 60, 79, 80)] == pytest.approx([1.0, 0.1, 0.1, 0.01])
+
+
+def test_sampler_resumes_mid_epoch_with_the_same_order() -> None:
+    fresh = list(islice(ResumableSampler(5, seed=3), 12))
+    assert sorted(i for i, _ in fresh[:5]) == list(range(5)) and sorted(i for i, _ in fresh[5:10]) == list(range(5))
+    assert list(islice(ResumableSampler(5, seed=3, start=7), 5)) == fresh[7:]
+    assert fresh[:5] != list(islice(ResumableSampler(5, seed=4), 5))
+
+
+def test_atomic_save_replaces_whole_files_and_leaves_no_temp(tmp_path: Path) -> None:
+    path = tmp_path / "model_0000001.pth"
+    save_checkpoint({"model": {"w": torch.zeros(2)}}, path)
+    save_checkpoint({"model": {"w": torch.ones(2)}}, path)
+    assert torch.equal(read_checkpoint(path)["model"]["w"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["model_0000001.pth"]
+    assert list_checkpoints(tmp_path) == [(1, path)]
