@@ -1,32 +1,50 @@
-"""labelme files -> a COCO instance-segmentation dataset with a deterministic train/val/test split.
+"""labelme files -> a COCO instance-segmentation dataset with a deterministic split.
 
-Same inputs give byte-identical output: images are ordered by file name, ids are assigned in that
-order, and JSON is written with sorted keys.
+Same inputs give byte-identical output: files are converted in parallel but collected in path
+order, images are ordered by file name, ids are assigned in that order (from 1: pycocotools
+treats id 0 as "no match"), and JSON is written with sorted keys. A file that fails a check is
+either the reason the whole conversion fails (`on_invalid="fail"`, nothing written) or left out
+and listed in `report.json` (`on_invalid="skip"`); a file is never half used.
 """
 
 from __future__ import annotations
 
-import hashlib
+import io
 import json
-import math
+import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps
 
+from steps.dataset_split import SPLITS, split_counts, split_images
 from steps.errors import ConfigError, InputError
-from steps.labelme import LabelmeFile, LabelmeShape, image_path, load_labelme
+from steps.labelme import category_names, embedded_image, parse_labelme
+from steps.labelme_convert import ConvertedFile, ConvertSettings, ImageSource, convert_file
+from steps.labelme_shapes import AREA_SHAPES, Polygon, polygon_area
+from steps.parallel import parallel_map
 
-SPLITS = ("train", "val", "test")
-# Shapes that enclose an area; the others (line, point, ...) cannot be an instance mask.
-AREA_SHAPES = ("polygon", "rectangle", "circle")
-CIRCLE_POINTS = 32
-_EXIF_ORIENTATION = 0x0112
+__all__ = [
+    "AREA_SHAPES", "SPLITS", "CocoBuild", "InvalidFiles", "Polygon", "SkippedFile", "build_coco", "image_strata",
+    "polygon_area", "split_counts", "split_images", "write_coco_dataset",
+]
 
-Polygon = list[float]  # flat [x0, y0, x1, y1, ...]
+OnInvalid = Literal["fail", "skip"]
+REPORT_NAME = "report.json"
+_LISTED = 20  # invalid files named in an error message; the rest are counted
+_WRITERS = 16  # threads writing image files
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    file: str
+    reason: str
 
 
 @dataclass
@@ -36,177 +54,146 @@ class CocoBuild:
     images: list[dict[str, Any]]
     annotations: list[dict[str, Any]]
     categories: list[dict[str, Any]]
-    # Image file name (as in `images`) -> the source image to copy into the dataset.
-    sources: dict[str, Path] = field(default_factory=dict)
-    # Shapes that were skipped, one line each (file, shape index, why).
+    # Image file name (as in `images`) -> where its bytes come from.
+    sources: dict[str, ImageSource] = field(default_factory=dict)
+    # Shapes left out or clipped, one line each ("file: shape i ('label') ...").
     warnings: list[str] = field(default_factory=list)
+    # Files left out with on_invalid="skip", with the reason.
+    skipped: list[SkippedFile] = field(default_factory=list)
+    # Image file name -> number of shapes in its labelme file.
+    num_shapes: dict[str, int] = field(default_factory=dict)
 
 
-def polygon_area(polygon: Polygon) -> float:
-    """Shoelace formula; absolute, so either winding order counts."""
-    xs, ys = polygon[0::2], polygon[1::2]
-    twice = sum(xs[i] * ys[(i + 1) % len(xs)] - xs[(i + 1) % len(xs)] * ys[i] for i in range(len(xs)))
-    return abs(twice) / 2.0
+class InvalidFiles(InputError):
+    """Some labelme files failed their checks (on_invalid="fail"); `problems` lists them all."""
+
+    def __init__(self, problems: list[SkippedFile], total: int):
+        self.problems = problems
+        lines = [f"{p.file}: {p.reason}" for p in problems]
+        if len(lines) == 1:
+            message = f"{lines[0]} (nothing was written)"
+        else:
+            shown = "\n".join(f"  {line}" for line in lines[:_LISTED])
+            more = f"\n  ... and {len(lines) - _LISTED} more" if len(lines) > _LISTED else ""
+            message = f"{len(lines)} of {total} labelme files are invalid (nothing was written):\n{shown}{more}"
+        super().__init__(message)
 
 
-def shape_polygon(shape: LabelmeShape) -> Polygon:
-    """The outline of a polygon, rectangle or circle shape as a flat COCO polygon."""
-    points = shape.points
-    if shape.shape_type == "rectangle" and len(points) == 2:
-        (x0, y0), (x1, y1) = points
-        points = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
-    elif shape.shape_type == "circle":
-        (cx, cy), (px, py) = points
-        radius = math.hypot(px - cx, py - cy)
-        steps = [2 * math.pi * k / CIRCLE_POINTS for k in range(CIRCLE_POINTS)]
-        points = [(round(cx + radius * math.cos(a), 2), round(cy + radius * math.sin(a), 2)) for a in steps]
-    return [float(v) for point in points for v in point]
+def _display(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return Path(path).relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return str(path)
 
 
-def _check_image(json_path: Path, labelme: LabelmeFile, image: Path) -> None:
-    """Compare the JSON's image size with the image header (no pixels are decoded)."""
-    try:
-        with Image.open(image) as opened:
-            width, height = opened.size
-            orientation = opened.getexif().get(_EXIF_ORIENTATION, 1)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"{json_path}: image {image} cannot be read: {exc}") from None
-    if (width, height) == (labelme.imageWidth, labelme.imageHeight):
-        return
-    hint = "re-open and save the file in labelme"
-    if orientation in (5, 6, 7, 8) and (height, width) == (labelme.imageWidth, labelme.imageHeight):
-        hint = "the image has an EXIF rotation that labelme applied; save the image upright"
-    raise InputError(
-        f"{json_path}: imageWidth x imageHeight is {labelme.imageWidth}x{labelme.imageHeight} "
-        f"but {image.name} is {width}x{height}; {hint}"
-    )
+def _duplicates(converted: list[ConvertedFile], names: dict[Path, str]) -> dict[Path, str]:
+    """Files whose image name another file also uses (case-insensitively: macOS and Windows
+    cannot hold both), with the reason; none of them is used, since which one is meant is unknown."""
+    by_name: dict[str, list[ConvertedFile]] = {}
+    for item in converted:
+        if item.ok:
+            by_name.setdefault(item.file_name.casefold(), []).append(item)
+    reasons = {}
+    for group in by_name.values():
+        if len(group) > 1:
+            for item in group:
+                others = ", ".join(names[o.json_path] for o in group if o is not item)
+                reasons[item.json_path] = (
+                    f"image name {item.file_name!r} is also used by {others}; "
+                    "image file names must be unique across the annotations (rename one)"
+                )
+    return reasons
 
 
-def _instances(json_path: Path, labelme: LabelmeFile, warnings: list[str]) -> list[tuple[str, list[Polygon]]]:
-    """(label, polygons) per instance, in the order of each instance's first shape."""
-    instances: dict[tuple[str, int], tuple[str, list[Polygon]]] = {}
-    for index, shape in enumerate(labelme.shapes):
-        if shape.shape_type not in AREA_SHAPES:
-            warnings.append(f"{json_path}: shape {index} ({shape.label!r}) skipped: a {shape.shape_type} has no area")
-            continue
-        polygon = shape_polygon(shape)
-        distinct = set(zip(polygon[0::2], polygon[1::2]))
-        if len(distinct) < 3 or polygon_area(polygon) == 0:
-            raise InputError(
-                f"{json_path}: shape {index} ({shape.label!r}) encloses no area "
-                f"({len(distinct)} distinct points); delete it or redraw it in labelme"
-            )
-        # Shapes sharing a group_id and label are the parts of one object (e.g. an occluded one).
-        key = (shape.label, shape.group_id) if shape.group_id is not None else (shape.label, -1 - index)
-        instances.setdefault(key, (shape.label, []))[1].append(polygon)
-    return list(instances.values())
+def build_coco(
+    files: Sequence[Path],
+    labels: list[str] | None = None,
+    *,
+    on_invalid: OnInvalid = "fail",
+    root: Path | None = None,
+    labels_source: str = "dataset.labels",
+    clip_tolerance: float = 2.0,
+    decode_images: bool = False,
+    workers: int | None = None,
+) -> CocoBuild:
+    """Check and convert labelme files into COCO images, annotations and categories.
 
-
-def _annotation(ann_id: int, image_id: int, category_id: int, polygons: list[Polygon]) -> dict[str, Any]:
-    xs = [x for polygon in polygons for x in polygon[0::2]]
-    ys = [y for polygon in polygons for y in polygon[1::2]]
-    return {
-        "id": ann_id,
-        "image_id": image_id,
-        "category_id": category_id,
-        "segmentation": polygons,
-        "area": sum(polygon_area(polygon) for polygon in polygons),
-        "bbox": [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)],
-        "iscrowd": 0,
-    }
-
-
-def build_coco(files: list[Path], labels: list[str] | None = None) -> CocoBuild:
-    """Convert labelme files into COCO images, annotations and categories.
-
-    `labels` fixes the category order (ids 1..N); without it every label found is used, sorted.
+    `labels` fixes the category order (ids 1..N; `__ignore__`/`_background_` are not categories)
+    and makes any other label an error; without it every label found is a category, sorted.
+    `root` makes file names in messages and the report relative to it.
     """
-    if labels and len(set(labels)) != len(labels):
-        repeated = sorted({label for label in labels if labels.count(label) > 1})
-        raise ConfigError(f"dataset.labels: {', '.join(map(repr, repeated))} listed more than once")
-    warnings: list[str] = []
-    loaded = []
-    seen: dict[str, Path] = {}
-    for json_path in files:
-        json_path = Path(json_path)
-        labelme = load_labelme(json_path)
-        image = image_path(json_path, labelme)
-        if image.name in seen:
-            raise InputError(
-                f"{json_path}: image name {image.name!r} is also used by {seen[image.name]}; "
-                "image file names must be unique across the annotations"
-            )
-        seen[image.name] = json_path
-        _check_image(json_path, labelme, image)
-        instances = _instances(json_path, labelme, warnings)
-        if labels:
-            for index, shape in enumerate(labelme.shapes):
-                if shape.shape_type in AREA_SHAPES and shape.label not in labels:
-                    raise InputError(
-                        f"{json_path}: shape {index} has label {shape.label!r}, which is not in "
-                        f"dataset.labels ({', '.join(labels)}); add it there or fix the label"
-                    )
-        loaded.append((image, labelme, instances))
+    if on_invalid not in ("fail", "skip"):
+        raise ConfigError(f"on_invalid: {on_invalid!r} is not one of 'fail', 'skip'")
+    names = category_names(list(labels), labels_source) if labels else None
+    settings = ConvertSettings(
+        labels=tuple(names) if names else None,
+        labels_source=labels_source,
+        clip_tolerance=clip_tolerance,
+        decode_images=decode_images,
+    )
+    paths = sorted({Path(f) for f in files})
+    converted = parallel_map(convert_file, paths, workers, settings=settings)
+    shown = {item.json_path: _display(item.json_path, root) for item in converted}
+    duplicates = _duplicates(converted, shown)
+    problems = [
+        SkippedFile(shown[item.json_path], "; ".join(item.errors) or duplicates[item.json_path])
+        for item in converted
+        if not item.ok or item.json_path in duplicates
+    ]
+    if problems and on_invalid == "fail":
+        raise InvalidFiles(problems, len(converted))
+    good = [item for item in converted if item.ok and item.json_path not in duplicates]
+    if not good and converted:
+        first = problems[0]
+        raise InputError(f"none of the {len(converted)} labelme files is valid; the first: {first.file}: {first.reason}")
 
-    names = list(labels) if labels else sorted({label for *_, found in loaded for label, _ in found})
+    names = names or sorted({instance.label for item in good for instance in item.instances})
     category_ids = {name: number for number, name in enumerate(names, start=1)}
     build = CocoBuild(
         images=[],
         annotations=[],
         categories=[{"id": category_ids[name], "name": name, "supercategory": ""} for name in names],
-        warnings=warnings,
+        skipped=problems,
+        warnings=[f"{shown[item.json_path]}: {warning}" for item in good for warning in item.warnings],
     )
-    for image_id, (image, labelme, instances) in enumerate(sorted(loaded, key=lambda item: item[0].name), start=1):
-        build.images.append(
-            {"id": image_id, "file_name": image.name, "width": labelme.imageWidth, "height": labelme.imageHeight}
-        )
-        build.sources[image.name] = image
-        for label, polygons in instances:
-            ann_id = len(build.annotations) + 1
-            build.annotations.append(_annotation(ann_id, image_id, category_ids[label], polygons))
+    for image_id, item in enumerate(sorted(good, key=lambda item: item.file_name), start=1):
+        build.images.append({"id": image_id, "file_name": item.file_name, "width": item.width, "height": item.height})
+        assert item.source is not None
+        build.sources[item.file_name] = item.source
+        build.num_shapes[item.file_name] = item.num_shapes
+        for instance in item.instances:
+            build.annotations.append({
+                "id": len(build.annotations) + 1,
+                "image_id": image_id,
+                "category_id": category_ids[instance.label],
+                "segmentation": instance.segmentation,
+                "area": instance.area,
+                "bbox": instance.bbox,
+                "iscrowd": 0,
+            })
     return build
 
 
-def _split_counts(total: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
-    def count(fraction: float) -> int:
-        wanted = math.floor(total * fraction + 0.5)
-        return max(wanted, 1) if fraction > 0 and total >= 3 else wanted
+def image_strata(build: CocoBuild) -> dict[str, str]:
+    """Each image's stratum for the split: the rarest category it holds ("" for none).
 
-    n_val, n_test = count(val_fraction), count(test_fraction)
-    while n_val + n_test >= total and n_val + n_test > 0:  # keep at least one training image
-        if n_val >= n_test:
-            n_val -= 1
-        else:
-            n_test -= 1
-    return n_val, n_test
-
-
-def split_images(image_names: list[str], val_fraction: float, test_fraction: float, seed: int) -> dict[str, str]:
-    """Assign each image to train/val/test; independent of input order.
-
-    Images are ranked by a hash of (seed, name): the same names and seed give the same split,
-    and adding images later moves few of the existing ones.
+    Rarity counts images, so that every category's images spread over the splits.
     """
-    if len(set(image_names)) != len(image_names):
-        raise ValueError("split_images: image names must be unique")
-    if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
-        raise ConfigError(
-            f"dataset.val_fraction ({val_fraction}) + dataset.test_fraction ({test_fraction}) "
-            "must be >= 0 and add up to less than 1"
-        )
-
-    def rank(name: str) -> tuple[str, str]:
-        return hashlib.sha256(f"{seed}\0{name}".encode()).hexdigest(), name
-
-    ordered = sorted(image_names, key=rank)
-    n_val, n_test = _split_counts(len(ordered), val_fraction, test_fraction)
-    split = {name: "test" for name in ordered[:n_test]}
-    split.update({name: "val" for name in ordered[n_test : n_test + n_val]})
-    split.update({name: "train" for name in ordered[n_test + n_val :]})
-    return split
+    names = {c["id"]: c["name"] for c in build.categories}
+    per_image: dict[int, set[str]] = {}
+    for ann in build.annotations:
+        per_image.setdefault(ann["image_id"], set()).add(names[ann["category_id"]])
+    frequency = Counter(label for labels in per_image.values() for label in labels)
+    return {
+        image["file_name"]: min(per_image.get(image["id"], ()), key=lambda label: (frequency[label], label), default="")
+        for image in build.images
+    }
 
 
-def _coco_dict(build: CocoBuild, image_ids: set[int], images: list[dict[str, Any]]) -> dict[str, Any]:
+def _coco_dict(build: CocoBuild, images: list[dict[str, Any]]) -> dict[str, Any]:
+    image_ids = {image["id"] for image in images}
     return {
         # Some COCO readers (older pycocotools loadRes) expect these keys to exist.
         "info": {"description": "converted from labelme by trainyard"},
@@ -217,33 +204,82 @@ def _coco_dict(build: CocoBuild, image_ids: set[int], images: list[dict[str, Any
     }
 
 
-def write_coco_dataset(build: CocoBuild, split: dict[str, str], out_dir: Path) -> dict[str, int]:
-    """Write train/val/test.json and images/ into `out_dir`, replacing it as a whole.
+def report(build: CocoBuild, split: dict[str, str]) -> dict[str, Any]:
+    """What `report.json` holds: counts, skipped files with reasons, warnings."""
+    return {
+        "images": len(build.images),
+        "annotations": len(build.annotations),
+        "split": dict(sorted(Counter(split[image["file_name"]] for image in build.images).items())),
+        "skipped": [asdict(item) for item in build.skipped],
+        "warnings": build.warnings,
+    }
+
+
+def write_coco_dataset(
+    build: CocoBuild,
+    split: dict[str, str],
+    out_dir: Path,
+    *,
+    splits: Sequence[str] = SPLITS,
+    link: bool = False,
+) -> dict[str, int]:
+    """Write `<split>.json` for each of `splits`, `images/` and `report.json` into `out_dir`,
+    replacing it as a whole; returns the image count per split.
 
     Everything is written into a temporary folder beside `out_dir` first and renamed at the end,
     so a failure leaves the previous `out_dir` (or none) in place, never a half-written one.
+    `link` hard-links image files instead of copying them (falling back to a copy).
     """
     out_dir = Path(out_dir)
-    missing = [image["file_name"] for image in build.images if split.get(image["file_name"]) not in SPLITS]
+    missing = [image["file_name"] for image in build.images if split.get(image["file_name"]) not in splits]
     if missing:
-        raise ValueError(f"write_coco_dataset: no train/val/test split for {missing[:3]}")
+        raise ValueError(f"write_coco_dataset: no {'/'.join(splits)} split for {missing[:3]}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.writing-", dir=out_dir.parent))
     counts: dict[str, int] = {}
     try:
         (staging / "images").mkdir()
-        for name in SPLITS:
+        for name in splits:
             images = [image for image in build.images if split[image["file_name"]] == name]
-            coco = _coco_dict(build, {image["id"] for image in images}, images)
-            (staging / f"{name}.json").write_text(json.dumps(coco, sort_keys=True) + "\n")
+            (staging / f"{name}.json").write_text(json.dumps(_coco_dict(build, images), sort_keys=True) + "\n")
             counts[name] = len(images)
-        for image in build.images:
-            shutil.copyfile(build.sources[image["file_name"]], staging / "images" / image["file_name"])
+        # Threads: creating a file waits on the file system far more than on the CPU (16 threads
+        # copy 2000 images ~10x faster than one on a VM disk).
+        with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
+            list(pool.map(lambda image: _write_image(build.sources[image["file_name"]],
+                                                     staging / "images" / image["file_name"], link), build.images))
+        (staging / REPORT_NAME).write_text(json.dumps(report(build, split), indent=1, sort_keys=True) + "\n")
         _replace_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return counts
+
+
+def _write_image(source: ImageSource, target: Path, link: bool) -> None:
+    if source.path is not None and not source.exif_transpose:
+        if link:
+            try:
+                os.link(source.path, target)
+                return
+            except OSError:  # another file system, or links not allowed: copy instead
+                pass
+        shutil.copyfile(source.path, target)
+        return
+    if source.path is not None:
+        data = source.path.read_bytes()
+    else:  # embedded: read again here rather than carry every image's bytes through the build
+        data = embedded_image(parse_labelme(source.json_path.read_bytes()))
+        assert data is not None
+    if not source.exif_transpose:
+        target.write_bytes(data)
+        return
+    # The annotation is of the image as shown (rotated per EXIF, as labelme does): store it that
+    # way, so that readers which ignore EXIF see what was annotated.
+    with Image.open(io.BytesIO(data)) as opened:
+        fmt = opened.format or "PNG"
+        upright = ImageOps.exif_transpose(opened)
+        upright.save(target, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
 
 
 def _replace_dir(new: Path, target: Path) -> None:

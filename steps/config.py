@@ -31,7 +31,8 @@ class DatasetConfig(_Section):
     annotations_dir: str = "annotations"
     # Folder (in the dataset repo) the COCO training dataset is written to and `dvc add`ed.
     dataset_dir: str = "dataset"
-    # Category names in id order; empty: every label found, sorted.
+    # Category names in id order; empty: `<annotations_dir>/labels.txt` when the annotation
+    # version has one, else every label found, sorted.
     labels: list[str] = Field(default_factory=list)
     # Share of images held out for checkpoint selection (val) and for the final test report (test).
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
@@ -52,13 +53,18 @@ class DatabaseConfig(_Section):
 class ModelConfig(_Section):
     # `torchvision` installs anywhere; `detectron2` needs detectron2 importable.
     backend: Literal["torchvision", "detectron2"] = "torchvision"
-    # Backbone of Mask R-CNN: resnet18/34/50 (FPN) or mobilenet_v3_large.
+    # Backbone of Mask R-CNN (with FPN): resnet18/34/50/101 on both backends, mobilenet_v3_large
+    # on torchvision only.
     backbone: str = "resnet50"
     # `none` trains from scratch; `imagenet`/`coco` download the backend's weights; or a file/URI.
     pretrained: str = "none"
-    # Shorter / longer image side after resizing.
+    # Shorter / longer image side after resizing (at inference, and in training unless
+    # min_size_train is set).
     min_size: int = Field(800, gt=0)
     max_size: int = Field(1333, gt=0)
+    # Multi-scale training: each training image's shorter side is picked at random from this list
+    # (e.g. [640, 672, 704, 736, 768, 800], detectron2's R50-FPN recipe); empty: always min_size.
+    min_size_train: list[int] = Field(default_factory=list)
     # RoIs sampled per training image for the box and mask heads (Mask R-CNN's 512). On a CPU the
     # heads dominate the step time, so small local configs lower it.
     roi_batch_size_per_image: int = Field(512, gt=0)
@@ -66,12 +72,29 @@ class ModelConfig(_Section):
 
 class TrainConfig(_Section):
     iterations: int = Field(2000, gt=0)
+    # Images per iteration, over all GPUs (each of train.gpus takes an equal share).
     batch_size: int = Field(4, gt=0)
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = Field(0.01, gt=0)
     momentum: float = Field(0.9, ge=0)
     weight_decay: float = Field(1e-4, ge=0)
     warmup_iters: int = Field(100, ge=0)
+    # Learning rate after warmup: `cosine` decays to 0 at the last iteration; `step` divides it by
+    # 10 at each of lr_steps.
+    lr_schedule: Literal["cosine", "step"] = "cosine"
+    # Step schedule milestones as fractions of train.iterations, ascending, each in (0, 1).
+    lr_steps: list[float] = Field(default_factory=lambda: [2 / 3, 8 / 9])
+    # Clip the total L2 norm of the gradients to this before each update; 0 turns clipping off.
+    clip_grad_norm: float = Field(10.0, ge=0)
+    # Mixed precision (float16 autocast + gradient scaling) when training on CUDA; no effect on CPU.
+    amp: bool = True
+    # GPUs on one node: more than 1 trains data-parallel, one process per GPU (torchrun-style DDP
+    # or detectron2's launch). The train step's pod must request as many GPUs.
+    gpus: int = Field(1, gt=0)
+    # Durable copy of the checkpoints, a folder or gs://bucket/prefix: every checkpoint is uploaded
+    # as it is written, and a run that starts without them (a retried pod) downloads them and resumes.
+    # `python -m steps.train --checkpoint-uri` sets it. Empty: checkpoints stay in the output folder.
+    checkpoint_uri: str = ""
     # Write a checkpoint every this many iterations (and at the end).
     checkpoint_period: int = Field(500, gt=0)
     # Log losses every this many iterations.

@@ -2,7 +2,7 @@
 
 A dataset repo is a git repo with DVC: `annotations/` (labelme files) and `dataset/` (the COCO
 training dataset) are DVC-tracked folders; tags tell versions apart: `annotations/vN` for an
-annotation version, `datasets/vN` for the training dataset recorded from it.
+annotation version, `datasets/vN` for the training dataset recorded from it (docs/datasets.md).
 """
 
 from __future__ import annotations
@@ -18,8 +18,13 @@ from steps.errors import InputError
 LOCAL_REMOTE = ".dvcstore"  # default DVC remote of a local dataset repo: a git-ignored folder inside it
 
 
-def init_dataset_repo(repo: Path, remote: str | None = None) -> None:
-    """`git init` + `dvc init` + a default DVC remote (a local folder unless `remote` is given)."""
+def init_dataset_repo(repo: Path, remote: str | None = None, remote_options: dict[str, str] | None = None) -> None:
+    """`git init` + `dvc init` + a default DVC remote (a local folder unless `remote` is given).
+
+    `remote_options` are DVC remote settings committed with the repo, e.g. for a GCS emulator
+    `{"endpointurl": "http://127.0.0.1:4443", "allow_anonymous_login": "true"}`. Credentials do
+    not belong here: on a cluster they come from Workload Identity.
+    """
     repo.mkdir(parents=True, exist_ok=True)
     if not (repo / ".git").exists():
         vcs.git(repo, "init", "--quiet", "--initial-branch=main")
@@ -27,6 +32,8 @@ def init_dataset_repo(repo: Path, remote: str | None = None) -> None:
         vcs.dvc(repo, "init", "--quiet")
         url = remote or str((repo / LOCAL_REMOTE).resolve())
         vcs.dvc(repo, "remote", "add", "--default", "storage", url)
+        for key, value in (remote_options or {}).items():
+            vcs.dvc(repo, "remote", "modify", "storage", key, value, what=f"dvc remote modify {key}")
         if not remote:
             (repo / ".gitignore").write_text(f"/{LOCAL_REMOTE}\n")
         vcs.git(repo, "add", "--all")

@@ -1,28 +1,46 @@
-"""A labelme annotation file, read without labelme itself (which pulls in Qt).
+"""A labelme annotation file and a labelme labels file, read without labelme itself (which pulls in Qt).
 
 Only what the pipeline needs is typed; labelme writes more keys (and newer versions add some),
-so unknown keys are kept, not rejected.
+so unknown keys are kept, not rejected. The semantics follow labelme's own reader: `imagePath` is
+relative to the JSON file (backslashes from Windows allowed), and an embedded `imageData` is the
+image (it wins over `imagePath`, as in labelme).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from pathlib import Path, PureWindowsPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from steps.errors import InputError
+from steps.errors import ConfigError, InputError
 
-ShapeType = Literal["polygon", "rectangle", "circle", "line", "point", "linestrip", "points", "mask"]
+ShapeType = Literal[
+    "polygon", "rectangle", "oriented_rectangle", "circle", "line", "point", "linestrip", "points", "mask"
+]
 
 # Shapes whose points have a fixed count in labelme's format: (allowed counts, what they mean).
 _POINT_COUNTS: dict[str, tuple[tuple[int, ...], str]] = {
     "rectangle": ((2, 4), "2 opposite corners (or 4 corners)"),
+    "oriented_rectangle": ((4,), "its 4 corners"),
     "circle": ((2,), "the center and a point on the circle"),
     "line": ((2,), "its 2 ends"),
     "point": ((1,), "1 point"),
+    "mask": ((2,), "the 2 corners of the mask's box"),
 }
+
+# Reserved names of labelme's labels files: `__ignore__` marks regions to ignore, `_background_`
+# is class 0 of semantic segmentation. Neither is an object category.
+IGNORE_LABEL = "__ignore__"
+BACKGROUND_LABEL = "_background_"
+RESERVED_LABELS = (IGNORE_LABEL, BACKGROUND_LABEL)
+
+
+class LabelmeFormatError(ValueError):
+    """A labelme file is malformed; the message says where, without the file name."""
 
 
 class LabelmeShape(BaseModel):
@@ -35,6 +53,8 @@ class LabelmeShape(BaseModel):
     group_id: int | None = None
     flags: dict[str, Any] | None = Field(default_factory=dict)
     description: str | None = ""
+    # Base64 PNG of a `mask` shape, covering the box its 2 points span.
+    mask: str | None = None
 
     @field_validator("points")
     @classmethod
@@ -53,7 +73,7 @@ class LabelmeFile(BaseModel):
     shapes: list[LabelmeShape] = Field(default_factory=list)
     # Relative to the JSON file's folder; labelme on Windows writes backslashes.
     imagePath: str
-    # Base64 copy of the image that labelme can embed; not used here (the image file is).
+    # Base64 copy of the image file that labelme can embed; when present it is the image.
     imageData: str | None = None
     imageHeight: int = Field(gt=0)
     imageWidth: int = Field(gt=0)
@@ -64,7 +84,22 @@ def image_path(json_path: Path, labelme: LabelmeFile) -> Path:
     relative = labelme.imagePath
     if "\\" in relative:
         relative = PureWindowsPath(relative).as_posix()
-    return json_path.parent / relative
+    return Path(json_path).parent / relative
+
+
+def image_name(labelme: LabelmeFile) -> str:
+    """The image's file name (no folders), as it appears in a COCO dataset."""
+    return PureWindowsPath(labelme.imagePath).name if "\\" in labelme.imagePath else Path(labelme.imagePath).name
+
+
+def embedded_image(labelme: LabelmeFile) -> bytes | None:
+    """The bytes of the embedded image file, or None when the image is a separate file."""
+    if not labelme.imageData:
+        return None
+    try:
+        return base64.b64decode(labelme.imageData, validate=True)
+    except (binascii.Error, ValueError):
+        raise LabelmeFormatError("imageData: not valid base64; re-save the file in labelme") from None
 
 
 def _field_name(loc: tuple[int | str, ...]) -> str:
@@ -80,32 +115,71 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{_field_name(error['loc'])}: {message}"
 
 
-def load_labelme(path: Path) -> LabelmeFile:
-    """Read and validate one labelme JSON file and check that its image exists."""
-    path = Path(path)
+def parse_labelme(raw: bytes) -> LabelmeFile:
+    """Parse and validate the bytes of a labelme JSON file; raises LabelmeFormatError."""
     try:
-        text = path.read_text(encoding="utf-8-sig")  # tolerate a BOM (Windows editors)
-    except FileNotFoundError:
-        raise InputError(f"{path}: labelme file not found") from None
+        text = raw.decode("utf-8-sig")  # tolerate a BOM (Windows editors)
     except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text file; expected a labelme JSON file") from None
+        raise LabelmeFormatError("not a UTF-8 text file; expected a labelme JSON file") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise LabelmeFormatError(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object with labelme keys (shapes, imagePath, ...)")
+        raise LabelmeFormatError("expected a JSON object with labelme keys (shapes, imagePath, ...)")
     try:
-        labelme = LabelmeFile.model_validate(data)
+        return LabelmeFile.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
         problems = "; ".join(_describe(err) for err in errors[:3])
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-        raise InputError(f"{path}: not a valid labelme file: {problems}{more}") from None
+        raise LabelmeFormatError(f"not a valid labelme file: {problems}{more}") from None
+
+
+def load_labelme(path: Path) -> LabelmeFile:
+    """Read and validate one labelme JSON file and check that its image exists."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: labelme file not found") from None
+    try:
+        labelme = parse_labelme(raw)
+        embedded_image(labelme)
+    except LabelmeFormatError as exc:
+        raise InputError(f"{path}: {exc}") from None
     image = image_path(path, labelme)
-    if not image.is_file():
+    if labelme.imageData is None and not image.is_file():
         raise InputError(
             f"{path}: image {labelme.imagePath!r} not found (looked for {image}); "
             "put the image beside the JSON or fix imagePath"
         )
     return labelme
+
+
+def category_names(labels: list[str], source: str = "dataset.labels") -> list[str]:
+    """Category names in id order (1..N): labelme's reserved names dropped, repeats refused."""
+    names = [label for label in labels if label not in RESERVED_LABELS]
+    repeated = sorted({label for label in names if names.count(label) > 1})
+    if repeated:
+        raise ConfigError(f"{source}: {', '.join(map(repr, repeated))} listed more than once")
+    return names
+
+
+def read_labels_file(path: Path) -> list[str]:
+    """A labelme labels file: one label per line, in category id order.
+
+    As in labelme's examples, `__ignore__` (usually the first line) and `_background_` are
+    not categories; blank lines are skipped.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: labels file not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file; expected one label per line") from None
+    names = category_names([line.strip() for line in lines if line.strip()], source=str(path))
+    if not names:
+        raise ConfigError(f"{path}: no labels (one per line; __ignore__ and _background_ do not count)")
+    return names

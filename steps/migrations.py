@@ -80,4 +80,27 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        "pipeline run outcomes (written by the exit handler, steps/notify)",
+        [
+            "ALTER TABLE pipeline_runs ADD COLUMN model_id TEXT",
+            "ALTER TABLE pipeline_runs ADD COLUMN promoted INTEGER",
+            "ALTER TABLE pipeline_runs ADD COLUMN duration_seconds DOUBLE PRECISION",
+            "ALTER TABLE pipeline_runs ADD COLUMN failures TEXT",
+        ],
+    ),
+    (
+        3,
+        "labelme files left out of a recorded dataset (dataset.on_invalid=skip), with the reason",
+        [
+            """CREATE TABLE skipped_annotations (
+                dataset_id INTEGER NOT NULL REFERENCES training_datasets (id),
+                file TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                PRIMARY KEY (dataset_id, file)
+            )""",
+            "ALTER TABLE training_datasets ADD COLUMN num_skipped INTEGER NOT NULL DEFAULT 0",
+        ],
+    ),
 ]

@@ -24,12 +24,18 @@ _IDENTITY = {
     "GIT_COMMITTER_EMAIL": "trainyard@localhost",
 }
 # gcsfs otherwise probes a gRPC endpoint for 60 s on every call (see DESIGN.md).
-_GCS_DEFAULTS = {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false", "NO_GCE_CHECK": "true"}
+_GCS_DEFAULTS = {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+# Against an emulator there is no metadata server to ask for credentials; on GKE there is, and
+# Workload Identity needs it, so the check is only skipped when an emulator is configured.
+_EMULATOR_DEFAULTS = {"NO_GCE_CHECK": "true"}
 
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    for key, value in {**_IDENTITY, **_GCS_DEFAULTS}.items():
+    defaults = {**_IDENTITY, **_GCS_DEFAULTS}
+    if env.get("STORAGE_EMULATOR_HOST"):
+        defaults.update(_EMULATOR_DEFAULTS)
+    for key, value in defaults.items():
         env.setdefault(key, value)
     env["GIT_TERMINAL_PROMPT"] = "0"  # fail instead of hanging on a password prompt
     env["DVC_NO_ANALYTICS"] = "1"

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from steps.errors import InputError
-from steps.labelme import image_path, load_labelme
+from steps.errors import ConfigError, InputError
+from steps.labelme import category_names, embedded_image, image_path, load_labelme, read_labels_file
 
 
 def _labelme(image: str = "a.jpg", shapes: list[dict] | None = None, **extra: object) -> dict:
@@ -113,3 +113,57 @@ def test_image_path_is_relative_to_the_json_even_with_backslashes(folder: Path) 
     labelme = load_labelme(path)
     assert image_path(path, labelme) == folder / "ann" / ".." / "img" / "b.png"
     assert image_path(path, labelme).resolve() == (folder / "img" / "b.png").resolve()
+
+
+def test_embedded_image_data_needs_no_image_file(folder: Path) -> None:
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (10, 8)).save(buffer, format="PNG")
+    doc = _labelme(image="elsewhere/not-here.png", imageData=base64.b64encode(buffer.getvalue()).decode())
+    labelme = load_labelme(_write(folder, doc))
+    assert embedded_image(labelme) == buffer.getvalue()
+    with pytest.raises(InputError, match=r"a\.json: imageData: not valid base64"):
+        load_labelme(_write(folder, _labelme(imageData="not base64!")))
+
+
+def test_oriented_rectangle_and_mask_shapes_are_known(folder: Path) -> None:
+    shapes = [
+        {"label": "a", "points": [[0, 0], [4, 1], [3, 5], [-1, 4]], "shape_type": "oriented_rectangle"},
+        {"label": "b", "points": [[1, 1], [3, 3]], "shape_type": "mask", "mask": "iVBORw0KGgo="},
+    ]
+    labelme = load_labelme(_write(folder, _labelme(shapes=shapes)))
+    assert [s.shape_type for s in labelme.shapes] == ["oriented_rectangle", "mask"]
+    bad = [{"label": "a", "points": [[0, 0], [4, 1], [3, 5]], "shape_type": "oriented_rectangle"}]
+    with pytest.raises(InputError, match=r"shapes\[0\]\.points: a oriented_rectangle needs its 4 corners"):
+        load_labelme(_write(folder, _labelme(shapes=bad)))
+
+
+def test_labels_file_follows_labelme_conventions(tmp_path: Path) -> None:
+    path = tmp_path / "labels.txt"
+    path.write_text("__ignore__\n_background_\nplate\n\nlicense plate\n  car  \n")
+    assert read_labels_file(path) == ["plate", "license plate", "car"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("__ignore__\n_background_\na\nb\na\n", r"labels\.txt: 'a' listed more than once"),
+        ("__ignore__\n_background_\n", r"labels\.txt: no labels"),
+    ],
+    ids=["repeated", "empty"],
+)
+def test_bad_labels_file(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "labels.txt"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        read_labels_file(path)
+    with pytest.raises(ConfigError, match=r"nope\.txt: labels file not found"):
+        read_labels_file(tmp_path / "nope.txt")
+
+
+def test_reserved_labels_are_not_categories() -> None:
+    assert category_names(["__ignore__", "_background_", "b", "a"]) == ["b", "a"]
+    with pytest.raises(ConfigError, match=r"dataset\.labels: 'b' listed more than once"):
+        category_names(["b", "a", "b"])

@@ -29,6 +29,8 @@ class DatasetRow:
     counts: dict[str, int]
     categories: list[str]
     settings: dict
+    # Labelme files left out (dataset.on_invalid=skip): (file relative to the annotations folder, reason).
+    skipped: tuple[tuple[str, str], ...] = ()
 
 
 def now() -> str:
@@ -47,13 +49,13 @@ def lock_version(tx: Transaction, version: str) -> None:
 
 def find_dataset(tx: Transaction, version: str) -> dict | None:
     rows = tx.query(
-        "SELECT version, annotation_version, git_commit, dvc_md5, num_train, num_val, num_test, categories "
-        "FROM training_datasets WHERE version = ?",
+        "SELECT version, annotation_version, git_commit, dvc_md5, num_train, num_val, num_test, categories, "
+        "num_skipped FROM training_datasets WHERE version = ?",
         (version,),
     )
     if not rows:
         return None
-    v, ann, commit, md5, n_train, n_val, n_test, categories = rows[0]
+    v, ann, commit, md5, n_train, n_val, n_test, categories, n_skipped = rows[0]
     return {
         "version": v,
         "annotation_version": ann,
@@ -61,15 +63,17 @@ def find_dataset(tx: Transaction, version: str) -> dict | None:
         "dvc_md5": md5,
         "counts": {"train": n_train, "val": n_val, "test": n_test},
         "categories": json.loads(categories),
+        "skipped": n_skipped,
     }
 
 
 def insert_dataset(tx: Transaction, dataset: DatasetRow, images: list[ImageRow]) -> int:
-    """Insert the dataset, its annotation images (shared across datasets) and split membership."""
+    """Insert the dataset, its annotation images (shared across datasets), split membership and
+    the files left out."""
     stamp = now()
     dataset_id = tx.insert(
         "INSERT INTO training_datasets (version, annotation_version, git_commit, dvc_md5, num_train, num_val, "
-        "num_test, categories, settings, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "num_test, categories, settings, created_at, num_skipped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             dataset.version,
             dataset.annotation_version,
@@ -78,11 +82,16 @@ def insert_dataset(tx: Transaction, dataset: DatasetRow, images: list[ImageRow])
             dataset.counts.get("train", 0),
             dataset.counts.get("val", 0),
             dataset.counts.get("test", 0),
-            json.dumps(dataset.categories),
-            json.dumps(dataset.settings, sort_keys=True),
+            json.dumps(dataset.categories, ensure_ascii=False),
+            json.dumps(dataset.settings, sort_keys=True, ensure_ascii=False),
             stamp,
+            len(dataset.skipped),
         ),
     )
+    for file, reason in dataset.skipped:
+        tx.execute(
+            "INSERT INTO skipped_annotations (dataset_id, file, reason) VALUES (?, ?, ?)", (dataset_id, file, reason)
+        )
     for image in images:
         tx.execute(
             "INSERT INTO annotation_images (annotation_version, file_name, width, height, sha256, num_shapes, "
@@ -95,16 +104,13 @@ def insert_dataset(tx: Transaction, dataset: DatasetRow, images: list[ImageRow])
                 image.height,
                 image.sha256,
                 image.num_shapes,
-                json.dumps(sorted(set(image.labels))),
+                json.dumps(sorted(set(image.labels)), ensure_ascii=False),
                 stamp,
             ),
         )
-        image_id = tx.query(
-            "SELECT id FROM annotation_images WHERE annotation_version = ? AND file_name = ?",
-            (dataset.annotation_version, image.file_name),
-        )[0][0]
         tx.execute(
-            "INSERT INTO dataset_images (dataset_id, image_id, split) VALUES (?, ?, ?)",
-            (dataset_id, image_id, image.split),
+            "INSERT INTO dataset_images (dataset_id, image_id, split) "
+            "SELECT ?, id, ? FROM annotation_images WHERE annotation_version = ? AND file_name = ?",
+            (dataset_id, image.split, dataset.annotation_version, image.file_name),
         )
     return dataset_id

@@ -1,0 +1,338 @@
+"""One labelme file -> its COCO image and instances, with every check a file must pass.
+
+This is the unit of work that runs in parallel (one call per file, in worker processes), so it
+takes and returns plain picklable values and never raises for bad input: problems come back as
+messages, `errors` (the file cannot be used) or `warnings` (a shape was left out or clipped).
+Images are not decoded: the size comes from the header, unless `decode_images` asks for more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path, PureWindowsPath
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from steps.errors import ExternalError
+
+try:  # the rasterizer of COCO tools (pycocotools-compatible), for area and bbox from the mask
+    from faster_coco_eval import mask_api_new_cpp as _c_mask
+    from faster_coco_eval.core import mask as coco_mask
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ExternalError("labelme -> COCO needs faster-coco-eval: pip install 'faster-coco-eval>=1.6'") from exc
+
+from steps.labelme import (
+    RESERVED_LABELS,
+    LabelmeFile,
+    LabelmeFormatError,
+    LabelmeShape,
+    embedded_image,
+    image_name,
+    image_path,
+    parse_labelme,
+)
+from steps.labelme_shapes import (
+    AREA_SHAPES,
+    Polygon,
+    check_points,
+    clamp,
+    distinct_points,
+    flat,
+    outline,
+    polygon_area,
+)
+from steps.masks import encode
+
+_EXIF_ORIENTATION = 0x0112
+# EXIF orientations that swap width and height (labelme shows, and records, the rotated image).
+_TRANSPOSING = (5, 6, 7, 8)
+_FORMAT_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif", "WEBP": ".webp"}
+
+
+@dataclass(frozen=True)
+class ConvertSettings:
+    # Known labels (a labels file or dataset.labels); None: any label is a category.
+    labels: tuple[str, ...] | None = None
+    # Where `labels` came from, for messages.
+    labels_source: str = "dataset.labels"
+    # Points at most this many pixels outside the image are clipped (with a warning); farther is an error.
+    clip_tolerance: float = 2.0
+    # Decode every image fully (slower) instead of trusting its header and end marker.
+    decode_images: bool = False
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """Where an image's bytes come from, for copying it into a dataset."""
+
+    json_path: Path
+    # The image file; None when the image is embedded in the JSON (imageData).
+    path: Path | None
+    sha256: str
+    # The file carries an EXIF orientation other than upright: written upright into datasets.
+    exif_transpose: bool = False
+
+
+@dataclass(frozen=True)
+class Instance:
+    label: str
+    # COCO polygons, or an RLE dict when a labelme `mask` shape is part of the instance.
+    segmentation: list[Polygon] | dict[str, Any]
+    area: int
+    bbox: list[float]
+
+
+@dataclass(frozen=True)
+class ConvertedFile:
+    json_path: Path
+    file_name: str = ""
+    width: int = 0
+    height: int = 0
+    source: ImageSource | None = None
+    instances: tuple[Instance, ...] = ()
+    # Shapes in the file (all types).
+    num_shapes: int = 0
+    warnings: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class _Parts:
+    label: str
+    polygons: list[Polygon] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
+
+
+def convert_file(json_path: Path, settings: ConvertSettings = ConvertSettings()) -> ConvertedFile:
+    """Check one labelme file and turn it into COCO instances; never raises for bad input."""
+    json_path = Path(json_path)
+    try:
+        labelme = parse_labelme(json_path.read_bytes())
+        embedded = embedded_image(labelme)
+    except OSError as exc:
+        return ConvertedFile(json_path, errors=(f"cannot be read: {exc.strerror or exc}",))
+    except LabelmeFormatError as exc:
+        return ConvertedFile(json_path, errors=(str(exc),))
+
+    image = _read_image(json_path, labelme, embedded, settings)
+    if isinstance(image, str):
+        return ConvertedFile(json_path, errors=(image,))
+    source, name = image
+    warnings: list[str] = []
+    errors: list[str] = []
+    parts = _instance_parts(labelme, settings, warnings, errors)
+    if errors:
+        return ConvertedFile(json_path, errors=tuple(errors))
+    instances = []
+    for number, instance in enumerate(_rasterize(parts, labelme.imageHeight, labelme.imageWidth), start=1):
+        if instance.area == 0:
+            warnings.append(f"instance {number} ({instance.label!r}) covers no pixel center; skipped")
+            continue
+        instances.append(instance)
+    return ConvertedFile(
+        json_path=json_path,
+        file_name=name,
+        width=labelme.imageWidth,
+        height=labelme.imageHeight,
+        source=source,
+        instances=tuple(instances),
+        num_shapes=len(labelme.shapes),
+        warnings=tuple(warnings),
+    )
+
+
+def _read_image(
+    json_path: Path, labelme: LabelmeFile, embedded: bytes | None, settings: ConvertSettings
+) -> tuple[ImageSource, str] | str:
+    """(source, COCO file name), or the reason the image is unusable."""
+    path = None
+    if embedded is None:
+        path = image_path(json_path, labelme)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            hint = "put the image beside the JSON or fix imagePath"
+            if PureWindowsPath(labelme.imagePath).drive or labelme.imagePath.startswith("/"):
+                hint = f"imagePath is absolute, from another machine; make it relative, e.g. {image_name(labelme)!r}"
+            return f"image {labelme.imagePath!r} not found (looked for {path}); {hint}"
+        except OSError as exc:
+            return f"image {labelme.imagePath!r} cannot be read: {exc.strerror or exc}"
+    else:
+        data = embedded
+    what = "the embedded image (imageData)" if path is None else f"image {labelme.imagePath!r}"
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            fmt, (width, height) = opened.format or "", opened.size
+            orientation = _orientation(opened)
+            if settings.decode_images:
+                opened.load()
+    except UnidentifiedImageError:
+        return f"{what} is not an image file PIL can read"
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"{what} cannot be decoded ({exc}); copy or export the file again"
+    if _truncated(fmt, data):
+        return f"{what} is truncated (no end marker); copy the file again"
+    upright = (height, width) if orientation in _TRANSPOSING else (width, height)
+    declared = (labelme.imageWidth, labelme.imageHeight)
+    if upright != declared:
+        hint = "re-open and save the file in labelme"
+        if orientation in _TRANSPOSING and (width, height) == declared:
+            hint = ("the image has an EXIF rotation that the annotation ignored (labelme applies it); "
+                    "annotate it in labelme or save the image upright")
+        rotated = " once rotated as its EXIF says" if upright != (width, height) else ""
+        return (f"imageWidth x imageHeight is {declared[0]}x{declared[1]} but {what} is "
+                f"{upright[0]}x{upright[1]}{rotated}; {hint}")
+    name = image_name(labelme) or f"{json_path.stem}{_FORMAT_SUFFIX.get(fmt, '.png')}"
+    source = ImageSource(json_path, path, hashlib.sha256(data).hexdigest(), exif_transpose=orientation not in (0, 1))
+    return source, name
+
+
+def _orientation(opened: Image.Image) -> int:
+    """The EXIF orientation (1: upright), read from the header only."""
+    if opened.format == "PNG":  # PIL's PNG getexif() decodes the pixels to look for a late eXIf chunk
+        raw = opened.info.get("exif")
+        if not raw:
+            return 1
+        exif = Image.Exif()
+        exif.load(raw)
+    else:
+        exif = opened.getexif()
+    return int(exif.get(_EXIF_ORIENTATION, 1) or 1)
+
+
+def _truncated(fmt: str, data: bytes) -> bool:
+    """A cheap check for cut-off files (interrupted copies), without decoding."""
+    tail = data.rstrip(b"\x00")[-4096:]
+    if fmt == "JPEG":
+        return b"\xff\xd9" not in tail  # end-of-image; some cameras append data after it
+    if fmt == "PNG":
+        return b"IEND" not in tail[-64:]
+    return False
+
+
+def _instance_parts(
+    labelme: LabelmeFile, settings: ConvertSettings, warnings: list[str], errors: list[str]
+) -> list[_Parts]:
+    """The shapes of each instance, in the order of each instance's first shape."""
+    instances: dict[tuple[str, int], _Parts] = {}
+    width, height = labelme.imageWidth, labelme.imageHeight
+    for index, shape in enumerate(labelme.shapes):
+        where = f"shape {index} ({shape.label!r})"
+        if not shape.label.strip():
+            errors.append(f"shape {index} has an empty label; name it in labelme")
+            continue
+        if shape.label in RESERVED_LABELS:
+            warnings.append(f"{where} skipped: labelme's reserved label is not an object")
+            continue
+        if shape.shape_type not in AREA_SHAPES:
+            warnings.append(f"{where} skipped: a {shape.shape_type} has no area")
+            continue
+        if settings.labels is not None and shape.label not in settings.labels:
+            errors.append(
+                f"shape {index} has label {shape.label!r}, which is not in {settings.labels_source} "
+                f"({', '.join(settings.labels)}); add it there or fix the label"
+            )
+            continue
+        check = check_points(shape.points, width, height)
+        if not check.finite:
+            errors.append(f"{where} has a coordinate that is not a finite number; redraw it in labelme")
+            continue
+        if check.overshoot > settings.clip_tolerance:
+            errors.append(
+                f"{where} has {check.outside} point(s) up to {check.overshoot:.1f} px outside the "
+                f"{width}x{height} image (tolerance {settings.clip_tolerance:g} px); "
+                "fix the points or imageWidth/imageHeight"
+            )
+            continue
+        if check.outside:
+            warnings.append(
+                f"{where}: {check.outside} point(s) up to {check.overshoot:.1f} px outside the image, clipped"
+            )
+        points = clamp(shape.points, width, height)
+        # Shapes sharing a group_id and label are the parts of one object (e.g. an occluded one).
+        key = (shape.label, shape.group_id) if shape.group_id is not None else (shape.label, -1 - index)
+        part = instances.setdefault(key, _Parts(shape.label))
+        if shape.shape_type == "mask":
+            mask = _mask_of(shape, width, height)
+            if isinstance(mask, str):
+                errors.append(f"{where} {mask}")
+            else:
+                part.masks.append(mask)
+            continue
+        polygon = flat(clamp(outline(shape, points), width, height))
+        distinct = distinct_points(polygon)
+        if distinct < 3 or polygon_area(polygon) == 0:
+            errors.append(
+                f"{where} encloses no area ({distinct} distinct points"
+                f"{', inside the image' if check.outside else ''}); delete it or redraw it in labelme"
+            )
+            continue
+        part.polygons.append(polygon)
+    return [part for part in instances.values() if part.polygons or part.masks]
+
+
+def _mask_of(shape: LabelmeShape, width: int, height: int) -> np.ndarray | str:
+    """The full-image boolean mask of a labelme `mask` shape (a PNG patch placed at its box's corner)."""
+    import base64
+    import binascii
+
+    if not shape.mask:
+        return "is a mask shape without its mask; redraw it in labelme"
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(shape.mask, validate=True))) as patch_image:
+            patch = np.asarray(patch_image.convert("L")) > 0
+    except (binascii.Error, ValueError, OSError, UnidentifiedImageError):
+        return "has a mask that is not a base64 PNG; redraw it in labelme"
+    # The patch starts at the box's top-left corner, unclipped (it may start outside the image).
+    x0, y0 = (int(round(min(point[axis] for point in shape.points))) for axis in (0, 1))
+    full = np.zeros((height, width), dtype=bool)
+    rows = slice(max(y0, 0), min(y0 + patch.shape[0], height))
+    cols = slice(max(x0, 0), min(x0 + patch.shape[1], width))
+    if rows.start < rows.stop and cols.start < cols.stop:
+        full[rows, cols] = patch[rows.start - y0 : rows.stop - y0, cols.start - x0 : cols.stop - x0]
+    return full
+
+
+def _rasterize(parts: list[_Parts], height: int, width: int) -> list[Instance]:
+    """Area and box from each instance's mask, as COCO tools rasterize the segmentation written.
+
+    One call per step for the whole image: the C mask API is fast, crossing into it is not.
+    """
+    if not parts:
+        return []
+    polygons = [polygon for part in parts for polygon in part.polygons]
+    polygon_rles = iter(coco_mask.frPyObjects(polygons, height, width) if polygons else [])
+    rles = []
+    for part in parts:
+        pieces = [next(polygon_rles) for _ in part.polygons] + [encode(mask) for mask in part.masks]
+        rles.append(pieces[0] if len(pieces) == 1 else coco_mask.merge(pieces))
+    areas, boxes = _areas(rles), coco_mask.toBbox(rles)
+    instances = []
+    for part, rle, area, box in zip(parts, rles, areas, boxes):
+        segmentation: list[Polygon] | dict[str, Any] = part.polygons
+        if part.masks:  # COCO has no polygon+mask mix: the instance becomes one RLE
+            counts = rle["counts"]
+            text = counts.decode("ascii") if isinstance(counts, bytes) else str(counts)
+            segmentation = {"size": [height, width], "counts": text}
+        instances.append(Instance(part.label, segmentation, int(area), [float(v) for v in box]))
+    return instances
+
+
+def _areas(rles: list[dict[str, Any]]) -> list[int]:
+    """Pixel counts of RLEs: the foreground runs summed.
+
+    faster-coco-eval's `area` takes ~20 us per mask and grows faster than linearly with the list
+    (v1.8); its C `toUncompressedRLE` gives the runs of all of them in ~3 us each.
+    """
+    uncompressed = getattr(_c_mask, "toUncompressedRLE", None)
+    if uncompressed is None:
+        return [int(area) for area in coco_mask.area(rles)]
+    return [int(sum(rle["counts"][1::2])) for rle in uncompressed(rles)]

@@ -1,0 +1,91 @@
+"""Two record runs of one version at the same time, against PostgreSQL: exactly one dataset.
+
+The test holds the per-version lock itself until both runs wait on it, so both have converted,
+pushed their data and tagged locally before either may commit: the race is certain, not likely.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from steps import vcs
+from steps.config import load_config
+from steps.dataset_repo import commit_annotations
+from steps.db import Database
+from steps.record.record import record
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+# Names and labels that break naively built SQL; they must be stored as they are.
+WEIRD_NAME = """O'Brien "plate"; DROP TABLE training_datasets; --.png"""
+WEIRD_LABEL = "'); DELETE FROM annotation_images; --"
+
+
+def _add_weird_file(annotations: Path) -> None:
+    Image.new("RGB", (40, 30), (200, 200, 200)).save(annotations / WEIRD_NAME)
+    doc = {"version": "5.5.0", "flags": {}, "imagePath": WEIRD_NAME, "imageData": None, "imageHeight": 30,
+           "imageWidth": 40, "shapes": [{"label": WEIRD_LABEL, "points": [[2, 2], [20, 2], [20, 12], [2, 12]],
+                                         "shape_type": "polygon", "group_id": None, "flags": {}}]}
+    (annotations / "weird.json").write_text(json.dumps(doc))
+
+
+def _wait_for_waiters(admin, processes: list[subprocess.Popen], count: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    cursor = admin.cursor()
+    while time.monotonic() < deadline:
+        cursor.execute("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        if cursor.fetchone()[0] >= count:
+            return
+        finished = [p for p in processes if p.poll() is not None]
+        if finished:
+            out, err = finished[0].communicate()
+            pytest.fail(f"a recorder ended before reaching the lock:\n{out}\n{err}")
+        time.sleep(0.1)
+    pytest.fail("the recorders did not both reach the dataset lock in time")
+
+
+def test_two_concurrent_records_end_with_one_dataset(sample_repo: Path, fresh_postgres: str) -> None:
+    import psycopg2
+
+    _add_weird_file(sample_repo / "annotations")
+    commit_annotations(sample_repo, "annotations", "annotations/v2")
+    Database(fresh_postgres).migrate()
+    command = [sys.executable, "-m", "steps.record", "--repo", str(sample_repo), "--annotation-version",
+               "annotations/v2", "--set", f"database.url={fresh_postgres}"]
+
+    admin = psycopg2.connect(fresh_postgres)
+    admin.autocommit = True
+    admin.cursor().execute("SELECT pg_advisory_lock(hashtext(%s))", ("trainyard-dataset:datasets/v2",))
+    processes = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    try:
+        _wait_for_waiters(admin, processes, count=2)
+    finally:
+        admin.cursor().execute("SELECT pg_advisory_unlock(hashtext(%s))", ("trainyard-dataset:datasets/v2",))
+        admin.close()
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    logs = "\n".join(out for out, _ in outputs)
+    assert logs.count("record: recorded datasets/v2") == 1
+    assert logs.count("record: datasets/v2 was recorded concurrently") == 1
+
+    with Database(fresh_postgres).transaction() as tx:
+        datasets = tx.query("SELECT version, git_commit, num_train + num_val + num_test FROM training_datasets")
+        stored = tx.query("SELECT file_name, labels FROM annotation_images WHERE file_name = ?", (WEIRD_NAME,))
+        members = tx.query("SELECT COUNT(*) FROM dataset_images")[0][0]
+    assert len(datasets) == 1 and datasets[0][0] == "datasets/v2" and datasets[0][2] == 13 and members == 13
+    # The one tag is the winner's commit, the one in the database.
+    assert vcs.remote_tags(str(sample_repo), "datasets/*") == ["datasets/v2"]
+    assert vcs.git(sample_repo, "rev-parse", "datasets/v2^{commit}").strip() == datasets[0][1]
+    assert stored == [(WEIRD_NAME, json.dumps([WEIRD_LABEL]))]
+    # A third run, later, finds it recorded and changes nothing.
+    again = record(load_config(None, [f"database.url={fresh_postgres}"]), str(sample_repo), "annotations/v2")
+    assert not again.created and sum(again.counts.values()) == 13 and WEIRD_LABEL in again.categories
