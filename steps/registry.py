@@ -48,12 +48,13 @@ def register(registry_uri: str, model_dir: Path, name: str, metrics: dict, linea
     if missing:
         raise InputError(f"{model_dir}: missing {', '.join(missing)}; a registered model needs {REQUIRED_FILES}")
     now = datetime.now(UTC)
-    model_id = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+    # Milliseconds in the id keep "sorted by id" equal to "oldest first" for quick successions.
+    model_id = f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(4)}"
     uri = storage.join(registry_uri, "models", model_id)
     record = {
         "model_id": model_id,
         "name": name,
-        "created_at": now.isoformat(timespec="seconds"),
+        "created_at": now.isoformat(timespec="milliseconds"),
         "weights_sha256": _sha256(model_dir / "model.pth"),
         **{key: lineage.get(key) for key in LINEAGE_KEYS},
         **lineage,

@@ -114,3 +114,20 @@ def test_secret_without_a_local_value_is_named(tmp_path: Path) -> None:
     runner = LocalRunner(_manifest(), tmp_path / "r", {"who": "x"}, secrets={}, echo=lambda _: None)
     with pytest.raises(TemplateError, match="no local value for secret creds/token"):
         runner.run()
+
+
+def test_retry_expression_retries_only_matching_exit_codes(tmp_path: Path) -> None:
+    # GIVEN a step that fails once with exit 3, then succeeds
+    manifest = _manifest(retry=2, fail_first=True)
+    copy = next(t for t in manifest["spec"]["templates"] if t["name"] == "copy")
+    # WHEN the retry expression only admits exit 143 (preemption) THEN exit 3 is not retried
+    copy["retryStrategy"]["expression"] = "lastRetry.status == 'Error' || asInt(lastRetry.exitCode) == 143"
+    marker = tmp_path / "m1"
+    assert _runner(manifest, tmp_path / "a", who=str(marker)).run().tasks["c"].status == "Failed"
+    # WHEN it admits exit 3 THEN the second attempt runs and succeeds
+    copy["retryStrategy"]["expression"] = "asInt(lastRetry.exitCode) == 3"
+    assert _runner(manifest, tmp_path / "b", who=str(tmp_path / "m2")).run().tasks["c"].status == "Succeeded"
+    # An expression the local runner cannot evaluate is refused with its field
+    copy["retryStrategy"]["expression"] = "lastRetry.duration > 10"
+    with pytest.raises(TemplateError, match="retryStrategy.expression: cannot evaluate"):
+        _runner(manifest, tmp_path / "c", who=str(tmp_path / "m3")).run()

@@ -63,7 +63,8 @@ def test_model_ids_sort_by_time_and_are_unique(tmp_path: Path) -> None:
     reg = str(tmp_path / "registry")
     ids = [_register(reg, tmp_path, b"w", 1.0) for _ in range(3)]
     assert len(set(ids)) == 3
-    assert all(len(i.split("-")[0]) == len("20261123T231500Z") and i.split("-")[0].endswith("Z") for i in ids)
+    assert all(len(i.split("-")[0]) == len("20261123T231500123Z") and i.split("-")[0].endswith("Z") for i in ids)
+    assert [m.model_id for m in registry.list_models(reg)] == ids  # oldest first, even within a second
 
 
 def test_register_needs_weights_and_config(tmp_path: Path) -> None:

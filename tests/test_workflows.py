@@ -73,3 +73,52 @@ def test_rendered_manifests_pass_the_strict_lint() -> None:
     from workflows.lint import lint_paths
 
     assert [str(p) for p in lint_paths(sorted(RENDERED_DIR.glob("*.yaml")))] == []
+
+
+def test_train_is_retried_when_its_pod_is_preempted() -> None:
+    # Spot GPU nodes are reclaimed: Argo reruns the pod and train resumes from its checkpoints.
+    # Only preemption is retried (a vanished pod, or exit 143 from the SIGTERM handler); a user
+    # error would fail again. The limit is a string (Argo's IntOrString), as Hera's models expect.
+    strategy = _templates()["train"]["retryStrategy"]
+    assert strategy["limit"] == "3" and strategy["retryPolicy"] == "Always"
+    assert "lastRetry.status == 'Error'" in strategy["expression"] and "== 143" in strategy["expression"]
+
+
+def test_gpu_steps_get_a_memory_backed_dev_shm() -> None:
+    for name in ("train", "evaluate"):
+        t = _templates()[name]
+        assert {"name": "dshm", "mountPath": "/dev/shm"} in t["container"]["volumeMounts"]
+        assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}} in t["volumes"]
+    assert "dshm" not in str(_templates()["record"])
+
+
+def test_every_run_ends_in_the_exit_handler() -> None:
+    spec = build_pipeline().to_dict()["spec"]
+    assert spec["onExit"] == "notify"
+    notify = _templates()["notify"]
+    assert notify["container"]["command"] == ["python", "-m", "steps.notify"]
+    assert "{{workflow.status}}" in notify["container"]["args"] and "{{workflow.failures}}" in notify["container"]["args"]
+    assert "notify" not in [t["name"] for t in _templates()["pipeline"]["dag"]["tasks"]]
+
+
+def test_pods_run_hardened_as_the_charts_service_account() -> None:
+    spec = build_pipeline().to_dict()["spec"]
+    assert spec["serviceAccountName"] == "trainyard"
+    assert spec["artifactRepositoryRef"] == {"configMap": "trainyard-artifact-repositories", "key": "gcs"}
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] == 10001
+    for name, t in _templates().items():
+        if "container" not in t:
+            continue
+        context = t["container"]["securityContext"]
+        assert context == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+        # A read-only root needs somewhere to write: the outputs under /work, checkouts under /tmp.
+        mounts = {m["mountPath"] for m in t["container"]["volumeMounts"]}
+        assert {"/work", "/tmp"} <= mounts, name
+
+
+def test_the_local_runner_accepts_the_cluster_template(tmp_path) -> None:
+    from workflows.local import LocalRunner
+
+    notes: list[str] = []
+    LocalRunner(build_pipeline().to_dict(), tmp_path / "run", {}, echo=notes.append)
+    assert notes == ["note: exit handlers and hooks do not run locally"]

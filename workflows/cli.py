@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from steps.cli import run_cli
-from workflows.commands import coco_eval, lint, models, render, run, sample_data
+from workflows.commands import coco_eval, labelme2coco, lint, models, render, run, sample_data, submit
 
 # Add a command: write workflows/commands/<name>.py with add_parser(), list it here.
-COMMANDS = [sample_data, run, render, lint, coco_eval, models]
+COMMANDS = [sample_data, run, render, lint, coco_eval, models, labelme2coco, submit]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from workflows.templating import TemplateError, evaluate_when, parse_depends, substitute
+from workflows.templating import TemplateError, evaluate_when, parse_depends, retry_allowed, substitute
 
 # Fields the local runner understands. Scheduling fields only matter to Kubernetes: ignored here.
 TEMPLATE_FIELDS = {"name", "container", "dag", "inputs", "outputs", "retryStrategy", "metadata"}
@@ -176,9 +176,10 @@ class LocalRunner:
         attempts = 1 + int(str(template.get("retryStrategy", {}).get("limit", 0)))
         log = task_dir / "log.txt"
         started = time.monotonic()
+        retry_when = template.get("retryStrategy", {}).get("expression")
         for attempt in range(1, attempts + 1):
             code = self._execute(argv, env, log, name)
-            if code == 0:
+            if code == 0 or (retry_when and not retry_allowed(retry_when, code, tmpl_where)):
                 break
             if attempt < attempts:
                 self.echo(f"  {name} exited {code}; retry {attempt}/{attempts - 1}")

@@ -2,7 +2,13 @@
 
 It references the installed WorkflowTemplate instead of copying it, so there is one pipeline.
 With no annotation version given, record picks the newest `annotations/*` tag and is a no-op
-when that version is already recorded.
+when that version is already recorded (it returns the existing version after a database lookup
+and a `git ls-remote`), so every night retrains on the newest recorded data.
+
+Argo memoization is deliberately not used for record: its cache key would be the parameters,
+and with an empty annotation version the same key stands for a different version each time a
+new tag appears. Record's own idempotency is keyed on the resolved version instead, costs
+seconds, and also holds for manual runs and the local runner (which has no memoization).
 """
 
 from __future__ import annotations

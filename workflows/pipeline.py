@@ -1,4 +1,4 @@
-"""The `trainyard-pipeline` WorkflowTemplate: record -> train -> evaluate -> test.
+"""The `trainyard-pipeline` WorkflowTemplate: record -> train -> evaluate -> test, then notify.
 
 This Hera object is the only definition of the workflow: the golden YAML, the Helm chart, what
 `trainyard submit` sends and what `trainyard run --local` executes are all generated from it.
@@ -6,6 +6,10 @@ This Hera object is the only definition of the workflow: the golden YAML, the He
 Every step is a container template running `python -m steps.<name>` with explicit arguments, so
 the command line that runs in a pod is the one that runs on a laptop. Files a step reads or
 writes live under `WORK_ROOT`; the local runner maps that folder to the run's directory.
+
+Values that a cluster install changes (images, node pools, Secret names, security contexts, the
+`/dev/shm` size) are constants here whose values equal the Helm chart's defaults; the chart
+generator (workflows/chart.py) swaps exactly those fields for Helm values.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from hera.workflows import (
     DAG,
     Artifact,
     Container,
+    EmptyDirVolume,
     NoneArchiveStrategy,
     Parameter,
     Resources,
+    RetryStrategy,
     SecretEnv,
     WorkflowTemplate,
 )
@@ -25,6 +31,7 @@ from hera.workflows import models as m
 from workflows.images import step_image
 
 PIPELINE_NAME = "trainyard-pipeline"
+EXIT_HANDLER = "notify"
 WORK_ROOT = "/work"
 OUT = f"{WORK_ROOT}/outputs"
 IN = f"{WORK_ROOT}/inputs"
@@ -35,24 +42,57 @@ WORKFLOW_PARAMETERS = {
     "annotation-version": ("", "annotation tag to record, e.g. annotations/v3; empty: the newest"),
     "config": ("configs/cluster.yaml", "pipeline config file inside the step images"),
     "overrides": ("", "config overrides, space-separated KEY=VALUE, e.g. 'train.iterations=500'"),
+    "webhook-url": ("", "URL the exit handler POSTs a run summary to; empty: the webhook Secret's, if any"),
 }
 # Where GPU steps land (GKE labels its accelerator nodes with `cloud.google.com/gke-accelerator`).
 GPU_NODE_SELECTOR = {"cloud.google.com/gke-accelerator": "nvidia-l4"}
 GPU_TOLERATIONS = [m.Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")]
+GPU_STEPS = ("train", "evaluate")
 DATABASE_SECRET = ("trainyard-database", "url")
+WEBHOOK_SECRET = ("trainyard-webhook", "url")  # optional: without it the summary is only stored
+# Optional: git configuration for a private dataset repo, as git's GIT_CONFIG_COUNT/KEY_0/VALUE_0
+# environment (e.g. an `http.extraHeader` with a token), so no credential lands in a parameter.
+GIT_SECRET = "trainyard-git"
+GIT_CONFIG_KEYS = ("GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0")
+SERVICE_ACCOUNT = "trainyard"
+ARTIFACT_REPOSITORY = ("trainyard-artifact-repositories", "gcs")  # ConfigMap, key
+# PyTorch DataLoader workers pass batches through /dev/shm; a pod's default is only 64 MiB.
+SHM_SIZE = "8Gi"
+# Spot GPU nodes get preempted: Argo reruns the pod and train resumes from its checkpoints.
+TRAIN_RETRIES = "3"
+# Retry only what preemption looks like: the pod vanished (Error) or our SIGTERM handler's exit
+# 143. A bad config (exit 2) or an OOM kill would fail the same way again: no GPU hours wasted.
+TRAIN_RETRY_WHEN = "lastRetry.status == 'Error' || asInt(lastRetry.exitCode) == 143"
+RUN_AS = 10001  # the non-root UID and GID of every trainyard image (images/*/Dockerfile)
+POD_SECURITY_CONTEXT = m.PodSecurityContext(
+    run_as_non_root=True, run_as_user=RUN_AS, run_as_group=RUN_AS, fs_group=RUN_AS,
+    seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+)
+CONTAINER_SECURITY_CONTEXT = m.SecurityContext(
+    allow_privilege_escalation=False, read_only_root_filesystem=True, capabilities=m.Capabilities(drop=["ALL"]),
+)
+IMAGE_PULL_POLICY = "IfNotPresent"
 
 
 def _inputs(*names: str) -> list[Parameter]:
     return [Parameter(name=name) for name in names]
 
 
-def _config_args() -> list[str]:
-    return ["--config", "{{inputs.parameters.config}}", "--set-list", "{{inputs.parameters.overrides}}"]
+def _config_args(scope: str = "inputs") -> list[str]:
+    return ["--config", f"{{{{{scope}.parameters.config}}}}", "--set-list", f"{{{{{scope}.parameters.overrides}}}}"]
+
+
+def _secret_env(variable: str, secret: tuple[str, str], optional: bool = False) -> SecretEnv:
+    name, key = secret
+    return SecretEnv(name=variable, secret_name=name, secret_key=key, optional=optional or None)
 
 
 def _database_env() -> list[SecretEnv]:
-    name, key = DATABASE_SECRET
-    return [SecretEnv(name="TRAINYARD_DATABASE_URL", secret_name=name, secret_key=key)]
+    return [_secret_env("TRAINYARD_DATABASE_URL", DATABASE_SECRET)]
+
+
+def _git_env() -> list[SecretEnv]:
+    return [_secret_env(key, (GIT_SECRET, key), optional=True) for key in GIT_CONFIG_KEYS]
 
 
 def _folder(name: str, path: str) -> Artifact:
@@ -64,8 +104,29 @@ def _output_parameter(name: str) -> Parameter:
     return Parameter(name=name, value_from=m.ValueFrom(path=f"{OUT}/{name}"))
 
 
-def _gpu_step(**kwargs) -> Container:
+def _scratch(*extra: EmptyDirVolume) -> list[EmptyDirVolume]:
+    # The root filesystem is read-only: steps write only to /work (outputs) and /tmp (checkouts).
+    return [EmptyDirVolume(name="work", mount_path=WORK_ROOT), EmptyDirVolume(name="tmp", mount_path="/tmp"), *extra]
+
+
+def _step(name: str, args: list[str], volumes: list[EmptyDirVolume] | None = None, **kwargs) -> Container:
+    """A container template running `python -m steps.<name>` in its image, hardened."""
     return Container(
+        name=name,
+        image=step_image(name),
+        image_pull_policy=IMAGE_PULL_POLICY,
+        command=["python", "-m", f"steps.{name}"],
+        args=args,
+        security_context=CONTAINER_SECURITY_CONTEXT,
+        volumes=volumes or _scratch(),
+        **kwargs,
+    )
+
+
+def _gpu_step(name: str, args: list[str], **kwargs) -> Container:
+    shm = EmptyDirVolume(name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=SHM_SIZE)
+    return _step(
+        name, args, volumes=_scratch(shm),
         resources=Resources(cpu_request="4", memory_request="16Gi", gpus=1),
         node_selector=GPU_NODE_SELECTOR,
         tolerations=GPU_TOLERATIONS,
@@ -74,11 +135,9 @@ def _gpu_step(**kwargs) -> Container:
 
 
 def record_template() -> Container:
-    return Container(
-        name="record",
-        image=step_image("record"),
-        command=["python", "-m", "steps.record"],
-        args=[
+    return _step(
+        "record",
+        [
             "--repo", "{{inputs.parameters.dataset-repo}}",
             "--annotation-version", "{{inputs.parameters.annotation-version}}",
             *_config_args(),
@@ -86,17 +145,15 @@ def record_template() -> Container:
         ],
         inputs=_inputs("dataset-repo", "annotation-version", "config", "overrides"),
         outputs=[_output_parameter("dataset-version")],
-        env=_database_env(),
+        env=[*_database_env(), *_git_env()],
         resources=Resources(cpu_request="1", memory_request="2Gi"),
     )
 
 
 def train_template() -> Container:
     return _gpu_step(
-        name="train",
-        image=step_image("train"),
-        command=["python", "-m", "steps.train"],
-        args=[
+        "train",
+        [
             "--repo", "{{inputs.parameters.dataset-repo}}",
             "--dataset-version", "{{inputs.parameters.dataset-version}}",
             *_config_args(),
@@ -104,15 +161,15 @@ def train_template() -> Container:
         ],
         inputs=_inputs("dataset-repo", "dataset-version", "config", "overrides"),
         outputs=[_folder("checkpoints", f"{OUT}/train")],
+        env=_git_env(),
+        retry_strategy=RetryStrategy(limit=TRAIN_RETRIES, retry_policy="Always", expression=TRAIN_RETRY_WHEN),
     )
 
 
 def evaluate_template() -> Container:
     return _gpu_step(
-        name="evaluate",
-        image=step_image("evaluate"),
-        command=["python", "-m", "steps.evaluate"],
-        args=[
+        "evaluate",
+        [
             "--repo", "{{inputs.parameters.dataset-repo}}",
             "--dataset-version", "{{inputs.parameters.dataset-version}}",
             *_config_args(),
@@ -124,16 +181,14 @@ def evaluate_template() -> Container:
         ],
         inputs=[*_inputs("dataset-repo", "dataset-version", "config", "overrides"), Artifact(name="checkpoints", path=f"{IN}/train")],
         outputs=[_folder("evaluation", f"{OUT}/evaluation"), _output_parameter("promoted"), _output_parameter("model-uri")],
-        env=_database_env(),
+        env=[*_database_env(), *_git_env()],
     )
 
 
 def test_template() -> Container:
-    return Container(
-        name="test",
-        image=step_image("test"),
-        command=["python", "-m", "steps.test"],
-        args=[
+    return _step(
+        "test",
+        [
             "--repo", "{{inputs.parameters.dataset-repo}}",
             "--dataset-version", "{{inputs.parameters.dataset-version}}",
             *_config_args(),
@@ -142,7 +197,33 @@ def test_template() -> Container:
         ],
         inputs=_inputs("dataset-repo", "dataset-version", "config", "overrides"),
         outputs=[_folder("report", f"{OUT}/report")],
+        env=_git_env(),
         resources=Resources(cpu_request="2", memory_request="8Gi"),
+    )
+
+
+def notify_template() -> Container:
+    """The exit handler: runs after the DAG whatever its outcome, records it and posts a summary.
+
+    An exit handler gets no arguments, so it reads the workflow's own variables; what the steps
+    produced (dataset version, model, promotion) it looks up in the database by run id.
+    """
+    return _step(
+        EXIT_HANDLER,
+        [
+            "--run-id", "{{workflow.name}}",
+            "--namespace", "{{workflow.namespace}}",
+            "--status", "{{workflow.status}}",
+            "--failures", "{{workflow.failures}}",
+            "--started-at", "{{workflow.creationTimestamp}}",
+            "--duration", "{{workflow.duration}}",
+            "--webhook-url", "{{workflow.parameters.webhook-url}}",
+            "--ui-base-url", "",
+            *_config_args("workflow"),
+        ],
+        env=[*_database_env(), _secret_env("TRAINYARD_WEBHOOK_URL", WEBHOOK_SECRET, optional=True)],
+        resources=Resources(cpu_request="100m", memory_request="256Mi"),
+        retry_strategy=RetryStrategy(limit="2"),
     )
 
 
@@ -153,14 +234,20 @@ def _pass(*names: str) -> dict[str, str]:
 def build_pipeline() -> WorkflowTemplate:
     dataset_version = {"dataset-version": "{{tasks.record.outputs.parameters.dataset-version}}"}
     common = _pass("dataset-repo", "config", "overrides")
+    name, key = ARTIFACT_REPOSITORY
     with WorkflowTemplate(
         name=PIPELINE_NAME,
         entrypoint="pipeline",
+        on_exit=EXIT_HANDLER,
+        service_account_name=SERVICE_ACCOUNT,
+        artifact_repository_ref=m.ArtifactRepositoryRef(config_map=name, key=key),
+        security_context=POD_SECURITY_CONTEXT,
         labels={"app.kubernetes.io/name": "trainyard", "app.kubernetes.io/component": "pipeline"},
         annotations={"workflows.argoproj.io/description": "Record, train, evaluate and test a Mask R-CNN model."},
         arguments=[Parameter(name=name, value=value, description=text) for name, (value, text) in WORKFLOW_PARAMETERS.items()],
     ) as template:
         record, train, evaluate, test = record_template(), train_template(), evaluate_template(), test_template()
+        notify_template()
         with DAG(name="pipeline"):
             record_task = record(name="record", arguments={**common, **_pass("annotation-version")})
             train_task = train(name="train", arguments={**common, **dataset_version})

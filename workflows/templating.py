@@ -62,3 +62,21 @@ def parse_depends(depends: str, where: str) -> list[str]:
             raise TemplateError(f"{where}: depends {depends!r}: only the .Succeeded outcome is supported locally")
         names.append(name)
     return names
+
+
+_EXIT_CODE = re.compile(r"""^(?:asInt\(lastRetry\.exitCode\)|lastRetry\.exitCode)\s*==\s*['"]?(\d+)['"]?$""")
+_STATUS = re.compile(r"""^lastRetry\.status\s*==\s*['"](\w+)['"]$""")
+
+
+def retry_allowed(expression: str, exit_code: int, where: str) -> bool:
+    """Argo's retryStrategy.expression for a local process, limited to `||` of exit-code and
+    status comparisons. A local step always ends with an exit code, never with status Error."""
+    for term in (part.strip() for part in expression.split("||")):
+        if match := _EXIT_CODE.match(term):
+            if exit_code == int(match.group(1)):
+                return True
+        elif _STATUS.match(term):
+            continue  # Error/Failed statuses of a pod do not arise locally
+        else:
+            raise TemplateError(f"{where}.retryStrategy.expression: cannot evaluate {term!r} locally")
+    return False

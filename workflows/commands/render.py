@@ -1,4 +1,4 @@
-"""`trainyard render`: the workflow YAML generated from the Hera definitions."""
+"""`trainyard render`: the workflow YAML and Helm chart templates generated from the Hera definitions."""
 
 from __future__ import annotations
 
@@ -6,27 +6,32 @@ import argparse
 import sys
 from pathlib import Path
 
+from workflows.chart import CHART_DIR
 from workflows.render import RENDERED_DIR
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("render", help="write the workflow YAML generated from the Hera definitions",
-                       description="Render the WorkflowTemplate and CronWorkflow to YAML (the committed golden files).")
-    p.add_argument("--out", type=Path, default=RENDERED_DIR, help="output folder (default workflows/rendered)")
+    p = sub.add_parser("render", help="write the workflow YAML and chart templates generated from the Hera definitions",
+                       description="Render the WorkflowTemplate and CronWorkflow to YAML (the committed golden files) and "
+                       "to the Helm chart's generated templates (charts/trainyard/templates/workflowtemplate.yaml, "
+                       "cronworkflow.yaml).")
+    p.add_argument("--out", type=Path, default=RENDERED_DIR, help="output folder of the YAML (default workflows/rendered)")
+    p.add_argument("--chart", type=Path, default=CHART_DIR, help="the Helm chart to write into (default charts/trainyard)")
     p.add_argument("--check", action="store_true", help="only check that the files are up to date")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from workflows.chart import render_chart, stale_chart
     from workflows.render import render, stale
 
     if args.check:
-        problems = stale(args.out)
+        problems = stale(args.out) + stale_chart(args.chart)
         for problem in problems:
             print(problem, file=sys.stderr)
         if not problems:
-            print(f"{args.out}: up to date")
+            print(f"{args.out} and {args.chart}: up to date")
         return 1 if problems else 0
-    for path in render(args.out):
+    for path in [*render(args.out), *render_chart(args.chart)]:
         print(f"wrote {path}")
     return 0

@@ -1,0 +1,109 @@
+{{/* Names. Kubernetes names are cut to 63 characters. */}}
+{{- define "trainyard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "trainyard.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "trainyard.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "trainyard.labels" -}}
+helm.sh/chart: {{ include "trainyard.chart" . }}
+app.kubernetes.io/name: {{ include "trainyard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* The labels as JSON, with a component: (list $ "pipeline"). */}}
+{{- define "trainyard.labelsJson" -}}
+{{- $labels := include "trainyard.labels" (index . 0) | fromYaml }}
+{{- $_ := set $labels "app.kubernetes.io/component" (index . 1) }}
+{{- toJson $labels }}
+{{- end }}
+
+{{- define "trainyard.serviceAccountName" -}}
+{{- default (include "trainyard.fullname" .) .Values.serviceAccount.name }}
+{{- end }}
+
+{{- define "trainyard.artifactRepositories" -}}
+{{- printf "%s-artifact-repositories" (include "trainyard.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* `<registry>/<repository>:<tag>` of an image (list $ "train"); a sha256: tag pins a digest. */}}
+{{- define "trainyard.image" -}}
+{{- $root := index . 0 }}
+{{- $image := index $root.Values.images (index . 1) }}
+{{- $tag := toString ($image.tag | default $root.Values.image.tag | default $root.Chart.AppVersion) }}
+{{- $separator := ternary "@" ":" (hasPrefix "sha256:" $tag) }}
+{{- printf "%s/%s%s%s" ($root.Values.image.registry | trimSuffix "/") $image.repository $separator $tag }}
+{{- end }}
+
+{{/* A step's resources as JSON, with its GPU count in requests and limits (list $ "train"). */}}
+{{- define "trainyard.resources" -}}
+{{- $step := index (index . 0).Values.steps (index . 1) }}
+{{- $resources := deepCopy (default (dict) $step.resources) }}
+{{- $gpus := int (default 0 $step.gpus) }}
+{{- if gt $gpus 0 }}
+{{- $gpu := dict "nvidia.com/gpu" (toString $gpus) }}
+{{- $_ := set $resources "requests" (merge (default (dict) $resources.requests) $gpu) }}
+{{- $_ := set $resources "limits" (merge (default (dict) $resources.limits) (deepCopy $gpu)) }}
+{{- end }}
+{{- toJson $resources }}
+{{- end }}
+
+{{/* A step's node selector as JSON, plus the spot-node labels when the step runs on spot. */}}
+{{- define "trainyard.nodeSelector" -}}
+{{- $root := index . 0 }}
+{{- $step := index $root.Values.steps (index . 1) }}
+{{- $selector := deepCopy (default (dict) $step.nodeSelector) }}
+{{- if $step.spot }}
+{{- $selector = merge $selector (deepCopy $root.Values.spot.nodeSelector) }}
+{{- end }}
+{{- toJson $selector }}
+{{- end }}
+
+{{/* A step's tolerations as JSON, plus the spot-node ones when the step runs on spot. */}}
+{{- define "trainyard.tolerations" -}}
+{{- $root := index . 0 }}
+{{- $step := index $root.Values.steps (index . 1) }}
+{{- $tolerations := default (list) $step.tolerations }}
+{{- if $step.spot }}
+{{- $tolerations = concat $tolerations $root.Values.spot.tolerations }}
+{{- end }}
+{{- toJson $tolerations }}
+{{- end }}
+
+{{/* The `overrides` parameter's default: the model registry bucket, then workflow.overrides. */}}
+{{- define "trainyard.overrides" -}}
+{{- $parts := list }}
+{{- with .Values.modelRegistry }}
+{{- $parts = append $parts (printf "promotion.registry=%s" .) }}
+{{- end }}
+{{- with .Values.workflow.overrides }}
+{{- $parts = append $parts . }}
+{{- end }}
+{{- join " " $parts | toJson }}
+{{- end }}
+
+{{/* The nightly run's parameters (nightly.parameters) as Argo arguments. */}}
+{{- define "trainyard.nightlyArguments" -}}
+{{- $parameters := list }}
+{{- range $name, $value := .Values.nightly.parameters }}
+{{- $parameters = append $parameters (dict "name" $name "value" (toString $value)) }}
+{{- end }}
+{{- toJson (dict "parameters" $parameters) }}
+{{- end }}

@@ -1,0 +1,115 @@
+"""A finished pipeline run: what Argo tells the exit handler, plus what the steps stored.
+
+An exit handler gets no task outputs, only workflow variables (name, status, failures, times).
+The dataset version, the registered model and the promotion decision are looked up in the
+database, where the evaluate step wrote them under the same run id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from steps.db import Database, Transaction
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    status: str  # Argo's workflow phase: Succeeded, Failed or Error
+    started_at: str
+    finished_at: str
+    duration_seconds: float | None = None
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    dataset_version: str | None = None
+    model_id: str | None = None
+    model_uri: str | None = None
+    promoted: bool | None = None
+    promotion_reason: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    ui_url: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_failures(text: str) -> list[dict[str, Any]]:
+    """Argo's `{{workflow.failures}}`: a JSON list of failed nodes, `null` or empty when none.
+
+    Anything else (an unexpected shape) is kept as one message rather than lost.
+    """
+    text = text.strip()
+    if not text or text == "null" or text.startswith("{{"):
+        return []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return [{"message": text}]
+    if isinstance(value, list):
+        return [item if isinstance(item, dict) else {"message": str(item)} for item in value]
+    return [{"message": str(value)}]
+
+
+def parse_duration(text: str) -> float | None:
+    try:
+        return round(float(text), 3)
+    except ValueError:
+        return None
+
+
+def finished_at(started_at: str, duration: float | None) -> str:
+    """Start + duration when both are known (the exit handler runs a little after the end)."""
+    try:
+        start = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
+    except ValueError:
+        start = None
+    if start is None or duration is None:
+        return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return (start + timedelta(seconds=duration)).astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def with_stored_results(outcome: RunOutcome, db: Database) -> RunOutcome:
+    """The outcome completed with the run's model and promotion, if evaluate got that far."""
+    with db.transaction() as tx:
+        found = _model_of_run(tx, outcome.run_id)
+    if found is None:
+        return outcome
+    return RunOutcome(**{**outcome.as_dict(), **found})
+
+
+def _model_of_run(tx: Transaction, run_id: str) -> dict[str, Any] | None:
+    rows = tx.query(
+        "SELECT model_id, uri, dataset_version, metrics FROM models WHERE run_id = ? ORDER BY id DESC LIMIT 1", (run_id,)
+    )
+    if not rows:
+        return None
+    model_id, uri, dataset_version, metrics = rows[0]
+    found: dict[str, Any] = {"model_id": model_id, "model_uri": uri, "dataset_version": dataset_version,
+                             "metrics": json.loads(metrics) if metrics else {}}
+    decision = tx.query("SELECT promoted, reason FROM promotions WHERE model_id = ? ORDER BY id DESC LIMIT 1", (model_id,))
+    if decision:
+        found["promoted"], found["promotion_reason"] = bool(decision[0][0]), decision[0][1]
+    return found
+
+
+def record_outcome(db: Database, outcome: RunOutcome) -> None:
+    """Insert or update the run's `pipeline_runs` row (the exit handler may be retried)."""
+    values = (
+        outcome.dataset_version, outcome.status, outcome.started_at, outcome.finished_at, outcome.model_id,
+        None if outcome.promoted is None else int(outcome.promoted), outcome.duration_seconds,
+        json.dumps(outcome.failures) if outcome.failures else None,
+    )
+    with db.transaction() as tx:
+        updated = tx.execute(
+            "UPDATE pipeline_runs SET dataset_version = ?, status = ?, started_at = ?, finished_at = ?, model_id = ?, "
+            "promoted = ?, duration_seconds = ?, failures = ? WHERE run_id = ?",
+            (*values, outcome.run_id),
+        )
+        if not updated:
+            tx.execute(
+                "INSERT INTO pipeline_runs (dataset_version, status, started_at, finished_at, model_id, promoted, "
+                "duration_seconds, failures, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*values, outcome.run_id),
+            )

@@ -1,0 +1,371 @@
+"""The Helm chart: generated from the Hera objects, rendered and linted with Helm for the default
+values and every `ci/*-values.yaml` scenario, every manifest checked strictly.
+
+Helm is the `helm` binary when it is on PATH, else helm-python-sdk (Helm v4 as a library).
+Argo kinds are checked with `trainyard lint`; core kinds with kubernetes-validate in strict mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from steps import __version__
+from workflows.chart import CHART_DIR, escape_argo, render_chart, stale_chart
+from workflows.lint import lint_text
+from workflows.nightly import NIGHTLY_NAME, build_nightly
+from workflows.pipeline import PIPELINE_NAME, WORKFLOW_PARAMETERS, build_pipeline
+
+KUBERNETES_VERSION = "1.30.0"
+RELEASE, NAMESPACE = "trainyard", "ml"
+SCENARIOS = {"default": None, **{p.name.removesuffix("-values.yaml"): p for p in sorted((CHART_DIR / "ci").glob("*-values.yaml"))}}
+ARGO_KINDS = {"WorkflowTemplate", "CronWorkflow"}
+CORE_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ConfigMap"}
+ARGO_TAG = re.compile(r"\{\{.*?\}\}")
+
+
+class HelmError(Exception):
+    pass
+
+
+# -- Helm: the binary when present, else the SDK ------------------------------------------------
+def _helm_binary() -> str | None:
+    return shutil.which("helm")
+
+
+def _sdk() -> Any:
+    try:
+        import helm_python
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("neither the helm binary nor helm-python-sdk is installed (pip install helm-python-sdk)")
+        pytest.skip("neither the helm binary nor helm-python-sdk is installed")
+    return helm_python
+
+
+@cache
+def _render(values: str = "", release: str = RELEASE) -> dict[str, str]:
+    """Template file name -> rendered text, with `values` (YAML text) over the chart defaults."""
+    given = yaml.safe_load(values) or {}
+    if _helm_binary():
+        done = _helm_cli("template", release, str(CHART_DIR), "--namespace", NAMESPACE, values=values)
+        files: dict[str, str] = {}
+        for chunk in re.split(r"^---\n", done, flags=re.M):
+            match = re.match(r"# Source: [^/]+/templates/(\S+)\n", chunk)
+            if match:
+                files[match.group(1)] = files.get(match.group(1), "") + chunk
+        notes = _helm_cli("install", release, str(CHART_DIR), "--dry-run=client", "--namespace", NAMESPACE, values=values)
+        files["NOTES.txt"] = notes.partition("NOTES:\n")[2]
+        return files
+    helm = _sdk()
+    try:
+        with helm.Chart.load(CHART_DIR) as chart:
+            rendered = chart.render(values=given, name=release, namespace=NAMESPACE, is_install=True)
+    except helm.HelmError as exc:
+        raise HelmError(str(exc)) from None
+    return {name.split("/templates/", 1)[1]: text for name, text in rendered.items()}
+
+
+def _helm_cli(*args: str, values: str) -> str:
+    with _values_file(values) as path:
+        done = subprocess.run([_helm_binary(), *args, "--values", path], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise HelmError(done.stderr)
+    return done.stdout
+
+
+class _values_file:
+    def __init__(self, text: str):
+        import tempfile
+
+        self._file = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+        self._file.write(text)
+        self._file.close()
+
+    def __enter__(self) -> str:
+        return self._file.name
+
+    def __exit__(self, *exc: object) -> None:
+        os.unlink(self._file.name)
+
+
+def _lint(values: str) -> list[str]:
+    """Helm lint findings of warning severity or worse (strict: warnings fail)."""
+    if _helm_binary():
+        with _values_file(values) as path:
+            done = subprocess.run([_helm_binary(), "lint", "--strict", str(CHART_DIR), "--values", path],
+                                  capture_output=True, text=True, timeout=60)
+        return [] if done.returncode == 0 else [done.stdout + done.stderr]
+    helm = _sdk()
+    report = helm.lint(CHART_DIR, yaml.safe_load(values) or {}, strict=True, kube_version=f"v{KUBERNETES_VERSION}")
+    return [*report["errors"], *[f"{m['path']}: {m['error']}" for m in report["messages"] if m["severity"] >= 2]]
+
+
+def _docs(files: dict[str, str]) -> list[dict[str, Any]]:
+    return [doc for name, text in sorted(files.items()) if name.endswith(".yaml")
+            for doc in yaml.safe_load_all(text) if doc]
+
+
+def _scenario(name: str) -> str:
+    path = SCENARIOS[name]
+    return path.read_text() if path else ""
+
+
+def _kind(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def _templates(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in doc["spec"]["templates"]}
+
+
+def _without_empty(value: Any) -> Any:
+    """Normalised for comparison: empty maps and lists (a chart default of `{}`) dropped."""
+    if isinstance(value, dict):
+        kept = {k: _without_empty(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in ({}, [])}
+    if isinstance(value, list):
+        return [_without_empty(v) for v in value]
+    return value
+
+
+# -- the generated templates ----------------------------------------------------------------------
+def test_generated_chart_templates_are_up_to_date() -> None:
+    # TRAINYARD_REGENERATE=1 rewrites them (like `trainyard render`).
+    if os.environ.get("TRAINYARD_REGENERATE"):
+        render_chart(CHART_DIR)
+    assert stale_chart(CHART_DIR) == []
+
+
+def test_a_hand_edit_of_a_generated_template_is_detected(tmp_path: Path) -> None:
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART_DIR, chart)
+    path = chart / "templates" / "workflowtemplate.yaml"
+    path.write_text(path.read_text().replace("steps.train", "steps.train_v2"))
+    assert [p for p in stale_chart(chart) if "workflowtemplate.yaml" in p]
+    assert [p for p in stale_chart(chart) if "cronworkflow.yaml" in p] == []
+
+
+def test_argo_tags_are_escaped_for_helm() -> None:
+    assert escape_argo("a: '{{workflow.name}}-{{pod.name}}'") == "a: '{{`{{workflow.name}}`}}-{{`{{pod.name}}`}}'"
+    with pytest.raises(ValueError, match="backquote"):
+        escape_argo("{{=`x`}}")
+
+
+def test_chart_versions_follow_trainyard() -> None:
+    chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+    assert chart["appVersion"] == __version__ and chart["apiVersion"] == "v2"
+
+
+# -- default values render exactly what the Hera objects define ------------------------------------
+def test_default_values_render_the_hera_workflow_template() -> None:
+    docs = _docs(_render())
+    rendered, hera = _kind(docs, "WorkflowTemplate"), build_pipeline().to_dict()
+    labels = rendered["metadata"].pop("labels")
+    assert hera["metadata"].pop("labels").items() <= labels.items()
+    assert labels["app.kubernetes.io/instance"] == RELEASE
+    assert _without_empty(rendered) == _without_empty(hera)
+
+
+def test_default_values_render_the_hera_cron_workflow() -> None:
+    rendered, hera = _kind(_docs(_render()), "CronWorkflow"), build_nightly().to_dict()
+    assert hera["metadata"].pop("labels").items() <= rendered["metadata"].pop("labels").items()
+    assert rendered["spec"].pop("suspend") is False
+    assert _without_empty(rendered) == _without_empty(hera)
+
+
+# -- every scenario: lint, strict checks, security ----------------------------------------------------
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_helm_lint_is_clean(scenario: str) -> None:
+    assert _lint(_scenario(scenario)) == []
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_rendered_manifest_passes_its_strict_check(scenario: str) -> None:
+    import kubernetes_validate
+
+    docs = _docs(_render(_scenario(scenario)))
+    assert {d["kind"] for d in docs} <= ARGO_KINDS | CORE_KINDS
+    for doc in docs:
+        where = f"{scenario}: {doc['kind']}/{doc['metadata']['name']}"
+        if doc["kind"] in ARGO_KINDS:
+            assert [str(p) for p in lint_text(yaml.safe_dump(doc), where)] == []
+        else:
+            try:
+                kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"{where}: {str(exc).splitlines()[0]}")
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_argo_tags_survive_helm_intact(scenario: str) -> None:
+    docs = _docs(_render(_scenario(scenario)))
+    expected = set(ARGO_TAG.findall(yaml.safe_dump(build_pipeline().to_dict())))
+    rendered = set(ARGO_TAG.findall(yaml.safe_dump(_kind(docs, "WorkflowTemplate"))))
+    assert rendered == expected
+    repository = yaml.safe_load(_kind(docs, "ConfigMap")["data"]["gcs"])
+    key_format = repository["gcs"]["keyFormat"]
+    assert "{{workflow.name}}" in key_format and "{{pod.name}}" in key_format
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_no_secret_values_and_hardened_pods(scenario: str) -> None:
+    docs = _docs(_render(_scenario(scenario)))
+    assert "Secret" not in {d["kind"] for d in docs}
+    template = _kind(docs, "WorkflowTemplate")
+    pod = template["spec"]["securityContext"]
+    assert pod["runAsNonRoot"] is True and pod["runAsUser"] != 0
+    for name, t in _templates(template).items():
+        if "container" not in t:
+            continue
+        context = t["container"]["securityContext"]
+        assert context["capabilities"]["drop"] == ["ALL"] and context["allowPrivilegeEscalation"] is False, name
+        for env in t["container"].get("env", []):
+            assert set(env) == {"name", "valueFrom"} and set(env["valueFrom"]) == {"secretKeyRef"}, f"{name}: {env}"
+    repository = yaml.safe_load(_kind(docs, "ConfigMap")["data"]["gcs"])["gcs"]
+    assert set(repository) <= {"bucket", "keyFormat", "serviceAccountKeySecret"}
+
+
+def test_a_value_can_relax_the_security_context() -> None:
+    values = "podSecurityContext: {runAsNonRoot: false, runAsUser: 0}\ncontainerSecurityContext: {privileged: true}\n"
+    template = _kind(_docs(_render(values)), "WorkflowTemplate")
+    pod = template["spec"]["securityContext"]  # Helm merges given maps into the defaults
+    assert pod["runAsNonRoot"] is False and pod["runAsUser"] == 0
+    assert {t["container"]["securityContext"]["privileged"] for t in template["spec"]["templates"] if "container" in t} == {True}
+
+
+def test_names_agree_across_manifests_for_any_release() -> None:
+    docs = _docs(_render(release="team-a"))
+    template = _kind(docs, "WorkflowTemplate")
+    account = _kind(docs, "ServiceAccount")["metadata"]["name"]
+    assert account == "team-a-trainyard" == template["spec"]["serviceAccountName"]
+    assert _kind(docs, "ConfigMap")["metadata"]["name"] == template["spec"]["artifactRepositoryRef"]["configMap"]
+    binding = _kind(docs, "RoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
+    assert binding["roleRef"]["name"] == _kind(docs, "Role")["metadata"]["name"]
+    assert _kind(docs, "Role")["rules"] == [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"],
+                                               "verbs": ["create", "patch"]}]
+    assert _kind(docs, "CronWorkflow")["spec"]["workflowSpec"]["workflowTemplateRef"]["name"] == template["metadata"]["name"]
+    assert template["metadata"]["name"] == PIPELINE_NAME
+
+
+# -- scenarios take effect --------------------------------------------------------------------------
+def test_spot_a100_scenario() -> None:
+    templates = _templates(_kind(_docs(_render(_scenario("spot-a100"))), "WorkflowTemplate"))
+    train, evaluate = templates["train"], templates["evaluate"]
+    assert train["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-tesla-a100", "cloud.google.com/gke-spot": "true"}
+    assert {"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"} in train["tolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in train["tolerations"]
+    assert "cloud.google.com/gke-spot" not in evaluate["nodeSelector"]
+    assert train["container"]["resources"] == {"requests": {"cpu": "16", "memory": "96Gi", "nvidia.com/gpu": "2"},
+                                               "limits": {"memory": "128Gi", "nvidia.com/gpu": "2"}}
+    assert train["retryStrategy"]["limit"] == "6" and train["retryStrategy"]["retryPolicy"] == "Always"
+    for name in ("train", "evaluate"):
+        assert next(v for v in templates[name]["volumes"] if v["name"] == "dshm")["emptyDir"] == {"medium": "Memory", "sizeLimit": "32Gi"}
+    registry = "europe-docker.pkg.dev/my-project/trainyard"
+    assert train["container"]["image"] == f"{registry}/trainyard-train:2024.06.1"
+    assert templates["record"]["container"]["image"].startswith(f"{registry}/trainyard-record@sha256:")
+    assert templates["notify"]["container"]["imagePullPolicy"] == "Always"
+
+
+def test_workload_identity_scenario() -> None:
+    docs = _docs(_render(_scenario("workload-identity")))
+    annotations = _kind(docs, "ServiceAccount")["metadata"]["annotations"]
+    assert annotations == {"iam.gke.io/gcp-service-account": "trainyard-pipeline@my-project.iam.gserviceaccount.com",
+                           "team": "perception"}
+    template = _kind(docs, "WorkflowTemplate")
+    parameters = {p["name"]: p["value"] for p in template["spec"]["arguments"]["parameters"]}
+    assert parameters["dataset-repo"] == "https://github.com/example/plates-dataset.git"
+    assert parameters["overrides"] == "promotion.registry=gs://my-project-models/registry train.num_workers=8"
+    notify = _templates(template)["notify"]["container"]
+    assert notify["args"][notify["args"].index("--ui-base-url") + 1] == "https://argo.example.com"
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in notify["env"]} == {"prod-trainyard-db", "slack-ml-alerts"}
+    train_env = _templates(template)["train"]["container"]["env"]
+    assert {(e["name"], e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"]) for e in train_env} == {
+        (key, "github-dataset-token", key) for key in ("GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0")}
+    cron = _kind(docs, "CronWorkflow")["spec"]
+    assert cron["schedules"] == ["30 1 * * 1-5"] and cron["timezone"] == "Asia/Seoul"
+    assert cron["workflowSpec"]["arguments"]["parameters"] == [
+        {"name": "overrides", "value": "promotion.registry=gs://my-project-models/registry train.iterations=9000"}]
+    key_format = yaml.safe_load(_kind(docs, "ConfigMap")["data"]["gcs"])["gcs"]["keyFormat"]
+    assert key_format == "runs/{{workflow.creationTimestamp.Y}}/{{workflow.name}}/{{pod.name}}"
+
+
+def test_minimal_scenario() -> None:
+    docs = _docs(_render(_scenario("minimal")))
+    assert {d["kind"] for d in docs} == {"WorkflowTemplate", "ConfigMap"}
+    template = _kind(docs, "WorkflowTemplate")
+    assert template["spec"]["serviceAccountName"] == "argo-workflow"
+    assert template["spec"]["artifactRepositoryRef"]["configMap"] == "ml-pipeline-artifact-repositories"
+    repository = yaml.safe_load(_kind(docs, "ConfigMap")["data"]["gcs"])
+    assert repository == {"archiveLogs": False, "gcs": {
+        "bucket": "shared-argo-artifacts", "keyFormat": "trainyard/{{workflow.name}}/{{pod.name}}",
+        "serviceAccountKeySecret": {"name": "gcs-credentials", "key": "serviceAccountKey"}}}
+
+
+def test_notes_tell_the_next_steps() -> None:
+    notes = _render()["NOTES.txt"]
+    assert f"--from workflowtemplate/{PIPELINE_NAME}" in notes and "trainyard submit" in notes
+    assert "create secret generic trainyard-database" in notes and f"cronwf/{NIGHTLY_NAME}" in notes
+    assert "cronwf" not in _render(_scenario("minimal"))["NOTES.txt"]
+
+
+# -- values: schema and documentation -----------------------------------------------------------------
+@pytest.mark.parametrize(("values", "named"), [
+    ("nightly: {shedule: '0 3 * * *'}\n", "shedule"),
+    ("steps: {train: {gpus: two}}\n", "gpus"),
+    ("nightly: {schedule: 'every night'}\n", "schedule"),
+    ("nightly: {parameters: {annotation-versoin: annotations/v2}}\n", "annotation-versoin"),
+    ("nightly: {parameters: {webhook-url: 'https://hooks.example.com/T0/B0/token'}}\n", "webhook-url"),
+])
+def test_schema_rejects_bad_values_naming_the_key(values: str, named: str) -> None:
+    with pytest.raises(HelmError, match=re.escape(named)):
+        _render(values)
+
+
+def test_schema_knows_the_workflow_parameters() -> None:
+    # All but webhook-url: a webhook URL often carries a token, so it belongs in the Secret,
+    # never in a manifest.
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    names = schema["properties"]["nightly"]["properties"]["parameters"]["propertyNames"]["enum"]
+    assert names == [name for name in WORKFLOW_PARAMETERS if name != "webhook-url"]
+
+
+def test_every_value_has_a_doc_comment() -> None:
+    """helm-docs style: a `# --` comment on every value; one on a map covers what is inside it."""
+    lines = (CHART_DIR / "values.yaml").read_text().splitlines()
+    undocumented, covered = [], []  # covered: indents of documented maps we are inside
+    for number, line in enumerate(lines):
+        match = re.match(r"^(\s*)([\w.-]+):(.*)$", line)
+        if not match or line.lstrip().startswith("#"):
+            continue
+        indent, key, rest = len(match.group(1)), match.group(2), match.group(3).strip()
+        covered = [i for i in covered if i < indent]
+        documented = any(c.startswith("# --") for c in _comment_block([lines[i].strip() for i in range(number - 1, -1, -1)]))
+        following = next((lines[i] for i in range(number + 1, len(lines)) if lines[i].strip()), "")
+        is_value = bool(rest) or following.strip().startswith("- ")
+        if documented:
+            covered.append(indent)
+        elif is_value and not covered:
+            undocumented.append(f"line {number + 1}: {key}")
+    assert undocumented == []
+
+
+def _comment_block(lines_above: list[str]) -> list[str]:
+    block = []
+    for line in lines_above:
+        if not line.startswith("#"):
+            break
+        block.append(line)
+    return block
