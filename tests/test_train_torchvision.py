@@ -7,12 +7,7 @@ handful of iterations on the CPU: enough to exercise the real training loop end 
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -20,21 +15,26 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
 
-from steps.config import Config, ModelConfig, load_config
+from steps.config import Config, ModelConfig, TrainConfig, load_config
 from steps.errors import ConfigError, InputError
 from steps.masks import decode
 from steps.models import TrainSummary, get_backend
 from steps.models.checkpoints import CheckpointWarning, list_checkpoints, read_checkpoint, save_checkpoint
 from steps.models.coco_dataset import CocoSegmentationDataset, read_split
-from steps.models.sampling import ResumableSampler
+from steps.models.sampling import IndexSampler, ResumableSampler
 from steps.models.schedule import lr_factor
 from steps.models.torchvision_model import build_model, load_initial_weights
-
-REPO = Path(__file__).resolve().parents[1]
-IMAGE_W, IMAGE_H = 160, 120
-CATEGORIES = [{"id": 1, "name": "plate", "supercategory": ""}, {"id": 2, "name": "char", "supercategory": ""}]
+from steps.models.train_settings import train_min_sizes, world_size
+from tests.tiny_coco import (
+    CATEGORIES,
+    IMAGE_H,
+    IMAGE_W,
+    checkpoint_iterations,
+    make_coco_dataset,
+    metric_iterations,
+    train_and_sigterm,
+)
 
 # Few sampled RoIs keep the box and mask heads cheap on a 2-core CPU.
 TINY_MODEL: dict[str, Any] = {"backend": "torchvision", "backbone": "resnet18", "pretrained": "none", "min_size": 128,
@@ -55,49 +55,6 @@ def tiny_config(**train: Any) -> Config:
         **train,
     }
     return Config.model_validate({"model": TINY_MODEL, "train": settings})
-
-
-def make_coco_dataset(root: Path, images: int = 6, seed: int = 0) -> Path:
-    """train/val/test.json + images/: each image has a filled rectangle (plate) and triangle (char).
-
-    Objects stay under 20 px, below what the smallest (32 px) anchors match at IoU 0.5: few positive
-    RoIs reach the mask head, which is what keeps an iteration cheap on a CPU.
-    """
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True)
-    image_entries, annotations = [], []
-    for i in range(images):
-        picture = Image.fromarray(rng.integers(0, 60, (IMAGE_H, IMAGE_W, 3), dtype=np.uint8))
-        draw = ImageDraw.Draw(picture)
-        x, y = int(rng.integers(5, 70)), int(rng.integers(5, 90))
-        w, h = int(rng.integers(12, 20)), int(rng.integers(8, 16))
-        rectangle = [x, y, x + w, y, x + w, y + h, x, y + h]
-        draw.polygon(rectangle, fill=(220, 220, 40))
-        tx, ty = int(rng.integers(80, IMAGE_W - 20)), int(rng.integers(5, IMAGE_H - 20))
-        triangle = [tx, ty + 14, tx + 7, ty, tx + 14, ty + 14]
-        draw.polygon(triangle, fill=(40, 200, 220))
-        picture.save(root / "images" / f"img{i}.png")
-        image_entries.append({"id": i + 1, "file_name": f"img{i}.png", "width": IMAGE_W, "height": IMAGE_H})
-        for k, (category, polygon, box) in enumerate([(1, rectangle, [x, y, w, h]), (2, triangle, [tx, ty, 14, 14])]):
-            annotations.append(
-                {"id": 2 * i + k + 1, "image_id": i + 1, "category_id": category, "segmentation": [[float(v) for v in polygon]],
-                 "bbox": box, "area": box[2] * box[3], "iscrowd": 0}
-            )
-    # One unannotated image: training must skip it.
-    Image.new("RGB", (IMAGE_W, IMAGE_H)).save(root / "images" / "empty.png")
-    image_entries.append({"id": images + 1, "file_name": "empty.png", "width": IMAGE_W, "height": IMAGE_H})
-    coco = {"images": image_entries, "annotations": annotations, "categories": CATEGORIES}
-    for split in ("train", "val", "test"):
-        (root / f"{split}.json").write_text(json.dumps(coco))
-    return root
-
-
-def metric_iterations(out_dir: Path) -> list[int]:
-    return [entry["iteration"] for entry in json.loads((out_dir / "metrics.json").read_text())]
-
-
-def checkpoint_iterations(out_dir: Path) -> list[int]:
-    return [iteration for iteration, _ in list_checkpoints(out_dir / "checkpoints")]
 
 
 @pytest.fixture(scope="module")
@@ -167,36 +124,12 @@ def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(run_copy: Pa
     assert (run_copy / "checkpoints" / "model_0000004.pth.corrupt").is_file()
 
 
-_TRAIN_IN_SUBPROCESS = """
-import json, sys
-from pathlib import Path
-from steps.config import Config
-from steps.models import get_backend
-config = Config.model_validate(json.loads(sys.argv[1]))
-get_backend("torchvision").train(Path(sys.argv[2]), Path(sys.argv[3]), config)
-"""
-
-
 def test_sigterm_checkpoints_exits_143_and_the_rerun_resumes(dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     # Checkpoints only at the end: any earlier checkpoint must be the one SIGTERM wrote.
     config = tiny_config(iterations=4, checkpoint_period=100, batch_size=1)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(
-        [sys.executable, "-c", _TRAIN_IN_SUBPROCESS, config.model_dump_json(), str(dataset), str(out)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    lines = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        lines.append(line)
-        if line.startswith("iter 1/4"):
-            process.send_signal(signal.SIGTERM)
-            break
-    rest, _ = process.communicate(timeout=120)
-    output = "".join(lines) + rest
-    assert process.returncode == 143, output
-    stopped = int(re.search(r"SIGTERM: checkpoint written at iteration (\d+)", output).group(1))
+    code, output, stopped = train_and_sigterm(config, dataset, out, after_line="iter 1/4")
+    assert code == 143, output
     assert 1 <= stopped < 4
     assert checkpoint_iterations(out) == [stopped]
 
@@ -238,8 +171,8 @@ def test_a_checkpoint_file_can_start_a_model_with_other_categories(first_run: tu
 
 def test_unknown_backbone_is_a_config_error_before_any_work(dataset: Path, tmp_path: Path) -> None:
     config = tiny_config()
-    config.model.backbone = "resnet101"
-    with pytest.raises(ConfigError, match="model.backbone: 'resnet101'"):
+    config.model.backbone = "vgg16"
+    with pytest.raises(ConfigError, match="model.backbone: 'vgg16'"):
         get_backend("torchvision").train(dataset, tmp_path / "out", config)
     assert not (tmp_path / "out").exists()
 
@@ -250,13 +183,44 @@ def test_unknown_backbone_is_a_config_error_before_any_work(dataset: Path, tmp_p
         ({"backbone": "resnet18", "pretrained": "coco"}, "COCO Mask R-CNN weights for resnet50 only"),
         ({"backbone": "resnet18", "pretrained": "/no/such/weights.pth"}, "model.pretrained"),
         ({"backbone": "resnet18", "min_size": 400, "max_size": 300}, "model.min_size"),
+        ({"backbone": "resnet18", "min_size_train": [0, 800]}, r"model.min_size_train: \[0\]"),
+        ({"backbone": "resnet18", "train": {"lr_steps": [0.5, 1.0]}}, "train.lr_steps"),
+        ({"backbone": "resnet18", "train": {"gpus": 2, "device": "cpu"}}, "train.gpus=2 needs train.device auto or cuda"),
+        ({"backbone": "resnet18", "train": {"device": "tpu"}}, "train.device"),
     ],
-    ids=["coco-needs-resnet50", "missing-weights-file", "min-above-max"],
+    ids=["coco-needs-resnet50", "missing-weights-file", "min-above-max", "resize-range", "lr-steps", "gpus-on-cpu", "device"],
 )
-def test_bad_model_settings_are_config_errors(model: dict[str, Any], message: str, dataset: Path, tmp_path: Path) -> None:
-    config = Config.model_validate({"model": model})
+def test_bad_settings_are_config_errors_before_any_work(model: dict[str, Any], message: str, dataset: Path, tmp_path: Path) -> None:
+    train = model.pop("train", {})
+    config = Config.model_validate({"model": model, "train": train})
     with pytest.raises(ConfigError, match=message):
         get_backend("torchvision").train(dataset, tmp_path / "out", config)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("gpus", "batch_size", "available", "expected"),
+    [(1, 4, 0, 1), (2, 4, 2, 2), (4, 8, 8, 4), (2, 4, 1, "this node has 1 CUDA device"), (2, 3, 2, "does not split evenly")],
+    ids=["one", "two-of-two", "four-of-eight", "more-than-present", "uneven-batch"],
+)
+def test_world_size_is_the_gpu_count_when_the_node_has_them(gpus: int, batch_size: int, available: int, expected: int | str) -> None:
+    train = TrainConfig(gpus=gpus, batch_size=batch_size)
+    if isinstance(expected, int):
+        assert world_size(train, available) == expected
+    else:
+        with pytest.raises(ConfigError, match=expected):
+            world_size(train, available)
+
+
+def test_schedule_amp_and_resize_settings_are_honoured_on_cpu(dataset: Path, tmp_path: Path) -> None:
+    config = tiny_config(iterations=1, lr_schedule="step", clip_grad_norm=0.0, amp=True)
+    config.model.min_size_train = [96, 112]
+    assert train_min_sizes(config.model) == (96, 112) and train_min_sizes(ModelConfig()) == (800,)
+    summary = get_backend("torchvision").train(dataset, tmp_path / "out", config)
+    state = read_checkpoint(summary.checkpoints[-1])
+    assert state["scheduler"]["kind"] == "step" and state["scheduler"]["milestones"] == pytest.approx([2 / 3, 8 / 9])
+    assert state["scaler"] == {}  # AMP is CUDA only: no scaler state on a CPU run
+    assert load_config(tmp_path / "out" / "config.yaml").model.min_size_train == [96, 112]
 
 
 def test_missing_dataset_is_an_input_error(tmp_path: Path) -> None:
@@ -309,6 +273,32 @@ def test_sampler_resumes_mid_epoch_with_the_same_order() -> None:
     assert sorted(i for i, _ in fresh[:5]) == list(range(5)) and sorted(i for i, _ in fresh[5:10]) == list(range(5))
     assert list(islice(ResumableSampler(5, seed=3, start=7), 5)) == fresh[7:]
     assert fresh[:5] != list(islice(ResumableSampler(5, seed=4), 5))
+
+
+def test_sampler_shards_split_one_stream_between_processes() -> None:
+    whole = list(islice(ResumableSampler(5, seed=3, start=4), 12))
+    shards = [list(islice(ResumableSampler(5, seed=3, start=4, rank=rank, world=3), 4)) for rank in range(3)]
+    # sample numbers 4, 5, 6, ... go to ranks 1, 2, 0, 1, ...: interleaved back, they are the one stream
+    interleaved = [shards[(4 + i) % 3][i // 3] for i in range(12)]
+    assert interleaved == whole
+    assert list(islice(IndexSampler(ResumableSampler(5, seed=3, start=4)), 12)) == [index for index, _ in whole]
+
+
+def test_two_processes_stop_together_on_sigterm_and_the_run_resumes(dataset: Path, tmp_path: Path) -> None:
+    """The multi-GPU path (DDP, sharded samples, rank 0 writes, SIGTERM forwarded to every worker)
+    as two CPU processes over gloo; the pod's SIGTERM reaches only the launching process."""
+    out = tmp_path / "out"
+    config = tiny_config(iterations=4, checkpoint_period=100)
+    code, output, stopped = train_and_sigterm(config, dataset, out, after_line="iter 1/4", processes=2)
+    assert code == 143, output
+    assert 1 <= stopped < 4 and checkpoint_iterations(out) == [stopped]
+    assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 1  # one writer: rank 0
+    state = read_checkpoint(out / "checkpoints" / f"model_{stopped:07d}.pth")
+    assert not any(key.startswith("module.") for key in state["model"])  # the model, not its DDP wrapper
+
+    summary = get_backend("torchvision").train(dataset, out, config)  # resumed by a single process
+    assert summary.start_iteration == stopped and summary.iterations == 4
+    assert metric_iterations(out) == [1, 2, 3, 4]
 
 
 def test_atomic_save_replaces_whole_files_and_leaves_no_temp(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ the interface (and machines without detectron2) stay light.
 
 from __future__ import annotations
 
+import warnings
+
 from steps.errors import ConfigError
 from steps.models.base import Backend, Predictor, TrainSummary
 
@@ -29,5 +31,9 @@ def get_backend(name: str) -> Backend:
                 "it is built from source in the train image (see images/train); "
                 "locally use --set model.backend=torchvision"
             ) from None
-        raise ConfigError("model.backend: the detectron2 backend is not implemented yet; use 'torchvision'")
+        with warnings.catch_warnings():  # detectron2's layers still call torch.jit.script at import
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+            from steps.models.detectron2_backend import Detectron2Backend
+
+        return Detectron2Backend()
     raise ConfigError(f"model.backend: unknown backend {name!r} (known: {', '.join(BACKENDS)})")

@@ -1,4 +1,4 @@
-"""The small interface every model backend implements (torchvision now, detectron2 later).
+"""The small interface every model backend implements (torchvision and detectron2).
 
 A backend trains from a COCO dataset folder into an output folder of checkpoints and loads a
 checkpoint into a predictor that returns COCO results. Steps talk to this interface only.
@@ -24,6 +24,13 @@ class TrainSummary:
     checkpoints: list[Path] = field(default_factory=list)
     seconds: float = 0.0
 
+    def describe(self) -> str:
+        """One log line: what ran, from where, and what it left."""
+        resumed = f", resumed at {self.start_iteration}" if self.start_iteration else ""
+        loss = f", final loss {self.final_loss:.3f}" if self.final_loss is not None else ", nothing left to train"
+        folder = f" in {self.checkpoints[-1].parent}" if self.checkpoints else ""
+        return f"{self.backend}: {self.iterations} iterations{resumed}{loss}, {len(self.checkpoints)} checkpoint(s){folder}, {self.seconds:.0f} s"
+
 
 class Predictor(Protocol):
     """A loaded model: COCO category list plus per-image inference."""
@@ -37,6 +44,10 @@ class Predictor(Protocol):
 
 class Backend(Protocol):
     name: str
+
+    def check(self, config: Config) -> None:
+        """Raise ConfigError for settings this backend cannot train with, before any work starts."""
+        ...
 
     def train(self, dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
         """Train (or resume) into `out_dir`: checkpoints/, metrics.json, tensorboard/, config.yaml."""

@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from steps.config import Config, ModelConfig
+from steps.errors import ConfigError
+
 _NAME = re.compile(r"^model_(\d{7,})\.pth$")
 
 
@@ -26,6 +29,10 @@ class CheckpointWarning(UserWarning):
 
 def checkpoint_path(checkpoint_dir: Path, iteration: int) -> Path:
     return Path(checkpoint_dir) / f"model_{iteration:07d}.pth"
+
+
+def is_checkpoint_name(name: str) -> bool:
+    return _NAME.match(name) is not None
 
 
 def list_checkpoints(checkpoint_dir: Path) -> list[tuple[int, Path]]:
@@ -79,6 +86,23 @@ def load_latest(checkpoint_dir: Path, map_location: str | torch.device = "cpu") 
                 stacklevel=2,
             )
     return None
+
+
+def check_resumable(state: dict[str, Any], backend: str, config: Config, categories: list[dict[str, Any]], where: Path) -> None:
+    """A checkpoint can only resume the same backend and architecture on the same categories."""
+    if state.get("backend") != backend:
+        raise ConfigError(
+            f"{where}: checkpoints there were written by model.backend={state.get('backend')}, not {backend}; "
+            "use a new output folder or the same backend"
+        )
+    saved_model = ModelConfig.model_validate(state["config"]["model"])
+    if (saved_model.backbone, saved_model.pretrained == "none") != (config.model.backbone, config.model.pretrained == "none"):
+        raise ConfigError(
+            f"{where}: checkpoints there were trained with model.backbone={saved_model.backbone}, "
+            f"model.pretrained={saved_model.pretrained}; use a new output folder or the same model settings"
+        )
+    if [c["name"] for c in state["categories"]] != [c["name"] for c in categories]:
+        raise ConfigError(f"{where}: checkpoints there were trained on other categories; use a new output folder")
 
 
 def capture_rng() -> dict[str, Any]:

@@ -4,6 +4,7 @@ Training writes into `out_dir`: `config.yaml` (the resolved config), `checkpoint
 every `train.checkpoint_period` iterations and at the end, `metrics.json` and `tensorboard/`
 every `train.log_period`. A rerun into the same folder resumes from the newest readable
 checkpoint and trains on to `train.iterations`; SIGTERM checkpoints and exits with 143.
+With `train.gpus` > 1 it runs one DDP process per GPU; rank 0 writes every output.
 """
 
 from __future__ import annotations
@@ -12,17 +13,18 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
-from steps.config import Config, ModelConfig, save_config
+from steps.config import Config, save_config
 from steps.errors import ConfigError
-from steps.models import schedule
+from steps.models import distributed, schedule
 from steps.models.base import TrainSummary
 from steps.models.checkpoints import (
     capture_rng,
+    check_resumable,
     checkpoint_path,
     list_checkpoints,
     load_latest,
@@ -31,20 +33,22 @@ from steps.models.checkpoints import (
 )
 from steps.models.coco_dataset import CocoSegmentationDataset, collate, read_split
 from steps.models.devices import resolve_device
+from steps.models.durable_checkpoints import CheckpointMirror
 from steps.models.preemption import Preempted, StopOnSigterm, ignore_sigterm_in_worker
 from steps.models.sampling import ResumableSampler
 from steps.models.torchvision_model import build_model, check_model_config, load_initial_weights
 from steps.models.torchvision_predictor import TorchvisionPredictor, load_predictor
-from steps.models.training_log import TrainingLog, say
+from steps.models.train_settings import check_train_settings, train_min_sizes
+from steps.models.training_log import TrainingLog, last_logged_loss, say
 
 NAME = "torchvision"
-# Not (yet) config fields: sensible fixed choices for Mask R-CNN.
-SCHEDULE: schedule.ScheduleKind = "cosine"
-CLIP_GRAD_NORM = 10.0
 
 
 class TorchvisionBackend:
     name = NAME
+
+    def check(self, config: Config) -> None:
+        check_config(config)
 
     def train(self, dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
         return train(dataset_dir, out_dir, config)
@@ -67,69 +71,110 @@ def make_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimi
     return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
 
 
-def _check_same_run(state: dict[str, Any], config: Config, categories: list[dict[str, Any]], where: Path) -> None:
-    """A checkpoint can only resume the same architecture on the same categories."""
-    saved_model = ModelConfig.model_validate(state["config"]["model"])
-    if (saved_model.backbone, saved_model.pretrained == "none") != (config.model.backbone, config.model.pretrained == "none"):
-        raise ConfigError(
-            f"{where}: checkpoints there were trained with model.backbone={saved_model.backbone}, "
-            f"model.pretrained={saved_model.pretrained}; use a new output folder or the same model settings"
-        )
-    if [c["name"] for c in state["categories"]] != [c["name"] for c in categories]:
-        raise ConfigError(f"{where}: checkpoints there were trained on other categories; use a new output folder")
+def check_config(config: Config) -> int:
+    """Reject what this backend cannot run, before any work; returns the number of processes."""
+    check_model_config(config.model)
+    world = check_train_settings(config)
+    if world == 1:
+        resolve_device(config.train.device)
+    return world
 
 
 def train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
     """Train Mask R-CNN on `dataset_dir/train.json`, resuming from `out_dir/checkpoints` if any."""
     started = time.perf_counter()
-    t = config.train
-    check_model_config(config.model)
-    device = resolve_device(t.device)
-    split = read_split(Path(dataset_dir), "train")
+    world = check_config(config)
+    read_split(Path(dataset_dir), "train")  # a missing or malformed dataset fails before any work
     out_dir = Path(out_dir)
+    mirror = CheckpointMirror.from_uri(config.train.checkpoint_uri, out_dir)
+    if mirror:
+        mirror.restore()
+    if world == 1:
+        return _train(0, 1, Path(dataset_dir), out_dir, config)
+    say(f"training on {world} GPUs: one process each, {config.train.batch_size // world} images per GPU per iteration")
     checkpoint_dir = out_dir / "checkpoints"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, out_dir / "config.yaml")
+    before = list_checkpoints(checkpoint_dir)
+    distributed.run_workers(lambda: distributed.spawn(_train_worker, world, (Path(dataset_dir), out_dir, config)), checkpoint_dir)
+    return _summary_from_disk(out_dir, config, before[-1][0] if before else 0, time.perf_counter() - started)
+
+
+def _train_worker(rank: int, world: int, dataset_dir: Path, out_dir: Path, config: Config) -> None:
+    _train(rank, world, dataset_dir, out_dir, config)
+
+
+def _summary_from_disk(out_dir: Path, config: Config, start: int, seconds: float) -> TrainSummary:
+    # The workers' return values stay in their processes: read what rank 0 wrote instead.
+    final = last_logged_loss(out_dir, start)
+    return TrainSummary(NAME, config.train.iterations, start, final, [p for _, p in list_checkpoints(out_dir / "checkpoints")], seconds)
+
+
+def _train(rank: int, world: int, dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
+    """The training loop of process `rank` of `world` (1: plain single-device training)."""
+    started = time.perf_counter()
+    t = config.train
+    main = rank == 0
+    device = resolve_device(t.device) if world == 1 else torch.device("cuda", rank) if torch.cuda.is_available() else torch.device("cpu")
+    split = read_split(dataset_dir, "train")
+    checkpoint_dir = out_dir / "checkpoints"
+    mirror = CheckpointMirror.from_uri(t.checkpoint_uri, out_dir) if main else None
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, out_dir / "config.yaml")
 
     seed_everything(t.seed)
+    if world > 1 and not main:
+        dist.barrier()  # rank 0 reads first: it moves unreadable checkpoints aside
     latest = load_latest(checkpoint_dir)
+    if world > 1 and main:
+        dist.barrier()
     model = build_model(config.model, len(split.categories) + 1, download=latest is None)
+    # Multi-scale training: the transform picks a shorter side per image while in train mode.
+    model.transform.min_size = train_min_sizes(config.model)
     if latest is None:
         load_initial_weights(model, config.model)
+    if world > 1 and device.type == "cuda" and config.model.pretrained == "none":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # per-GPU batches are small
     model.to(device)
     optimizer = make_optimizer(model, config)
-    amp = device.type == "cuda"
+    amp = t.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     start = 0
     if latest is not None:
         path, state = latest
-        _check_same_run(state, config, split.categories, checkpoint_dir)
+        check_resumable(state, NAME, config, split.categories, checkpoint_dir)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if state["scaler"]:  # empty when the checkpoint came from a CPU (no AMP) run
             scaler.load_state_dict(state["scaler"])
         restore_rng(state["rng"])
         start = int(state["iteration"])
-        say(f"resuming from {path} at iteration {start}")
+        if main:
+            say(f"resuming from {path} at iteration {start}")
     if start >= t.iterations:
-        say(f"nothing to do: {checkpoint_dir} is already at iteration {start} of {t.iterations}")
+        if main:
+            say(f"nothing to do: {checkpoint_dir} is already at iteration {start} of {t.iterations}")
         return TrainSummary(NAME, start, start, None, [p for _, p in list_checkpoints(checkpoint_dir)], time.perf_counter() - started)
+    ddp_devices = [rank] if device.type == "cuda" else None
+    forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=ddp_devices) if world > 1 else model
 
     dataset = CocoSegmentationDataset(split, hflip=t.hflip)
     loader = torch.utils.data.DataLoader(
         dataset,
-        batch_size=t.batch_size,
-        sampler=ResumableSampler(len(dataset), t.seed, start * t.batch_size),
+        batch_size=t.batch_size // world,
+        sampler=ResumableSampler(len(dataset), t.seed, start * t.batch_size, rank, world),
         num_workers=t.num_workers,
         collate_fn=collate,
         worker_init_fn=ignore_sigterm_in_worker if t.num_workers else None,
         generator=torch.Generator().manual_seed(t.seed),
-        pin_memory=amp,
+        pin_memory=device.type == "cuda",
     )
-    say(
-        f"training {config.model.backbone} Mask R-CNN on {device}: {len(dataset)} images, "
-        f"{len(split.categories)} categories, iterations {start}->{t.iterations}, batch {t.batch_size}"
-    )
+    if main:
+        say(
+            f"training {config.model.backbone} Mask R-CNN on {device}{f' x{world}' if world > 1 else ''}: "
+            f"{len(dataset)} images, {len(split.categories)} categories, iterations {start}->{t.iterations}, "
+            f"batch {t.batch_size}, amp {'on' if amp else 'off'}"
+        )
+    milestones = t.lr_steps
 
     def checkpoint(done: int) -> Path:
         state = {
@@ -137,16 +182,19 @@ def train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
             "iteration": done,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "scheduler": schedule.describe(t.lr, t.iterations, t.warmup_iters, SCHEDULE),
+            "scheduler": schedule.describe(t.lr, t.iterations, t.warmup_iters, t.lr_schedule, milestones),
             "scaler": scaler.state_dict(),
             "rng": capture_rng(),
             "config": config.model_dump(mode="json"),
             "categories": split.categories,
         }
-        return save_checkpoint(state, checkpoint_path(checkpoint_dir, done))
+        path = save_checkpoint(state, checkpoint_path(checkpoint_dir, done))
+        if mirror:
+            mirror.upload(path)
+        return path
 
-    log = TrainingLog(out_dir, start)
-    model.train()
+    log = TrainingLog(out_dir, start) if main else None
+    forward.train()
     batches = iter(loader)  # endless: the sampler never runs out
     window: dict[str, float] = {}
     window_count, window_start = 0, time.perf_counter()
@@ -158,11 +206,11 @@ def train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
                 images, targets = next(batches)
                 images = [img.to(device, non_blocking=True) for img in images]
                 targets = [{k: v.to(device, non_blocking=True) for k, v in tgt.items()} for tgt in targets]
-                lr = t.lr * schedule.lr_factor(iteration, t.iterations, t.warmup_iters, SCHEDULE)
+                lr = t.lr * schedule.lr_factor(iteration, t.iterations, t.warmup_iters, t.lr_schedule, milestones)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 with torch.autocast(device.type, enabled=amp):
-                    losses = model(images, targets)
+                    losses = forward(images, targets)
                 loss = sum(losses.values())
                 if not math.isfinite(loss.item()):
                     raise ConfigError(
@@ -171,8 +219,9 @@ def train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
                     )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_GRAD_NORM)
+                if t.clip_grad_norm > 0:
+                    scaler.unscale_(optimizer)  # clip the true gradients, not the AMP-scaled ones
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad_norm)
                 scaler.step(optimizer)
                 scaler.update()
 
@@ -180,24 +229,28 @@ def train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
                 for name, value in losses.items():
                     window[name] = window.get(name, 0.0) + value.item()
                 window_count += 1
-                if done % t.log_period == 0 or done == t.iterations:
+                if log and (done % t.log_period == 0 or done == t.iterations):
                     averaged = {name: total / window_count for name, total in window.items()}
                     seconds = (time.perf_counter() - window_start) / window_count
                     log.log(done, t.iterations, averaged, lr, seconds)
                     final_loss = sum(averaged.values())
                     window, window_count, window_start = {}, 0, time.perf_counter()
                 if done % t.checkpoint_period == 0 or done == t.iterations:
-                    checkpoint(done)
-                    saved_at = done
-                    log.flush()
-                if sigterm.requested:
-                    if saved_at != done:
+                    if main:
                         checkpoint(done)
-                    log.flush()
-                    say(f"SIGTERM: checkpoint written at iteration {done}; exiting with {Preempted(done).code} so the step is retried")
+                        log.flush()
+                    saved_at = done
+                if distributed.agree_to_stop(sigterm.requested):
+                    if main:
+                        if saved_at != done:
+                            checkpoint(done)
+                        log.flush()
+                        say(f"SIGTERM: checkpoint written at iteration {done}; exiting with {Preempted(done).code} so the step is retried")
                     raise Preempted(done)
     finally:
-        log.close()
+        if log:
+            log.close()
     seconds = time.perf_counter() - started
-    say(f"done: {t.iterations} iterations in {seconds:.0f} s; checkpoints in {checkpoint_dir}")
+    if main:
+        say(f"done: {t.iterations} iterations in {seconds:.0f} s; checkpoints in {checkpoint_dir}")
     return TrainSummary(NAME, t.iterations, start, final_loss, [p for _, p in list_checkpoints(checkpoint_dir)], seconds)

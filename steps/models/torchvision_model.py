@@ -12,7 +12,13 @@ from typing import TypeVar
 
 import torch
 from torch import nn
-from torchvision.models import MobileNet_V3_Large_Weights, ResNet18_Weights, ResNet34_Weights, ResNet50_Weights
+from torchvision.models import (
+    MobileNet_V3_Large_Weights,
+    ResNet18_Weights,
+    ResNet34_Weights,
+    ResNet50_Weights,
+    ResNet101_Weights,
+)
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
@@ -28,6 +34,7 @@ IMAGENET_WEIGHTS = {
     "resnet18": ResNet18_Weights.IMAGENET1K_V1,
     "resnet34": ResNet34_Weights.IMAGENET1K_V1,
     "resnet50": ResNet50_Weights.IMAGENET1K_V1,
+    "resnet101": ResNet101_Weights.IMAGENET1K_V1,
     "mobilenet_v3_large": MobileNet_V3_Large_Weights.IMAGENET1K_V1,
 }
 BACKBONES = tuple(IMAGENET_WEIGHTS)

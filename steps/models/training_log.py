@@ -35,6 +35,16 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
+def last_logged_loss(out_dir: Path, after: int) -> float | None:
+    """The last total loss in `out_dir/metrics.json` if logged after iteration `after`, else None."""
+    path = Path(out_dir) / "metrics.json"
+    try:
+        entries = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return float(entries[-1]["loss"]) if entries and entries[-1]["iteration"] > after else None
+
+
 class TrainingLog:
     def __init__(self, out_dir: Path, start_iteration: int) -> None:
         self.metrics_path = Path(out_dir) / "metrics.json"

@@ -15,28 +15,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m steps.train",
         description="Train Mask R-CNN on a recorded dataset version. Writes checkpoints/, metrics.json, "
-        "tensorboard/ and config.yaml to --output, and resumes from the checkpoints already there.",
+        "tensorboard/ and config.yaml to --output, and resumes from the checkpoints already there "
+        "(or at --checkpoint-uri). SIGTERM writes a checkpoint and exits with 143 so a retry resumes.",
     )
     parser.add_argument("--repo", help="dataset repo (git URL or path); default: dataset.repo")
     parser.add_argument("--dataset-version", help="training dataset tag, e.g. datasets/v1")
     parser.add_argument("--dataset-dir", type=Path, help="train on this COCO folder instead of a repo version")
     parser.add_argument("--output", type=Path, required=True, help="output folder (the checkpoints artifact)")
+    parser.add_argument(
+        "--checkpoint-uri",
+        default="",
+        metavar="URI",
+        help="durable copy of the checkpoints (folder or gs://bucket/prefix, unique per run): each checkpoint is "
+        "uploaded when written and a retried pod resumes from there; sets train.checkpoint_uri (empty: keep the config's)",
+    )
+    parser.add_argument("--checkpoint-root", default="", metavar="URI",
+                        help="like --checkpoint-uri, as ROOT/RUN_ID: how the workflow passes it (empty: off)")
+    parser.add_argument("--run-id", default="", help="pipeline run id, the last part of --checkpoint-root's location")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     config = load_config(args.config, args.overrides, args.set_list)
+    if args.checkpoint_root:
+        if not args.run_id:
+            parser.error("--checkpoint-root needs --run-id (each run gets its own checkpoint folder)")
+        from steps.storage import join
+
+        config.train.checkpoint_uri = join(args.checkpoint_root, args.run_id)
+    if args.checkpoint_uri:
+        config.train.checkpoint_uri = args.checkpoint_uri
 
     from steps.dataset_repo import checkout_dataset
     from steps.models import get_backend
 
     backend = get_backend(config.model.backend)  # fails fast when the backend is not installed
+    backend.check(config)  # and on a bad setting, before the dataset checkout
     if args.dataset_dir:
-        backend.train(args.dataset_dir, args.output, config)
+        summary = backend.train(args.dataset_dir, args.output, config)
+        print(f"train: done: {summary.describe()}", flush=True)
         return 0
     if not args.dataset_version:
         parser.error("give --dataset-version (with --repo) or --dataset-dir")
     with checkout_dataset(args.repo or config.dataset.repo, args.dataset_version, config.dataset.dataset_dir) as data:
         summary = backend.train(data, args.output, config)
-    print(f"train: done: {summary}", flush=True)
+    print(f"train: done: {summary.describe()}", flush=True)
     return 0
 
 

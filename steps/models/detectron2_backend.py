@@ -1,0 +1,227 @@
+"""The detectron2 Mask R-CNN backend: detectron2's own trainer, hooks and checkpointer loading.
+
+Same outputs as the torchvision backend in `out_dir`: `config.yaml` (plus `detectron2.yaml`, the
+detectron2 config it became), `checkpoints/model_*.pth` (atomic, with everything `load` needs),
+`metrics.json`, `tensorboard/`. A rerun resumes from the newest readable checkpoint (model,
+optimizer, scheduler, AMP scaler, iteration, RNG); SIGTERM checkpoints and exits with 143.
+With `train.gpus` > 1 it runs under `detectron2.engine.launch`, one process per GPU.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.engine import AMPTrainer, SimpleTrainer, create_ddp_model, hooks, launch
+from detectron2.modeling import build_model
+from detectron2.solver import build_lr_scheduler, build_optimizer, get_default_optimizer_params
+from detectron2.utils import comm
+from detectron2.utils.env import seed_all_rng
+
+from steps.config import Config, save_config
+from steps.errors import ConfigError, ExternalError
+from steps.models import distributed
+from steps.models.base import TrainSummary
+from steps.models.checkpoints import (
+    capture_rng,
+    check_resumable,
+    checkpoint_path,
+    list_checkpoints,
+    load_latest,
+    restore_rng,
+    save_checkpoint,
+)
+from steps.models.coco_dataset import read_split
+from steps.models.detectron2_config import build_cfg, check_model_config
+from steps.models.detectron2_data import build_train_loader, register_split, unregister
+from steps.models.detectron2_hooks import Checkpoints, ClipGradNorm, LogProgress
+from steps.models.detectron2_predictor import NAME, Detectron2Predictor, load_predictor
+from steps.models.devices import resolve_device
+from steps.models.durable_checkpoints import CheckpointMirror
+from steps.models.preemption import StopOnSigterm
+from steps.models.train_settings import check_train_settings
+from steps.models.training_log import TrainingLog, last_logged_loss, say
+
+
+class Detectron2Backend:
+    name = NAME
+
+    def check(self, config: Config) -> None:
+        check_config(config)
+
+    def train(self, dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
+        return train(dataset_dir, out_dir, config)
+
+    def load(self, checkpoint: Path, device: str = "auto") -> Detectron2Predictor:
+        return load_predictor(checkpoint, device)
+
+
+def check_config(config: Config) -> int:
+    """Reject what this backend cannot run, before any work; returns the number of processes."""
+    check_model_config(config.model)
+    world = check_train_settings(config)
+    if world == 1:
+        resolve_device(config.train.device)
+    return world
+
+
+def train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
+    """Train Mask R-CNN on `dataset_dir/train.json`, resuming from `out_dir/checkpoints` if any."""
+    started = time.perf_counter()
+    world = check_config(config)
+    read_split(Path(dataset_dir), "train")  # a missing or malformed dataset fails before any work
+    out_dir = Path(out_dir)
+    mirror = CheckpointMirror.from_uri(config.train.checkpoint_uri, out_dir)
+    if mirror:
+        mirror.restore()
+    if world == 1:
+        return _train(Path(dataset_dir), out_dir, config)
+    say(f"training on {world} GPUs with detectron2.engine.launch, {config.train.batch_size // world} images per GPU per iteration")
+    checkpoint_dir = out_dir / "checkpoints"
+    before = list_checkpoints(checkpoint_dir)
+    distributed.run_workers(
+        lambda: launch(_train, world, dist_url="auto", args=(Path(dataset_dir), out_dir, config)), checkpoint_dir
+    )
+    start = before[-1][0] if before else 0
+    checkpoints = [p for _, p in list_checkpoints(checkpoint_dir)]
+    return TrainSummary(NAME, config.train.iterations, start, last_logged_loss(out_dir, start), checkpoints, time.perf_counter() - started)
+
+
+def make_optimizer(cfg: Any, model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
+    """detectron2's SGD (no weight decay on norm layers), or AdamW over the same parameter groups."""
+    if config.train.optimizer == "sgd":
+        return build_optimizer(cfg, model)
+    params = get_default_optimizer_params(model, base_lr=cfg.SOLVER.BASE_LR, weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM)
+    return torch.optim.AdamW(params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+
+
+def load_initial_weights(model: torch.nn.Module, weights: str, pretrained: str) -> None:
+    """MODEL.WEIGHTS through detectron2's checkpointer (zoo URLs, .pkl, our checkpoints); shape
+    mismatches (heads for another category count) are skipped with a warning."""
+    try:
+        DetectionCheckpointer(model).load(weights, checkpointables=[])
+    except Exception as exc:  # a download, unpickling or format failure: all mean "cannot start from this"
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if Path(weights).is_file():
+            raise ConfigError(f"model.pretrained: cannot read {weights} as weights ({reason})") from None
+        raise ExternalError(
+            f"model.pretrained={pretrained}: loading {weights} failed ({reason}); downloads need internet access "
+            "(or a warm ~/.torch/iopath_cache); or use pretrained=none or a weights file"
+        ) from None
+
+
+def _train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
+    """The training run of this process (rank 0 of 1, or one of `launch`'s workers)."""
+    started = time.perf_counter()
+    t = config.train
+    rank, world = comm.get_rank(), comm.get_world_size()
+    main = rank == 0
+    if world == 1:
+        device = str(resolve_device(t.device))
+    else:  # one GPU per process; CPU processes only where launch fell back to gloo (tests)
+        device = f"cuda:{comm.get_local_rank()}" if torch.cuda.is_available() else "cpu"
+    split = read_split(dataset_dir, "train")
+    checkpoint_dir = out_dir / "checkpoints"
+    cfg = build_cfg(config, len(split.categories), device, out_dir)
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, out_dir / "config.yaml")
+        (out_dir / "detectron2.yaml").write_text(cfg.dump())
+
+    seed_all_rng(t.seed)
+    if world > 1 and not main:
+        dist.barrier()  # rank 0 reads first: it moves unreadable checkpoints aside
+    latest = load_latest(checkpoint_dir)
+    if world > 1 and main:
+        dist.barrier()
+    model = build_model(cfg)
+    if latest is None and cfg.MODEL.WEIGHTS:
+        load_initial_weights(model, cfg.MODEL.WEIGHTS, config.model.pretrained)
+    optimizer = make_optimizer(cfg, model, config)
+    scheduler = build_lr_scheduler(cfg, optimizer)
+    amp = cfg.SOLVER.AMP.ENABLED
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    start = 0
+    if latest is not None:
+        path, state = latest
+        check_resumable(state, NAME, config, split.categories, checkpoint_dir)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        # The optimizer saved the rate for its next step; recompute it, the total may have changed.
+        for group, lr in zip(optimizer.param_groups, scheduler.get_lr()):
+            group["lr"] = lr
+        if state["scaler"]:
+            scaler.load_state_dict(state["scaler"])
+        restore_rng(state["rng"])
+        start = int(state["iteration"])
+        if main:
+            say(f"resuming from {path} at iteration {start}")
+    if start >= t.iterations:
+        if main:
+            say(f"nothing to do: {checkpoint_dir} is already at iteration {start} of {t.iterations}")
+        return TrainSummary(NAME, start, start, None, [p for _, p in list_checkpoints(checkpoint_dir)], time.perf_counter() - started)
+
+    mirror = CheckpointMirror.from_uri(t.checkpoint_uri, out_dir) if main else None
+
+    def save(done: int) -> None:
+        state = {
+            "backend": NAME,
+            "iteration": done,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": capture_rng(),
+            "config": config.model_dump(mode="json"),
+            "categories": split.categories,
+        }
+        written = save_checkpoint(state, checkpoint_path(checkpoint_dir, done))
+        log.flush()
+        if mirror:
+            mirror.upload(written)
+
+    name = register_split(split)
+    log = TrainingLog(out_dir, start) if main else None
+    try:
+        loader = build_train_loader(cfg, name, t.hflip, start * t.batch_size, rank, world)
+        ddp_model = create_ddp_model(model, broadcast_buffers=False, **({} if device.startswith("cuda") else {"device_ids": None}))
+        trainer = (
+            AMPTrainer(ddp_model, loader, optimizer, grad_scaler=scaler) if amp else SimpleTrainer(ddp_model, loader, optimizer)
+        )
+        if main:
+            say(
+                f"training {config.model.backbone} Mask R-CNN (detectron2) on {device}{f' x{world}' if world > 1 else ''}: "
+                f"{len(split.images)} images, {len(split.categories)} categories, iterations {start}->{t.iterations}, "
+                f"batch {t.batch_size}, amp {'on' if amp else 'off'}"
+            )
+        with StopOnSigterm() as sigterm:
+            progress = LogProgress(log, t.log_period, t.iterations) if log else None
+            trainer.register_hooks(
+                [
+                    hooks.IterationTimer(),
+                    hooks.LRScheduler(optimizer, scheduler),  # before the loggers: it records this step's rate
+                    ClipGradNorm(t.clip_grad_norm) if t.clip_grad_norm > 0 else None,
+                    progress,
+                    Checkpoints(save if main else None, t.checkpoint_period, t.iterations, sigterm),
+                ]
+            )
+            try:
+                trainer.train(start, t.iterations)
+            except FloatingPointError as exc:  # detectron2's check for a NaN/inf loss
+                raise ConfigError(
+                    f"training diverged ({str(exc).splitlines()[0]}); lower train.lr ({t.lr}) or raise train.warmup_iters ({t.warmup_iters})"
+                ) from None
+    finally:
+        if log:
+            log.close()
+        unregister(name)
+    seconds = time.perf_counter() - started
+    if main:
+        say(f"done: {t.iterations} iterations in {seconds:.0f} s; checkpoints in {checkpoint_dir}")
+    final = progress.final_loss if main and progress else None
+    return TrainSummary(NAME, t.iterations, start, final, [p for _, p in list_checkpoints(checkpoint_dir)], seconds)

@@ -1,0 +1,82 @@
+"""Inference with a detectron2 Mask R-CNN checkpoint, producing COCO results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from detectron2.config import CfgNode
+from detectron2.data import transforms as T
+from detectron2.modeling import build_model
+
+from steps.config import Config
+from steps.errors import InputError
+from steps.masks import encode
+from steps.models.checkpoints import read_checkpoint
+from steps.models.coco_dataset import load_image
+from steps.models.detectron2_config import build_cfg
+from steps.models.devices import resolve_device
+
+NAME = "detectron2"
+
+
+class Detectron2Predictor:
+    def __init__(self, model: torch.nn.Module, cfg: CfgNode, categories: list[dict[str, Any]]) -> None:
+        self.model = model.eval()
+        self.categories = categories
+        self._resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
+        self._bgr = cfg.INPUT.FORMAT == "BGR"
+        # detectron2 labels are 0..K-1 in the order of the sorted category ids (load_coco_json's mapping).
+        self._category_of_label = {i: cat["id"] for i, cat in enumerate(categories)}
+
+    @torch.inference_mode()
+    def predict(self, image_path: Path, image_id: int, score_threshold: float) -> list[dict[str, Any]]:
+        """COCO results for one image, best score first."""
+        image = np.asarray(load_image(Path(image_path)))
+        if self._bgr:
+            image = image[:, :, ::-1]
+        height, width = image.shape[:2]
+        resized = self._resize.get_transform(image).apply_image(image)
+        tensor = torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1)), dtype=torch.float32)
+        # The model drops boxes under its own threshold before NMS; align it with the caller's.
+        self.model.roi_heads.box_predictor.test_score_thresh = score_threshold
+        instances = self.model([{"image": tensor, "height": height, "width": width}])[0]["instances"].to("cpu")
+        results = []
+        for box, score, label, mask in zip(
+            instances.pred_boxes.tensor.numpy(), instances.scores.numpy(), instances.pred_classes.numpy(), instances.pred_masks.numpy()
+        ):
+            if score < score_threshold:
+                continue
+            x1, y1, x2, y2 = (float(v) for v in box)
+            results.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": int(self._category_of_label[int(label)]),
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(score),
+                    "segmentation": encode(mask.astype(bool)),
+                }
+            )
+        return sorted(results, key=lambda r: -r["score"])
+
+
+def load_predictor(checkpoint: Path, device: str = "auto") -> Detectron2Predictor:
+    """Rebuild the model from the config stored in `checkpoint` and load its weights."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint not found")
+    try:
+        state = read_checkpoint(path)
+    except Exception as exc:  # unreadable or foreign file: a user-facing input problem
+        raise InputError(f"{path}: not a readable trainyard checkpoint ({type(exc).__name__}: {exc})") from None
+    if state.get("backend") != NAME:
+        raise InputError(f"{path}: written by backend {state.get('backend')!r}, not {NAME!r}; load it with that backend")
+    config = Config.model_validate(state["config"])
+    config.train.gpus = 1  # one process predicts: plain BatchNorm layers, same weights as SyncBN ones
+    categories = list(state["categories"])
+    cfg = build_cfg(config, len(categories), str(resolve_device(device, field="device")))
+    model = build_model(cfg)
+    model.load_state_dict(state["model"])
+    return Detectron2Predictor(model, cfg, categories)
