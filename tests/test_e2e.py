@@ -59,14 +59,23 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     summary = json.loads((first.run_dir / "summary.json").read_text())
     assert summary["succeeded"] and summary["dataset_version"] == "datasets/v1"
 
-    # A second run reuses the recorded version (record is idempotent) and competes with production.
-    second = run_local(config, ["train.iterations=1"], {}, runs, str(sample_repo))
+    # A second run reuses the recorded version (record is idempotent) and competes with production;
+    # a margin of 1.0 cannot be beaten, so the challenger is registered but refused.
+    second = run_local(config, ["train.iterations=1", "promotion.margin=1.0"], {}, runs, str(sample_repo))
     out = capsys.readouterr().out
     assert second.succeeded, out
     assert "already recorded" in out
     evaluation = json.loads((second.tasks["evaluate"].artifacts["evaluation"] / "evaluation.json").read_text())
     assert evaluation["champion"]["model_id"] == production["model_id"]
-    promoted = evaluation["promotion"]["promoted"]
-    assert second.tasks["evaluate"].parameters["promoted"] == str(promoted).lower()
-    now = json.loads((runs / "registry" / "production.json").read_text())["model_id"]
-    assert now == (evaluation["promotion"]["model_id"] if promoted else production["model_id"])
+    assert evaluation["promotion"]["promoted"] is False
+    assert second.tasks["evaluate"].parameters["promoted"] == "false"
+    assert json.loads((runs / "registry" / "production.json").read_text())["model_id"] == production["model_id"]
+    assert (runs / "registry" / "models" / evaluation["promotion"]["model_id"] / "lineage.json").is_file()
+    assert "not promoted" in out
+    # Both decisions, with their scores, are in the database.
+    from steps.db import Database
+
+    with Database(f"sqlite:///{runs / 'trainyard.sqlite'}").transaction() as tx:
+        rows = tx.query("SELECT promoted, champion_model_id, challenger_score FROM promotions ORDER BY id")
+    assert [(r[0], r[1]) for r in rows] == [(1, None), (0, production["model_id"])]
+    assert all(r[2] is not None for r in rows)

@@ -122,3 +122,9 @@ def test_the_local_runner_accepts_the_cluster_template(tmp_path) -> None:
     notes: list[str] = []
     LocalRunner(build_pipeline().to_dict(), tmp_path / "run", {}, echo=notes.append)
     assert notes == ["note: exit handlers and hooks do not run locally"]
+
+
+def test_train_mirrors_checkpoints_per_run_so_a_retried_pod_resumes() -> None:
+    args = _templates()["train"]["container"]["args"]
+    assert args[args.index("--checkpoint-root") + 1] == "{{inputs.parameters.checkpoint-root}}"
+    assert args[args.index("--run-id") + 1] == "{{workflow.name}}"  # the same across retries

@@ -113,6 +113,7 @@ def pipeline_holes(manifest: dict[str, Any]) -> list[Hole]:
         Hole((*parameters, _named("dataset-repo"), "value"), ".Values.workflow.datasetRepo | toJson"),
         Hole((*parameters, _named("config"), "value"), ".Values.workflow.config | toJson"),
         Hole((*parameters, _named("overrides"), "value"), 'include "trainyard.overrides" .'),
+        Hole((*parameters, _named("checkpoint-root"), "value"), 'include "trainyard.checkpointRoot" .'),
         Hole(("spec", "serviceAccountName"), 'include "trainyard.serviceAccountName" . | toJson'),
         Hole(("spec", "artifactRepositoryRef", "configMap"), 'include "trainyard.artifactRepositories" . | toJson'),
         Hole(("spec", "securityContext"), ".Values.podSecurityContext | toJson"),

@@ -71,7 +71,9 @@ def run_local(config: Path | None, overrides: list[str], parameters: dict[str, s
         from steps.errors import InputError
 
         raise InputError(f"dataset repo {repo}: no such folder (give a git URL or an existing dataset repo)")
-    params = {**parameters, "dataset-repo": repo, "config": str(config_path), "overrides": shlex.join(overrides)}
+    # Locally a retried step reruns in the same output folder, which already is durable.
+    params = {"checkpoint-root": "", **parameters, "dataset-repo": repo, "config": str(config_path),
+              "overrides": shlex.join(overrides)}
 
     run_id = datetime.now(timezone.utc).strftime("local-%Y%m%d-%H%M%S")
     run_dir = runs / run_id

@@ -37,12 +37,17 @@ OUT = f"{WORK_ROOT}/outputs"
 IN = f"{WORK_ROOT}/inputs"
 
 # Workflow parameters users set with `argo submit -p name=value` (or `trainyard run --local -p`).
+# Train mirrors its checkpoints here (per run) so a pod lost to preemption resumes on retry:
+# Argo uploads output artifacts only when a pod ends, too late for a preempted one.
+CHECKPOINT_ROOT = "gs://trainyard-artifacts/trainyard/checkpoints"
 WORKFLOW_PARAMETERS = {
     "dataset-repo": ("", "git URL of the dataset repo (annotations + training datasets, DVC-tracked)"),
     "annotation-version": ("", "annotation tag to record, e.g. annotations/v3; empty: the newest"),
     "config": ("configs/cluster.yaml", "pipeline config file inside the step images"),
     "overrides": ("", "config overrides, space-separated KEY=VALUE, e.g. 'train.iterations=500'"),
     "webhook-url": ("", "URL the exit handler POSTs a run summary to; empty: the webhook Secret's, if any"),
+    "checkpoint-root": (CHECKPOINT_ROOT, "durable checkpoints of train, ROOT/<workflow name>: a retried pod resumes "
+                        "from them; empty: off"),
 }
 # Where GPU steps land (GKE labels its accelerator nodes with `cloud.google.com/gke-accelerator`).
 GPU_NODE_SELECTOR = {"cloud.google.com/gke-accelerator": "nvidia-l4"}
@@ -158,8 +163,10 @@ def train_template() -> Container:
             "--dataset-version", "{{inputs.parameters.dataset-version}}",
             *_config_args(),
             "--output", f"{OUT}/train",
+            "--checkpoint-root", "{{inputs.parameters.checkpoint-root}}",
+            "--run-id", "{{workflow.name}}",
         ],
-        inputs=_inputs("dataset-repo", "dataset-version", "config", "overrides"),
+        inputs=_inputs("dataset-repo", "dataset-version", "config", "overrides", "checkpoint-root"),
         outputs=[_folder("checkpoints", f"{OUT}/train")],
         env=_git_env(),
         retry_strategy=RetryStrategy(limit=TRAIN_RETRIES, retry_policy="Always", expression=TRAIN_RETRY_WHEN),
@@ -250,7 +257,7 @@ def build_pipeline() -> WorkflowTemplate:
         notify_template()
         with DAG(name="pipeline"):
             record_task = record(name="record", arguments={**common, **_pass("annotation-version")})
-            train_task = train(name="train", arguments={**common, **dataset_version})
+            train_task = train(name="train", arguments={**common, **dataset_version, **_pass("checkpoint-root")})
             evaluate_task = evaluate(
                 name="evaluate",
                 arguments=[

@@ -99,6 +99,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- join " " $parts | toJson }}
 {{- end }}
 
+{{/* The `checkpoint-root` parameter's default: train's durable checkpoints in the artifact bucket. */}}
+{{- define "trainyard.checkpointRoot" -}}
+{{- if .Values.artifacts.durableCheckpoints }}
+{{- printf "gs://%s/trainyard/checkpoints" .Values.artifacts.bucket | toJson }}
+{{- else }}
+{{- "" | toJson }}
+{{- end }}
+{{- end }}
+
 {{/* The nightly run's parameters (nightly.parameters) as Argo arguments. */}}
 {{- define "trainyard.nightlyArguments" -}}
 {{- $parameters := list }}
