@@ -24,7 +24,6 @@ from detectron2.utils.env import seed_all_rng
 
 from steps.config import Config, save_config
 from steps.errors import ConfigError, ExternalError
-from steps.models import distributed
 from steps.models.base import TrainSummary
 from steps.models.checkpoints import (
     capture_rng,
@@ -43,8 +42,8 @@ from steps.models.detectron2_predictor import NAME, Detectron2Predictor, load_pr
 from steps.models.devices import resolve_device
 from steps.models.durable_checkpoints import CheckpointMirror
 from steps.models.preemption import StopOnSigterm
-from steps.models.train_settings import check_train_settings
-from steps.models.training_log import TrainingLog, last_logged_loss, say
+from steps.models.training_run import check_backend_config, run_training
+from steps.models.training_log import TrainingLog, say
 
 
 class Detectron2Backend:
@@ -62,33 +61,16 @@ class Detectron2Backend:
 
 def check_config(config: Config) -> int:
     """Reject what this backend cannot run, before any work; returns the number of processes."""
-    check_model_config(config.model)
-    world = check_train_settings(config)
-    if world == 1:
-        resolve_device(config.train.device)
-    return world
+    return check_backend_config(config, check_model_config)
 
 
 def train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
     """Train Mask R-CNN on `dataset_dir/train.json`, resuming from `out_dir/checkpoints` if any."""
-    started = time.perf_counter()
-    world = check_config(config)
-    read_split(Path(dataset_dir), "train")  # a missing or malformed dataset fails before any work
-    out_dir = Path(out_dir)
-    mirror = CheckpointMirror.from_uri(config.train.checkpoint_uri, out_dir)
-    if mirror:
-        mirror.restore()
-    if world == 1:
-        return _train(Path(dataset_dir), out_dir, config)
-    say(f"training on {world} GPUs with detectron2.engine.launch, {config.train.batch_size // world} images per GPU per iteration")
-    checkpoint_dir = out_dir / "checkpoints"
-    before = list_checkpoints(checkpoint_dir)
-    distributed.run_workers(
-        lambda: launch(_train, world, dist_url="auto", args=(Path(dataset_dir), out_dir, config)), checkpoint_dir
+    return run_training(
+        NAME, dataset_dir, out_dir, config, check_model_config,
+        train_one=_train,
+        launch_workers=lambda world, data, out, cfg: launch(_train, world, dist_url="auto", args=(data, out, cfg)),
     )
-    start = before[-1][0] if before else 0
-    checkpoints = [p for _, p in list_checkpoints(checkpoint_dir)]
-    return TrainSummary(NAME, config.train.iterations, start, last_logged_loss(out_dir, start), checkpoints, time.perf_counter() - started)
 
 
 def make_optimizer(cfg: Any, model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:

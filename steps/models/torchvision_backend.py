@@ -38,8 +38,9 @@ from steps.models.preemption import Preempted, StopOnSigterm, ignore_sigterm_in_
 from steps.models.sampling import ResumableSampler
 from steps.models.torchvision_model import build_model, check_model_config, load_initial_weights
 from steps.models.torchvision_predictor import TorchvisionPredictor, load_predictor
-from steps.models.train_settings import check_train_settings, train_min_sizes
-from steps.models.training_log import TrainingLog, last_logged_loss, say
+from steps.models.train_settings import train_min_sizes
+from steps.models.training_run import check_backend_config, run_training
+from steps.models.training_log import TrainingLog, say
 
 NAME = "torchvision"
 
@@ -73,39 +74,20 @@ def make_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimi
 
 def check_config(config: Config) -> int:
     """Reject what this backend cannot run, before any work; returns the number of processes."""
-    check_model_config(config.model)
-    world = check_train_settings(config)
-    if world == 1:
-        resolve_device(config.train.device)
-    return world
+    return check_backend_config(config, check_model_config)
 
 
 def train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
     """Train Mask R-CNN on `dataset_dir/train.json`, resuming from `out_dir/checkpoints` if any."""
-    started = time.perf_counter()
-    world = check_config(config)
-    read_split(Path(dataset_dir), "train")  # a missing or malformed dataset fails before any work
-    out_dir = Path(out_dir)
-    mirror = CheckpointMirror.from_uri(config.train.checkpoint_uri, out_dir)
-    if mirror:
-        mirror.restore()
-    if world == 1:
-        return _train(0, 1, Path(dataset_dir), out_dir, config)
-    say(f"training on {world} GPUs: one process each, {config.train.batch_size // world} images per GPU per iteration")
-    checkpoint_dir = out_dir / "checkpoints"
-    before = list_checkpoints(checkpoint_dir)
-    distributed.run_workers(lambda: distributed.spawn(_train_worker, world, (Path(dataset_dir), out_dir, config)), checkpoint_dir)
-    return _summary_from_disk(out_dir, config, before[-1][0] if before else 0, time.perf_counter() - started)
+    return run_training(
+        NAME, dataset_dir, out_dir, config, check_model_config,
+        train_one=lambda data, out, cfg: _train(0, 1, data, out, cfg),
+        launch_workers=lambda world, data, out, cfg: distributed.spawn(_train_worker, world, (data, out, cfg)),
+    )
 
 
 def _train_worker(rank: int, world: int, dataset_dir: Path, out_dir: Path, config: Config) -> None:
     _train(rank, world, dataset_dir, out_dir, config)
-
-
-def _summary_from_disk(out_dir: Path, config: Config, start: int, seconds: float) -> TrainSummary:
-    # The workers' return values stay in their processes: read what rank 0 wrote instead.
-    final = last_logged_loss(out_dir, start)
-    return TrainSummary(NAME, config.train.iterations, start, final, [p for _, p in list_checkpoints(out_dir / "checkpoints")], seconds)
 
 
 def _train(rank: int, world: int, dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
