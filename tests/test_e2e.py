@@ -31,7 +31,7 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     out = capsys.readouterr().out
 
     assert first.succeeded, out
-    assert [t for t in first.tasks] == ["record", "train", "evaluate", "test"]
+    assert [t for t in first.tasks] == ["record", "train", "evaluate", "test", "notify"]
     assert first.tasks["record"].parameters["dataset-version"] == "datasets/v1"
     # train: checkpoints, the loss log, TensorBoard events and the resolved config
     train = first.tasks["train"].artifacts["checkpoints"]
@@ -79,3 +79,7 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
         rows = tx.query("SELECT promoted, champion_model_id, challenger_score FROM promotions ORDER BY id")
     assert [(r[0], r[1]) for r in rows] == [(1, None), (0, production["model_id"])]
     assert all(r[2] is not None for r in rows)
+    # The exit handler ran after each DAG, as on Argo, and recorded both runs' outcomes.
+    with Database(f"sqlite:///{runs / 'trainyard.sqlite'}").transaction() as tx:
+        outcomes = tx.query("SELECT run_id, status FROM pipeline_runs ORDER BY id")
+    assert outcomes == [(first.run_id, "Succeeded"), (second.run_id, "Succeeded")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,17 @@ def test_retry_expression_retries_only_matching_exit_codes(tmp_path: Path) -> No
     copy["retryStrategy"]["expression"] = "lastRetry.duration > 10"
     with pytest.raises(TemplateError, match="retryStrategy.expression: cannot evaluate"):
         _runner(manifest, tmp_path / "c", who=str(tmp_path / "m3")).run()
+
+
+def test_exit_handler_runs_after_a_failure_with_the_workflow_status(tmp_path: Path) -> None:
+    manifest = _manifest(retry=None, fail_first=True)
+    record = "import sys, pathlib; pathlib.Path(sys.argv[3]).write_text(sys.argv[1] + ' ' + sys.argv[2])"
+    out = tmp_path / "exit.txt"
+    manifest["spec"]["onExit"] = "bye"
+    manifest["spec"]["templates"].append({"name": "bye", "container": {
+        "image": "x", "command": ["python", "-c", record],
+        "args": ["{{workflow.status}}", "{{workflow.failures}}", str(out)]}})
+    result = _runner(manifest, tmp_path / "r", who=str(tmp_path / "marker")).run()
+    assert result.tasks["c"].status == "Failed" and result.tasks["bye"].status == "Succeeded"
+    status, failures = out.read_text().split(" ", 1)
+    assert status == "Failed" and json.loads(failures)[0]["displayName"] == "c"

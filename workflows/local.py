@@ -7,6 +7,7 @@ trainyard's templates use and refuses anything else with a message naming the fi
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
@@ -27,11 +29,11 @@ SCHEDULING_FIELDS = {"nodeSelector", "tolerations", "affinity", "activeDeadlineS
 CONTAINER_FIELDS = {"image", "command", "args", "env", "resources", "imagePullPolicy", "securityContext",
                     "volumeMounts", "workingDir", "name"}
 TASK_FIELDS = {"name", "template", "arguments", "depends", "dependencies", "when"}
-SPEC_FIELDS = {"entrypoint", "templates", "arguments"}
+SPEC_FIELDS = {"entrypoint", "templates", "arguments", "onExit"}
 SPEC_IGNORED = {"serviceAccountName", "podGC", "ttlStrategy", "artifactRepositoryRef", "nodeSelector",
                 "tolerations", "volumes", "securityContext", "podMetadata", "workflowMetadata",
                 "activeDeadlineSeconds", "parallelism", "imagePullSecrets", "podDisruptionBudget",
-                "archiveLogs", "artifactGC", "priority", "podPriorityClassName", "onExit", "hooks"}
+                "archiveLogs", "artifactGC", "priority", "podPriorityClassName", "hooks"}
 
 
 @dataclass
@@ -84,8 +86,10 @@ class LocalRunner:
                 raise TemplateError(f"{where}.{unknown[0]}: not supported by the local runner")
 
         refuse("spec", set(self.spec), SPEC_FIELDS | SPEC_IGNORED)
-        if self.spec.get("onExit") or self.spec.get("hooks"):
-            self.echo("note: exit handlers and hooks do not run locally")
+        if self.spec.get("hooks"):
+            self.echo("note: lifecycle hooks do not run locally")
+        if self.spec.get("onExit") and "container" not in self.templates.get(self.spec["onExit"], {}):
+            raise TemplateError(f"spec.onExit: {self.spec['onExit']!r} must name a container template")
         for i, template in enumerate(self.spec.get("templates", [])):
             where = f"spec.templates[{i}]"
             refuse(where, set(template), TEMPLATE_FIELDS | SCHEDULING_FIELDS)
@@ -117,6 +121,7 @@ class LocalRunner:
         order = self._order(tasks)
         results: dict[str, TaskResult] = {}
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._started = datetime.now(timezone.utc)
         for index, name in enumerate(order, start=1):
             self.echo(f"[{index}/{len(order)}] {name}")
             result = self._run_task(tasks[name], results)
@@ -125,7 +130,24 @@ class LocalRunner:
             self.echo(f"[{index}/{len(order)}] {name} {mark} in {result.seconds:.1f}s")
             if result.status == "Failed":
                 break
+        if self.spec.get("onExit"):
+            results.update(self._run_exit_handler(self.spec["onExit"], results))
         return RunResult(self.run_id, self.run_dir, results)
+
+    def _run_exit_handler(self, name: str, results: dict[str, TaskResult]) -> dict[str, TaskResult]:
+        """Like Argo: after the DAG, whatever its outcome, with the workflow's status variables."""
+        failed = [{"displayName": n, "templateName": n, "phase": "Failed", "message": f"exit code != 0 (log: {r.log})"}
+                  for n, r in results.items() if r.status == "Failed"]
+        self._exit_values = {
+            "workflow.status": "Failed" if failed else "Succeeded",
+            "workflow.failures": json.dumps(failed) if failed else "null",
+            "workflow.creationTimestamp": self._started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "workflow.duration": f"{(datetime.now(timezone.utc) - self._started).total_seconds():.1f}",
+        }
+        self.echo(f"[exit] {name}")
+        result = self._run_task({"name": name, "template": name}, results)
+        self.echo(f"[exit] {name} {'done' if result.status == 'Succeeded' else 'FAILED'} in {result.seconds:.1f}s")
+        return {name: result}
 
     def _order(self, tasks: dict[str, dict]) -> list[str]:
         graph = {}
@@ -145,6 +167,7 @@ class LocalRunner:
         values = {f"workflow.parameters.{k}": v for k, v in self.parameters.items()}
         values["workflow.name"] = self.run_id
         values["workflow.namespace"] = "local"
+        values.update(getattr(self, "_exit_values", {}))
         for task, result in results.items():
             for param, value in result.parameters.items():
                 values[f"tasks.{task}.outputs.parameters.{param}"] = value
