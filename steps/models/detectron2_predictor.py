@@ -13,11 +13,11 @@ from detectron2.modeling import build_model
 
 from steps.config import Config
 from steps.errors import InputError
-from steps.masks import encode
 from steps.models.checkpoints import read_checkpoint
 from steps.models.coco_dataset import load_image
 from steps.models.detectron2_config import build_cfg
 from steps.models.devices import resolve_device
+from steps.models.results import coco_results
 
 NAME = "detectron2"
 
@@ -43,23 +43,9 @@ class Detectron2Predictor:
         # The model drops boxes under its own threshold before NMS; align it with the caller's.
         self.model.roi_heads.box_predictor.test_score_thresh = score_threshold
         instances = self.model([{"image": tensor, "height": height, "width": width}])[0]["instances"].to("cpu")
-        results = []
-        for box, score, label, mask in zip(
-            instances.pred_boxes.tensor.numpy(), instances.scores.numpy(), instances.pred_classes.numpy(), instances.pred_masks.numpy()
-        ):
-            if score < score_threshold:
-                continue
-            x1, y1, x2, y2 = (float(v) for v in box)
-            results.append(
-                {
-                    "image_id": int(image_id),
-                    "category_id": int(self._category_of_label[int(label)]),
-                    "bbox": [x1, y1, x2 - x1, y2 - y1],
-                    "score": float(score),
-                    "segmentation": encode(mask.astype(bool)),
-                }
-            )
-        return sorted(results, key=lambda r: -r["score"])
+        return coco_results(image_id, instances.pred_boxes.tensor.numpy(), instances.scores.numpy(),
+                            instances.pred_classes.numpy(), instances.pred_masks.numpy(), self._category_of_label,
+                            score_threshold)
 
 
 def load_predictor(checkpoint: Path, device: str = "auto") -> Detectron2Predictor:

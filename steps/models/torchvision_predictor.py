@@ -11,10 +11,10 @@ from torchvision.models.detection import MaskRCNN
 
 from steps.config import ModelConfig
 from steps.errors import InputError
-from steps.masks import encode
 from steps.models.checkpoints import read_checkpoint
 from steps.models.coco_dataset import load_image
 from steps.models.devices import resolve_device
+from steps.models.results import coco_results
 from steps.models.torchvision_model import build_model
 
 # Mask R-CNN outputs per-pixel probabilities; COCO's convention binarises at 0.5.
@@ -40,21 +40,7 @@ class TorchvisionPredictor:
         scores = output["scores"].cpu().numpy()
         labels = output["labels"].cpu().numpy()
         masks = (output["masks"][:, 0] > MASK_THRESHOLD).cpu().numpy()
-        results = []
-        for box, score, label, mask in zip(boxes, scores, labels, masks):
-            if score < score_threshold:
-                continue
-            x1, y1, x2, y2 = (float(v) for v in box)
-            results.append(
-                {
-                    "image_id": int(image_id),
-                    "category_id": int(self._category_of_label[int(label)]),
-                    "bbox": [x1, y1, x2 - x1, y2 - y1],
-                    "score": float(score),
-                    "segmentation": encode(mask),
-                }
-            )
-        return results
+        return coco_results(image_id, boxes, scores, labels, masks, self._category_of_label, score_threshold)
 
 
 def load_predictor(checkpoint: Path, device: str = "auto") -> TorchvisionPredictor:
