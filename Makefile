@@ -30,7 +30,7 @@ test: install services ## run the whole test suite (unit, integration, end-to-en
 test-fast: install ## unit tests only (no services, no end-to-end run)
 	$(BIN)/python -m pytest -m "not integration and not e2e"
 
-render: install ## regenerate the workflow YAML from the Hera definitions
+render: install ## regenerate the workflow YAML and the chart templates from the Hera definitions
 	$(BIN)/trainyard render
 
 check: install ## fail when generated files are stale; lint the rendered manifests

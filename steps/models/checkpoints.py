@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from steps.config import Config, ModelConfig
-from steps.errors import ConfigError
+from steps.errors import ConfigError, InputError
 
 _NAME = re.compile(r"^model_(\d{7,})\.pth$")
 
@@ -65,6 +65,20 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     state = torch.load(Path(path), map_location=map_location, weights_only=True)
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{path}: not a trainyard checkpoint (no 'model' entry)")
+    return state
+
+
+def open_checkpoint(path: Path, backend: str) -> dict[str, Any]:
+    """A checkpoint to predict with, or a one-line InputError saying what is wrong with the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint not found")
+    try:
+        state = read_checkpoint(path)
+    except Exception as exc:  # unreadable or foreign file: a user-facing input problem
+        raise InputError(f"{path}: not a readable trainyard checkpoint ({type(exc).__name__}: {exc})") from None
+    if state.get("backend") != backend:
+        raise InputError(f"{path}: written by backend {state.get('backend')!r}, not {backend!r}; load it with that backend")
     return state
 
 

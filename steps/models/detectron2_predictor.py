@@ -12,8 +12,7 @@ from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 
 from steps.config import Config
-from steps.errors import InputError
-from steps.models.checkpoints import read_checkpoint
+from steps.models.checkpoints import open_checkpoint
 from steps.models.coco_dataset import load_image
 from steps.models.detectron2_config import build_cfg
 from steps.models.devices import resolve_device
@@ -51,14 +50,7 @@ class Detectron2Predictor:
 def load_predictor(checkpoint: Path, device: str = "auto") -> Detectron2Predictor:
     """Rebuild the model from the config stored in `checkpoint` and load its weights."""
     path = Path(checkpoint)
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found")
-    try:
-        state = read_checkpoint(path)
-    except Exception as exc:  # unreadable or foreign file: a user-facing input problem
-        raise InputError(f"{path}: not a readable trainyard checkpoint ({type(exc).__name__}: {exc})") from None
-    if state.get("backend") != NAME:
-        raise InputError(f"{path}: written by backend {state.get('backend')!r}, not {NAME!r}; load it with that backend")
+    state = open_checkpoint(path, NAME)
     config = Config.model_validate(state["config"])
     config.train.gpus = 1  # one process predicts: plain BatchNorm layers, same weights as SyncBN ones
     categories = list(state["categories"])

@@ -10,8 +10,7 @@ import torch
 from torchvision.models.detection import MaskRCNN
 
 from steps.config import ModelConfig
-from steps.errors import InputError
-from steps.models.checkpoints import read_checkpoint
+from steps.models.checkpoints import open_checkpoint
 from steps.models.coco_dataset import load_image
 from steps.models.devices import resolve_device
 from steps.models.results import coco_results
@@ -46,14 +45,7 @@ class TorchvisionPredictor:
 def load_predictor(checkpoint: Path, device: str = "auto") -> TorchvisionPredictor:
     """Rebuild the model from the config stored in `checkpoint` and load its weights."""
     path = Path(checkpoint)
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found")
-    try:
-        state = read_checkpoint(path)
-    except Exception as exc:  # unreadable or foreign file: a user-facing input problem
-        raise InputError(f"{path}: not a readable trainyard checkpoint ({type(exc).__name__}: {exc})") from None
-    if state.get("backend") != "torchvision":
-        raise InputError(f"{path}: written by backend {state.get('backend')!r}, not 'torchvision'; load it with that backend")
+    state = open_checkpoint(path, "torchvision")
     model_config = ModelConfig.model_validate(state["config"]["model"])
     categories = list(state["categories"])
     model = build_model(model_config, len(categories) + 1, download=False)
