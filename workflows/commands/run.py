@@ -36,7 +36,7 @@ def parse_params(items: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     if not args.local:
         raise InputError("only local runs are supported by `run`: add --local (on a cluster: `argo submit`)")
-    from workflows.local_run import run_local
+    from workflows.local.run import run_local
 
     result = run_local(config=args.config, overrides=args.overrides, parameters=parse_params(args.param),
                        runs_dir=args.output, dataset_repo=args.dataset_repo)

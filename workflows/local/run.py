@@ -14,33 +14,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from steps.config import load_config
-from steps.db import URL_ENV
-from workflows.local import LocalRunner, RunResult
+from steps.db import URL_ENV, redact
+from workflows.local.runner import LocalRunner, RunResult
+from workflows.local.sample_repo import create_sample_repo
+from workflows.local.summary import print_summary
 from workflows.pipeline import DATABASE_SECRET, build_pipeline
-from workflows.summary import print_summary
 
 DEFAULT_CONFIG = Path("configs/local.yaml")
-SAMPLE_VERSION = "annotations/v1"
-
-
-def create_sample_repo(repo: Path, images: int = 40, seed: int = 0, version: str = SAMPLE_VERSION,
-                       remote: str | None = None) -> Path:
-    from steps.dataset_repo import commit_annotations, init_dataset_repo
-    from steps.sample_data import generate_sample
-
-    if (repo / "annotations").exists():
-        from steps.errors import InputError
-
-        raise InputError(f"{repo}/annotations already exists; choose an empty folder")
-    init_dataset_repo(repo, remote)
-    files = generate_sample(repo / "annotations", num_images=images, seed=seed)
-    commit_annotations(repo, "annotations", version)
-    print(f"sample-data: {len(files)} labelme files in {repo}/annotations, committed and tagged {version}")
-    return repo
 
 
 def _default_config() -> Path:
-    for candidate in (DEFAULT_CONFIG, Path(__file__).resolve().parents[1] / DEFAULT_CONFIG):
+    for candidate in (DEFAULT_CONFIG, Path(__file__).resolve().parents[2] / DEFAULT_CONFIG):
         if candidate.is_file():
             return candidate.resolve()
     return DEFAULT_CONFIG  # load_config names it when missing
@@ -51,11 +35,17 @@ def run_local(config: Path | None, overrides: list[str], parameters: dict[str, s
     import os
 
     runs = (runs_dir or Path("runs")).resolve()
-    config_path = (config or _default_config()).resolve()
-    resolved = load_config(config_path, overrides)  # bad config fails here, before any work
+    # A `-p config=` / `-p overrides=` of the user's is what the steps get; the local defaults
+    # (configs/local.yaml, the registry folder under the runs folder) fill in only what is not given.
+    config_path = Path(parameters["config"]) if "config" in parameters else (config or _default_config()).resolve()
+    user_overrides = shlex.split(parameters.get("overrides", ""))
+    resolved = load_config(config_path, [*overrides, *user_overrides])  # bad config fails here, before any work
     registry = resolved.promotion.registry
+    local = []
     if "://" not in registry and not Path(registry).is_absolute():
-        overrides = [*overrides, f"promotion.registry={runs / registry}"]
+        local.append(f"promotion.registry={runs / registry}")
+    # Later items win, so the user's own settings come last.
+    step_overrides = shlex.join([*local, *overrides, *user_overrides])
     database = os.environ.get(URL_ENV) or resolved.database.url
     if database.startswith("sqlite:///") and not Path(database[len("sqlite:///"):]).is_absolute():
         database = f"sqlite:///{runs / database[len('sqlite:///'):]}"
@@ -73,11 +63,12 @@ def run_local(config: Path | None, overrides: list[str], parameters: dict[str, s
         raise InputError(f"dataset repo {repo}: no such folder (give a git URL or an existing dataset repo)")
     # Locally a retried step reruns in the same output folder, which already is durable.
     params = {"checkpoint-root": "", **parameters, "dataset-repo": repo, "config": str(config_path),
-              "overrides": shlex.join(overrides)}
+              "overrides": step_overrides}
 
     run_id = datetime.now(timezone.utc).strftime("local-%Y%m%d-%H%M%S")
     run_dir = runs / run_id
-    print(f"Run {run_id}\n  dataset repo: {repo}\n  config: {config_path}\n  output: {run_dir}\n  database: {database}")
+    print(f"Run {run_id}\n  dataset repo: {repo}\n  config: {config_path}\n  output: {run_dir}\n"
+          f"  overrides: {step_overrides or '-'}\n  database: {redact(database)}")
     runner = LocalRunner(build_pipeline().to_dict(), run_dir, params, secrets={DATABASE_SECRET: database})
     result = runner.run()
     print_summary(result)

@@ -1,0 +1,455 @@
+"""Run a rendered WorkflowTemplate's DAG on this machine: `trainyard run --local`.
+
+Not a second engine: it runs what Argo would run (each container template's command line as a
+subprocess), with artifacts as folders and output parameters read from files. It supports what
+trainyard's templates use and refuses anything else with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+from workflows.local import dag as dags
+from workflows.local import retry
+from workflows.local.expr import ExprError
+from workflows.local.nodes import WORKFLOW_PHASE, Node, duration, failures
+from workflows.local.process import Process
+from workflows.local.templating import TemplateError, substitute
+from workflows.local.when import WhenError, should_execute
+
+# Fields the local runner understands. Scheduling fields only matter to Kubernetes: ignored here.
+TEMPLATE_FIELDS = {"name", "container", "dag", "inputs", "outputs", "retryStrategy", "metadata"}
+SCHEDULING_FIELDS = {"nodeSelector", "tolerations", "affinity", "activeDeadlineSeconds", "podSpecPatch",
+                     "securityContext", "serviceAccountName", "priorityClassName", "timeout", "volumes"}
+CONTAINER_FIELDS = {"image", "command", "args", "env", "resources", "imagePullPolicy", "securityContext",
+                    "volumeMounts", "workingDir", "name"}
+TASK_FIELDS = {"name", "template", "arguments", "depends", "dependencies", "when"}
+STOP_MESSAGE = "workflow shutdown with strategy:  Stop"  # controller/exec_control.go (two spaces)
+SPEC_FIELDS = {"entrypoint", "templates", "arguments", "onExit"}
+SPEC_IGNORED = {"serviceAccountName", "podGC", "ttlStrategy", "artifactRepositoryRef", "nodeSelector",
+                "tolerations", "volumes", "securityContext", "podMetadata", "workflowMetadata",
+                "activeDeadlineSeconds", "parallelism", "imagePullSecrets", "podDisruptionBudget",
+                "archiveLogs", "artifactGC", "priority", "podPriorityClassName", "hooks",
+                "terminationGracePeriodSeconds"}
+
+
+
+@dataclass
+class TaskResult:
+    name: str
+    status: str  # Argo's node phase: Succeeded | Failed | Error | Skipped | Omitted
+    seconds: float = 0.0
+    parameters: dict[str, str | None] = field(default_factory=dict)
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    log: Path | None = None
+    message: str = ""
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    tasks: dict[str, TaskResult]
+    phase: str = "Succeeded"  # the workflow's phase: Succeeded | Failed | Error
+    stopped: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return self.phase == "Succeeded"
+
+
+class LocalRunner:
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        run_dir: Path,
+        parameters: dict[str, str],
+        secrets: dict[tuple[str, str], str] | None = None,
+        echo: Callable[[str], None] = print,
+        cwd: Path | None = None,
+    ):
+        self.manifest = manifest
+        self.spec = manifest.get("spec", {})
+        self.run_dir = run_dir
+        self.run_id = run_dir.name
+        self.secrets = secrets or {}
+        self.echo = echo
+        self.cwd = cwd or Path.cwd()
+        self.templates = {t["name"]: t for t in self.spec.get("templates", [])}
+        self.check_supported()
+        self.parameters = self._workflow_parameters(parameters)
+        self._process = Process()
+        self._stopping = False
+        self._terminating = False
+        self._exit_values: dict[str, str] = {}
+
+    # -- validation ---------------------------------------------------------------------------
+    def check_supported(self) -> None:
+        def refuse(where: str, keys: set[str], allowed: set[str]) -> None:
+            unknown = sorted(keys - allowed)
+            if unknown:
+                raise TemplateError(f"{where}.{unknown[0]}: not supported by the local runner")
+
+        refuse("spec", set(self.spec), SPEC_FIELDS | SPEC_IGNORED)
+        if self.spec.get("hooks"):
+            self.echo("note: lifecycle hooks do not run locally")
+        if self.spec.get("onExit") and "container" not in self.templates.get(self.spec["onExit"], {}):
+            raise TemplateError(f"spec.onExit: {self.spec['onExit']!r} must name a container template")
+        for i, template in enumerate(self.spec.get("templates", [])):
+            where = f"spec.templates[{i}]"
+            refuse(where, set(template), TEMPLATE_FIELDS | SCHEDULING_FIELDS)
+            if "container" in template:
+                refuse(f"{where}.container", set(template["container"]), CONTAINER_FIELDS)
+            if "retryStrategy" in template:
+                retry.check_strategy(template["retryStrategy"], where)
+            if "dag" in template:
+                refuse(f"{where}.dag", set(template["dag"]), dags.DAG_FIELDS)
+            tasks = template.get("dag", {}).get("tasks", [])
+            names = {t.get("name") for t in tasks}
+            for j, task in enumerate(tasks):
+                refuse(f"{where}.dag.tasks[{j}]", set(task), TASK_FIELDS)
+                if task.get("template") not in self.templates:
+                    raise TemplateError(f"{where}.dag.tasks[{j}].template: unknown template {task.get('template')!r}")
+                if "dag" in self.templates[task["template"]]:
+                    raise TemplateError(f"{where}.dag.tasks[{j}].template: nested DAGs are not supported by the local runner")
+                for dep in dags.dependencies(task, f"{where}.dag.tasks[{j}]")[0]:
+                    if dep not in names:
+                        raise TemplateError(f"{where}.dag.tasks[{j}]: depends on unknown task {dep!r}")
+            for target in (template.get("dag", {}).get("target") or "").split():
+                if target not in names:
+                    raise TemplateError(f"{where}.dag.target: unknown task {target!r}")
+        entry = self.spec.get("entrypoint")
+        if entry not in self.templates or "dag" not in self.templates[entry]:
+            raise TemplateError(f"spec.entrypoint: {entry!r} must name a dag template")
+
+    def _workflow_parameters(self, given: dict[str, str]) -> dict[str, str]:
+        declared_list = self.spec.get("arguments", {}).get("parameters", [])
+        declared = {p["name"]: p.get("value") for p in declared_list}
+        unknown = sorted(set(given) - set(declared))
+        if unknown:
+            raise TemplateError(f"-p {unknown[0]}: not a parameter of this workflow (known: {', '.join(declared)})")
+        values = {**declared, **given}
+        missing = [name for name, value in values.items() if value is None]
+        if missing:
+            raise TemplateError(f"workflow parameter {missing[0]!r} has no default: pass -p {missing[0]}=VALUE")
+        for param in declared_list:
+            # validate/validate.go validateArgumentsValues: the value must be one of the enum.
+            enum = param.get("enum")
+            if enum is not None and str(values[param["name"]]) not in [str(e) for e in enum]:
+                raise TemplateError(f"spec.arguments.parameters.{param['name']}.value should be present in "
+                                    f"spec.arguments.parameters.{param['name']}.enum list ({', '.join(map(str, enum))})")
+        return {name: str(value) for name, value in values.items()}
+
+    # -- stopping -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Like `argo stop`: the running step gets SIGTERM, nothing new starts, the exit handler
+        still runs. A second stop terminates (`argo terminate`: the exit handler is killed too)."""
+        if self._stopping:
+            self._terminating = True
+            self._process.stop(grace=0)
+            return
+        self._stopping = True
+        self.echo("Stopping: the running step gets SIGTERM; the exit handler still runs (Ctrl-C again to kill it)")
+        self._process.stop()
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            signal.signal(sig, lambda *_: self.stop())
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    # -- execution ----------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._started = datetime.now(timezone.utc)
+        entry = self.templates[self.spec["entrypoint"]]
+        self.root = Node(self.run_id, self.run_id, entry["name"], started_at=self._started)
+        results: dict[str, TaskResult] = {}
+        with self._signals():
+            phase = self._run_dag(entry, results)
+            self.root.finish(phase)
+            workflow_phase = WORKFLOW_PHASE[phase]
+            if self.spec.get("onExit") and not self._terminating:
+                exit_result = self._run_exit_handler(self.spec["onExit"], results, workflow_phase)
+                results[exit_result.name] = exit_result
+                # operator.go operate: a succeeded workflow whose exit handler fails is Failed/Error.
+                if workflow_phase == "Succeeded" and exit_result.status in ("Failed", "Error"):
+                    workflow_phase = exit_result.status
+        return RunResult(self.run_id, self.run_dir, results, workflow_phase, stopped=self._stopping)
+
+    def _run_dag(self, template: dict, results: dict[str, TaskResult]) -> str:
+        dag = template["dag"]
+        tasks = {t["name"]: t for t in dag["tasks"]}
+        where = f"template {template['name']!r}"
+        resolved = {name: dags.dependencies(task, f"{where}.dag.tasks.{name}") for name, task in tasks.items()}
+        deps = {name: r[0] for name, r in resolved.items()}
+        self._check_acyclic(deps)
+        goals = dags.targets(dag, deps)
+        todo = [name for name in tasks if name in dags.needed(goals, deps)]
+        index = 0
+        while todo and not self._stopping:
+            ready = next((n for n in todo if all(d in results for d in deps[n])), None)
+            if ready is None:
+                break
+            todo.remove(ready)
+            index += 1
+            self.echo(f"[{index}/{index + len(todo)}] {ready}")
+            result = self._visit(tasks[ready], resolved[ready][1], results)
+            results[ready] = result
+            mark = {"Succeeded": "done", "Skipped": "skipped", "Omitted": "omitted"}.get(result.status, result.status.upper())
+            self.echo(f"[{index}/{index + len(todo)}] {ready} {mark} in {result.seconds:.1f}s"
+                      + (f" ({result.message})" if result.message and result.status != "Succeeded" else ""))
+        fail_fast = dag.get("failFast", True) is not False
+        phases = {name: r.status for name, r in results.items()}
+        return dags.assess(goals, deps, phases, fail_fast, shutdown=self._stopping)
+
+    @staticmethod
+    def _check_acyclic(deps: dict[str, list[str]]) -> None:
+        try:
+            list(TopologicalSorter(deps).static_order())
+        except CycleError as exc:
+            raise TemplateError(f"dag tasks form a cycle: {' -> '.join(exc.args[1])}") from None
+
+    def _visit(self, task: dict, logic: str, results: dict[str, TaskResult]) -> TaskResult:
+        """dag.go executeDAGTask: depends logic (Omitted), then `when` (Skipped), then the template."""
+        name = task["name"]
+        node = Node(f"{self.run_id}.{name}", name, task["template"], started_at=datetime.now(timezone.utc))
+        self.root.children.append(node)
+        if logic:
+            try:
+                allowed = dags.depends_allows(logic, {d: results[d].status for d in results})
+            except ExprError as exc:
+                return self._result(node.finish("Error", str(exc)))
+            if not allowed:
+                return self._result(node.finish("Omitted", "omitted: depends condition not met"))
+        values = self._values(results)
+        if task.get("when"):
+            try:
+                proceed = should_execute(substitute(task["when"], values, f"dag task {name!r}.when"))
+            except WhenError as exc:
+                return self._result(node.finish("Error", f"Invalid 'when' expression '{task['when']}': {exc}"))
+            if not proceed:
+                return self._result(node.finish("Skipped", f"when '{task['when']}' evaluated false"))
+        return self._run_task(task, node, results, values)
+
+    def _result(self, node: Node, **kwargs: Any) -> TaskResult:
+        if node.phase in ("Skipped", "Omitted"):
+            # scope.go addSkippedNodeOutputsToScope: a skipped producer's outputs are its
+            # valueFrom.default, or absent (None) when it has none.
+            template = self.templates[node.template_name]
+            kwargs["parameters"] = {p["name"]: _default(p) for p in template.get("outputs", {}).get("parameters", [])}
+        return TaskResult(node.display_name, node.phase, node.seconds, message=node.message, **kwargs)
+
+    def _run_exit_handler(self, name: str, results: dict[str, TaskResult], workflow_phase: str) -> TaskResult:
+        """operator.go operate: after the DAG, whatever its outcome (also on stop), with the
+        workflow's status variables in Argo's formats."""
+        self._stopping = False  # a stopped workflow still runs its exit handler (ShouldExecute(true))
+        self._exit_values = {
+            "workflow.status": workflow_phase,
+            "workflow.failures": failures(self.run_id, self.root),
+            "workflow.creationTimestamp": self._started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "workflow.duration": duration(self._started),
+        }
+        self.echo(f"[exit] {name}")
+        node = Node(f"{self.run_id}.onExit", f"{self.run_id}.onExit", name, started_at=datetime.now(timezone.utc))
+        result = self._run_task({"name": name, "template": name}, node, results, self._values(results))
+        self.echo(f"[exit] {name} {'done' if result.status == 'Succeeded' else result.status.upper()} in {result.seconds:.1f}s")
+        return result
+
+    def _values(self, results: dict[str, TaskResult]) -> dict[str, str | None]:
+        values: dict[str, str | None] = {f"workflow.parameters.{k}": v for k, v in self.parameters.items()}
+        values["workflow.name"] = self.run_id
+        values["workflow.namespace"] = "local"
+        values.update(self._exit_values)
+        for task, result in results.items():
+            for param, value in result.parameters.items():
+                values[f"tasks.{task}.outputs.parameters.{param}"] = value
+            values[f"tasks.{task}.status"] = result.status
+        return values
+
+    def _run_task(self, task: dict, node: Node, results: dict[str, TaskResult], values: dict[str, str | None]) -> TaskResult:
+        name = task["name"]
+        where = f"dag task {name!r}"
+        template = self.templates[task["template"]]
+        if "container" not in template:
+            raise TemplateError(f"template {template['name']!r}: only container templates run locally")
+        task_dir = self.run_dir / name
+        task_dir.mkdir(parents=True, exist_ok=True)
+        arguments = task.get("arguments", {})
+        inputs = self._input_parameters(template, arguments, values, where)
+        paths = self._path_map(template, arguments, results, task_dir, where)
+        local_values = {**values, **{f"inputs.parameters.{k}": v for k, v in inputs.items()}}
+        container = template["container"]
+        tmpl_where = f"template {template['name']!r}"
+        argv = [substitute(a, local_values, f"{tmpl_where}.container") for a in [*container.get("command", []), *container.get("args", [])]]
+        argv = [_map_path(a, paths) for a in argv]
+        if argv and argv[0] in ("python", "python3"):
+            argv[0] = sys.executable  # the interpreter (and venv) trainyard runs in
+        env = self._env(container, local_values, tmpl_where)
+        log = task_dir / "log.txt"
+        strategy = template.get("retryStrategy")
+        attempts: list[Node] = []
+        while True:
+            attempt = node if strategy is None else Node(
+                f"{node.name}({len(attempts)})", f"{node.display_name}({len(attempts)})", node.template_name,
+                started_at=datetime.now(timezone.utc))
+            if strategy is not None:
+                node.children.append(attempt)
+            attempts.append(attempt)
+            parameters = self._attempt(attempt, argv, env, log, name, template, paths)
+            if attempt.phase == "Succeeded" or strategy is None:
+                break
+            if self._stopping:
+                # operator.go processNodeRetries: no retry once the workflow is shutting down.
+                node.finish(attempt.phase, "Stopped with strategy 'Stop'")
+                break
+            try:
+                again, message = retry.decide(strategy, attempts)
+            except ExprError as exc:
+                # operator.go executeTemplate: a processNodeRetries error marks the Retry node Error.
+                node.finish("Error", f"unable to evaluate expression '{strategy.get('expression')}': {exc}")
+                break
+            if not again:
+                node.finish(attempt.phase, message)
+                break
+            self.echo(f"  {name}: {attempt.message}; retry {len(attempts)} ({retry.policy(strategy)})")
+        if strategy is not None and attempts[-1].phase == "Succeeded":
+            node.finish("Succeeded")
+        if node.phase != "Succeeded":
+            self.echo(f"  {name}: {node.message}; full log: {log}")
+            return self._result(node, log=log)
+        artifacts = {a["name"]: Path(_map_path(a["path"], paths)) for a in template.get("outputs", {}).get("artifacts", [])}
+        return self._result(node, parameters=parameters, artifacts=artifacts, log=log)
+
+    def _attempt(self, node: Node, argv: list[str], env: dict[str, str], log: Path, name: str, template: dict,
+                 paths: dict[str, str]) -> dict[str, str | None]:
+        """One pod: the container's exit decides Failed (controller/operator.go inferFailedReason:
+        `main: Error (exit code N)`); outputs that cannot be saved make it Error (the wait container)."""
+        try:
+            code = self._process.run(argv, self.cwd, env, log, lambda line: self.echo(f"  {name} | {line}"))
+        except OSError as exc:
+            node.finish("Error", f"main: {exc}")
+            return {}
+        node.exit_code = str(code)
+        if self._stopping and code != 0:
+            node.finish("Failed", STOP_MESSAGE)
+            return {}
+        if code != 0:
+            node.finish("Failed", f"main: Error (exit code {code})")
+            return {}
+        try:
+            parameters = self._output_parameters(template, paths)
+        except TemplateError as exc:
+            node.finish("Error", str(exc))
+            return {}
+        node.finish("Succeeded")
+        return parameters
+
+    def _output_parameters(self, template: dict, paths: dict[str, str]) -> dict[str, str | None]:
+        """executor/executor.go SaveParameters: the file's content, or valueFrom.default when it
+        cannot be read, minus exactly one trailing newline."""
+        parameters: dict[str, str | None] = {}
+        for param in template.get("outputs", {}).get("parameters", []):
+            source = param["valueFrom"]["path"]
+            path = Path(_map_path(source, paths))
+            try:
+                value = path.read_bytes().decode("utf-8", errors="replace")
+            except OSError:
+                if "default" not in param["valueFrom"]:
+                    raise TemplateError(f"wait: output parameter {param['name']!r}: open {source}: no such file "
+                                        f"(locally {path})") from None
+                value = str(param["valueFrom"]["default"])
+            parameters[param["name"]] = value.removesuffix("\n")
+        return parameters
+
+    def _input_parameters(self, template: dict, arguments: dict, values: dict[str, str | None], where: str) -> dict[str, str]:
+        given: dict[str, str] = {}
+        for p in arguments.get("parameters", []):
+            raw = str(p.get("value", ""))
+            tag = raw.strip()
+            if tag.startswith("{{") and tag.endswith("}}") and values.get(tag[2:-2].strip(), "") is None:
+                # dag.go resolveDependencyReferences: a pure reference to an absent optional output
+                # counts as not supplied, so the input's own default applies.
+                continue
+            given[p["name"]] = substitute(raw, values, f"{where}.arguments")
+        resolved = {}
+        for param in template.get("inputs", {}).get("parameters", []):
+            if param["name"] in given:
+                resolved[param["name"]] = given[param["name"]]
+            elif "value" in param or "default" in param:
+                resolved[param["name"]] = str(param.get("value", param.get("default")))
+            else:
+                raise TemplateError(f"{where}: input parameter {param['name']!r} of template {template['name']!r} is not given")
+        return resolved
+
+    def _path_map(self, template: dict, arguments: dict, results: dict[str, TaskResult], task_dir: Path, where: str) -> dict[str, str]:
+        """Container paths -> local paths: outputs under the task's folder, inputs at their producer's."""
+        paths: dict[str, str] = {}
+        for artifact in template.get("outputs", {}).get("artifacts", []):
+            local = task_dir / artifact["name"]
+            local.mkdir(parents=True, exist_ok=True)
+            paths[artifact["path"]] = str(local)
+        for param in template.get("outputs", {}).get("parameters", []):
+            if "path" not in param.get("valueFrom", {}):
+                raise TemplateError(f"{where}: output parameter {param['name']!r}: only valueFrom.path is supported locally")
+            paths[param["valueFrom"]["path"]] = str(task_dir / "outputs" / param["name"])
+        sources = {a["name"]: a.get("from", "") for a in arguments.get("artifacts", [])}
+        for artifact in template.get("inputs", {}).get("artifacts", []):
+            ref = sources.get(artifact["name"], "")
+            parts = ref.strip("{} ").split(".")
+            if len(parts) != 5 or parts[0] != "tasks" or parts[2:4] != ["outputs", "artifacts"]:
+                raise TemplateError(f"{where}: input artifact {artifact['name']!r} needs from: '{{{{tasks.T.outputs.artifacts.A}}}}'")
+            producer, output = parts[1], parts[4]
+            if producer not in results or output not in results[producer].artifacts:
+                raise TemplateError(f"{where}: artifact {ref} was not produced")
+            paths[artifact["path"]] = str(results[producer].artifacts[output])
+        return paths
+
+    def _env(self, container: dict, values: dict[str, str | None], where: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.cwd), env.get("PYTHONPATH", "")]))
+        for var in container.get("env", []):
+            if "value" in var:
+                env[var["name"]] = substitute(str(var["value"]), values, f"{where}.env.{var['name']}")
+                continue
+            ref = var.get("valueFrom", {}).get("secretKeyRef")
+            if ref is None:
+                raise TemplateError(f"{where}.env.{var['name']}: only value and secretKeyRef are supported locally")
+            key = (ref["name"], ref["key"])
+            if key in self.secrets:
+                env[var["name"]] = self.secrets[key]
+            elif not ref.get("optional"):
+                raise TemplateError(f"{where}.env.{var['name']}: no local value for secret {ref['name']}/{ref['key']}")
+        return env
+
+
+def _default(param: dict) -> str | None:
+    value_from = param.get("valueFrom", {})
+    return str(value_from["default"]) if "default" in value_from else None
+
+
+def _map_path(value: str, paths: dict[str, str]) -> str:
+    """Rewrite a container path (or anything under it) to its local counterpart."""
+    for container_path in sorted(paths, key=len, reverse=True):
+        if value == container_path or value.startswith(container_path.rstrip("/") + "/"):
+            return paths[container_path] + value[len(container_path):]
+    return value
