@@ -146,4 +146,4 @@ def test_exit_handler_runs_after_a_failure_with_the_workflow_status(tmp_path: Pa
     result = _runner(manifest, tmp_path / "r", who=str(tmp_path / "marker")).run()
     assert result.tasks["c"].status == "Failed" and result.tasks["bye"].status == "Succeeded"
     status, failures = out.read_text().split(" ", 1)
-    assert status == "Failed" and json.loads(failures)[0]["displayName"] == "c"
+    assert status == "Failed" and json.loads(json.loads(failures))[0]["displayName"] == "c"  # strconv.Quote(json)

@@ -89,7 +89,7 @@ class LocalRunner:
         self.check_supported()
         self.parameters = self._workflow_parameters(parameters)
         self._process = Process()
-        self._stopping = False
+        self._stopping = self._stopped = False
         self._terminating = False
         self._exit_values: dict[str, str] = {}
 
@@ -158,7 +158,7 @@ class LocalRunner:
             self._terminating = True
             self._process.stop(grace=0)
             return
-        self._stopping = True
+        self._stopping = self._stopped = True
         self.echo("Stopping: the running step gets SIGTERM; the exit handler still runs (Ctrl-C again to kill it)")
         self._process.stop()
 
@@ -189,11 +189,11 @@ class LocalRunner:
             workflow_phase = WORKFLOW_PHASE[phase]
             if self.spec.get("onExit") and not self._terminating:
                 exit_result = self._run_exit_handler(self.spec["onExit"], results, workflow_phase)
-                results[exit_result.name] = exit_result
+                results[self.spec["onExit"]] = exit_result
                 # operator.go operate: a succeeded workflow whose exit handler fails is Failed/Error.
                 if workflow_phase == "Succeeded" and exit_result.status in ("Failed", "Error"):
                     workflow_phase = exit_result.status
-        return RunResult(self.run_id, self.run_dir, results, workflow_phase, stopped=self._stopping)
+        return RunResult(self.run_id, self.run_dir, results, workflow_phase, stopped=self._stopped)
 
     def _run_dag(self, template: dict, results: dict[str, TaskResult]) -> str:
         dag = template["dag"]
