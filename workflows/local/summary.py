@@ -83,5 +83,5 @@ def print_summary(result: RunResult) -> dict:
     if not result.succeeded:
         for name, task in result.tasks.items():
             if task.status in ("Failed", "Error"):
-                print(f"Step {name}: {task.status} ({task.message}); its log: {task.log}")
+                print(f"Step {name} failed ({task.status}: {task.message}); its log: {task.log}")
     return summary
