@@ -159,7 +159,7 @@ def test_retry_limit_and_last_retry_variables(tmp_path: Path) -> None:
     seen = tmp_path / "seen"
     record = ("import sys, pathlib, os; p = pathlib.Path(sys.argv[1]); "
               "p.write_text(p.read_text() + sys.argv[2] + ',' if p.exists() else sys.argv[2] + ','); sys.exit(5)")
-    step = container("step", record, [str(seen), "{{retries}}"] if False else [str(seen), "x"],
+    step = container("step", record, [str(seen), "x"],
                      retryStrategy={"limit": 2, "expression": "lastRetry.status == 'Failed' && lastRetry.exitCode == '5' "
                                     "&& asFloat(lastRetry.duration) >= 0"})
     result = run(manifest([{"name": "a", "template": "step"}], [step]), tmp_path)
@@ -234,6 +234,13 @@ def test_a_run_that_succeeded_after_a_retry_lists_the_failed_attempt(tmp_path: P
     assert status == "Succeeded" and result.succeeded
     assert [(n["displayName"], n["phase"], n["message"]) for n in nodes] == [("a(0)", "Failed", "main: Error (exit code 143)")]
     assert nodes[0]["podName"] == pod_name("run-1", "run-1.a(0)", "step")
+
+
+def test_a_command_that_cannot_start_fails_with_the_emissarys_exit_code(tmp_path: Path) -> None:
+    # cmd/argoexec/commands/emissary.go runEmissary: exit code 64 unless the command ran.
+    broken = {"name": "broken", "container": {"image": "x", "command": ["no-such-command-trainyard"]}}
+    result = run(manifest([{"name": "a", "template": "broken"}], [broken]), tmp_path)
+    assert result.tasks["a"].status == "Failed" and result.tasks["a"].message.startswith("main: Error (exit code 64)")
 
 
 def test_pod_name_matches_argos_fnv_hash() -> None:

@@ -147,3 +147,27 @@ def test_exit_handler_runs_after_a_failure_with_the_workflow_status(tmp_path: Pa
     assert result.tasks["c"].status == "Failed" and result.tasks["bye"].status == "Succeeded"
     status, failures = out.read_text().split(" ", 1)
     assert status == "Failed" and json.loads(json.loads(failures))[0]["displayName"] == "c"  # strconv.Quote(json)
+
+
+def test_users_config_and_overrides_parameters_reach_the_steps(tmp_path: Path) -> None:
+    from workflows.local.run import plan_local_run
+
+    config = tmp_path / "mine.yaml"
+    config.write_text("train:\n  iterations: 3\n")
+    plan = plan_local_run(None, ["train.batch_size=2"], {"config": str(config), "overrides": "train.iterations=7"},
+                          tmp_path / "runs", str(tmp_path))
+    assert plan.parameters["config"] == str(config)
+    items = plan.parameters["overrides"].split()
+    # the local registry folder first, then --set, then the user's -p overrides (later items win)
+    assert items[0].startswith("promotion.registry=") and items[1:] == ["train.batch_size=2", "train.iterations=7"]
+    default = plan_local_run(None, [], {}, tmp_path / "runs", str(tmp_path))
+    assert default.parameters["config"].endswith("configs/local.yaml")
+
+
+def test_the_header_never_shows_the_database_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workflows.local.run import plan_local_run
+
+    monkeypatch.setenv("TRAINYARD_DATABASE_URL", "postgresql://trainyard:s3cretpw@db.internal:5432/trainyard")
+    plan = plan_local_run(None, [], {}, tmp_path / "runs", str(tmp_path))
+    assert plan.database.endswith("s3cretpw@db.internal:5432/trainyard")  # the steps still get it
+    assert "s3cretpw" not in plan.header() and "db.internal" in plan.header()

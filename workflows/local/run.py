@@ -9,12 +9,15 @@ against earlier ones.
 
 from __future__ import annotations
 
+import os
 import shlex
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from steps.config import load_config
 from steps.db import URL_ENV, redact
+from steps.errors import InputError
 from workflows.local.runner import LocalRunner, RunResult
 from workflows.local.sample_repo import create_sample_repo
 from workflows.local.summary import print_summary
@@ -30,10 +33,23 @@ def _default_config() -> Path:
     return DEFAULT_CONFIG  # load_config names it when missing
 
 
-def run_local(config: Path | None, overrides: list[str], parameters: dict[str, str], runs_dir: Path | None,
-              dataset_repo: str | None) -> RunResult:
-    import os
+@dataclass(frozen=True)
+class LocalPlan:
+    """What a local run will use, decided before anything runs."""
 
+    run_dir: Path
+    config: Path
+    parameters: dict[str, str]
+    database: str  # a secret: print only through redact()
+
+    def header(self) -> str:
+        p = self.parameters
+        return (f"Run {self.run_dir.name}\n  dataset repo: {p['dataset-repo']}\n  config: {p['config']}\n"
+                f"  overrides: {p['overrides'] or '-'}\n  output: {self.run_dir}\n  database: {redact(self.database)}")
+
+
+def plan_local_run(config: Path | None, overrides: list[str], parameters: dict[str, str], runs_dir: Path | None,
+                   dataset_repo: str | None) -> LocalPlan:
     runs = (runs_dir or Path("runs")).resolve()
     # A `-p config=` / `-p overrides=` of the user's is what the steps get; the local defaults
     # (configs/local.yaml, the registry folder under the runs folder) fill in only what is not given.
@@ -58,18 +74,20 @@ def run_local(config: Path | None, overrides: list[str], parameters: dict[str, s
             create_sample_repo(sample)
         repo = str(sample)
     elif "://" not in repo and not Path(repo).exists():
-        from steps.errors import InputError
-
         raise InputError(f"dataset repo {repo}: no such folder (give a git URL or an existing dataset repo)")
     # Locally a retried step reruns in the same output folder, which already is durable.
     params = {"checkpoint-root": "", **parameters, "dataset-repo": repo, "config": str(config_path),
               "overrides": step_overrides}
-
     run_id = datetime.now(timezone.utc).strftime("local-%Y%m%d-%H%M%S")
-    run_dir = runs / run_id
-    print(f"Run {run_id}\n  dataset repo: {repo}\n  config: {config_path}\n  output: {run_dir}\n"
-          f"  overrides: {step_overrides or '-'}\n  database: {redact(database)}")
-    runner = LocalRunner(build_pipeline().to_dict(), run_dir, params, secrets={DATABASE_SECRET: database})
+    return LocalPlan(runs / run_id, config_path, params, database)
+
+
+def run_local(config: Path | None, overrides: list[str], parameters: dict[str, str], runs_dir: Path | None,
+              dataset_repo: str | None) -> RunResult:
+    plan = plan_local_run(config, overrides, parameters, runs_dir, dataset_repo)
+    print(plan.header())
+    runner = LocalRunner(build_pipeline().to_dict(), plan.run_dir, plan.parameters,
+                         secrets={DATABASE_SECRET: plan.database})
     result = runner.run()
     print_summary(result)
     return result

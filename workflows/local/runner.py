@@ -91,6 +91,7 @@ class LocalRunner:
         self._process = Process()
         self._stopping = self._stopped = False
         self._terminating = False
+        self._in_exit_handler = False
         self._exit_values: dict[str, str] = {}
 
     # -- validation ---------------------------------------------------------------------------
@@ -153,12 +154,17 @@ class LocalRunner:
     # -- stopping -----------------------------------------------------------------------------
     def stop(self) -> None:
         """Like `argo stop`: the running step gets SIGTERM, nothing new starts, the exit handler
-        still runs. A second stop terminates (`argo terminate`: the exit handler is killed too)."""
-        if self._stopping:
+        still runs and is not stopped (ShutdownStrategy Stop: ShouldExecute(true) for onExit pods).
+        A second stop is `argo terminate`: whatever runs, the exit handler included, is killed."""
+        if self._stopped:
             self._terminating = True
+            self.echo("Terminating: killing the running step")
             self._process.stop(grace=0)
             return
         self._stopping = self._stopped = True
+        if self._in_exit_handler:
+            self.echo("Stopping: the exit handler runs to its end (Ctrl-C again to kill it)")
+            return
         self.echo("Stopping: the running step gets SIGTERM; the exit handler still runs (Ctrl-C again to kill it)")
         self._process.stop()
 
@@ -262,6 +268,7 @@ class LocalRunner:
         """operator.go operate: after the DAG, whatever its outcome (also on stop), with the
         workflow's status variables in Argo's formats."""
         self._stopping = False  # a stopped workflow still runs its exit handler (ShouldExecute(true))
+        self._in_exit_handler = True
         self._exit_values = {
             "workflow.status": workflow_phase,
             "workflow.failures": failures(self.run_id, self.root),
@@ -346,7 +353,10 @@ class LocalRunner:
         try:
             code = self._process.run(argv, self.cwd, env, log, lambda line: self.echo(f"  {name} | {line}"))
         except OSError as exc:
-            node.finish("Error", f"main: {exc}")
+            # cmd/argoexec/commands/emissary.go runEmissary: a command that cannot start leaves the
+            # main container's default exit code 64, so the node is Failed like any other exit.
+            node.exit_code = "64"
+            node.finish("Failed", f"main: Error (exit code 64): {exc}")
             return {}
         node.exit_code = str(code)
         if self._stopping and code != 0:
