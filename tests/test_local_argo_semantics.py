@@ -309,3 +309,31 @@ def test_stop_terminates_the_step_runs_the_exit_handler_and_writes_the_summary(t
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["stopped"] and summary["phase"] == "Failed" and "b" not in summary["tasks"]
     assert summary["tasks"]["bye"]["status"] == "Succeeded"
+
+
+def test_a_stop_leaves_the_exit_handler_running_and_a_second_one_kills_it(tmp_path: Path) -> None:
+    # workflow_types.go ShutdownStrategy.ShouldExecute: Stop spares onExit pods, Terminate does not.
+    started, finished = tmp_path / "started", tmp_path / "finished"
+    slow_exit = container("bye", "import sys, time, pathlib; pathlib.Path(sys.argv[1]).write_text('x'); time.sleep(2); "
+                          "pathlib.Path(sys.argv[2]).write_text('x'); time.sleep(60)", [str(started), str(finished)])
+    spec = manifest([{"name": "a", "template": "ok"}], [OK, slow_exit])
+    spec["spec"]["onExit"] = "bye"
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    runner = subprocess.Popen([PY, "-c", STOPPABLE, str(tmp_path / "spec.json"), str(tmp_path / "run")], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for _ in range(300):
+        if started.exists() or runner.poll() is not None:
+            break
+        time.sleep(0.1)
+    runner.send_signal(signal.SIGINT)  # first: the exit handler goes on
+    for _ in range(300):
+        if finished.exists() or runner.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert finished.exists() and runner.poll() is None
+    runner.send_signal(signal.SIGINT)  # second: it is killed
+    output, _ = runner.communicate(timeout=60)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["tasks"]["bye"]["status"] == "Failed", output
+    assert summary["phase"] == "Failed"  # operator.go operate: a failed exit handler fails the workflow

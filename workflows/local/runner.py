@@ -156,17 +156,22 @@ class LocalRunner:
         """Like `argo stop`: the running step gets SIGTERM, nothing new starts, the exit handler
         still runs and is not stopped (ShutdownStrategy Stop: ShouldExecute(true) for onExit pods).
         A second stop is `argo terminate`: whatever runs, the exit handler included, is killed."""
+        self.echo(self._stop())
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        # A signal handler may interrupt a print: write straight to the file descriptor instead.
+        os.write(2, f"\n{self._stop()}\n".encode())
+
+    def _stop(self) -> str:
         if self._stopped:
             self._terminating = True
-            self.echo("Terminating: killing the running step")
             self._process.stop(grace=0)
-            return
+            return "Terminating: killing the running step"
         self._stopping = self._stopped = True
         if self._in_exit_handler:
-            self.echo("Stopping: the exit handler runs to its end (Ctrl-C again to kill it)")
-            return
-        self.echo("Stopping: the running step gets SIGTERM; the exit handler still runs (Ctrl-C again to kill it)")
+            return "Stopping: the exit handler runs to its end (Ctrl-C again to kill it)"
         self._process.stop()
+        return "Stopping: the running step gets SIGTERM; the exit handler still runs (Ctrl-C again to kill it)"
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
@@ -175,7 +180,7 @@ class LocalRunner:
             return
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         for sig in previous:
-            signal.signal(sig, lambda *_: self.stop())
+            signal.signal(sig, self._on_signal)
         try:
             yield
         finally:
