@@ -337,3 +337,17 @@ def test_a_stop_leaves_the_exit_handler_running_and_a_second_one_kills_it(tmp_pa
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["tasks"]["bye"]["status"] == "Failed", output
     assert summary["phase"] == "Failed"  # operator.go operate: a failed exit handler fails the workflow
+
+
+def test_an_absent_optional_inside_a_value_makes_the_consumer_error(tmp_path: Path) -> None:
+    # util/template/simple_template.go: "output is an absent optional (skipped/omitted node with no
+    # default)" when a skipped producer's output without default is used inside a longer value.
+    produce = container("produce", WRITE, ["/out/v", "x"], outputs=[{"name": "v", "valueFrom": {"path": "/out/v"}}])
+    consume = container("consume", "pass", ["{{inputs.parameters.x}}"], inputs=[{"name": "x"}])
+    spec = manifest([
+        {"name": "a", "template": "produce", "when": "false"},
+        {"name": "b", "template": "consume", "depends": "a",
+         "arguments": {"parameters": [{"name": "x", "value": "v={{tasks.a.outputs.parameters.v}}"}]}},
+    ], [produce, consume])
+    result = run(spec, tmp_path)
+    assert result.tasks["b"].status == "Error" and "absent optional" in result.tasks["b"].message

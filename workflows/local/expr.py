@@ -22,6 +22,7 @@ _TOKEN = re.compile(r"""
     | (?P<name>[A-Za-z_$][A-Za-z0-9_$]*)
     | (?P<op>==|!=|<=|>=|&&|\|\||[<>!()\[\],.\-])
     )""", re.VERBOSE)
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
 _WORD_OPS = {"and": "&&", "or": "||", "not": "!"}
 _COMPARATORS = ("==", "!=", "<", "<=", ">", ">=", "in", "matches", "contains", "startsWith", "endsWith")
 
@@ -43,7 +44,7 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
         if kind == "number":
             tokens.append(("lit", float(value) if "." in value else int(value)))
         elif kind == "string":
-            tokens.append(("lit", bytes(value[1:-1], "utf-8").decode("unicode_escape")))
+            tokens.append(("lit", re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), value[1:-1])))
         elif kind == "name" and value in ("true", "false"):
             tokens.append(("lit", value == "true"))
         elif kind == "name" and value == "nil":

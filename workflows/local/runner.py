@@ -24,7 +24,8 @@ from workflows.local import retry
 from workflows.local.expr import ExprError
 from workflows.local.nodes import WORKFLOW_PHASE, Node, duration, failures
 from workflows.local.process import Process
-from workflows.local.templating import TemplateError, substitute
+from workflows.local.template_io import environment, input_parameters, map_path, output_parameters, path_map, skipped_default
+from workflows.local.templating import AbsentOptionalError, TemplateError, substitute
 from workflows.local.when import WhenError, should_execute
 
 # Fields the local runner understands. Scheduling fields only matter to Kubernetes: ignored here.
@@ -252,21 +253,25 @@ class LocalRunner:
             if not allowed:
                 return self._result(node.finish("Omitted", "omitted: depends condition not met"))
         values = self._values(results)
-        if task.get("when"):
-            try:
-                proceed = should_execute(substitute(task["when"], values, f"dag task {name!r}.when"))
-            except WhenError as exc:
-                return self._result(node.finish("Error", f"Invalid 'when' expression '{task['when']}': {exc}"))
-            if not proceed:
-                return self._result(node.finish("Skipped", f"when '{task['when']}' evaluated false"))
-        return self._run_task(task, node, results, values)
+        try:
+            if task.get("when"):
+                try:
+                    proceed = should_execute(substitute(task["when"], values, f"dag task {name!r}.when"))
+                except WhenError as exc:
+                    return self._result(node.finish("Error", f"Invalid 'when' expression '{task['when']}': {exc}"))
+                if not proceed:
+                    return self._result(node.finish("Skipped", f"when '{task['when']}' evaluated false"))
+            return self._run_task(task, node, results, values)
+        except AbsentOptionalError as exc:
+            # dag.go executeDAGTask: a reference that cannot be resolved makes the task Error.
+            return self._result(node.finish("Error", str(exc)))
 
     def _result(self, node: Node, **kwargs: Any) -> TaskResult:
         if node.phase in ("Skipped", "Omitted"):
             # scope.go addSkippedNodeOutputsToScope: a skipped producer's outputs are its
             # valueFrom.default, or absent (None) when it has none.
             template = self.templates[node.template_name]
-            kwargs["parameters"] = {p["name"]: _default(p) for p in template.get("outputs", {}).get("parameters", [])}
+            kwargs["parameters"] = {p["name"]: skipped_default(p) for p in template.get("outputs", {}).get("parameters", [])}
         return TaskResult(node.display_name, node.phase, node.seconds, message=node.message, **kwargs)
 
     def _run_exit_handler(self, name: str, results: dict[str, TaskResult], workflow_phase: str) -> TaskResult:
@@ -282,7 +287,8 @@ class LocalRunner:
         }
         self.echo(f"[exit] {name}")
         node = Node(f"{self.run_id}.onExit", f"{self.run_id}.onExit", name, started_at=datetime.now(timezone.utc))
-        result = self._run_task({"name": name, "template": name}, node, results, self._values(results))
+        # An exit handler sees workflow variables only, no task outputs (as on Argo).
+        result = self._run_task({"name": name, "template": name}, node, {}, self._values({}))
         self.echo(f"[exit] {name} {'done' if result.status == 'Succeeded' else result.status.upper()} in {result.seconds:.1f}s")
         return result
 
@@ -306,16 +312,16 @@ class LocalRunner:
         task_dir = self.run_dir / name
         task_dir.mkdir(parents=True, exist_ok=True)
         arguments = task.get("arguments", {})
-        inputs = self._input_parameters(template, arguments, values, where)
-        paths = self._path_map(template, arguments, results, task_dir, where)
+        inputs = input_parameters(template, arguments, values, where)
+        paths = path_map(template, arguments, {n: r.artifacts for n, r in results.items()}, task_dir, where)
         local_values = {**values, **{f"inputs.parameters.{k}": v for k, v in inputs.items()}}
         container = template["container"]
         tmpl_where = f"template {template['name']!r}"
         argv = [substitute(a, local_values, f"{tmpl_where}.container") for a in [*container.get("command", []), *container.get("args", [])]]
-        argv = [_map_path(a, paths) for a in argv]
+        argv = [map_path(a, paths) for a in argv]
         if argv and argv[0] in ("python", "python3"):
             argv[0] = sys.executable  # the interpreter (and venv) trainyard runs in
-        env = self._env(container, local_values, tmpl_where)
+        env = environment(container, local_values, self.secrets, self.cwd, tmpl_where)
         log = task_dir / "log.txt"
         strategy = template.get("retryStrategy")
         attempts: list[Node] = []
@@ -348,7 +354,7 @@ class LocalRunner:
         if node.phase != "Succeeded":
             self.echo(f"  {name}: {node.message}; full log: {log}")
             return self._result(node, log=log)
-        artifacts = {a["name"]: Path(_map_path(a["path"], paths)) for a in template.get("outputs", {}).get("artifacts", [])}
+        artifacts = {a["name"]: Path(map_path(a["path"], paths)) for a in template.get("outputs", {}).get("artifacts", [])}
         return self._result(node, parameters=parameters, artifacts=artifacts, log=log)
 
     def _attempt(self, node: Node, argv: list[str], env: dict[str, str], log: Path, name: str, template: dict,
@@ -371,100 +377,9 @@ class LocalRunner:
             node.finish("Failed", f"main: Error (exit code {code})")
             return {}
         try:
-            parameters = self._output_parameters(template, paths)
+            parameters = output_parameters(template, paths)
         except TemplateError as exc:
             node.finish("Error", str(exc))
             return {}
         node.finish("Succeeded")
         return parameters
-
-    def _output_parameters(self, template: dict, paths: dict[str, str]) -> dict[str, str | None]:
-        """executor/executor.go SaveParameters: the file's content, or valueFrom.default when it
-        cannot be read, minus exactly one trailing newline."""
-        parameters: dict[str, str | None] = {}
-        for param in template.get("outputs", {}).get("parameters", []):
-            source = param["valueFrom"]["path"]
-            path = Path(_map_path(source, paths))
-            try:
-                value = path.read_bytes().decode("utf-8", errors="replace")
-            except OSError:
-                if "default" not in param["valueFrom"]:
-                    raise TemplateError(f"wait: output parameter {param['name']!r}: open {source}: no such file "
-                                        f"(locally {path})") from None
-                value = str(param["valueFrom"]["default"])
-            parameters[param["name"]] = value.removesuffix("\n")
-        return parameters
-
-    def _input_parameters(self, template: dict, arguments: dict, values: dict[str, str | None], where: str) -> dict[str, str]:
-        given: dict[str, str] = {}
-        for p in arguments.get("parameters", []):
-            raw = str(p.get("value", ""))
-            tag = raw.strip()
-            if tag.startswith("{{") and tag.endswith("}}") and values.get(tag[2:-2].strip(), "") is None:
-                # dag.go resolveDependencyReferences: a pure reference to an absent optional output
-                # counts as not supplied, so the input's own default applies.
-                continue
-            given[p["name"]] = substitute(raw, values, f"{where}.arguments")
-        resolved = {}
-        for param in template.get("inputs", {}).get("parameters", []):
-            if param["name"] in given:
-                resolved[param["name"]] = given[param["name"]]
-            elif "value" in param or "default" in param:
-                resolved[param["name"]] = str(param.get("value", param.get("default")))
-            else:
-                raise TemplateError(f"{where}: input parameter {param['name']!r} of template {template['name']!r} is not given")
-        return resolved
-
-    def _path_map(self, template: dict, arguments: dict, results: dict[str, TaskResult], task_dir: Path, where: str) -> dict[str, str]:
-        """Container paths -> local paths: outputs under the task's folder, inputs at their producer's."""
-        paths: dict[str, str] = {}
-        for artifact in template.get("outputs", {}).get("artifacts", []):
-            local = task_dir / artifact["name"]
-            local.mkdir(parents=True, exist_ok=True)
-            paths[artifact["path"]] = str(local)
-        for param in template.get("outputs", {}).get("parameters", []):
-            if "path" not in param.get("valueFrom", {}):
-                raise TemplateError(f"{where}: output parameter {param['name']!r}: only valueFrom.path is supported locally")
-            paths[param["valueFrom"]["path"]] = str(task_dir / "outputs" / param["name"])
-        sources = {a["name"]: a.get("from", "") for a in arguments.get("artifacts", [])}
-        for artifact in template.get("inputs", {}).get("artifacts", []):
-            ref = sources.get(artifact["name"], "")
-            parts = ref.strip("{} ").split(".")
-            if len(parts) != 5 or parts[0] != "tasks" or parts[2:4] != ["outputs", "artifacts"]:
-                raise TemplateError(f"{where}: input artifact {artifact['name']!r} needs from: '{{{{tasks.T.outputs.artifacts.A}}}}'")
-            producer, output = parts[1], parts[4]
-            if producer not in results or output not in results[producer].artifacts:
-                raise TemplateError(f"{where}: artifact {ref} was not produced")
-            paths[artifact["path"]] = str(results[producer].artifacts[output])
-        return paths
-
-    def _env(self, container: dict, values: dict[str, str | None], where: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.cwd), env.get("PYTHONPATH", "")]))
-        for var in container.get("env", []):
-            if "value" in var:
-                env[var["name"]] = substitute(str(var["value"]), values, f"{where}.env.{var['name']}")
-                continue
-            ref = var.get("valueFrom", {}).get("secretKeyRef")
-            if ref is None:
-                raise TemplateError(f"{where}.env.{var['name']}: only value and secretKeyRef are supported locally")
-            key = (ref["name"], ref["key"])
-            if key in self.secrets:
-                env[var["name"]] = self.secrets[key]
-            elif not ref.get("optional"):
-                raise TemplateError(f"{where}.env.{var['name']}: no local value for secret {ref['name']}/{ref['key']}")
-        return env
-
-
-def _default(param: dict) -> str | None:
-    value_from = param.get("valueFrom", {})
-    return str(value_from["default"]) if "default" in value_from else None
-
-
-def _map_path(value: str, paths: dict[str, str]) -> str:
-    """Rewrite a container path (or anything under it) to its local counterpart."""
-    for container_path in sorted(paths, key=len, reverse=True):
-        if value == container_path or value.startswith(container_path.rstrip("/") + "/"):
-            return paths[container_path] + value[len(container_path):]
-    return value

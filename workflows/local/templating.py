@@ -18,6 +18,11 @@ class TemplateError(TrainyardError):
     """A manifest uses something the local runner cannot resolve or does not support."""
 
 
+class AbsentOptionalError(TemplateError):
+    """A skipped or omitted producer's output, which has no default, used inside a value: in Argo
+    the consuming task errors (util/template/simple_template.go)."""
+
+
 def substitute(text: str, values: Mapping[str, str | None], where: str) -> str:
     """Replace every `{{name}}` in `text` with `values[name]`."""
 
@@ -28,7 +33,7 @@ def substitute(text: str, values: Mapping[str, str | None], where: str) -> str:
         if name not in values:
             raise TemplateError(f"{where}: unknown variable {{{{{name}}}}}")
         if values[name] is None:  # util/template/simple_template.go: a skipped producer's output, no default
-            raise TemplateError(f"{where}: unable to substitute {{{{{name}}}}}: output is an absent optional "
+            raise AbsentOptionalError(f"{where}: unable to substitute {{{{{name}}}}}: output is an absent optional "
                                 "(skipped/omitted node with no default)")
         return values[name]
 
