@@ -171,3 +171,39 @@ def test_the_header_never_shows_the_database_password(tmp_path: Path, monkeypatc
     plan = plan_local_run(None, [], {}, tmp_path / "runs", str(tmp_path))
     assert plan.database.endswith("s3cretpw@db.internal:5432/trainyard")  # the steps still get it
     assert "s3cretpw" not in plan.header() and "db.internal" in plan.header()
+
+
+@pytest.mark.integration
+def test_artifacts_in_a_bucket_use_argos_keys(tmp_path: Path, gcs_emulator) -> None:
+    # executor/executor.go saveArtifactFromFile + stageArchiveFile: <keyFormat>/<base name of the
+    # path> for an unarchived artifact; artifacts/gcs/gcs.go uploadObjects: one object per file
+    # under it; an artifact's own key-only `gcs.key` (a folder: ending in /) is kept as given.
+    # The consumer reads its input back from the bucket.
+    import uuid
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage as gcs
+
+    from workflows.local.artifacts import BucketArtifacts
+    from workflows.local.nodes import pod_name
+
+    bucket = f"artifacts-{uuid.uuid4().hex[:8]}"
+    gcs_emulator.make_bucket(bucket)
+    manifest = _manifest()
+    for template in manifest["spec"]["templates"]:
+        for artifact in template.get("outputs", {}).get("artifacts", []):
+            artifact["archive"] = {"none": {}}
+            if artifact["name"] == "folder":
+                artifact["gcs"] = {"key": "custom/{{workflow.name}}/folder/"}
+    store = BucketArtifacts(f"gs://{bucket}/prefix", "trainyard/{{workflow.name}}/{{pod.name}}")
+    runner = LocalRunner(manifest, tmp_path / "run-1", {"who": "world"}, secrets={("creds", "token"): "s"},
+                         echo=lambda _: None, artifacts=store)
+    result = runner.run()
+    assert result.succeeded
+    client = gcs.Client(credentials=AnonymousCredentials(), project="test", client_options={"api_endpoint": gcs_emulator.url})
+    names = {blob.name for blob in client.list_blobs(bucket)}
+    assert names == {"prefix/custom/run-1/folder/data.txt",
+                     f"prefix/trainyard/run-1/{pod_name('run-1', 'run-1.c', 'copy')}/copied/data.txt"}
+    # c's input came from the bucket, not from b's folder
+    assert (tmp_path / "run-1" / "c" / "inputs" / "folder" / "data.txt").read_text() == "hello-world"
+    assert (result.tasks["c"].artifacts["copied"] / "data.txt").read_text() == "hello-world+copied"

@@ -21,10 +21,12 @@ from typing import Any
 
 from workflows.local import dag as dags
 from workflows.local import retry
+from workflows.local.artifacts import BucketArtifacts
 from workflows.local.expr import ExprError
-from workflows.local.nodes import WORKFLOW_PHASE, Node, duration, failures
+from workflows.local.nodes import WORKFLOW_PHASE, Node, duration, failures, pod_name
 from workflows.local.process import Process
-from workflows.local.template_io import environment, input_parameters, map_path, output_parameters, path_map, skipped_default
+from workflows.local.template_io import (environment, input_artifact_sources, input_parameters, map_path,
+                                         output_parameters, path_map, skipped_default)
 from workflows.local.templating import AbsentOptionalError, TemplateError, substitute
 from workflows.local.when import WhenError, should_execute
 
@@ -54,6 +56,7 @@ class TaskResult:
     artifacts: dict[str, Path] = field(default_factory=dict)
     log: Path | None = None
     message: str = ""
+    artifact_keys: dict[str, str] = field(default_factory=dict)  # with --artifacts: each output's bucket key
 
 
 @dataclass
@@ -78,6 +81,7 @@ class LocalRunner:
         secrets: dict[tuple[str, str], str] | None = None,
         echo: Callable[[str], None] = print,
         cwd: Path | None = None,
+        artifacts: BucketArtifacts | None = None,
     ):
         self.manifest = manifest
         self.spec = manifest.get("spec", {})
@@ -86,6 +90,7 @@ class LocalRunner:
         self.secrets = secrets or {}
         self.echo = echo
         self.cwd = cwd or Path.cwd()
+        self.artifacts = artifacts
         self.templates = {t["name"]: t for t in self.spec.get("templates", [])}
         self.check_supported()
         self.parameters = self._workflow_parameters(parameters)
@@ -313,7 +318,7 @@ class LocalRunner:
         task_dir.mkdir(parents=True, exist_ok=True)
         arguments = task.get("arguments", {})
         inputs = input_parameters(template, arguments, values, where)
-        paths = path_map(template, arguments, {n: r.artifacts for n, r in results.items()}, task_dir, where)
+        paths = path_map(template, self._input_artifacts(template, arguments, results, task_dir, where), task_dir, where)
         local_values = {**values, **{f"inputs.parameters.{k}": v for k, v in inputs.items()}}
         container = template["container"]
         tmpl_where = f"template {template['name']!r}"
@@ -354,8 +359,30 @@ class LocalRunner:
         if node.phase != "Succeeded":
             self.echo(f"  {name}: {node.message}; full log: {log}")
             return self._result(node, log=log)
-        artifacts = {a["name"]: Path(map_path(a["path"], paths)) for a in template.get("outputs", {}).get("artifacts", [])}
-        return self._result(node, parameters=parameters, artifacts=artifacts, log=log)
+        outputs = template.get("outputs", {}).get("artifacts", [])
+        artifacts = {a["name"]: Path(map_path(a["path"], paths)) for a in outputs}
+        keys = {}
+        if self.artifacts is not None:
+            key_values = {**local_values, "pod.name": pod_name(self.run_id, attempts[-1].name, template["name"])}
+            for artifact in outputs:
+                keys[artifact["name"]] = self.artifacts.key(artifact, key_values, tmpl_where)
+                self.artifacts.save(artifacts[artifact["name"]], keys[artifact["name"]])
+        return self._result(node, parameters=parameters, artifacts=artifacts, log=log, artifact_keys=keys)
+
+    def _input_artifacts(self, template: dict, arguments: dict, results: dict[str, TaskResult], task_dir: Path,
+                         where: str) -> dict[str, Path]:
+        """Each input artifact's local folder: its producer's, or with --artifacts a download of the
+        producer's key (as Argo's init container loads it)."""
+        folders = {}
+        for name, (producer, output) in input_artifact_sources(template, arguments, where).items():
+            done = results.get(producer)
+            if done is None or output not in done.artifacts:
+                raise TemplateError(f"{where}: artifact {{{{tasks.{producer}.outputs.artifacts.{output}}}}} was not produced")
+            if self.artifacts is None:
+                folders[name] = done.artifacts[output]
+            else:
+                folders[name] = self.artifacts.load(done.artifact_keys[output], task_dir / "inputs" / name)
+        return folders
 
     def _attempt(self, node: Node, argv: list[str], env: dict[str, str], log: Path, name: str, template: dict,
                  paths: dict[str, str]) -> dict[str, str | None]:

@@ -49,8 +49,21 @@ def input_parameters(template: dict, arguments: dict, values: dict[str, str | No
     return resolved
 
 
-def path_map(template: dict, arguments: dict, produced: Mapping[str, Mapping[str, Path]], task_dir: Path, where: str) -> dict[str, str]:
-    """Container paths -> local paths: outputs under the task's folder, inputs at their producer's."""
+def input_artifact_sources(template: dict, arguments: dict, where: str) -> dict[str, tuple[str, str]]:
+    """Each input artifact's producer task and output name, from `from: {{tasks.T.outputs.artifacts.A}}`."""
+    sources = {a["name"]: a.get("from", "") for a in arguments.get("artifacts", [])}
+    found = {}
+    for artifact in template.get("inputs", {}).get("artifacts", []):
+        ref = sources.get(artifact["name"], "")
+        parts = ref.strip("{} ").split(".")
+        if len(parts) != 5 or parts[0] != "tasks" or parts[2:4] != ["outputs", "artifacts"]:
+            raise TemplateError(f"{where}: input artifact {artifact['name']!r} needs from: '{{{{tasks.T.outputs.artifacts.A}}}}'")
+        found[artifact["name"]] = (parts[1], parts[4])
+    return found
+
+
+def path_map(template: dict, inputs: Mapping[str, Path], task_dir: Path, where: str) -> dict[str, str]:
+    """Container paths -> local paths: outputs under the task's folder, inputs where `inputs` has them."""
     paths: dict[str, str] = {}
     for artifact in template.get("outputs", {}).get("artifacts", []):
         local = task_dir / artifact["name"]
@@ -60,16 +73,8 @@ def path_map(template: dict, arguments: dict, produced: Mapping[str, Mapping[str
         if "path" not in param.get("valueFrom", {}):
             raise TemplateError(f"{where}: output parameter {param['name']!r}: only valueFrom.path is supported locally")
         paths[param["valueFrom"]["path"]] = str(task_dir / "outputs" / param["name"])
-    sources = {a["name"]: a.get("from", "") for a in arguments.get("artifacts", [])}
     for artifact in template.get("inputs", {}).get("artifacts", []):
-        ref = sources.get(artifact["name"], "")
-        parts = ref.strip("{} ").split(".")
-        if len(parts) != 5 or parts[0] != "tasks" or parts[2:4] != ["outputs", "artifacts"]:
-            raise TemplateError(f"{where}: input artifact {artifact['name']!r} needs from: '{{{{tasks.T.outputs.artifacts.A}}}}'")
-        producer, output = parts[1], parts[4]
-        if output not in produced.get(producer, {}):
-            raise TemplateError(f"{where}: artifact {ref} was not produced")
-        paths[artifact["path"]] = str(produced[producer][output])
+        paths[artifact["path"]] = str(inputs[artifact["name"]])
     return paths
 
 
