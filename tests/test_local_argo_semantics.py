@@ -172,6 +172,18 @@ def test_retry_limit_and_last_retry_variables(tmp_path: Path) -> None:
     assert result.tasks["a"].message == "retryStrategy.expression evaluated to false"
 
 
+def test_each_attempt_gets_its_retry_number_and_pod_name(tmp_path: Path) -> None:
+    # operator.go executeTemplate: localParams retries = the attempt's number, pod.name = the
+    # attempt's pod (util/pod_name.go GeneratePodName of `<task node>(n)`).
+    seen = tmp_path / "seen"
+    record = ("import sys, pathlib; p = pathlib.Path(sys.argv[1]); "
+              "p.write_text((p.read_text() if p.exists() else '') + sys.argv[2] + ' ' + sys.argv[3] + ','); sys.exit(1)")
+    step = container("step", record, [str(seen), "{{retries}}", "{{pod.name}}"], retryStrategy={"limit": 1})
+    run(manifest([{"name": "a", "template": "step"}], [step]), tmp_path)
+    assert seen.read_text() == (f"0 {pod_name('run-1', 'run-1.a(0)', 'step')},"
+                                f"1 {pod_name('run-1', 'run-1.a(1)', 'step')},")
+
+
 def test_workflow_parameter_enum_is_enforced(tmp_path: Path) -> None:
     # validate/validate.go validateArgumentsValues: "... value should be present in ... enum list".
     spec = manifest([{"name": "a", "template": "ok"}], [OK], parameters=[{"name": "mode", "value": "fast", "enum": ["fast", "slow"]}])

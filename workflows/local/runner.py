@@ -322,11 +322,6 @@ class LocalRunner:
         local_values = {**values, **{f"inputs.parameters.{k}": v for k, v in inputs.items()}}
         container = template["container"]
         tmpl_where = f"template {template['name']!r}"
-        argv = [substitute(a, local_values, f"{tmpl_where}.container") for a in [*container.get("command", []), *container.get("args", [])]]
-        argv = [map_path(a, paths) for a in argv]
-        if argv and argv[0] in ("python", "python3"):
-            argv[0] = sys.executable  # the interpreter (and venv) trainyard runs in
-        env = environment(container, local_values, self.secrets, self.cwd, tmpl_where)
         log = task_dir / "log.txt"
         strategy = template.get("retryStrategy")
         attempts: list[Node] = []
@@ -337,6 +332,12 @@ class LocalRunner:
             if strategy is not None:
                 node.children.append(attempt)
             attempts.append(attempt)
+            # operator.go executeTemplate: each attempt gets its own {{pod.name}} and, with a
+            # retryStrategy, {{retries}} (the attempt's number).
+            attempt_values = {**local_values, "pod.name": pod_name(self.run_id, attempt.name, template["name"])}
+            if strategy is not None:
+                attempt_values["retries"] = str(len(attempts) - 1)
+            argv, env = self._command(container, attempt_values, paths, tmpl_where)
             parameters = self._attempt(attempt, argv, env, log, name, template, paths)
             if attempt.phase == "Succeeded" or strategy is None:
                 break
@@ -368,6 +369,14 @@ class LocalRunner:
                 keys[artifact["name"]] = self.artifacts.key(artifact, key_values, tmpl_where)
                 self.artifacts.save(artifacts[artifact["name"]], keys[artifact["name"]])
         return self._result(node, parameters=parameters, artifacts=artifacts, log=log, artifact_keys=keys)
+
+    def _command(self, container: dict, values: dict[str, str | None], paths: dict[str, str],
+                 where: str) -> tuple[list[str], dict[str, str]]:
+        argv = [substitute(a, values, f"{where}.container") for a in [*container.get("command", []), *container.get("args", [])]]
+        argv = [map_path(a, paths) for a in argv]
+        if argv and argv[0] in ("python", "python3"):
+            argv[0] = sys.executable  # the interpreter (and venv) trainyard runs in
+        return argv, environment(container, values, self.secrets, self.cwd, where)
 
     def _input_artifacts(self, template: dict, arguments: dict, results: dict[str, TaskResult], task_dir: Path,
                          where: str) -> dict[str, Path]:
