@@ -293,14 +293,16 @@ print_summary(result)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_stop_terminates_the_step_runs_the_exit_handler_and_writes_the_summary(tmp_path: Path, sig: signal.Signals) -> None:
     # operator.go operate + exec_control.go: a stopped workflow's running pod is terminated and its
-    # node Failed ("workflow shutdown with strategy:  Stop"), the DAG fails, and the exit handler
-    # still runs (ShutdownStrategy Stop: ShouldExecute(true)) with workflow.status Failed.
+    # node Failed ("workflow shutdown with strategy:  Stop"); its dependents are Omitted (dag.go),
+    # a task that could start gets no pod but a Failed node (workflowpod.go createWorkflowPod); the
+    # DAG fails and the exit handler still runs (ShutdownStrategy Stop: ShouldExecute(true)) with
+    # workflow.status Failed.
     started = tmp_path / "started"
     slow = container("slow", "import sys, time, pathlib; print('working', flush=True); pathlib.Path(sys.argv[1]).write_text('x'); time.sleep(60)",
                      [str(started)])
     out = tmp_path / "exit.txt"
-    spec = _exit_handler(manifest([{"name": "a", "template": "slow"}, {"name": "b", "template": "ok", "depends": "a"}],
-                                  [slow, OK]), out)
+    spec = _exit_handler(manifest([{"name": "a", "template": "slow"}, {"name": "b", "template": "ok", "depends": "a"},
+                                   {"name": "c", "template": "ok", "depends": "a.Failed"}], [slow, OK]), out)
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     runner = subprocess.Popen([PY, "-c", STOPPABLE, str(tmp_path / "spec.json"), str(tmp_path / "run")], env=env,
@@ -318,8 +320,11 @@ def test_stop_terminates_the_step_runs_the_exit_handler_and_writes_the_summary(t
     assert status == "Failed", output
     nodes = {n["displayName"]: n for n in json.loads(json.loads(failures))}
     assert nodes["a"]["message"] == "workflow shutdown with strategy:  Stop"
+    assert nodes["c"]["message"] == "workflow shutdown with strategy: Stop"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["stopped"] and summary["phase"] == "Failed" and "b" not in summary["tasks"]
+    assert summary["stopped"] and summary["phase"] == "Failed"
+    assert {n: t["status"] for n, t in summary["tasks"].items()} == {"a": "Failed", "b": "Omitted", "c": "Failed",
+                                                                     "bye": "Succeeded"}
     assert summary["tasks"]["bye"]["status"] == "Succeeded"
 
 

@@ -38,6 +38,7 @@ CONTAINER_FIELDS = {"image", "command", "args", "env", "resources", "imagePullPo
                     "volumeMounts", "workingDir", "name"}
 TASK_FIELDS = {"name", "template", "arguments", "depends", "dependencies", "when"}
 STOP_MESSAGE = "workflow shutdown with strategy:  Stop"  # controller/exec_control.go (two spaces)
+NOT_STARTED_MESSAGE = "workflow shutdown with strategy: Stop"  # controller/workflowpod.go createWorkflowPod
 SPEC_FIELDS = {"entrypoint", "templates", "arguments", "onExit"}
 SPEC_IGNORED = {"serviceAccountName", "podGC", "ttlStrategy", "artifactRepositoryRef", "nodeSelector",
                 "tolerations", "volumes", "securityContext", "podMetadata", "workflowMetadata",
@@ -222,7 +223,10 @@ class LocalRunner:
         goals = dags.targets(dag, deps)
         todo = [name for name in tasks if name in dags.needed(goals, deps)]
         index = 0
-        while todo and not self._stopping:
+        # After a stop, Argo's next pass still walks the DAG from its targets (dag.go executeDAG):
+        # tasks whose dependencies are done get Omitted/Skipped as usual, or a node that fails
+        # without a pod. So the loop goes on; _visit starts nothing.
+        while todo:
             ready = next((n for n in todo if all(d in results for d in deps[n])), None)
             if ready is None:
                 break
@@ -266,6 +270,8 @@ class LocalRunner:
                     return self._result(node.finish("Error", f"Invalid 'when' expression '{task['when']}': {exc}"))
                 if not proceed:
                     return self._result(node.finish("Skipped", f"when '{task['when']}' evaluated false"))
+            if self._stopping:
+                return self._result(node.finish("Failed", NOT_STARTED_MESSAGE))
             return self._run_task(task, node, results, values)
         except AbsentOptionalError as exc:
             # dag.go executeDAGTask: a reference that cannot be resolved makes the task Error.
