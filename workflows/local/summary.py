@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from steps.jsonio import write_json
-from workflows.local.runner import RunResult
+from workflows.local.runner import RunResult, TaskResult
 
 TABLE_KEYS = ["bbox/AP", "segm/AP", "segm/AP50", "dv_mAP", "EIR"]
 
@@ -23,12 +23,19 @@ def _fmt(value: float | None) -> str:
     return "  -   " if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:6.3f}"
 
 
+def _task(task: TaskResult) -> dict:
+    facts: dict = {"status": task.status, "seconds": round(task.seconds, 1)}
+    if task.message:  # Argo's node message: why it failed, was skipped or omitted
+        facts["message"] = task.message
+    return facts
+
+
 def summarize(result: RunResult) -> dict:
     """The facts of a run, from its tasks' outputs (also written to summary.json)."""
     tasks = result.tasks
     summary: dict = {"run_id": result.run_id, "run_dir": str(result.run_dir), "succeeded": result.succeeded,
                      "phase": result.phase, "stopped": result.stopped,
-                     "tasks": {name: {"status": t.status, "seconds": round(t.seconds, 1)} for name, t in tasks.items()}}
+                     "tasks": {name: _task(t) for name, t in tasks.items()}}
     if "record" in tasks:
         summary["dataset_version"] = tasks["record"].parameters.get("dataset-version")
     if "train" in tasks and "checkpoints" in tasks["train"].artifacts:
