@@ -184,6 +184,19 @@ def test_each_attempt_gets_its_retry_number_and_pod_name(tmp_path: Path) -> None
                                 f"1 {pod_name('run-1', 'run-1.a(1)', 'step')},")
 
 
+@pytest.mark.parametrize(("backoff", "outcome"), [
+    ({"duration": "1", "factor": 2}, ("Succeeded", "")),  # waits 1 s, then the second attempt succeeds
+    ({"duration": "1h", "maxDuration": "1m"}, ("Failed", "Backoff would exceed max duration limit")),
+    ({"duration": "1", "maxDuration": "0s"}, ("Failed", "Max duration limit exceeded")),
+])
+def test_retry_backoff(tmp_path: Path, backoff: dict, outcome: tuple[str, str]) -> None:
+    # operator.go processNodeRetries: maxDuration counted from the first attempt's start, the wait
+    # duration * factor^(attempts-1) capped by cap, from the last attempt's end.
+    step = container("step", FLAKY, [str(tmp_path / "marker"), "1"], retryStrategy={"limit": 2, "backoff": backoff})
+    result = run(manifest([{"name": "a", "template": "step"}], [step]), tmp_path)
+    assert (result.tasks["a"].status, result.tasks["a"].message) == outcome
+
+
 def test_workflow_parameter_enum_is_enforced(tmp_path: Path) -> None:
     # validate/validate.go validateArgumentsValues: "... value should be present in ... enum list".
     spec = manifest([{"name": "a", "template": "ok"}], [OK], parameters=[{"name": "mode", "value": "fast", "enum": ["fast", "slow"]}])
@@ -274,8 +287,8 @@ def test_unsupported_constructs_are_refused_by_name(tmp_path: Path) -> None:
     nested = manifest([{"name": "a", "template": "main"}], [OK])
     with pytest.raises(TemplateError, match="nested DAGs"):
         run(nested, tmp_path)
-    backoff = manifest([{"name": "a", "template": "ok"}], [{**OK, "retryStrategy": {"limit": 1, "backoff": {"duration": "1s"}}}])
-    with pytest.raises(TemplateError, match="retryStrategy.backoff: not supported"):
+    backoff = manifest([{"name": "a", "template": "ok"}], [{**OK, "retryStrategy": {"limit": 1, "backoff": {"jitter": "1s"}}}])
+    with pytest.raises(TemplateError, match="retryStrategy.backoff.jitter: not supported"):
         run(backoff, tmp_path)
 
 

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -352,13 +353,16 @@ class LocalRunner:
                 node.finish(attempt.phase, "Stopped with strategy 'Stop'")
                 break
             try:
-                again, message = retry.decide(strategy, attempts)
+                again, message, wait = retry.decide(strategy, attempts, f"{tmpl_where}.retryStrategy")
             except ExprError as exc:
                 # operator.go executeTemplate: a processNodeRetries error marks the Retry node Error.
                 node.finish("Error", f"unable to evaluate expression '{strategy.get('expression')}': {exc}")
                 break
             if not again:
                 node.finish(attempt.phase, message)
+                break
+            if wait and not self._sleep(wait, f"  {name}: backoff for {wait:.0f}s"):
+                node.finish(attempt.phase, "Stopped with strategy 'Stop'")
                 break
             self.echo(f"  {name}: {attempt.message}; retry {len(attempts)} ({retry.policy(strategy)})")
         if strategy is not None and attempts[-1].phase == "Succeeded":
@@ -375,6 +379,14 @@ class LocalRunner:
                 keys[artifact["name"]] = self.artifacts.key(artifact, key_values, tmpl_where)
                 self.artifacts.save(artifacts[artifact["name"]], keys[artifact["name"]])
         return self._result(node, parameters=parameters, artifacts=artifacts, log=log, artifact_keys=keys)
+
+    def _sleep(self, seconds: float, note: str) -> bool:
+        """Wait out a retry backoff; False when the run was stopped meanwhile."""
+        self.echo(note)
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        return not self._stopping
 
     def _command(self, container: dict, values: dict[str, str | None], paths: dict[str, str],
                  where: str) -> tuple[list[str], dict[str, str]]:
