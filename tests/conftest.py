@@ -15,7 +15,7 @@ SAMPLE_IMAGES = 12
 
 @pytest.fixture(scope="session")
 def _sample_repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from workflows.local_run import create_sample_repo
+    from workflows.local.sample_repo import create_sample_repo
 
     return create_sample_repo(tmp_path_factory.mktemp("sample") / "dataset", images=SAMPLE_IMAGES, seed=3)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflows.local_run import run_local
+from workflows.local.run import run_local
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -19,7 +19,7 @@ from steps.db import Database
 from steps.notify.__main__ import main
 from steps.notify.outcome import parse_failures
 from workflows.pipeline import EXIT_HANDLER, build_pipeline
-from workflows.templating import substitute
+from workflows.local.templating import substitute
 
 RUN = "trainyard-pipeline-abc12"
 FAILURES = json.dumps([{"displayName": "train(0)", "message": "OOMKilled (exit code 137)", "templateName": "train",

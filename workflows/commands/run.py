@@ -20,6 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="workflow parameter, e.g. -p annotation-version=annotations/v2 (repeatable)")
     p.add_argument("--dataset-repo", help="dataset repo to record from (default: generate runs/sample-dataset)")
     p.add_argument("--output", type=Path, help="folder for runs, the local database and registry (default ./runs)")
+    p.add_argument("--artifacts", metavar="gs://BUCKET/PREFIX",
+                   help="also store output artifacts in this bucket under Argo's keys (the chart's keyFormat); "
+                   "steps then read their inputs from there (default: folders only)")
     p.set_defaults(func=run)
 
 
@@ -36,8 +39,8 @@ def parse_params(items: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     if not args.local:
         raise InputError("only local runs are supported by `run`: add --local (on a cluster: `argo submit`)")
-    from workflows.local_run import run_local
+    from workflows.local.run import run_local
 
     result = run_local(config=args.config, overrides=args.overrides, parameters=parse_params(args.param),
-                       runs_dir=args.output, dataset_repo=args.dataset_repo)
+                       runs_dir=args.output, dataset_repo=args.dataset_repo, artifacts=args.artifacts)
     return 0 if result.succeeded else 1

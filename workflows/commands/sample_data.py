@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workflows.local_run import create_sample_repo
+    from workflows.local.sample_repo import create_sample_repo
 
     create_sample_repo(args.dir, args.images, args.seed, args.version, args.remote)
     return 0

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from steps.jsonio import write_json
-from workflows.local import RunResult
+from workflows.local.runner import RunResult, TaskResult
 
 TABLE_KEYS = ["bbox/AP", "segm/AP", "segm/AP50", "dv_mAP", "EIR"]
 
@@ -23,11 +23,19 @@ def _fmt(value: float | None) -> str:
     return "  -   " if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:6.3f}"
 
 
+def _task(task: TaskResult) -> dict:
+    facts: dict = {"status": task.status, "seconds": round(task.seconds, 1)}
+    if task.message:  # Argo's node message: why it failed, was skipped or omitted
+        facts["message"] = task.message
+    return facts
+
+
 def summarize(result: RunResult) -> dict:
     """The facts of a run, from its tasks' outputs (also written to summary.json)."""
     tasks = result.tasks
     summary: dict = {"run_id": result.run_id, "run_dir": str(result.run_dir), "succeeded": result.succeeded,
-                     "tasks": {name: {"status": t.status, "seconds": round(t.seconds, 1)} for name, t in tasks.items()}}
+                     "phase": result.phase, "stopped": result.stopped,
+                     "tasks": {name: _task(t) for name, t in tasks.items()}}
     if "record" in tasks:
         summary["dataset_version"] = tasks["record"].parameters.get("dataset-version")
     if "train" in tasks and "checkpoints" in tasks["train"].artifacts:
@@ -53,7 +61,8 @@ def print_summary(result: RunResult) -> dict:
     summary = summarize(result)
     write_json(result.run_dir / "summary.json", summary)
     print()
-    print(f"Run {result.run_id}: {'succeeded' if result.succeeded else 'FAILED'}")
+    stopped = " (stopped)" if result.stopped else ""
+    print(f"Run {result.run_id}: {'succeeded' if result.succeeded else result.phase.upper()}{stopped}")
     for name, task in summary["tasks"].items():
         print(f"  {name:<9} {task['status']:<10} {task['seconds']:>7.1f}s")
     if summary.get("dataset_version"):
@@ -79,7 +88,7 @@ def print_summary(result: RunResult) -> dict:
         print(f"Test report: {summary['test_report']}")
         print(f"  open it: file://{summary['test_report']}")
     if not result.succeeded:
-        failed = [name for name, t in result.tasks.items() if t.status == "Failed"]
-        for name in failed:
-            print(f"Step {name} failed; its log: {result.tasks[name].log}")
+        for name, task in result.tasks.items():
+            if task.status in ("Failed", "Error"):
+                print(f"Step {name} failed ({task.status}: {task.message}); its log: {task.log}")
     return summary

@@ -1,0 +1,66 @@
+"""Output artifacts in a bucket (`trainyard run --local --artifacts gs://BUCKET/PREFIX`) under the
+keys Argo's executor uses, so that tests against the GCS emulator exercise the cluster's keys.
+
+executor/executor.go saveArtifactFromFile: key = <archive location key>/<file name>, where the
+location key is the artifact repository's keyFormat (substituted when the pod is created) and, for
+an unarchived artifact (`archive: {none: {}}`), the file name is the base name of its path
+(stageArchiveFile). artifacts/gcs/gcs.go uploadObjects stores a folder as one object per file
+under `<key>/`. An artifact with its own `gcs.key` keeps that key. A consumer downloads its input
+from there, as Argo's init container does.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from steps import storage
+from workflows.local.templating import TemplateError, substitute
+
+DEFAULT_KEY_FORMAT = "{{workflow.name}}/{{pod.name}}"  # wfv1.DefaultArchivePattern
+CHART_VALUES = Path(__file__).resolve().parents[2] / "charts" / "trainyard" / "values.yaml"
+
+
+def chart_key_format(values_file: Path = CHART_VALUES) -> str:
+    """The keyFormat the chart gives the artifact repository (values `artifacts.keyFormat`)."""
+    try:
+        values = yaml.safe_load(values_file.read_text()) or {}
+    except OSError:
+        return DEFAULT_KEY_FORMAT
+    return str((values.get("artifacts") or {}).get("keyFormat") or DEFAULT_KEY_FORMAT)
+
+
+@dataclass(frozen=True)
+class BucketArtifacts:
+    root: str  # gs://BUCKET[/PREFIX]: where the artifact repository's bucket starts
+    key_format: str = DEFAULT_KEY_FORMAT
+
+    def __post_init__(self) -> None:
+        if not storage.is_gcs(self.root):
+            raise TemplateError(f"--artifacts {self.root}: expected gs://BUCKET or gs://BUCKET/PREFIX")
+
+    def key(self, artifact: dict, values: dict[str, str | None], where: str) -> str:
+        if "none" not in (artifact.get("archive") or {}):
+            raise TemplateError(f"{where}: output artifact {artifact['name']!r}: --artifacts stores only unarchived "
+                                "artifacts (archive: {none: {}}) locally")
+        explicit = (artifact.get("gcs") or {}).get("key")
+        if explicit:
+            return substitute(str(explicit), values, f"{where}.outputs.artifacts.{artifact['name']}.gcs.key")
+        location = substitute(self.key_format, values, f"{where}: artifact repository keyFormat")
+        return posixpath.join(location, posixpath.basename(artifact["path"].rstrip("/")))
+
+    def uri(self, key: str) -> str:
+        return storage.join(self.root, posixpath.normpath(key))
+
+    def save(self, folder: Path, key: str) -> None:
+        if any(p.is_file() for p in folder.rglob("*")):
+            storage.upload_dir(folder, self.uri(key))
+
+    def load(self, key: str, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        if storage.exists(self.uri(key)):  # an empty folder was stored as nothing
+            storage.download_dir(self.uri(key), folder)
+        return folder

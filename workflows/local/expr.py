@@ -1,0 +1,251 @@
+"""The part of expr-lang (github.com/expr-lang/expr) that Argo evaluates for DAG `depends` and
+`retryStrategy.expression` (util/expr/argoexpr/eval.go: EvalBool, over util/expr/env's GetFuncMap).
+
+Supported: literals (numbers, quoted strings, true/false/nil, [lists]), names and `a.b` member
+access, `! not - && and || or == != < <= > >= in matches contains startsWith endsWith`,
+parentheses and the functions asInt/int, asFloat/float, string, len. Anything else is a
+TemplateError naming the construct, never a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from workflows.local.templating import TemplateError
+
+_TOKEN = re.compile(r"""
+    \s*(?:
+      (?P<number>\d+\.\d+|\d+)
+    | (?P<string>'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")
+    | (?P<name>[A-Za-z_$][A-Za-z0-9_$]*)
+    | (?P<op>==|!=|<=|>=|&&|\|\||[<>!()\[\],.\-])
+    )""", re.VERBOSE)
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+_WORD_OPS = {"and": "&&", "or": "||", "not": "!"}
+_COMPARATORS = ("==", "!=", "<", "<=", ">", ">=", "in", "matches", "contains", "startsWith", "endsWith")
+
+
+class ExprError(TemplateError):
+    """An expression Argo would reject, or one this runner does not evaluate."""
+
+
+def _tokens(text: str) -> list[tuple[str, Any]]:
+    tokens, pos = [], 0
+    text = text.rstrip()
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if not match or match.end() == pos:
+            raise ExprError(f"cannot parse {text[pos:].strip()!r}: not supported by the local runner")
+        pos = match.end()
+        kind = match.lastgroup
+        value = match.group(kind)
+        if kind == "number":
+            tokens.append(("lit", float(value) if "." in value else int(value)))
+        elif kind == "string":
+            tokens.append(("lit", re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), value[1:-1])))
+        elif kind == "name" and value in ("true", "false"):
+            tokens.append(("lit", value == "true"))
+        elif kind == "name" and value == "nil":
+            tokens.append(("lit", None))
+        elif kind == "name" and value in _WORD_OPS:
+            tokens.append(("op", _WORD_OPS[value]))
+        elif kind == "name" and value in _COMPARATORS:
+            tokens.append(("op", value))
+        else:
+            tokens.append(("op" if kind == "op" else "name", value))
+    return tokens
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _equal(left: Any, right: Any) -> bool:
+    # expr's `==`: numbers compare by value across int/float; other kinds only equal their own kind.
+    if _is_number(left) and _is_number(right):
+        return left == right
+    return type(left) is type(right) and left == right
+
+
+def _order(op: str, left: Any, right: Any) -> bool:
+    if not ((_is_number(left) and _is_number(right)) or (isinstance(left, str) and isinstance(right, str))):
+        raise ExprError(f"invalid operation: {left!r} {op} {right!r} (mismatched types)")
+    return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, str):  # expr's builtin int: strconv.Atoi
+        if not re.fullmatch(r"[+-]?\d+", value):
+            raise ExprError(f"invalid operation: int({value!r})")
+        return int(value)
+    if _is_number(value):
+        return int(value)
+    raise ExprError(f"invalid operation: int({value!r})")
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ExprError(f"invalid operation: float({value!r})") from None
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "asInt": _as_int, "int": _as_int, "asFloat": _as_float, "float": _as_float,
+    "string": lambda v: v if isinstance(v, str) else str(v), "len": len,
+}
+
+
+class _Parser:
+    def __init__(self, text: str, env: Mapping[str, Any]):
+        self.tokens = _tokens(text)
+        self.pos = 0
+        self.env = env
+
+    def peek(self) -> tuple[str, Any] | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self, op: str | None = None) -> tuple[str, Any]:
+        token = self.peek()
+        if token is None or (op is not None and token != ("op", op)):
+            raise ExprError(f"expected {op or 'a value'} at the end of the expression")
+        self.pos += 1
+        return token
+
+    def at(self, *ops: str) -> str | None:
+        token = self.peek()
+        return token[1] if token and token[0] == "op" and token[1] in ops else None
+
+    # Each level returns a thunk, so that && and || short-circuit as in expr.
+    def parse(self) -> Any:
+        thunk = self.or_()
+        if self.peek() is not None:
+            raise ExprError(f"unexpected {self.peek()[1]!r}")
+        return thunk()
+
+    def or_(self) -> Callable[[], Any]:
+        left = self.and_()
+        while self.at("||"):
+            self.take()
+            left = self._logical(left, self.and_(), stop_on=True)
+        return left
+
+    def and_(self) -> Callable[[], Any]:
+        left = self.compare()
+        while self.at("&&"):
+            self.take()
+            left = self._logical(left, self.compare(), stop_on=False)
+        return left
+
+    @staticmethod
+    def _logical(left: Callable[[], Any], right: Callable[[], Any], stop_on: bool) -> Callable[[], Any]:
+        def run() -> bool:
+            value = left()
+            if not isinstance(value, bool):
+                raise ExprError(f"invalid operation: {value!r} used as a boolean")
+            if value is stop_on:
+                return value
+            other = right()
+            if not isinstance(other, bool):
+                raise ExprError(f"invalid operation: {other!r} used as a boolean")
+            return other
+        return run
+
+    def compare(self) -> Callable[[], Any]:
+        left = self.unary()
+        op = self.at(*_COMPARATORS)
+        if not op:
+            return left
+        self.take()
+        right = self.unary()
+
+        def run() -> bool:
+            a, b = left(), right()
+            if op in ("==", "!="):
+                return _equal(a, b) == (op == "==")
+            if op == "in":
+                return any(_equal(a, item) for item in b) if isinstance(b, list) else (a in b)
+            if op in ("matches", "contains", "startsWith", "endsWith"):
+                if not (isinstance(a, str) and isinstance(b, str)):
+                    raise ExprError(f"invalid operation: {a!r} {op} {b!r}")
+                return {"matches": lambda: re.search(b, a) is not None, "contains": lambda: b in a,
+                        "startsWith": lambda: a.startswith(b), "endsWith": lambda: a.endswith(b)}[op]()
+            return _order(op, a, b)
+        return run
+
+    def unary(self) -> Callable[[], Any]:
+        if self.at("!"):
+            self.take()
+            inner = self.unary()
+
+            def negate() -> bool:
+                value = inner()
+                if not isinstance(value, bool):
+                    raise ExprError(f"invalid operation: !{value!r}")
+                return not value
+            return negate
+        if self.at("-"):
+            self.take()
+            inner = self.unary()
+            return lambda: -inner()
+        return self.postfix()
+
+    def postfix(self) -> Callable[[], Any]:
+        kind, value = self.take()
+        if kind == "lit":
+            return lambda: value
+        if (kind, value) == ("op", "("):
+            inner = self.or_()
+            self.take(")")
+            return inner
+        if (kind, value) == ("op", "["):
+            items = []
+            while not self.at("]"):
+                items.append(self.or_())
+                if not self.at("]"):
+                    self.take(",")
+            self.take("]")
+            return lambda: [item() for item in items]
+        if kind != "name":
+            raise ExprError(f"unexpected {value!r}")
+        if self.at("("):
+            if value not in FUNCTIONS:
+                raise ExprError(f"function {value}() is not supported by the local runner")
+            self.take()
+            args = []
+            while not self.at(")"):
+                args.append(self.or_())
+                if not self.at(")"):
+                    self.take(",")
+            self.take(")")
+            function = FUNCTIONS[value]
+            return lambda: function(*[arg() for arg in args])
+        if value not in self.env:
+            raise ExprError(f"unknown name {value}")
+        path = [value]
+        while self.at("."):
+            self.take()
+            path.append(self.take()[1])
+        env = self.env
+
+        def lookup() -> Any:
+            current: Any = env[path[0]]
+            for key in path[1:]:
+                current = current.get(key) if isinstance(current, Mapping) else getattr(current, key, None)
+            return current
+        return lookup
+
+
+def evaluate(text: str, env: Mapping[str, Any]) -> Any:
+    """The value of an expr-lang expression over `env`."""
+    return _Parser(text, env).parse()
+
+
+def evaluate_bool(text: str, env: Mapping[str, Any]) -> bool:
+    """argoexpr.EvalBool: the expression must give a boolean."""
+    value = evaluate(text, env)
+    if not isinstance(value, bool):
+        raise ExprError(f"unable to cast expression result '{value}' to bool")
+    return value

@@ -1,0 +1,96 @@
+"""`trainyard run --local`: the pipeline template on this machine, with embedded defaults.
+
+Local stand-ins for the cluster parts: the database Secret becomes a SQLite file, the registry
+bucket a folder, the dataset repo a generated sample repo with a folder DVC remote. Everything
+lands under one runs folder (default `./runs`): `<run-id>/` per run, plus the shared
+`trainyard.sqlite`, `registry/` and `sample-dataset/` that make later runs champion/challenger
+against earlier ones.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from steps.config import load_config
+from steps.db import URL_ENV, redact
+from steps.errors import InputError
+from workflows.local.artifacts import BucketArtifacts, chart_key_format
+from workflows.local.runner import LocalRunner, RunResult
+from workflows.local.sample_repo import create_sample_repo
+from workflows.local.summary import print_summary
+from workflows.pipeline import DATABASE_SECRET, build_pipeline
+
+DEFAULT_CONFIG = Path("configs/local.yaml")
+
+
+def _default_config() -> Path:
+    for candidate in (DEFAULT_CONFIG, Path(__file__).resolve().parents[2] / DEFAULT_CONFIG):
+        if candidate.is_file():
+            return candidate.resolve()
+    return DEFAULT_CONFIG  # load_config names it when missing
+
+
+@dataclass(frozen=True)
+class LocalPlan:
+    """What a local run will use, decided before anything runs."""
+
+    run_dir: Path
+    config: Path
+    parameters: dict[str, str]
+    database: str  # a secret: print only through redact()
+
+    def header(self) -> str:
+        p = self.parameters
+        return (f"Run {self.run_dir.name}\n  dataset repo: {p['dataset-repo']}\n  config: {p['config']}\n"
+                f"  overrides: {p['overrides'] or '-'}\n  output: {self.run_dir}\n  database: {redact(self.database)}")
+
+
+def plan_local_run(config: Path | None, overrides: list[str], parameters: dict[str, str], runs_dir: Path | None,
+                   dataset_repo: str | None) -> LocalPlan:
+    runs = (runs_dir or Path("runs")).resolve()
+    # A `-p config=` / `-p overrides=` of the user's is what the steps get; the local defaults
+    # (configs/local.yaml, the registry folder under the runs folder) fill in only what is not given.
+    config_path = Path(parameters["config"]) if "config" in parameters else (config or _default_config()).resolve()
+    user_overrides = shlex.split(parameters.get("overrides", ""))
+    resolved = load_config(config_path, [*overrides, *user_overrides])  # bad config fails here, before any work
+    registry = resolved.promotion.registry
+    local = []
+    if "://" not in registry and not Path(registry).is_absolute():
+        local.append(f"promotion.registry={runs / registry}")
+    # Later items win, so the user's own settings come last.
+    step_overrides = shlex.join([*local, *overrides, *user_overrides])
+    database = os.environ.get(URL_ENV) or resolved.database.url
+    if database.startswith("sqlite:///") and not Path(database[len("sqlite:///"):]).is_absolute():
+        database = f"sqlite:///{runs / database[len('sqlite:///'):]}"
+
+    repo = parameters.get("dataset-repo") or dataset_repo or resolved.dataset.repo
+    if not repo:
+        sample = runs / "sample-dataset"
+        if not (sample / ".git").exists():
+            print(f"No dataset repo given: generating the sample dataset in {sample}")
+            create_sample_repo(sample)
+        repo = str(sample)
+    elif "://" not in repo and not Path(repo).exists():
+        raise InputError(f"dataset repo {repo}: no such folder (give a git URL or an existing dataset repo)")
+    # Locally a retried step reruns in the same output folder, which already is durable.
+    params = {"checkpoint-root": "", **parameters, "dataset-repo": repo, "config": str(config_path),
+              "overrides": step_overrides}
+    run_id = datetime.now(timezone.utc).strftime("local-%Y%m%d-%H%M%S")
+    return LocalPlan(runs / run_id, config_path, params, database)
+
+
+def run_local(config: Path | None, overrides: list[str], parameters: dict[str, str], runs_dir: Path | None,
+              dataset_repo: str | None, artifacts: str | None = None) -> RunResult:
+    """`artifacts`: gs://BUCKET[/PREFIX] to store output artifacts there under Argo's keys (default: folders)."""
+    store = BucketArtifacts(artifacts, chart_key_format()) if artifacts else None
+    plan = plan_local_run(config, overrides, parameters, runs_dir, dataset_repo)
+    print(plan.header() + (f"\n  artifacts: {artifacts}/{store.key_format}" if store else ""))
+    runner = LocalRunner(build_pipeline().to_dict(), plan.run_dir, plan.parameters,
+                         secrets={DATABASE_SECRET: plan.database}, artifacts=store)
+    result = runner.run()
+    print_summary(result)
+    return result

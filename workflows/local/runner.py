@@ -1,0 +1,439 @@
+"""Run a rendered WorkflowTemplate's DAG on this machine: `trainyard run --local`.
+
+Not a second engine: it runs what Argo would run (each container template's command line as a
+subprocess), with artifacts as folders and output parameters read from files. It supports what
+trainyard's templates use and refuses anything else with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+from workflows.local import dag as dags
+from workflows.local import retry
+from workflows.local.artifacts import BucketArtifacts
+from workflows.local.expr import ExprError
+from workflows.local.nodes import WORKFLOW_PHASE, Node, duration, failures, pod_name
+from workflows.local.process import Process
+from workflows.local.template_io import (environment, input_artifact_sources, input_parameters, map_path,
+                                         output_parameters, path_map, skipped_default)
+from workflows.local.templating import AbsentOptionalError, TemplateError, substitute
+from workflows.local.when import WhenError, should_execute
+
+# Fields the local runner understands. Scheduling fields only matter to Kubernetes: ignored here.
+TEMPLATE_FIELDS = {"name", "container", "dag", "inputs", "outputs", "retryStrategy", "metadata"}
+SCHEDULING_FIELDS = {"nodeSelector", "tolerations", "affinity", "activeDeadlineSeconds", "podSpecPatch",
+                     "securityContext", "serviceAccountName", "priorityClassName", "timeout", "volumes"}
+CONTAINER_FIELDS = {"image", "command", "args", "env", "resources", "imagePullPolicy", "securityContext",
+                    "volumeMounts", "workingDir", "name"}
+TASK_FIELDS = {"name", "template", "arguments", "depends", "dependencies", "when"}
+STOP_MESSAGE = "workflow shutdown with strategy:  Stop"  # controller/exec_control.go (two spaces)
+NOT_STARTED_MESSAGE = "workflow shutdown with strategy: Stop"  # controller/workflowpod.go createWorkflowPod
+SPEC_FIELDS = {"entrypoint", "templates", "arguments", "onExit"}
+SPEC_IGNORED = {"serviceAccountName", "podGC", "ttlStrategy", "artifactRepositoryRef", "nodeSelector",
+                "tolerations", "volumes", "securityContext", "podMetadata", "workflowMetadata",
+                "activeDeadlineSeconds", "parallelism", "imagePullSecrets", "podDisruptionBudget",
+                "archiveLogs", "artifactGC", "priority", "podPriorityClassName", "hooks",
+                "terminationGracePeriodSeconds"}
+
+
+
+@dataclass
+class TaskResult:
+    name: str
+    status: str  # Argo's node phase: Succeeded | Failed | Error | Skipped | Omitted
+    seconds: float = 0.0
+    parameters: dict[str, str | None] = field(default_factory=dict)
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    log: Path | None = None
+    message: str = ""
+    artifact_keys: dict[str, str] = field(default_factory=dict)  # with --artifacts: each output's bucket key
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    tasks: dict[str, TaskResult]
+    phase: str = "Succeeded"  # the workflow's phase: Succeeded | Failed | Error
+    stopped: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return self.phase == "Succeeded"
+
+
+class LocalRunner:
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        run_dir: Path,
+        parameters: dict[str, str],
+        secrets: dict[tuple[str, str], str] | None = None,
+        echo: Callable[[str], None] = print,
+        cwd: Path | None = None,
+        artifacts: BucketArtifacts | None = None,
+    ):
+        self.manifest = manifest
+        self.spec = manifest.get("spec", {})
+        self.run_dir = run_dir
+        self.run_id = run_dir.name
+        self.secrets = secrets or {}
+        self.echo = echo
+        self.cwd = cwd or Path.cwd()
+        self.artifacts = artifacts
+        self.templates = {t["name"]: t for t in self.spec.get("templates", [])}
+        self.check_supported()
+        self.parameters = self._workflow_parameters(parameters)
+        self._process = Process()
+        self._stopping = self._stopped = False
+        self._terminating = False
+        self._in_exit_handler = False
+        self._exit_values: dict[str, str] = {}
+
+    # -- validation ---------------------------------------------------------------------------
+    def check_supported(self) -> None:
+        def refuse(where: str, keys: set[str], allowed: set[str]) -> None:
+            unknown = sorted(keys - allowed)
+            if unknown:
+                raise TemplateError(f"{where}.{unknown[0]}: not supported by the local runner")
+
+        refuse("spec", set(self.spec), SPEC_FIELDS | SPEC_IGNORED)
+        if self.spec.get("hooks"):
+            self.echo("note: lifecycle hooks do not run locally")
+        if self.spec.get("onExit") and "container" not in self.templates.get(self.spec["onExit"], {}):
+            raise TemplateError(f"spec.onExit: {self.spec['onExit']!r} must name a container template")
+        for i, template in enumerate(self.spec.get("templates", [])):
+            where = f"spec.templates[{i}]"
+            refuse(where, set(template), TEMPLATE_FIELDS | SCHEDULING_FIELDS)
+            if "container" in template:
+                refuse(f"{where}.container", set(template["container"]), CONTAINER_FIELDS)
+            if "retryStrategy" in template:
+                retry.check_strategy(template["retryStrategy"], where)
+            if "dag" in template:
+                refuse(f"{where}.dag", set(template["dag"]), dags.DAG_FIELDS)
+            tasks = template.get("dag", {}).get("tasks", [])
+            names = {t.get("name") for t in tasks}
+            for j, task in enumerate(tasks):
+                refuse(f"{where}.dag.tasks[{j}]", set(task), TASK_FIELDS)
+                if task.get("template") not in self.templates:
+                    raise TemplateError(f"{where}.dag.tasks[{j}].template: unknown template {task.get('template')!r}")
+                if "dag" in self.templates[task["template"]]:
+                    raise TemplateError(f"{where}.dag.tasks[{j}].template: nested DAGs are not supported by the local runner")
+                for dep in dags.dependencies(task, f"{where}.dag.tasks[{j}]")[0]:
+                    if dep not in names:
+                        raise TemplateError(f"{where}.dag.tasks[{j}]: depends on unknown task {dep!r}")
+            for target in (template.get("dag", {}).get("target") or "").split():
+                if target not in names:
+                    raise TemplateError(f"{where}.dag.target: unknown task {target!r}")
+        entry = self.spec.get("entrypoint")
+        if entry not in self.templates or "dag" not in self.templates[entry]:
+            raise TemplateError(f"spec.entrypoint: {entry!r} must name a dag template")
+
+    def _workflow_parameters(self, given: dict[str, str]) -> dict[str, str]:
+        declared_list = self.spec.get("arguments", {}).get("parameters", [])
+        declared = {p["name"]: p.get("value") for p in declared_list}
+        unknown = sorted(set(given) - set(declared))
+        if unknown:
+            raise TemplateError(f"-p {unknown[0]}: not a parameter of this workflow (known: {', '.join(declared)})")
+        values = {**declared, **given}
+        missing = [name for name, value in values.items() if value is None]
+        if missing:
+            raise TemplateError(f"workflow parameter {missing[0]!r} has no default: pass -p {missing[0]}=VALUE")
+        for param in declared_list:
+            # validate/validate.go validateArgumentsValues: the value must be one of the enum.
+            enum = param.get("enum")
+            if enum is not None and str(values[param["name"]]) not in [str(e) for e in enum]:
+                raise TemplateError(f"spec.arguments.parameters.{param['name']}.value should be present in "
+                                    f"spec.arguments.parameters.{param['name']}.enum list ({', '.join(map(str, enum))})")
+        return {name: str(value) for name, value in values.items()}
+
+    # -- stopping -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Like `argo stop`: the running step gets SIGTERM, nothing new starts, the exit handler
+        still runs and is not stopped (ShutdownStrategy Stop: ShouldExecute(true) for onExit pods).
+        A second stop is `argo terminate`: whatever runs, the exit handler included, is killed."""
+        self.echo(self._stop())
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        # A signal handler may interrupt a print: write straight to the file descriptor instead.
+        os.write(2, f"\n{self._stop()}\n".encode())
+
+    def _stop(self) -> str:
+        if self._stopped:
+            self._terminating = True
+            self._process.stop(grace=0)
+            return "Terminating: killing the running step"
+        self._stopping = self._stopped = True
+        if self._in_exit_handler:
+            return "Stopping: the exit handler runs to its end (Ctrl-C again to kill it)"
+        self._process.stop()
+        return "Stopping: the running step gets SIGTERM; the exit handler still runs (Ctrl-C again to kill it)"
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            signal.signal(sig, self._on_signal)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    # -- execution ----------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._started = datetime.now(timezone.utc)
+        entry = self.templates[self.spec["entrypoint"]]
+        self.root = Node(self.run_id, self.run_id, entry["name"], started_at=self._started)
+        results: dict[str, TaskResult] = {}
+        with self._signals():
+            phase = self._run_dag(entry, results)
+            self.root.finish(phase)
+            workflow_phase = WORKFLOW_PHASE[phase]
+            if self.spec.get("onExit") and not self._terminating:
+                exit_result = self._run_exit_handler(self.spec["onExit"], results, workflow_phase)
+                results[self.spec["onExit"]] = exit_result
+                # operator.go operate: a succeeded workflow whose exit handler fails is Failed/Error.
+                if workflow_phase == "Succeeded" and exit_result.status in ("Failed", "Error"):
+                    workflow_phase = exit_result.status
+        return RunResult(self.run_id, self.run_dir, results, workflow_phase, stopped=self._stopped)
+
+    def _run_dag(self, template: dict, results: dict[str, TaskResult]) -> str:
+        dag = template["dag"]
+        tasks = {t["name"]: t for t in dag["tasks"]}
+        where = f"template {template['name']!r}"
+        resolved = {name: dags.dependencies(task, f"{where}.dag.tasks.{name}") for name, task in tasks.items()}
+        deps = {name: r[0] for name, r in resolved.items()}
+        self._check_acyclic(deps)
+        goals = dags.targets(dag, deps)
+        todo = [name for name in tasks if name in dags.needed(goals, deps)]
+        index = 0
+        # After a stop, Argo's next pass still walks the DAG from its targets (dag.go executeDAG):
+        # tasks whose dependencies are done get Omitted/Skipped as usual, or a node that fails
+        # without a pod. So the loop goes on; _visit starts nothing.
+        while todo:
+            ready = next((n for n in todo if all(d in results for d in deps[n])), None)
+            if ready is None:
+                break
+            todo.remove(ready)
+            index += 1
+            self.echo(f"[{index}/{index + len(todo)}] {ready}")
+            result = self._visit(tasks[ready], resolved[ready][1], results)
+            results[ready] = result
+            mark = {"Succeeded": "done", "Skipped": "skipped", "Omitted": "omitted"}.get(result.status, result.status.upper())
+            self.echo(f"[{index}/{index + len(todo)}] {ready} {mark} in {result.seconds:.1f}s"
+                      + (f" ({result.message})" if result.message and result.status != "Succeeded" else ""))
+        fail_fast = dag.get("failFast", True) is not False
+        phases = {name: r.status for name, r in results.items()}
+        return dags.assess(goals, deps, phases, fail_fast, shutdown=self._stopping)
+
+    @staticmethod
+    def _check_acyclic(deps: dict[str, list[str]]) -> None:
+        try:
+            list(TopologicalSorter(deps).static_order())
+        except CycleError as exc:
+            raise TemplateError(f"dag tasks form a cycle: {' -> '.join(exc.args[1])}") from None
+
+    def _visit(self, task: dict, logic: str, results: dict[str, TaskResult]) -> TaskResult:
+        """dag.go executeDAGTask: depends logic (Omitted), then `when` (Skipped), then the template."""
+        name = task["name"]
+        node = Node(f"{self.run_id}.{name}", name, task["template"], started_at=datetime.now(timezone.utc))
+        self.root.children.append(node)
+        if logic:
+            try:
+                allowed = dags.depends_allows(logic, {d: results[d].status for d in results})
+            except ExprError as exc:
+                return self._result(node.finish("Error", str(exc)))
+            if not allowed:
+                return self._result(node.finish("Omitted", "omitted: depends condition not met"))
+        values = self._values(results)
+        try:
+            if task.get("when"):
+                try:
+                    proceed = should_execute(substitute(task["when"], values, f"dag task {name!r}.when"))
+                except WhenError as exc:
+                    return self._result(node.finish("Error", f"Invalid 'when' expression '{task['when']}': {exc}"))
+                if not proceed:
+                    return self._result(node.finish("Skipped", f"when '{task['when']}' evaluated false"))
+            if self._stopping:
+                return self._result(node.finish("Failed", NOT_STARTED_MESSAGE))
+            return self._run_task(task, node, results, values)
+        except AbsentOptionalError as exc:
+            # dag.go executeDAGTask: a reference that cannot be resolved makes the task Error.
+            return self._result(node.finish("Error", str(exc)))
+
+    def _result(self, node: Node, **kwargs: Any) -> TaskResult:
+        if node.phase in ("Skipped", "Omitted"):
+            # scope.go addSkippedNodeOutputsToScope: a skipped producer's outputs are its
+            # valueFrom.default, or absent (None) when it has none.
+            template = self.templates[node.template_name]
+            kwargs["parameters"] = {p["name"]: skipped_default(p) for p in template.get("outputs", {}).get("parameters", [])}
+        return TaskResult(node.display_name, node.phase, node.seconds, message=node.message, **kwargs)
+
+    def _run_exit_handler(self, name: str, results: dict[str, TaskResult], workflow_phase: str) -> TaskResult:
+        """operator.go operate: after the DAG, whatever its outcome (also on stop), with the
+        workflow's status variables in Argo's formats."""
+        self._stopping = False  # a stopped workflow still runs its exit handler (ShouldExecute(true))
+        self._in_exit_handler = True
+        self._exit_values = {
+            "workflow.status": workflow_phase,
+            "workflow.failures": failures(self.run_id, self.root),
+            "workflow.creationTimestamp": self._started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "workflow.duration": duration(self._started),
+        }
+        self.echo(f"[exit] {name}")
+        node = Node(f"{self.run_id}.onExit", f"{self.run_id}.onExit", name, started_at=datetime.now(timezone.utc))
+        # An exit handler sees workflow variables only, no task outputs (as on Argo).
+        result = self._run_task({"name": name, "template": name}, node, {}, self._values({}))
+        self.echo(f"[exit] {name} {'done' if result.status == 'Succeeded' else result.status.upper()} in {result.seconds:.1f}s")
+        return result
+
+    def _values(self, results: dict[str, TaskResult]) -> dict[str, str | None]:
+        values: dict[str, str | None] = {f"workflow.parameters.{k}": v for k, v in self.parameters.items()}
+        values["workflow.name"] = self.run_id
+        values["workflow.namespace"] = "local"
+        values.update(self._exit_values)
+        for task, result in results.items():
+            for param, value in result.parameters.items():
+                values[f"tasks.{task}.outputs.parameters.{param}"] = value
+            values[f"tasks.{task}.status"] = result.status
+        return values
+
+    def _run_task(self, task: dict, node: Node, results: dict[str, TaskResult], values: dict[str, str | None]) -> TaskResult:
+        name = task["name"]
+        where = f"dag task {name!r}"
+        template = self.templates[task["template"]]
+        if "container" not in template:
+            raise TemplateError(f"template {template['name']!r}: only container templates run locally")
+        task_dir = self.run_dir / name
+        task_dir.mkdir(parents=True, exist_ok=True)
+        arguments = task.get("arguments", {})
+        inputs = input_parameters(template, arguments, values, where)
+        paths = path_map(template, self._input_artifacts(template, arguments, results, task_dir, where), task_dir, where)
+        local_values = {**values, **{f"inputs.parameters.{k}": v for k, v in inputs.items()}}
+        container = template["container"]
+        tmpl_where = f"template {template['name']!r}"
+        log = task_dir / "log.txt"
+        strategy = template.get("retryStrategy")
+        attempts: list[Node] = []
+        while True:
+            attempt = node if strategy is None else Node(
+                f"{node.name}({len(attempts)})", f"{node.display_name}({len(attempts)})", node.template_name,
+                started_at=datetime.now(timezone.utc))
+            if strategy is not None:
+                node.children.append(attempt)
+            attempts.append(attempt)
+            # operator.go executeTemplate: each attempt gets its own {{pod.name}} and, with a
+            # retryStrategy, {{retries}} (the attempt's number).
+            attempt_values = {**local_values, "pod.name": pod_name(self.run_id, attempt.name, template["name"])}
+            if strategy is not None:
+                attempt_values["retries"] = str(len(attempts) - 1)
+            argv, env = self._command(container, attempt_values, paths, tmpl_where)
+            parameters = self._attempt(attempt, argv, env, log, name, template, paths)
+            if attempt.phase == "Succeeded" or strategy is None:
+                break
+            if self._stopping:
+                # operator.go processNodeRetries: no retry once the workflow is shutting down.
+                node.finish(attempt.phase, "Stopped with strategy 'Stop'")
+                break
+            try:
+                again, message, wait = retry.decide(strategy, attempts, f"{tmpl_where}.retryStrategy")
+            except ExprError as exc:
+                # operator.go executeTemplate: a processNodeRetries error marks the Retry node Error.
+                node.finish("Error", f"unable to evaluate expression '{strategy.get('expression')}': {exc}")
+                break
+            if not again:
+                node.finish(attempt.phase, message)
+                break
+            if wait and not self._sleep(wait, f"  {name}: backoff for {wait:.0f}s"):
+                node.finish(attempt.phase, "Stopped with strategy 'Stop'")
+                break
+            self.echo(f"  {name}: {attempt.message}; retry {len(attempts)} ({retry.policy(strategy)})")
+        if strategy is not None and attempts[-1].phase == "Succeeded":
+            node.finish("Succeeded")
+        if node.phase != "Succeeded":
+            self.echo(f"  {name}: {node.message}; full log: {log}")
+            return self._result(node, log=log)
+        outputs = template.get("outputs", {}).get("artifacts", [])
+        artifacts = {a["name"]: Path(map_path(a["path"], paths)) for a in outputs}
+        keys = {}
+        if self.artifacts is not None:
+            key_values = {**local_values, "pod.name": pod_name(self.run_id, attempts[-1].name, template["name"])}
+            for artifact in outputs:
+                keys[artifact["name"]] = self.artifacts.key(artifact, key_values, tmpl_where)
+                self.artifacts.save(artifacts[artifact["name"]], keys[artifact["name"]])
+        return self._result(node, parameters=parameters, artifacts=artifacts, log=log, artifact_keys=keys)
+
+    def _sleep(self, seconds: float, note: str) -> bool:
+        """Wait out a retry backoff; False when the run was stopped meanwhile."""
+        self.echo(note)
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        return not self._stopping
+
+    def _command(self, container: dict, values: dict[str, str | None], paths: dict[str, str],
+                 where: str) -> tuple[list[str], dict[str, str]]:
+        argv = [substitute(a, values, f"{where}.container") for a in [*container.get("command", []), *container.get("args", [])]]
+        argv = [map_path(a, paths) for a in argv]
+        if argv and argv[0] in ("python", "python3"):
+            argv[0] = sys.executable  # the interpreter (and venv) trainyard runs in
+        return argv, environment(container, values, self.secrets, self.cwd, where)
+
+    def _input_artifacts(self, template: dict, arguments: dict, results: dict[str, TaskResult], task_dir: Path,
+                         where: str) -> dict[str, Path]:
+        """Each input artifact's local folder: its producer's, or with --artifacts a download of the
+        producer's key (as Argo's init container loads it)."""
+        folders = {}
+        for name, (producer, output) in input_artifact_sources(template, arguments, where).items():
+            done = results.get(producer)
+            if done is None or output not in done.artifacts:
+                raise TemplateError(f"{where}: artifact {{{{tasks.{producer}.outputs.artifacts.{output}}}}} was not produced")
+            if self.artifacts is None:
+                folders[name] = done.artifacts[output]
+            else:
+                folders[name] = self.artifacts.load(done.artifact_keys[output], task_dir / "inputs" / name)
+        return folders
+
+    def _attempt(self, node: Node, argv: list[str], env: dict[str, str], log: Path, name: str, template: dict,
+                 paths: dict[str, str]) -> dict[str, str | None]:
+        """One pod: the container's exit decides Failed (controller/operator.go inferFailedReason:
+        `main: Error (exit code N)`); outputs that cannot be saved make it Error (the wait container)."""
+        try:
+            code = self._process.run(argv, self.cwd, env, log, lambda line: self.echo(f"  {name} | {line}"))
+        except OSError as exc:
+            # cmd/argoexec/commands/emissary.go runEmissary: a command that cannot start leaves the
+            # main container's default exit code 64, so the node is Failed like any other exit.
+            node.exit_code = "64"
+            node.finish("Failed", f"main: Error (exit code 64): {exc}")
+            return {}
+        node.exit_code = str(code)
+        if self._stopping and code != 0:
+            node.finish("Failed", STOP_MESSAGE)
+            return {}
+        if code != 0:
+            node.finish("Failed", f"main: Error (exit code {code})")
+            return {}
+        try:
+            parameters = output_parameters(template, paths)
+        except TemplateError as exc:
+            node.finish("Error", str(exc))
+            return {}
+        node.finish("Succeeded")
+        return parameters

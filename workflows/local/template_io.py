@@ -1,0 +1,111 @@
+"""A container template's inputs and outputs on this machine: parameters resolved as Argo resolves
+them, container paths mapped to folders of the run, environment and secrets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from workflows.local.templating import TemplateError, substitute
+
+
+def output_parameters(template: dict, paths: dict[str, str]) -> dict[str, str | None]:
+    """executor/executor.go SaveParameters: the file's content, or valueFrom.default when it
+    cannot be read, minus exactly one trailing newline."""
+    parameters: dict[str, str | None] = {}
+    for param in template.get("outputs", {}).get("parameters", []):
+        source = param["valueFrom"]["path"]
+        path = Path(map_path(source, paths))
+        try:
+            value = path.read_bytes().decode("utf-8", errors="replace")
+        except OSError:
+            if "default" not in param["valueFrom"]:
+                raise TemplateError(f"wait: output parameter {param['name']!r}: open {source}: no such file "
+                                    f"(locally {path})") from None
+            value = str(param["valueFrom"]["default"])
+        parameters[param["name"]] = value.removesuffix("\n")
+    return parameters
+
+
+def input_parameters(template: dict, arguments: dict, values: dict[str, str | None], where: str) -> dict[str, str]:
+    given: dict[str, str] = {}
+    for p in arguments.get("parameters", []):
+        raw = str(p.get("value", ""))
+        tag = raw.strip()
+        if tag.startswith("{{") and tag.endswith("}}") and values.get(tag[2:-2].strip(), "") is None:
+            # dag.go resolveDependencyReferences: a pure reference to an absent optional output
+            # counts as not supplied, so the input's own default applies.
+            continue
+        given[p["name"]] = substitute(raw, values, f"{where}.arguments")
+    resolved = {}
+    for param in template.get("inputs", {}).get("parameters", []):
+        if param["name"] in given:
+            resolved[param["name"]] = given[param["name"]]
+        elif "value" in param or "default" in param:
+            resolved[param["name"]] = str(param.get("value", param.get("default")))
+        else:
+            raise TemplateError(f"{where}: input parameter {param['name']!r} of template {template['name']!r} is not given")
+    return resolved
+
+
+def input_artifact_sources(template: dict, arguments: dict, where: str) -> dict[str, tuple[str, str]]:
+    """Each input artifact's producer task and output name, from `from: {{tasks.T.outputs.artifacts.A}}`."""
+    sources = {a["name"]: a.get("from", "") for a in arguments.get("artifacts", [])}
+    found = {}
+    for artifact in template.get("inputs", {}).get("artifacts", []):
+        ref = sources.get(artifact["name"], "")
+        parts = ref.strip("{} ").split(".")
+        if len(parts) != 5 or parts[0] != "tasks" or parts[2:4] != ["outputs", "artifacts"]:
+            raise TemplateError(f"{where}: input artifact {artifact['name']!r} needs from: '{{{{tasks.T.outputs.artifacts.A}}}}'")
+        found[artifact["name"]] = (parts[1], parts[4])
+    return found
+
+
+def path_map(template: dict, inputs: Mapping[str, Path], task_dir: Path, where: str) -> dict[str, str]:
+    """Container paths -> local paths: outputs under the task's folder, inputs where `inputs` has them."""
+    paths: dict[str, str] = {}
+    for artifact in template.get("outputs", {}).get("artifacts", []):
+        local = task_dir / artifact["name"]
+        local.mkdir(parents=True, exist_ok=True)
+        paths[artifact["path"]] = str(local)
+    for param in template.get("outputs", {}).get("parameters", []):
+        if "path" not in param.get("valueFrom", {}):
+            raise TemplateError(f"{where}: output parameter {param['name']!r}: only valueFrom.path is supported locally")
+        paths[param["valueFrom"]["path"]] = str(task_dir / "outputs" / param["name"])
+    for artifact in template.get("inputs", {}).get("artifacts", []):
+        paths[artifact["path"]] = str(inputs[artifact["name"]])
+    return paths
+
+
+def environment(container: dict, values: dict[str, str | None], secrets: Mapping[tuple[str, str], str], cwd: Path,
+                where: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH", "")]))
+    for var in container.get("env", []):
+        if "value" in var:
+            env[var["name"]] = substitute(str(var["value"]), values, f"{where}.env.{var['name']}")
+            continue
+        ref = var.get("valueFrom", {}).get("secretKeyRef")
+        if ref is None:
+            raise TemplateError(f"{where}.env.{var['name']}: only value and secretKeyRef are supported locally")
+        key = (ref["name"], ref["key"])
+        if key in secrets:
+            env[var["name"]] = secrets[key]
+        elif not ref.get("optional"):
+            raise TemplateError(f"{where}.env.{var['name']}: no local value for secret {ref['name']}/{ref['key']}")
+    return env
+
+
+def skipped_default(param: dict) -> str | None:
+    value_from = param.get("valueFrom", {})
+    return str(value_from["default"]) if "default" in value_from else None
+
+
+def map_path(value: str, paths: dict[str, str]) -> str:
+    """Rewrite a container path (or anything under it) to its local counterpart."""
+    for container_path in sorted(paths, key=len, reverse=True):
+        if value == container_path or value.startswith(container_path.rstrip("/") + "/"):
+            return paths[container_path] + value[len(container_path):]
+    return value
