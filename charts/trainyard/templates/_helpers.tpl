@@ -82,12 +82,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $step := index $root.Values.steps (index . 1) }}
 {{- $tolerations := default (list) $step.tolerations }}
 {{- if $step.spot }}
-{{- $tolerations = concat $tolerations $root.Values.spot.tolerations }}
+{{- $tolerations = concat $tolerations $root.Values.spot.tolerations | uniq }}
 {{- end }}
 {{- toJson $tolerations }}
 {{- end }}
 
-{{/* The `overrides` parameter's default: the model registry bucket, then workflow.overrides. */}}
+{{/* The `chart-overrides` parameter's default: the model registry bucket, then workflow.overrides.
+     Steps apply it before the run's own `overrides`, so `-p overrides=...` keeps these. */}}
 {{- define "trainyard.overrides" -}}
 {{- $parts := list }}
 {{- with .Values.modelRegistry }}
