@@ -1,4 +1,4 @@
-"""`python -m steps.test`: the production (or a given) model on the test split, with a report."""
+"""`python -m steps.test`: a model (the run's, production, or a given one) on the test split, with a report."""
 
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--repo", help="dataset repo (git URL or path); default: dataset.repo")
     parser.add_argument("--dataset-version", required=True, help="training dataset tag, e.g. datasets/v1")
-    parser.add_argument("--model", default="production", help="'production' (default), a registered model id, or a .pth file")
+    parser.add_argument("--model", default="production",
+                        help="'production' (default), a registered model id or URI (evaluate's model-uri), or a .pth file")
+    parser.add_argument("--compare", choices=["production", "none"], default="none",
+                        help="production: also score the production model on the same images and show it beside")
     parser.add_argument("--output", type=Path, required=True, help="report folder")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
@@ -29,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from steps.test.inference import run_test
 
     with checkout_dataset(args.repo or config.dataset.repo, args.dataset_version, config.dataset.dataset_dir) as data:
-        run_test(config, data, args.model, args.output, args.dataset_version)
+        run_test(config, data, args.model, args.output, args.dataset_version, compare=args.compare == "production")
     return 0
 
 
