@@ -236,7 +236,7 @@ def test_no_secret_values_and_hardened_pods(scenario: str) -> None:
         assert context["capabilities"]["drop"] == ["ALL"] and context["allowPrivilegeEscalation"] is False, name
         for env in t["container"].get("env", []):
             if env["name"] == POD_GPUS_ENV:  # a count, the one literal
-                assert env["value"].isdigit(), f"{name}: {env}"
+                assert env["value"] == "" or int(env["value"]) > 1, f"{name}: {env}"
                 continue
             assert set(env) == {"name", "valueFrom"} and set(env["valueFrom"]) == {"secretKeyRef"}, f"{name}: {env}"
     repository = yaml.safe_load(_kind(docs, "ConfigMap")["data"]["gcs"])["gcs"]
@@ -278,6 +278,8 @@ def test_spot_a100_scenario() -> None:
                                                             "nvidia.com/gpu": "2"},
                                                "limits": {"memory": "128Gi", "nvidia.com/gpu": "2"}}
     assert train["retryStrategy"]["limit"] == "6" and train["retryStrategy"]["retryPolicy"] == "Always"
+    # The pod gets two GPUs, and train is told to use both.
+    assert {"name": POD_GPUS_ENV, "value": "2"} in train["container"]["env"]
     for name in ("train", "evaluate"):
         assert next(v for v in templates[name]["volumes"] if v["name"] == "dshm")["emptyDir"] == {"medium": "Memory", "sizeLimit": "32Gi"}
     registry = "europe-docker.pkg.dev/my-project/trainyard"
@@ -316,6 +318,16 @@ def test_minimal_scenario() -> None:
     template = _kind(docs, "WorkflowTemplate")
     assert template["spec"]["serviceAccountName"] == "argo-workflow"
     assert template["spec"]["artifactRepositoryRef"]["configMap"] == "ml-pipeline-artifact-repositories"
+    # The steps get the executor's key too (workflow/controller/workflowpod.go `processPodSpecPatch` merges
+    # the patch into the pod with a strategic merge patch, containers by name: ours is "main").
+    for name, t in _templates(template).items():
+        if "container" in t:
+            patch = json.loads(t["podSpecPatch"])
+            assert patch["volumes"] == [{"name": "gcp-key", "secret": {"secretName": "gcs-credentials"}}], name
+            [main] = patch["containers"]
+            assert main["name"] == "main" and main["env"] == [
+                {"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": "/var/run/secrets/trainyard/gcp/serviceAccountKey"}]
+            assert main["volumeMounts"] == [{"name": "gcp-key", "mountPath": "/var/run/secrets/trainyard/gcp", "readOnly": True}]
     repository = yaml.safe_load(_kind(docs, "ConfigMap")["data"]["gcs"])
     assert repository == {"archiveLogs": False, "gcs": {
         "bucket": "shared-argo-artifacts", "keyFormat": "trainyard/{{workflow.name}}/{{pod.name}}",

@@ -95,13 +95,12 @@ def _container_holes(template: dict[str, Any]) -> list[Hole]:
         Hole((*base, "nodeSelector"), f'include "trainyard.nodeSelector" {step}', create=True),
         Hole((*base, "tolerations"), f'include "trainyard.tolerations" {step}', create=True),
         Hole((*base, "activeDeadlineSeconds"), f".Values.steps.{name}.activeDeadlineSeconds | toJson"),
-        Hole((*base, "podSpecPatch"),
-             f'dict "terminationGracePeriodSeconds" (int .Values.steps.{name}.terminationGracePeriodSeconds) | toJson | toJson'),
+        Hole((*base, "podSpecPatch"), f'include "trainyard.podSpecPatch" {step}'),
         *_secret_holes(template, base),
     ]
     env = [item["name"] for item in template["container"].get("env", [])]
     if POD_GPUS_ENV in env:  # train uses the GPUs its pod was given
-        holes.append(Hole((*base, "container", "env", _named(POD_GPUS_ENV), "value"), f".Values.steps.{name}.gpus | toString | toJson"))
+        holes.append(Hole((*base, "container", "env", _named(POD_GPUS_ENV), "value"), f'include "trainyard.podGpus" {step}'))
     if "retryStrategy" in template:
         holes.append(Hole((*base, "retryStrategy", "limit"), f".Values.steps.{name}.retries | toString | toJson"))
     if any(v["name"] == "dshm" for v in template.get("volumes", [])):

@@ -220,7 +220,8 @@ def train_template() -> Container:
         ],
         inputs=_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, "checkpoint-root"),
         outputs=[_folder("checkpoints", f"{OUT}/train")],
-        env=[*_git_env(), Env(name=POD_GPUS_ENV, value="1")],
+        # Empty with one GPU (and on a laptop): train.gpus decides; the chart sets it above one.
+        env=[*_git_env(), Env(name=POD_GPUS_ENV, value="")],
         retry_strategy=_preemption_retry(TRAIN_RETRIES),
     )
 
