@@ -247,6 +247,12 @@ def evaluate_template() -> Container:
     )
 
 
+def _page(name: str) -> Artifact:
+    # One self-contained HTML file: the Argo UI shows an artifact inline only when its key ends in
+    # .html (a folder cannot be browsed on GCS); see steps/report_page.py.
+    return Artifact(name=name, path=f"{OUT}/pages/{name}.html", archive=NoneArchiveStrategy())
+
+
 def test_template() -> Container:
     return _step(
         "test",
@@ -258,9 +264,12 @@ def test_template() -> Container:
             "--model", "{{inputs.parameters.model-uri}}",
             "--compare", "production",
             "--output", f"{OUT}/report",
+            "--evaluation", f"{IN}/evaluation",
+            "--pages", f"{OUT}/pages",
         ],
-        inputs=_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, "model-uri"),
-        outputs=[_folder("report", f"{OUT}/report")],
+        inputs=[*_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, "model-uri"),
+                Artifact(name="evaluation", path=f"{IN}/evaluation")],
+        outputs=[_folder("report", f"{OUT}/report"), _page("test-report"), _page("evaluation-report")],
         env=_git_env(),
         resources=_resources("test", "2", "8Gi"),
     )
@@ -333,7 +342,14 @@ def build_pipeline() -> WorkflowTemplate:
                     m.Artifact(name="checkpoints", from_="{{tasks.train.outputs.artifacts.checkpoints}}"),
                 ],
             )
-            test_task = test(name="test", when=TRAIN_WHEN, arguments={
-                **common, **dataset_version, "model-uri": "{{tasks.evaluate.outputs.parameters.model-uri}}"})
+            test_task = test(
+                name="test",
+                when=TRAIN_WHEN,
+                arguments=[
+                    *[Parameter(name=k, value=v) for k, v in {
+                        **common, **dataset_version, "model-uri": "{{tasks.evaluate.outputs.parameters.model-uri}}"}.items()],
+                    m.Artifact(name="evaluation", from_="{{tasks.evaluate.outputs.artifacts.evaluation}}"),
+                ],
+            )
             record_task >> train_task >> evaluate_task >> test_task
     return template

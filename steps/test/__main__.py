@@ -24,6 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--compare", choices=["production", "none"], default="none",
                         help="production: also score the production model on the same images and show it beside")
     parser.add_argument("--output", type=Path, required=True, help="report folder")
+    parser.add_argument("--pages", type=Path,
+                        help="also write each report as one self-contained HTML file here (what the Argo UI can show)")
+    parser.add_argument("--evaluation", type=Path, help="the evaluate step's folder, whose report.html joins --pages")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     config = load_config(args.config, args.overrides, args.set_list)
@@ -32,7 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from steps.test.inference import run_test
 
     with checkout_dataset(args.repo or config.dataset.repo, args.dataset_version, config.dataset.dataset_dir) as data:
-        run_test(config, data, args.model, args.output, args.dataset_version, compare=args.compare == "production")
+        page = run_test(config, data, args.model, args.output, args.dataset_version, compare=args.compare == "production")
+    if args.pages:
+        from steps.report_page import inline_page
+
+        print(f"test: page {inline_page(page, args.pages / 'test-report.html')}", flush=True)
+        if args.evaluation:
+            print(f"test: page {inline_page(args.evaluation / 'report.html', args.pages / 'evaluation-report.html')}", flush=True)
     return 0
 
 
