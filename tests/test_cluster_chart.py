@@ -168,3 +168,27 @@ def test_gc_ttl_deadlines_priority_and_scratch_space_are_values() -> None:
     assert train["container"]["resources"]["requests"]["ephemeral-storage"] == "80Gi"
     evaluate = _templates(template)["evaluate"]
     assert evaluate["container"]["resources"]["requests"]["ephemeral-storage"] == "20Gi"  # every checkpoint lands there
+
+
+# -- docs/cluster.md says what the chart renders ------------------------------------------------------
+def test_the_documented_values_file_installs() -> None:
+    example = re.search(r"```yaml\n# my-values.yaml\n(.*?)```", DOCS.read_text(), flags=re.S).group(1)
+    docs = _docs(_render(example.replace("PROJECT", "my-project")))  # the placeholder, as a reader fills it in
+    assert "CronWorkflow" in {d["kind"] for d in docs}  # it sets a dataset repo
+
+
+def test_the_documented_defaults_are_the_charts() -> None:
+    from workflows.pipeline import DEADLINES, EPHEMERAL_STORAGE, GRACE_SECONDS
+
+    text = DOCS.read_text()
+    template = _kind(_docs(_render()), "WorkflowTemplate")
+    documented = dict(re.findall(r"(\w+) (\d+)", re.search(r"`steps.<step>.activeDeadlineSeconds` \| ([^|]+)\|", text).group(1)))
+    assert {k: int(v) for k, v in documented.items()} == DEADLINES
+    assert {name: t["activeDeadlineSeconds"] for name, t in _templates(template).items() if "container" in t} == DEADLINES
+    storage = dict(re.findall(r"(\w+) (\d+Gi)", re.search(r"ephemeral-storage` \| ([^|]+)\|", text).group(1)))
+    assert storage == EPHEMERAL_STORAGE
+    assert f"`steps.<step>.terminationGracePeriodSeconds` | {GRACE_SECONDS} |" in text
+    assert f"| `workflow.activeDeadlineSeconds` | {template['spec']['activeDeadlineSeconds']} " in text
+    retry = _templates(template)["train"]["retryStrategy"]["expression"]
+    block = re.search(r"```text\n(lastRetry.*?)```", text, flags=re.S).group(1)
+    assert " ".join(block.split()) == " ".join(retry.split())
