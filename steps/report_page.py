@@ -26,7 +26,9 @@ _LINK = re.compile(r'(?P<attr>\b(?:src|href))="(?P<value>[^"]*)"')
 
 
 def inline_page(page: Path, dest: Path) -> Path:
-    """Write `page` with every local image it links to inlined into `dest`; return `dest`."""
+    """Write `page` with every local image it links to inlined into `dest`; return the file written.
+    A `dest` that is an existing folder (how `trainyard run --local` maps every artifact) gets the
+    page as its index.html."""
     page = Path(page)
     try:
         text = page.read_text(encoding="utf-8")
@@ -41,7 +43,7 @@ def inline_page(page: Path, dest: Path) -> Path:
             cache[value] = _data_uri(root, value) or match.group("value")
         return f'{match.group("attr")}="{cache[value]}"'
 
-    dest = Path(dest)
+    dest = Path(dest) / "index.html" if Path(dest).is_dir() else Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.partial")
     partial.write_text(_LINK.sub(inline, text), encoding="utf-8")

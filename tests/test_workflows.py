@@ -189,3 +189,14 @@ def test_train_mirrors_checkpoints_per_run_so_a_retried_pod_resumes() -> None:
     args = _templates()["train"]["container"]["args"]
     assert args[args.index("--checkpoint-root") + 1] == "{{inputs.parameters.checkpoint-root}}"
     assert args[args.index("--run-id") + 1] == "{{workflow.name}}"  # the same across retries
+
+
+def test_the_expression_subset_refuses_what_it_cannot_evaluate() -> None:
+    from workflows.argo_expr import ExprError
+
+    scope = _retry_scope("Failed", "main: Error (exit code 2)", "2")
+    assert evaluate("!(asInt(lastRetry.exitCode) in [1, 2]) || lastRetry.status != 'Failed'", scope) is False
+    assert evaluate("lastRetry.exitCode == 2", scope) is False  # a string is never equal to a number in expr
+    for bad in ("lastRetry.duration > 10", "lastRetry.nope == 'x'", "asInt(lastRetry.message) == 1", "lastRetry.status"):
+        with pytest.raises(ExprError):
+            evaluate(bad, scope)

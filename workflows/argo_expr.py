@@ -67,20 +67,18 @@ class _Parser:
         return value
 
     def _or(self) -> Any:
-        value = self._and()
-        while self._peek() == ("op", "||"):
-            self._take()
-            right = self._and()
-            value = bool(value) or bool(right)
-        return value
+        return self._chain("||", self._and, any)
 
     def _and(self) -> Any:
-        value = self._unary()
-        while self._peek() == ("op", "&&"):
+        return self._chain("&&", self._unary, all)
+
+    def _chain(self, op: str, operand: Any, combine: Any) -> Any:
+        """`a op b op c`, combined left to right (expr evaluates every operand it reaches)."""
+        values = [operand()]
+        while self._peek() == ("op", op):
             self._take()
-            right = self._unary()
-            value = bool(value) and bool(right)
-        return value
+            values.append(operand())
+        return values[0] if len(values) == 1 else combine(bool(v) for v in values)
 
     def _unary(self) -> Any:
         if self._peek() == ("op", "!"):

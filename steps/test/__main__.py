@@ -24,9 +24,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--compare", choices=["production", "none"], default="none",
                         help="production: also score the production model on the same images and show it beside")
     parser.add_argument("--output", type=Path, required=True, help="report folder")
-    parser.add_argument("--pages", type=Path,
-                        help="also write each report as one self-contained HTML file here (what the Argo UI can show)")
-    parser.add_argument("--evaluation", type=Path, help="the evaluate step's folder, whose report.html joins --pages")
+    parser.add_argument("--test-page", type=Path,
+                        help="also write the report as one self-contained HTML file here (what the Argo UI can show)")
+    parser.add_argument("--evaluation", type=Path, help="the evaluate step's folder (its report.html)")
+    parser.add_argument("--evaluation-page", type=Path, help="write --evaluation's report as one self-contained HTML file here")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     config = load_config(args.config, args.overrides, args.set_list)
@@ -36,12 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with checkout_dataset(args.repo or config.dataset.repo, args.dataset_version, config.dataset.dataset_dir) as data:
         page = run_test(config, data, args.model, args.output, args.dataset_version, compare=args.compare == "production")
-    if args.pages:
-        from steps.report_page import inline_page
+    from steps.report_page import inline_page
 
-        print(f"test: page {inline_page(page, args.pages / 'test-report.html')}", flush=True)
-        if args.evaluation:
-            print(f"test: page {inline_page(args.evaluation / 'report.html', args.pages / 'evaluation-report.html')}", flush=True)
+    if args.test_page:
+        print(f"test: page {inline_page(page, args.test_page)}", flush=True)
+    if args.evaluation and args.evaluation_page:
+        print(f"test: page {inline_page(args.evaluation / 'report.html', args.evaluation_page)}", flush=True)
     return 0
 
 
