@@ -23,7 +23,7 @@ from steps import __version__
 from workflows.chart import CHART_DIR, escape_argo, render_chart, stale_chart
 from workflows.lint import lint_text
 from workflows.nightly import NIGHTLY_NAME, build_nightly
-from workflows.pipeline import PIPELINE_NAME, WORKFLOW_PARAMETERS, build_pipeline
+from workflows.pipeline import PIPELINE_NAME, POD_GPUS_ENV, WORKFLOW_PARAMETERS, build_pipeline
 
 KUBERNETES_VERSION = "1.30.0"
 RELEASE, NAMESPACE = "trainyard", "ml"
@@ -131,10 +131,10 @@ def _templates(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _without_empty(value: Any) -> Any:
-    """Normalised for comparison: empty maps and lists (a chart default of `{}`) dropped."""
+    """Normalised for comparison: empty maps and lists (a chart default of `{}`) and nulls dropped."""
     if isinstance(value, dict):
         kept = {k: _without_empty(v) for k, v in value.items()}
-        return {k: v for k, v in kept.items() if v not in ({}, [])}
+        return {k: v for k, v in kept.items() if v is not None and v not in ({}, [])}
     if isinstance(value, list):
         return [_without_empty(v) for v in value]
     return value
@@ -178,8 +178,11 @@ def test_default_values_render_the_hera_workflow_template() -> None:
     assert _without_empty(rendered) == _without_empty(hera)
 
 
+REPO = "workflow: {datasetRepo: https://github.com/example/plates-dataset.git}\n"
+
+
 def test_default_values_render_the_hera_cron_workflow() -> None:
-    rendered, hera = _kind(_docs(_render()), "CronWorkflow"), build_nightly().to_dict()
+    rendered, hera = _kind(_docs(_render(REPO)), "CronWorkflow"), build_nightly().to_dict()
     assert hera["metadata"].pop("labels").items() <= rendered["metadata"].pop("labels").items()
     assert rendered["spec"].pop("suspend") is False
     assert _without_empty(rendered) == _without_empty(hera)
@@ -232,6 +235,9 @@ def test_no_secret_values_and_hardened_pods(scenario: str) -> None:
         context = t["container"]["securityContext"]
         assert context["capabilities"]["drop"] == ["ALL"] and context["allowPrivilegeEscalation"] is False, name
         for env in t["container"].get("env", []):
+            if env["name"] == POD_GPUS_ENV:  # a count, the one literal
+                assert env["value"] == "" or int(env["value"]) > 1, f"{name}: {env}"
+                continue
             assert set(env) == {"name", "valueFrom"} and set(env["valueFrom"]) == {"secretKeyRef"}, f"{name}: {env}"
     repository = yaml.safe_load(_kind(docs, "ConfigMap")["data"]["gcs"])["gcs"]
     assert set(repository) <= {"bucket", "keyFormat", "serviceAccountKeySecret"}
@@ -246,7 +252,7 @@ def test_a_value_can_relax_the_security_context() -> None:
 
 
 def test_names_agree_across_manifests_for_any_release() -> None:
-    docs = _docs(_render(release="team-a"))
+    docs = _docs(_render(REPO, release="team-a"))
     template = _kind(docs, "WorkflowTemplate")
     account = _kind(docs, "ServiceAccount")["metadata"]["name"]
     assert account == "team-a-trainyard" == template["spec"]["serviceAccountName"]
@@ -268,9 +274,12 @@ def test_spot_a100_scenario() -> None:
     assert {"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"} in train["tolerations"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in train["tolerations"]
     assert "cloud.google.com/gke-spot" not in evaluate["nodeSelector"]
-    assert train["container"]["resources"] == {"requests": {"cpu": "16", "memory": "96Gi", "nvidia.com/gpu": "2"},
+    assert train["container"]["resources"] == {"requests": {"cpu": "16", "memory": "96Gi", "ephemeral-storage": "20Gi",
+                                                            "nvidia.com/gpu": "2"},
                                                "limits": {"memory": "128Gi", "nvidia.com/gpu": "2"}}
     assert train["retryStrategy"]["limit"] == "6" and train["retryStrategy"]["retryPolicy"] == "Always"
+    # The pod gets two GPUs, and train is told to use both.
+    assert {"name": POD_GPUS_ENV, "value": "2"} in train["container"]["env"]
     for name in ("train", "evaluate"):
         assert next(v for v in templates[name]["volumes"] if v["name"] == "dshm")["emptyDir"] == {"medium": "Memory", "sizeLimit": "32Gi"}
     registry = "europe-docker.pkg.dev/my-project/trainyard"
@@ -287,11 +296,12 @@ def test_workload_identity_scenario() -> None:
     template = _kind(docs, "WorkflowTemplate")
     parameters = {p["name"]: p["value"] for p in template["spec"]["arguments"]["parameters"]}
     assert parameters["dataset-repo"] == "https://github.com/example/plates-dataset.git"
-    assert parameters["overrides"] == "promotion.registry=gs://my-project-models/registry train.num_workers=8"
+    assert parameters["chart-overrides"] == "promotion.registry=gs://my-project-models/registry train.num_workers=8"
+    assert parameters["overrides"] == ""  # the run's own: `-p overrides=...` keeps the install's settings
     notify = _templates(template)["notify"]["container"]
     assert notify["args"][notify["args"].index("--ui-base-url") + 1] == "https://argo.example.com"
     assert {e["valueFrom"]["secretKeyRef"]["name"] for e in notify["env"]} == {"prod-trainyard-db", "slack-ml-alerts"}
-    train_env = _templates(template)["train"]["container"]["env"]
+    train_env = [e for e in _templates(template)["train"]["container"]["env"] if "valueFrom" in e]
     assert {(e["name"], e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"]) for e in train_env} == {
         (key, "github-dataset-token", key) for key in ("GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0")}
     cron = _kind(docs, "CronWorkflow")["spec"]
@@ -308,6 +318,16 @@ def test_minimal_scenario() -> None:
     template = _kind(docs, "WorkflowTemplate")
     assert template["spec"]["serviceAccountName"] == "argo-workflow"
     assert template["spec"]["artifactRepositoryRef"]["configMap"] == "ml-pipeline-artifact-repositories"
+    # The steps get the executor's key too (workflow/controller/workflowpod.go `processPodSpecPatch` merges
+    # the patch into the pod with a strategic merge patch, containers by name: ours is "main").
+    for name, t in _templates(template).items():
+        if "container" in t:
+            patch = json.loads(t["podSpecPatch"])
+            assert patch["volumes"] == [{"name": "gcp-key", "secret": {"secretName": "gcs-credentials"}}], name
+            [main] = patch["containers"]
+            assert main["name"] == "main" and main["env"] == [
+                {"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": "/var/run/secrets/trainyard/gcp/serviceAccountKey"}]
+            assert main["volumeMounts"] == [{"name": "gcp-key", "mountPath": "/var/run/secrets/trainyard/gcp", "readOnly": True}]
     repository = yaml.safe_load(_kind(docs, "ConfigMap")["data"]["gcs"])
     assert repository == {"archiveLogs": False, "gcs": {
         "bucket": "shared-argo-artifacts", "keyFormat": "trainyard/{{workflow.name}}/{{pod.name}}",
@@ -317,7 +337,9 @@ def test_minimal_scenario() -> None:
 def test_notes_tell_the_next_steps() -> None:
     notes = _render()["NOTES.txt"]
     assert f"--from workflowtemplate/{PIPELINE_NAME}" in notes and "trainyard submit" in notes
-    assert "create secret generic trainyard-database" in notes and f"cronwf/{NIGHTLY_NAME}" in notes
+    assert "create secret generic trainyard-database" in notes and f"cronwf/{NIGHTLY_NAME}" not in notes
+    assert "workflow.datasetRepo" in notes  # the nightly waits for a repo
+    assert f"cronwf/{NIGHTLY_NAME}" in _render(REPO)["NOTES.txt"]
     assert "cronwf" not in _render(_scenario("minimal"))["NOTES.txt"]
 
 

@@ -53,15 +53,22 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     drawn = sorted((report / "images").glob("*.jpg"))
     assert drawn and all(f"images/{p.name}" in page for p in drawn)
     assert json.loads((report / "predictions.json").read_text()) is not None
+    # ... and both reports as one self-contained page each, what the Argo UI shows (a file on Argo;
+    # the local runner makes every artifact a folder, and the page lands in it as index.html)
+    pages = {name: path if path.is_file() else path / "index.html"
+             for name, path in first.tasks["test"].artifacts.items() if name.endswith("-report")}
+    assert "data:image/jpeg;base64," in pages["test-report"].read_text()
+    assert pages["evaluation-report"].read_text().lstrip().lower().startswith("<!doctype html")
     # the summary says where everything is
     assert "Dataset version: datasets/v1" in out and "Training: 2 iterations" in out
     assert "Validation metrics" in out and str(report / "index.html") in out
     summary = json.loads((first.run_dir / "summary.json").read_text())
     assert summary["succeeded"] and summary["dataset_version"] == "datasets/v1"
 
-    # A second run reuses the recorded version (record is idempotent) and competes with production;
-    # a margin of 1.0 cannot be beaten, so the challenger is registered but refused.
-    second = run_local(config, ["train.iterations=1", "promotion.margin=1.0"], {}, runs, str(sample_repo))
+    # A second run reuses the recorded version (record is idempotent) and, forced to retrain on it,
+    # competes with production; a margin of 1.0 cannot be beaten, so the challenger is registered but refused.
+    second = run_local(config, ["train.iterations=1", "promotion.margin=1.0"], {"force-retrain": "true"}, runs,
+                       str(sample_repo))
     out = capsys.readouterr().out
     assert second.succeeded, out
     assert "already recorded" in out
@@ -83,3 +90,12 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     with Database(f"sqlite:///{runs / 'trainyard.sqlite'}").transaction() as tx:
         outcomes = tx.query("SELECT run_id, status FROM pipeline_runs ORDER BY id")
     assert outcomes == [(first.run_id, "Succeeded"), (second.run_id, "Succeeded")]
+    # test scored this run's own (refused) model, with production's scores beside it.
+    comparison = json.loads((second.tasks["test"].artifacts["report"] / "comparison.json").read_text())
+    assert comparison["model"] == evaluation["promotion"]["model_id"] and comparison["production"] == production["model_id"]
+    assert "not in production" in (second.tasks["test"].artifacts["report"] / "index.html").read_text()
+
+    # Nothing changed and a model was trained on this version: a third run skips the GPU steps.
+    third = run_local(config, [], {}, runs, str(sample_repo))
+    assert third.succeeded and third.tasks["record"].parameters["needs-training"] == "false"
+    assert [third.tasks[name].status for name in ("train", "evaluate", "test")] == ["Skipped"] * 3

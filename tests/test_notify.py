@@ -22,8 +22,35 @@ from workflows.pipeline import EXIT_HANDLER, build_pipeline
 from workflows.local.templating import substitute
 
 RUN = "trainyard-pipeline-abc12"
-FAILURES = json.dumps([{"displayName": "train(0)", "message": "OOMKilled (exit code 137)", "templateName": "train",
-                        "phase": "Failed", "podName": f"{RUN}-train-1", "finishedAt": "2024-05-01T03:00:00Z"}])
+
+
+def _node(display: str, message: str, template: str, phase: str = "Failed") -> dict[str, Any]:
+    """One entry of Argo's failedNodeStatus (workflow/controller/operator.go), fields in its order."""
+    return {"displayName": display, "message": message, "templateName": template, "phase": phase,
+            "podName": f"{RUN}-{template}-1", "finishedAt": "2024-05-01T03:00:00Z"}
+
+
+def argo_failures(nodes: list[dict[str, Any]] | None) -> str:
+    """`{{workflow.failures}}` exactly as Argo v4.1.2 hands it to a container: `operate` in
+    workflow/controller/operator.go sets it to strconv.Quote(json.Marshal(failedNodes)) (a nil list
+    marshals to `null`); util/template/simple_template.go `simpleReplaceStrict` escapes it for the
+    JSON of the template and the container gets back that quoted string."""
+    marshalled = json.dumps(nodes, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):  # Go's json.Marshal HTML escaping
+        marshalled = marshalled.replace(char, escaped)
+    return '"' + marshalled.replace("\\", "\\\\").replace('"', '\\"') + '"'  # strconv.Quote, printable text
+
+
+CLEAN = argo_failures(None)
+# Every Failed or Error node of a run whose train was OOM-killed (not retried by the expression):
+# the DAG root, the retry node and its one attempt.
+FAILURES = argo_failures([
+    _node(RUN, f"child '{RUN}-1234' failed", "pipeline"),
+    _node("train", "retryStrategy.expression evaluated to false", "train"),
+    _node("train(0)", "main: OOMKilled (exit code 137)", "train"),
+])
+# A run that succeeded after train's first pod was preempted: only that attempt failed.
+RETRIED = argo_failures([_node("train(0)", "Pod was terminated in response to imminent node shutdown.", "train")])
 
 
 @dataclass
@@ -31,6 +58,7 @@ class Webhook:
     status: int = 200
     received: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
+    redirect_to: str | None = None
 
 
 @pytest.fixture
@@ -40,6 +68,12 @@ def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[Webhook]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            if hook.redirect_to:
+                self.send_response(307)
+                self.send_header("Location", hook.redirect_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             hook.received.append({"path": self.path, "type": self.headers["Content-Type"], "body": json.loads(body)})
             self.send_response(hook.status)
             self.send_header("Content-Length", "0")
@@ -88,15 +122,81 @@ def _runs(url: str) -> list[dict[str, Any]]:
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-def _notify(*args: str, status: str = "Succeeded", failures: str = "null") -> int:
+def _notify(*args: str, status: str = "Succeeded", failures: str = CLEAN) -> int:
     return main(["--run-id", RUN, "--namespace", "ml", "--status", status, "--failures", failures,
                  "--started-at", "2024-05-01T02:00:00Z", "--duration", "3725.5", *args])
 
 
-def test_failures_from_argo_are_parsed_whatever_their_shape() -> None:
-    assert parse_failures("null") == [] and parse_failures("") == [] and parse_failures("{{workflow.failures}}") == []
-    assert parse_failures(FAILURES)[0]["displayName"] == "train(0)"
-    assert parse_failures("pod deleted") == [{"message": "pod deleted"}]
+def test_argo_failures_strings_are_decoded() -> None:
+    assert CLEAN == '"null"' and len(CLEAN) == 6
+    assert parse_failures(CLEAN) == ([], [])
+    failures, retries = parse_failures(FAILURES)
+    assert [f["displayName"] for f in failures] == [RUN, "train", "train(0)"] and retries == []
+    assert failures[2]["message"] == "main: OOMKilled (exit code 137)"
+    failures, retries = parse_failures(RETRIED)
+    assert failures == [] and [r["displayName"] for r in retries] == ["train(0)"]
+    # Quotes, backslashes, HTML characters and non-ASCII text in a message survive both encodings.
+    odd = 'bad "value" \\ <x> & ü'
+    assert parse_failures(argo_failures([_node("record", odd, "record")]))[0][0]["message"] == odd
+    # Not Argo's form: kept, never lost, never a traceback.
+    assert parse_failures("") == ([], []) and parse_failures("{{workflow.failures}}") == ([], [])
+    assert parse_failures("pod deleted") == ([{"message": "pod deleted"}], [])
+    assert parse_failures('"[{\\"displayName\\": 3"') == ([{"message": '[{"displayName": 3'}], [])
+
+
+def test_a_clean_run_stores_no_failure(database: str) -> None:
+    assert _notify(failures=CLEAN) == 0
+    assert _runs(database)[0]["failures"] is None
+
+
+def test_a_run_that_succeeded_after_a_retry_reports_a_retry_not_a_failure(
+        database: str, webhook: Webhook, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _notify("--webhook-url", webhook.url, failures=RETRIED) == 0
+    [row] = _runs(database)
+    assert row["status"] == "Succeeded" and row["failures"] is None
+    body = webhook.received[0]["body"]
+    assert "retried: train(0): Pod was terminated in response to imminent node shutdown." in body["text"]
+    assert "failed:" not in body["text"] and body["run"]["retries"][0]["displayName"] == "train(0)"
+
+
+def test_a_failed_run_stores_each_failed_node(database: str) -> None:
+    assert _notify(status="Failed", failures=FAILURES) == 0
+    stored = json.loads(_runs(database)[0]["failures"])
+    assert [(f["displayName"], f["phase"]) for f in stored] == [(RUN, "Failed"), ("train", "Failed"), ("train(0)", "Failed")]
+
+
+def test_a_misspelled_override_still_records_the_outcome(database: str, webhook: Webhook,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # The run failed because of this very override: the exit handler must still record and report it.
+    assert _notify("--webhook-url", webhook.url, "--set-list", "trian.iterations=5", status="Failed",
+                   failures=FAILURES) == 0
+    assert _runs(database)[0]["status"] == "Failed"
+    text = webhook.received[0]["body"]["text"]
+    assert "note: config not used:" in text and "trian" in text
+    assert "trian" in capsys.readouterr().err
+    assert _notify("--config", "/nonexistent/cluster.yaml") == 0  # a missing config file too
+
+
+@pytest.mark.parametrize("duration", ["nan", "inf", "-inf", "-5", "soon"])
+def test_a_duration_that_is_not_a_number_is_stored_as_unknown(database: str, duration: str) -> None:
+    assert main(["--run-id", RUN, "--status", "Succeeded", "--failures", CLEAN, f"--duration={duration}",
+                 "--started-at", "2024-05-01T02:00:00Z"]) == 0
+    assert _runs(database)[0]["duration_seconds"] is None
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("file:///etc/passwd", "scheme 'file' refused"),
+    ("ftp://example.com/hook", "scheme 'ftp' refused"),
+    ("http://[::1/hook", "malformed"),
+    ("http://127.0.0.1:99999/hook", "malformed"),
+    ("https:///no-host", "no host"),
+    ("hooks.example.com/T0/B0/token", "scheme '(none)' refused"),
+])
+def test_a_bad_webhook_url_is_a_warning(database: str, url: str, said: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _notify("--webhook-url", url) == 0
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err and "token" not in err and "passwd" not in err
+    assert _runs(database)[0]["status"] == "Succeeded"
 
 
 def test_a_successful_run_is_recorded_and_summarised(database: str, webhook: Webhook, capsys: pytest.CaptureFixture[str]) -> None:
@@ -122,7 +222,7 @@ def test_a_retried_exit_handler_updates_the_same_row(database: str, webhook: Web
     assert _notify(status="Running") == 0
     assert _notify(status="Failed", failures=FAILURES) == 0
     [row] = _runs(database)
-    assert row["status"] == "Failed" and json.loads(row["failures"])[0]["message"] == "OOMKilled (exit code 137)"
+    assert row["status"] == "Failed" and json.loads(row["failures"])[2]["message"] == "main: OOMKilled (exit code 137)"
     assert webhook.received == []  # no URL, no post
 
 
@@ -133,7 +233,7 @@ def test_a_failed_run_is_recorded_even_when_the_webhook_fails(database: str, web
     [row] = _runs(database)
     assert (row["status"], row["model_id"], row["promoted"], row["dataset_version"]) == ("Failed", None, None, None)
     text = webhook.received[0]["body"]["text"]
-    assert text.startswith(f"❌ trainyard run {RUN}: Failed") and "failed: train(0): OOMKilled (exit code 137)" in text
+    assert text.startswith(f"❌ trainyard run {RUN}: Failed") and "failed: train(0): main: OOMKilled (exit code 137)" in text
     err = capsys.readouterr().err
     assert "warning: webhook at 127.0.0.1" in err and "500" in err and "secret-path" not in err
 
@@ -164,7 +264,7 @@ def test_the_exit_handler_template_command_line_runs(database: str, webhook: Web
     values = {"workflow.name": RUN, "workflow.namespace": "ml", "workflow.status": "Error", "workflow.failures": FAILURES,
               "workflow.creationTimestamp": "2024-05-01T02:00:00Z", "workflow.duration": "61",
               "workflow.parameters.webhook-url": webhook.url, "workflow.parameters.config": "",
-              "workflow.parameters.overrides": ""}
+              "workflow.parameters.overrides": "", "workflow.parameters.chart-overrides": ""}
     container = template["container"]
     assert container["command"] == ["python", "-m", "steps.notify"]
     args = [substitute(a, values, "notify") for a in container["args"]]
@@ -186,3 +286,57 @@ def test_outcomes_on_postgresql(fresh_postgres: str, monkeypatch: pytest.MonkeyP
     assert _notify() == 0 and _notify(status="Failed", failures=FAILURES) == 0
     [row] = _runs(fresh_postgres)
     assert (row["status"], row["model_id"], row["promoted"], row["duration_seconds"]) == ("Failed", "m-20240501", 0, 3725.5)
+
+
+@pytest.fixture
+def trickling_server() -> Iterator[str]:
+    """A server that answers with a header byte every 0.2 s, forever: each read is quick, the
+    answer never ends."""
+    import socket
+
+    stop = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.1)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(65536)
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100000:
+                    if stop.wait(0.2):
+                        break
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        break
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+def test_a_webhook_that_trickles_its_headers_hits_the_overall_deadline(trickling_server: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from steps.errors import ExternalError
+    from steps.notify.webhook import post
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with pytest.raises(ExternalError, match="did not answer within 1s"):
+        post(trickling_server, {"text": "x"}, timeout=1)
+
+
+def test_a_webhook_redirect_to_another_host_is_refused(database: str, webhook: Webhook,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    webhook.redirect_to = webhook.url.replace("127.0.0.1", "localhost")  # the same server, by another name
+    assert _notify("--webhook-url", webhook.url) == 0
+    assert "redirected to another host (localhost); refused" in capsys.readouterr().err
+    assert webhook.received == [] and _runs(database)[0]["status"] == "Succeeded"

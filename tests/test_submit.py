@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from workflows.cli import main
-from workflows.pipeline import PIPELINE_NAME
+from workflows.pipeline import PIPELINE_NAME, build_pipeline
 from workflows.submit import ArgoServer
 
 NAMESPACE = "ml"
@@ -47,7 +47,9 @@ class FakeArgo:
     """What the server answers; what it received; and problems with the requests' shape."""
 
     submit_answer: tuple[int, Any] = (200, None)
-    watch_answers: list[dict[str, Any]] = field(default_factory=list)
+    watch_answers: list[Any] = field(default_factory=list)
+    # The template the Helm chart installed: its parameters may differ from this checkout's.
+    installed: dict[str, Any] = field(default_factory=lambda: build_pipeline().to_dict())
     requests: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     url: str = ""
@@ -65,8 +67,11 @@ class FakeArgo:
                 self.problems.append(f"submit: not a WorkflowTemplate submit request: {request}")
             status, answer = self.submit_answer
             return status, _workflow() if answer is None else answer
+        if method == "GET" and path.split("?")[0] == f"/api/v1/workflow-templates/{NAMESPACE}/{PIPELINE_NAME}":
+            return 200, self.installed
         if method == "GET" and path.split("?")[0] == f"/api/v1/workflows/{NAMESPACE}/{RUN}":
-            return 200, self.watch_answers.pop(0) if len(self.watch_answers) > 1 else self.watch_answers[0]
+            answer = self.watch_answers.pop(0) if len(self.watch_answers) > 1 else self.watch_answers[0]
+            return answer if isinstance(answer, tuple) else (200, answer)
         self.problems.append(f"unexpected {method} {path}")
         return 404, {"code": 5, "message": "not found"}
 
@@ -79,9 +84,10 @@ def argo(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeArgo]:
         def _answer(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status, answer = fake.handle(self.command, self.path, self.headers, body)
-            data = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
+            raw = isinstance(answer, str) and not answer.startswith("json:")
+            data = answer.encode() if raw else answer[5:].encode() if isinstance(answer, str) else json.dumps(answer).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "text/html" if isinstance(answer, str) else "application/json")
+            self.send_header("Content-Type", "text/html" if raw else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -99,6 +105,7 @@ def argo(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeArgo]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")  # the runner's own kubeconfig stays out
     yield fake
     server.shutdown()
     server.server_close()
@@ -121,7 +128,8 @@ def test_submit_sends_argos_submit_request_and_prints_name_and_link(argo: FakeAr
     code = _submit("--server", argo.url, "--namespace", NAMESPACE, "--token", TOKEN,
                    "-p", "dataset-repo=https://github.com/example/plates.git", "--param", "overrides=train.iterations=9 a=b")
     assert code == 0 and argo.problems == []
-    assert argo.requests == [{
+    assert argo.requests[0]["path"] == f"/api/v1/workflow-templates/{NAMESPACE}/{PIPELINE_NAME}"  # names checked there
+    assert argo.requests[1:] == [{
         "method": "POST", "path": f"/api/v1/workflows/{NAMESPACE}/submit", "auth": f"Bearer {TOKEN}",
         "body": {"namespace": NAMESPACE, "resourceKind": "WorkflowTemplate", "resourceName": PIPELINE_NAME,
                  "submitOptions": {"parameters": ["dataset-repo=https://github.com/example/plates.git",
@@ -163,7 +171,7 @@ def test_watch_follows_the_steps_to_success(argo: FakeArgo, capsys: pytest.Captu
     lines = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
     assert lines == [["record", "Running"], ["record", "Succeeded"], ["train", "Running"], ["train", "Succeeded"],
                      [RUN, "Succeeded"]]
-    assert [r["method"] for r in argo.requests] == ["POST", "GET", "GET", "GET"]
+    assert [r["method"] for r in argo.requests] == ["POST", "GET", "GET", "GET"]  # no -p: no template lookup
 
 
 def test_watch_of_a_failed_run_exits_1_with_the_failure(argo: FakeArgo, capsys: pytest.CaptureFixture[str]) -> None:
@@ -175,10 +183,10 @@ def test_watch_of_a_failed_run_exits_1_with_the_failure(argo: FakeArgo, capsys: 
 
 
 def test_unknown_parameter_is_refused_before_anything_is_sent(argo: FakeArgo, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _submit("--server", argo.url, "-p", "annotation-versoin=annotations/v2") == 2
+    assert _submit("--server", argo.url, "-n", NAMESPACE, "--token", TOKEN, "-p", "annotation-versoin=annotations/v2") == 2
     line = _error(capsys)
     assert "annotation-versoin" in line and "annotation-version" in line
-    assert argo.requests == []
+    assert [r["method"] for r in argo.requests] == ["GET"]  # the installed template's names; nothing submitted
 
 
 def test_no_server_configured_says_how(argo: FakeArgo, capsys: pytest.CaptureFixture[str]) -> None:
@@ -229,3 +237,122 @@ def test_something_that_is_not_argo_is_named(argo: FakeArgo, capsys: pytest.Capt
     argo.submit_answer = (200, "<html>welcome to nginx</html>")
     assert _submit("--server", argo.url, "-n", NAMESPACE, "--token", TOKEN) == 2
     assert "did not answer like an Argo server" in _error(capsys)
+
+
+# -- like the argo CLI: the kubeconfig, the installed template, expiring tokens --------------------
+def _kubeconfig(tmp_path: Any, user: dict[str, Any], namespace: str | None = NAMESPACE) -> str:
+    """A kubeconfig whose current context names a namespace and a user, as `gcloud container
+    clusters get-credentials` writes one (cmd/argo/commands/client/conn.go reads the same)."""
+    import yaml
+
+    context = {"cluster": "gke", "user": "me", **({"namespace": namespace} if namespace else {})}
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "gke",
+        "clusters": [{"name": "gke", "cluster": {"server": "https://10.0.0.1"}}],
+        "contexts": [{"name": "gke", "context": context}], "users": [{"name": "me", "user": user}]}))
+    return str(path)
+
+
+def _credential_plugin(tmp_path: Any, tokens: list[str]) -> dict[str, Any]:
+    """An exec credential plugin (like gke-gcloud-auth-plugin) that hands out `tokens` in turn."""
+    import sys
+
+    state = tmp_path / "issued"
+    script = tmp_path / "plugin.py"
+    script.write_text(
+        "import json, pathlib, sys\n"
+        f"state = pathlib.Path({str(state)!r})\n"
+        "n = int(state.read_text()) if state.exists() else 0\n"
+        "state.write_text(str(n + 1))\n"
+        f"tokens = {tokens!r}\n"
+        "print(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1beta1', 'kind': 'ExecCredential',"
+        " 'status': {'token': tokens[min(n, len(tokens) - 1)]}}))\n")
+    return {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": sys.executable, "args": [str(script)]}}
+
+
+def test_namespace_and_token_come_from_the_kubeconfig_like_the_argo_cli(argo: FakeArgo, tmp_path: Any,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", _kubeconfig(tmp_path, {"token": TOKEN}))
+    assert _submit("--server", argo.url) == 0 and argo.problems == []
+    assert argo.requests[0]["path"] == f"/api/v1/workflows/{NAMESPACE}/submit"
+    monkeypatch.setenv("KUBECONFIG", _kubeconfig(tmp_path, _credential_plugin(tmp_path, [TOKEN])))
+    assert _submit("--server", argo.url) == 0 and argo.problems == []
+    monkeypatch.setenv("KUBECONFIG", _kubeconfig(tmp_path, {"token": TOKEN}, namespace=None))
+    assert ArgoServer.resolve(argo.url).namespace == "default"  # a context without a namespace
+
+
+def test_parameters_are_checked_against_the_installed_template(argo: FakeArgo, capsys: pytest.CaptureFixture[str]) -> None:
+    parameters = argo.installed["spec"]["arguments"]["parameters"]
+    argo.installed["spec"]["arguments"]["parameters"] = [
+        *[p for p in parameters if p["name"] != "force-retrain"], {"name": "gpu-type", "value": "l4"}]
+    assert _submit("--server", argo.url, "-n", NAMESPACE, "--token", TOKEN, "-p", "gpu-type=a100") == 0
+    assert argo.requests[-1]["body"]["submitOptions"] == {"parameters": ["gpu-type=a100"]}
+    assert _submit("--server", argo.url, "-n", NAMESPACE, "--token", TOKEN, "-p", "force-retrain=true") == 2
+    line = _error(capsys)
+    assert "force-retrain: not a parameter of the installed trainyard-pipeline" in line and "gpu-type" in line
+    assert argo.requests[-1]["method"] == "GET"  # nothing submitted
+
+
+def test_a_token_that_expires_while_watching_says_the_run_goes_on(argo: FakeArgo, capsys: pytest.CaptureFixture[str]) -> None:
+    argo.watch_answers = [_workflow("Running", [_node("train", "Running", "2024-05-01T02:00:00Z")]),
+                          (401, {"code": 16, "message": "token is expired"})]
+    assert _submit("--server", argo.url, "-n", NAMESPACE, "--token", TOKEN, "--watch", "--poll", "0.01") == 2
+    line = _error(capsys)
+    assert "401" in line and f"The run {RUN} goes on" in line and f"--watch-only {RUN}" in line
+
+
+def test_a_kubeconfig_token_is_refreshed_while_watching(argo: FakeArgo, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("KUBECONFIG", _kubeconfig(tmp_path, _credential_plugin(tmp_path, ["expired-token", TOKEN])))
+    done = _workflow("Succeeded", [_node("train", "Succeeded", "2024-05-01T02:00:00Z")])
+    argo.watch_answers = [(401, {"code": 16, "message": "token is expired"}), done]
+    assert _submit("--server", argo.url, "--watch-only", RUN, "--poll", "0.01") == 0
+    assert f"{RUN} Succeeded" in capsys.readouterr().out
+    assert [r["auth"] for r in argo.requests] == ["Bearer expired-token", f"Bearer {TOKEN}"]
+
+
+@pytest.mark.parametrize("answer", ["json:[1, 2]", 'json:"a workflow"', "json:null", {"metadata": {}}])
+def test_an_answer_that_is_not_a_workflow_is_one_line(argo: FakeArgo, answer: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    argo.submit_answer = (200, answer)
+    assert _submit("--server", argo.url, "-n", NAMESPACE, "--token", TOKEN) == 2
+    line = _error(capsys)
+    assert "did not answer like an Argo server" in line or "without a workflow name" in line
+    assert "submitted None" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("poll", ["-1", "0", "nan", "inf"])
+def test_a_poll_interval_must_be_positive(argo: FakeArgo, poll: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _submit("--server", argo.url, "-n", NAMESPACE, "--token", TOKEN, "--watch", f"--poll={poll}") == 2
+    assert "--poll" in _error(capsys) and argo.requests == []
+
+
+def test_a_server_that_trickles_hits_the_overall_deadline(capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import workflows.submit
+
+    stop = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def trickle() -> None:  # each byte comes well within the per-read timeout; the answer never ends
+        conn, _ = listener.accept()
+        with conn:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100000:
+                if stop.wait(0.2):
+                    return
+                conn.sendall(bytes([byte]))
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    monkeypatch.setattr(workflows.submit, "DEADLINE_SECONDS", 1)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+    try:
+        assert _submit("--server", f"http://127.0.0.1:{listener.getsockname()[1]}", "-n", NAMESPACE, "--token", TOKEN) == 2
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+    assert "did not answer within 1s" in _error(capsys)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 
+import pytest
 import yaml
 
+from workflows.argo_expr import evaluate
 from workflows.nightly import build_nightly
-from workflows.pipeline import PIPELINE_NAME, build_pipeline
+from workflows.pipeline import PIPELINE_NAME, POD_GPUS_ENV, build_pipeline
 from workflows.render import RENDERED_DIR, manifests, render, stale
 
 
@@ -57,6 +60,8 @@ def test_steps_run_their_module_and_get_secrets_from_kubernetes() -> None:
             continue
         assert t["container"]["command"] == ["python", "-m", f"steps.{name}"]
         for env in t["container"].get("env", []):
+            if env["name"] == POD_GPUS_ENV:  # the pod's GPU count: the one literal
+                continue
             assert "value" not in env, f"{name}: env {env['name']} must come from a Secret, not a literal"
     rendered = "\n".join(yaml.safe_dump(m) for _, m in manifests().values())
     assert "password" not in rendered.lower()
@@ -75,13 +80,67 @@ def test_rendered_manifests_pass_the_strict_lint() -> None:
     assert [str(p) for p in lint_paths(sorted(RENDERED_DIR.glob("*.yaml")))] == []
 
 
-def test_train_is_retried_when_its_pod_is_preempted() -> None:
-    # Spot GPU nodes are reclaimed: Argo reruns the pod and train resumes from its checkpoints.
-    # Only preemption is retried (a vanished pod, or exit 143 from the SIGTERM handler); a user
-    # error would fail again. The limit is a string (Argo's IntOrString), as Hera's models expect.
-    strategy = _templates()["train"]["retryStrategy"]
-    assert strategy["limit"] == "3" and strategy["retryPolicy"] == "Always"
-    assert "lastRetry.status == 'Error'" in strategy["expression"] and "== 143" in strategy["expression"]
+def _retry_scope(phase: str, message: str, exit_code: str | None) -> dict[str, str]:
+    """What Argo binds for retryStrategy.expression after a failed attempt: workflow/controller/
+    operator.go, `buildRetryStrategyLocalScope` (exitCode "-1" when the node has no exit code)."""
+    return {"lastRetry.status": phase, "lastRetry.message": message,
+            "lastRetry.exitCode": "-1" if exit_code is None else exit_code, "lastRetry.duration": "812.4"}
+
+
+# Each attempt as Argo's controller reports it (workflow/controller/operator.go): `inferFailedReason`
+# returns (Failed, pod.Status.Message) when the pod has a status message, else (Failed, "main:
+# <reason> (exit code N)") for the main container, else (Failed, "pod failed: neither main nor wait
+# container completed successfully"); `podReconciliation` marks a pod that vanished Error "pod
+# deleted"; `assessNodeStatus` sets outputs.exitCode from the main container's terminated state
+# (`getExitCode`), absent when it never terminated.
+PREEMPTED = {
+    "spot node shutdown, handler exited 143": ("Failed", "Pod was terminated in response to imminent node shutdown.", "143"),
+    "spot node shutdown, main never finished": ("Failed", "Pod was terminated in response to imminent node shutdown.", None),
+    "node shutting down at admission": ("Failed", "Pod was rejected as the node is shutting down.", None),
+    "SIGKILL after the grace period": ("Failed", "main: Error (exit code 137)", "137"),
+    "SIGTERM handler exit": ("Failed", "main: Error (exit code 143)", "143"),
+    "node gone, containers never terminated": ("Failed", "pod failed: neither main nor wait container completed successfully", None),
+    "pod deleted": ("Error", "pod deleted", None),
+    "wait container killed": ("Error", "wait: Error (exit code 137)", "137"),
+}
+NOT_RETRIED = {
+    "bad config": ("Failed", "main: Error (exit code 2)", "2"),
+    "a bug": ("Failed", "main: Error (exit code 1)", "1"),
+    "OOMKilled": ("Failed", "main: OOMKilled (exit code 137)", "137"),
+    "template deadline": ("Failed", "Pod was active on the node longer than the specified deadline", "143"),
+}
+
+
+@pytest.mark.parametrize("step", ["train", "evaluate"])
+@pytest.mark.parametrize("case", sorted(PREEMPTED))
+def test_preempted_or_deleted_pods_are_retried(step: str, case: str) -> None:
+    strategy = _templates()[step]["retryStrategy"]
+    # retryPolicy Always: the expression alone decides (processNodeRetries; docs/retries.md).
+    assert strategy["retryPolicy"] == "Always"
+    assert evaluate(strategy["expression"], _retry_scope(*PREEMPTED[case])) is True
+
+
+@pytest.mark.parametrize("step", ["train", "evaluate"])
+@pytest.mark.parametrize("case", sorted(NOT_RETRIED))
+def test_what_would_fail_again_is_not_retried(step: str, case: str) -> None:
+    strategy = _templates()[step]["retryStrategy"]
+    assert evaluate(strategy["expression"], _retry_scope(*NOT_RETRIED[case])) is False
+
+
+def test_retry_limits_are_argo_int_or_strings() -> None:
+    templates = _templates()
+    assert templates["train"]["retryStrategy"]["limit"] == "3" and templates["evaluate"]["retryStrategy"]["limit"] == "2"
+
+
+def test_every_step_has_a_deadline_and_the_run_too() -> None:
+    manifest = build_pipeline().to_dict()["spec"]
+    assert manifest["activeDeadlineSeconds"] > max(t.get("activeDeadlineSeconds", 0) for t in manifest["templates"])
+    for t in manifest["templates"]:
+        if "container" in t:
+            assert t["activeDeadlineSeconds"] > 0, t["name"]
+            assert "ephemeral-storage" in t["container"]["resources"]["requests"], t["name"]
+            assert json.loads(t["podSpecPatch"])["terminationGracePeriodSeconds"] >= 15, t["name"]
+    assert manifest["podGC"]["strategy"] and manifest["ttlStrategy"]["secondsAfterFailure"] > 0
 
 
 def test_gpu_steps_get_a_memory_backed_dev_shm() -> None:
@@ -130,3 +189,14 @@ def test_train_mirrors_checkpoints_per_run_so_a_retried_pod_resumes() -> None:
     args = _templates()["train"]["container"]["args"]
     assert args[args.index("--checkpoint-root") + 1] == "{{inputs.parameters.checkpoint-root}}"
     assert args[args.index("--run-id") + 1] == "{{workflow.name}}"  # the same across retries
+
+
+def test_the_expression_subset_refuses_what_it_cannot_evaluate() -> None:
+    from workflows.argo_expr import ExprError
+
+    scope = _retry_scope("Failed", "main: Error (exit code 2)", "2")
+    assert evaluate("!(asInt(lastRetry.exitCode) in [1, 2]) || lastRetry.status != 'Failed'", scope) is False
+    assert evaluate("lastRetry.exitCode == 2", scope) is False  # a string is never equal to a number in expr
+    for bad in ("lastRetry.duration > 10", "lastRetry.nope == 'x'", "asInt(lastRetry.message) == 1", "lastRetry.status"):
+        with pytest.raises(ExprError):
+            evaluate(bad, scope)

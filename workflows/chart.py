@@ -26,7 +26,7 @@ import yaml
 
 from workflows.images import STEP_IMAGES
 from workflows.nightly import build_nightly
-from workflows.pipeline import DATABASE_SECRET, GIT_SECRET, WEBHOOK_SECRET, build_pipeline
+from workflows.pipeline import DATABASE_SECRET, GIT_SECRET, POD_GPUS_ENV, WEBHOOK_SECRET, build_pipeline
 
 CHART_DIR = Path(__file__).resolve().parents[1] / "charts" / "trainyard"
 HEADER = (
@@ -94,8 +94,13 @@ def _container_holes(template: dict[str, Any]) -> list[Hole]:
         Hole((*base, "container", "resources"), f'include "trainyard.resources" {step}'),
         Hole((*base, "nodeSelector"), f'include "trainyard.nodeSelector" {step}', create=True),
         Hole((*base, "tolerations"), f'include "trainyard.tolerations" {step}', create=True),
+        Hole((*base, "activeDeadlineSeconds"), f".Values.steps.{name}.activeDeadlineSeconds | toJson"),
+        Hole((*base, "podSpecPatch"), f'include "trainyard.podSpecPatch" {step}'),
         *_secret_holes(template, base),
     ]
+    env = [item["name"] for item in template["container"].get("env", [])]
+    if POD_GPUS_ENV in env:  # train uses the GPUs its pod was given
+        holes.append(Hole((*base, "container", "env", _named(POD_GPUS_ENV), "value"), f'include "trainyard.podGpus" {step}'))
     if "retryStrategy" in template:
         holes.append(Hole((*base, "retryStrategy", "limit"), f".Values.steps.{name}.retries | toString | toJson"))
     if any(v["name"] == "dshm" for v in template.get("volumes", [])):
@@ -112,12 +117,16 @@ def pipeline_holes(manifest: dict[str, Any]) -> list[Hole]:
         Hole(("metadata", "labels"), 'include "trainyard.labelsJson" (list . "pipeline")'),
         Hole((*parameters, _named("dataset-repo"), "value"), ".Values.workflow.datasetRepo | toJson"),
         Hole((*parameters, _named("config"), "value"), ".Values.workflow.config | toJson"),
-        Hole((*parameters, _named("overrides"), "value"), 'include "trainyard.overrides" .'),
+        Hole((*parameters, _named("chart-overrides"), "value"), 'include "trainyard.overrides" .'),
         Hole((*parameters, _named("checkpoint-root"), "value"), 'include "trainyard.checkpointRoot" .'),
         Hole(("spec", "serviceAccountName"), 'include "trainyard.serviceAccountName" . | toJson'),
         Hole(("spec", "artifactRepositoryRef", "configMap"), 'include "trainyard.artifactRepositories" . | toJson'),
         Hole(("spec", "securityContext"), ".Values.podSecurityContext | toJson"),
         Hole(("spec", "imagePullSecrets"), ".Values.imagePullSecrets | toJson", create=True),
+        Hole(("spec", "activeDeadlineSeconds"), ".Values.workflow.activeDeadlineSeconds | toJson"),
+        Hole(("spec", "podGC"), ".Values.podGC | toJson"),
+        Hole(("spec", "ttlStrategy"), ".Values.ttlStrategy | toJson"),
+        Hole(("spec", "podPriorityClassName"), ".Values.priorityClassName | default nil | toJson", create=True),
     ]
     for template in manifest["spec"]["templates"]:
         if "container" in template:
@@ -135,11 +144,16 @@ def nightly_holes(manifest: dict[str, Any]) -> list[Hole]:
     ]
 
 
+# A nightly run without a dataset repo fails every night: it is installed only once one is set.
+NIGHTLY_CONDITION = ('and .Values.nightly.enabled '
+                     '(or .Values.workflow.datasetRepo (index (default (dict) .Values.nightly.parameters) "dataset-repo"))')
+
+
 def generated_templates() -> list[GeneratedTemplate]:
     pipeline, nightly = build_pipeline().to_dict(), build_nightly().to_dict()
     return [
         GeneratedTemplate("workflowtemplate.yaml", "pipeline.py", pipeline, pipeline_holes(pipeline)),
-        GeneratedTemplate("cronworkflow.yaml", "nightly.py", nightly, nightly_holes(nightly), ".Values.nightly.enabled"),
+        GeneratedTemplate("cronworkflow.yaml", "nightly.py", nightly, nightly_holes(nightly), NIGHTLY_CONDITION),
     ]
 
 

@@ -14,11 +14,14 @@ generator (workflows/chart.py) swaps exactly those fields for Helm values.
 
 from __future__ import annotations
 
+import json
+
 from hera.workflows import (
     DAG,
     Artifact,
     Container,
     EmptyDirVolume,
+    Env,
     NoneArchiveStrategy,
     Parameter,
     Resources,
@@ -45,13 +48,23 @@ WORKFLOW_PARAMETERS = {
     "annotation-version": ("", "annotation tag to record, e.g. annotations/v3; empty: the newest"),
     "config": ("configs/cluster.yaml", "pipeline config file inside the step images"),
     "overrides": ("", "config overrides, space-separated KEY=VALUE, e.g. 'train.iterations=500'"),
+    # Set by the Helm install (model registry, workflow.overrides) and applied before `overrides`, so
+    # a run's own `-p overrides=...` adds to the install's settings instead of replacing them.
+    "chart-overrides": ("", "config overrides of the install, applied before `overrides`"),
+    "force-retrain": ("false", "true: train even when the dataset version is not new and a model was already "
+                      "trained on it"),
     "webhook-url": ("", "URL the exit handler POSTs a run summary to; empty: the webhook Secret's, if any"),
     "checkpoint-root": (CHECKPOINT_ROOT, "durable checkpoints of train, ROOT/<workflow name>: a retried pod resumes "
                         "from them; empty: off"),
 }
 # Where GPU steps land (GKE labels its accelerator nodes with `cloud.google.com/gke-accelerator`).
 GPU_NODE_SELECTOR = {"cloud.google.com/gke-accelerator": "nvidia-l4"}
-GPU_TOLERATIONS = [m.Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")]
+# GPU steps tolerate GKE's GPU taint and the spot taint docs/cluster.md puts on a spot pool, so they
+# schedule on an on-demand or a spot GPU pool alike (`steps.<step>.spot` then forces spot).
+GPU_TOLERATIONS = [
+    m.Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),
+    m.Toleration(key="cloud.google.com/gke-spot", operator="Equal", value="true", effect="NoSchedule"),
+]
 GPU_STEPS = ("train", "evaluate")
 DATABASE_SECRET = ("trainyard-database", "url")
 WEBHOOK_SECRET = ("trainyard-webhook", "url")  # optional: without it the summary is only stored
@@ -65,9 +78,32 @@ ARTIFACT_REPOSITORY = ("trainyard-artifact-repositories", "gcs")  # ConfigMap, k
 SHM_SIZE = "8Gi"
 # Spot GPU nodes get preempted: Argo reruns the pod and train resumes from its checkpoints.
 TRAIN_RETRIES = "3"
-# Retry only what preemption looks like: the pod vanished (Error) or our SIGTERM handler's exit
-# 143. A bad config (exit 2) or an OOM kill would fail the same way again: no GPU hours wasted.
-TRAIN_RETRY_WHEN = "lastRetry.status == 'Error' || asInt(lastRetry.exitCode) == 143"
+# Retry every way Argo reports a preempted or vanished pod, and nothing that would fail again
+# (workflow/controller/operator.go: `inferFailedReason` maps a pod with a status message, such as
+# kubelet's node-shutdown one, to Failed with that message; a deleted pod becomes Error "pod
+# deleted"; `buildRetryStrategyLocalScope` gives exitCode "-1" when the main container never
+# finished). 137 (SIGKILL) and 143 (our SIGTERM exit) are retried unless the kill was an OOM or a
+# deadline; a bad config exits 2 and a bug exits 1: not retried. See docs/cluster.md.
+PREEMPTION_RETRY_WHEN = (
+    "lastRetry.status == 'Error'"
+    " || lastRetry.message matches 'imminent node shutdown|node is shutting down'"
+    " || (asInt(lastRetry.exitCode) in [-1, 137, 143] && !(lastRetry.message matches 'OOMKilled|deadline'))"
+)
+EVALUATE_RETRIES = "2"
+# Kubernetes' default grace period; GKE gives spot pods at most ~15 s on node shutdown anyway, so
+# the SIGTERM path only writes a local checkpoint and never starts an upload.
+GRACE_SECONDS = 30
+# Per-template limits (activeDeadlineSeconds) so no pod runs forever; the workflow's deadline also
+# fails pods still Pending (operator.go, `failNodesWithoutCreatedPodsAfterDeadlineOrShutdown`).
+DEADLINES = {"record": 3600, "train": 86400, "evaluate": 14400, "test": 7200, "notify": 600}
+WORKFLOW_DEADLINE = 172800
+# Scratch space each step may write to its emptyDirs (evaluate downloads every checkpoint).
+EPHEMERAL_STORAGE = {"record": "10Gi", "train": "20Gi", "evaluate": "20Gi", "test": "10Gi", "notify": "1Gi"}
+POD_GC_STRATEGY = "OnPodSuccess"  # failed pods stay for inspection until the workflow's TTL
+TTL_AFTER_SUCCESS = 7 * 86400
+TTL_AFTER_FAILURE = 14 * 86400
+# Train gets the pod's GPU count here (the chart's steps.train.gpus): it trains on all of them.
+POD_GPUS_ENV = "TRAINYARD_POD_GPUS"
 RUN_AS = 10001  # the non-root UID and GID of every trainyard image (images/*/Dockerfile)
 POD_SECURITY_CONTEXT = m.PodSecurityContext(
     run_as_non_root=True, run_as_user=RUN_AS, run_as_group=RUN_AS, fs_group=RUN_AS,
@@ -84,7 +120,12 @@ def _inputs(*names: str) -> list[Parameter]:
 
 
 def _config_args(scope: str = "inputs") -> list[str]:
-    return ["--config", f"{{{{{scope}.parameters.config}}}}", "--set-list", f"{{{{{scope}.parameters.overrides}}}}"]
+    # The install's overrides first, then the run's: later ones win, both survive a `-p overrides`.
+    overrides = f"{{{{{scope}.parameters.chart-overrides}}}} {{{{{scope}.parameters.overrides}}}}"
+    return ["--config", f"{{{{{scope}.parameters.config}}}}", "--set-list", overrides]
+
+
+CONFIG_INPUTS = ("config", "chart-overrides", "overrides")
 
 
 def _secret_env(variable: str, secret: tuple[str, str], optional: bool = False) -> SecretEnv:
@@ -114,10 +155,16 @@ def _scratch(*extra: EmptyDirVolume) -> list[EmptyDirVolume]:
     return [EmptyDirVolume(name="work", mount_path=WORK_ROOT), EmptyDirVolume(name="tmp", mount_path="/tmp"), *extra]
 
 
+def _resources(name: str, cpu: str, memory: str, gpus: int | None = None) -> Resources:
+    return Resources(cpu_request=cpu, memory_request=memory, ephemeral_request=EPHEMERAL_STORAGE[name], gpus=gpus)
+
+
 def _step(name: str, args: list[str], volumes: list[EmptyDirVolume] | None = None, **kwargs) -> Container:
-    """A container template running `python -m steps.<name>` in its image, hardened."""
+    """A container template running `python -m steps.<name>` in its image, hardened, with a deadline."""
     return Container(
         name=name,
+        active_deadline_seconds=DEADLINES[name],
+        pod_spec_patch=json.dumps({"terminationGracePeriodSeconds": GRACE_SECONDS}, separators=(",", ":")),
         image=step_image(name),
         image_pull_policy=IMAGE_PULL_POLICY,
         command=["python", "-m", f"steps.{name}"],
@@ -132,7 +179,7 @@ def _gpu_step(name: str, args: list[str], **kwargs) -> Container:
     shm = EmptyDirVolume(name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=SHM_SIZE)
     return _step(
         name, args, volumes=_scratch(shm),
-        resources=Resources(cpu_request="4", memory_request="16Gi", gpus=1),
+        resources=_resources(name, "4", "16Gi", gpus=1),
         node_selector=GPU_NODE_SELECTOR,
         tolerations=GPU_TOLERATIONS,
         **kwargs,
@@ -147,12 +194,17 @@ def record_template() -> Container:
             "--annotation-version", "{{inputs.parameters.annotation-version}}",
             *_config_args(),
             "--output-version", f"{OUT}/dataset-version",
+            "--output-needs-training", f"{OUT}/needs-training",
         ],
-        inputs=_inputs("dataset-repo", "annotation-version", "config", "overrides"),
-        outputs=[_output_parameter("dataset-version")],
+        inputs=_inputs("dataset-repo", "annotation-version", *CONFIG_INPUTS),
+        outputs=[_output_parameter("dataset-version"), _output_parameter("needs-training")],
         env=[*_database_env(), *_git_env()],
-        resources=Resources(cpu_request="1", memory_request="2Gi"),
+        resources=_resources("record", "1", "2Gi"),
     )
+
+
+def _preemption_retry(limit: str) -> RetryStrategy:
+    return RetryStrategy(limit=limit, retry_policy="Always", expression=PREEMPTION_RETRY_WHEN)
 
 
 def train_template() -> Container:
@@ -166,10 +218,11 @@ def train_template() -> Container:
             "--checkpoint-root", "{{inputs.parameters.checkpoint-root}}",
             "--run-id", "{{workflow.name}}",
         ],
-        inputs=_inputs("dataset-repo", "dataset-version", "config", "overrides", "checkpoint-root"),
+        inputs=_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, "checkpoint-root"),
         outputs=[_folder("checkpoints", f"{OUT}/train")],
-        env=_git_env(),
-        retry_strategy=RetryStrategy(limit=TRAIN_RETRIES, retry_policy="Always", expression=TRAIN_RETRY_WHEN),
+        # Empty with one GPU (and on a laptop): train.gpus decides; the chart sets it above one.
+        env=[*_git_env(), Env(name=POD_GPUS_ENV, value="")],
+        retry_strategy=_preemption_retry(TRAIN_RETRIES),
     )
 
 
@@ -186,10 +239,18 @@ def evaluate_template() -> Container:
             "--output-promoted", f"{OUT}/promoted",
             "--output-model-uri", f"{OUT}/model-uri",
         ],
-        inputs=[*_inputs("dataset-repo", "dataset-version", "config", "overrides"), Artifact(name="checkpoints", path=f"{IN}/train")],
+        inputs=[*_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS), Artifact(name="checkpoints", path=f"{IN}/train")],
         outputs=[_folder("evaluation", f"{OUT}/evaluation"), _output_parameter("promoted"), _output_parameter("model-uri")],
         env=[*_database_env(), *_git_env()],
+        # Evaluate may land on spot GPUs too; it starts over cheaply, so the same rule applies.
+        retry_strategy=_preemption_retry(EVALUATE_RETRIES),
     )
+
+
+def _page(name: str) -> Artifact:
+    # One self-contained HTML file: the Argo UI shows an artifact inline only when its key ends in
+    # .html (a folder cannot be browsed on GCS); see steps/report_page.py.
+    return Artifact(name=name, path=f"{OUT}/pages/{name}.html", archive=NoneArchiveStrategy())
 
 
 def test_template() -> Container:
@@ -199,13 +260,19 @@ def test_template() -> Container:
             "--repo", "{{inputs.parameters.dataset-repo}}",
             "--dataset-version", "{{inputs.parameters.dataset-version}}",
             *_config_args(),
-            "--model", "production",
+            # The model this run selected (evaluate's output), promoted or not; production beside it.
+            "--model", "{{inputs.parameters.model-uri}}",
+            "--compare", "production",
             "--output", f"{OUT}/report",
+            "--test-page", f"{OUT}/pages/test-report.html",
+            "--evaluation", f"{IN}/evaluation",
+            "--evaluation-page", f"{OUT}/pages/evaluation-report.html",
         ],
-        inputs=_inputs("dataset-repo", "dataset-version", "config", "overrides"),
-        outputs=[_folder("report", f"{OUT}/report")],
+        inputs=[*_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, "model-uri"),
+                Artifact(name="evaluation", path=f"{IN}/evaluation")],
+        outputs=[_folder("report", f"{OUT}/report"), _page("test-report"), _page("evaluation-report")],
         env=_git_env(),
-        resources=Resources(cpu_request="2", memory_request="8Gi"),
+        resources=_resources("test", "2", "8Gi"),
     )
 
 
@@ -229,7 +296,7 @@ def notify_template() -> Container:
             *_config_args("workflow"),
         ],
         env=[*_database_env(), _secret_env("TRAINYARD_WEBHOOK_URL", WEBHOOK_SECRET, optional=True)],
-        resources=Resources(cpu_request="100m", memory_request="256Mi"),
+        resources=_resources("notify", "100m", "256Mi"),
         retry_strategy=RetryStrategy(limit="2"),
     )
 
@@ -238,9 +305,15 @@ def _pass(*names: str) -> dict[str, str]:
     return {name: f"{{{{workflow.parameters.{name}}}}}" for name in names}
 
 
+# Train, evaluate and test run only when record says the data is new or untrained (or a run forces
+# it). Quoted: a hostile parameter value stays one string in Argo's govaluate `when`.
+TRAIN_WHEN = ("'{{tasks.record.outputs.parameters.needs-training}}' == 'true'"
+              " || '{{workflow.parameters.force-retrain}}' == 'true'")
+
+
 def build_pipeline() -> WorkflowTemplate:
     dataset_version = {"dataset-version": "{{tasks.record.outputs.parameters.dataset-version}}"}
-    common = _pass("dataset-repo", "config", "overrides")
+    common = _pass("dataset-repo", *CONFIG_INPUTS)
     name, key = ARTIFACT_REPOSITORY
     with WorkflowTemplate(
         name=PIPELINE_NAME,
@@ -249,6 +322,9 @@ def build_pipeline() -> WorkflowTemplate:
         service_account_name=SERVICE_ACCOUNT,
         artifact_repository_ref=m.ArtifactRepositoryRef(config_map=name, key=key),
         security_context=POD_SECURITY_CONTEXT,
+        active_deadline_seconds=WORKFLOW_DEADLINE,
+        pod_gc=m.PodGC(strategy=POD_GC_STRATEGY),
+        ttl_strategy=m.TTLStrategy(seconds_after_success=TTL_AFTER_SUCCESS, seconds_after_failure=TTL_AFTER_FAILURE),
         labels={"app.kubernetes.io/name": "trainyard", "app.kubernetes.io/component": "pipeline"},
         annotations={"workflows.argoproj.io/description": "Record, train, evaluate and test a Mask R-CNN model."},
         arguments=[Parameter(name=name, value=value, description=text) for name, (value, text) in WORKFLOW_PARAMETERS.items()],
@@ -257,14 +333,24 @@ def build_pipeline() -> WorkflowTemplate:
         notify_template()
         with DAG(name="pipeline"):
             record_task = record(name="record", arguments={**common, **_pass("annotation-version")})
-            train_task = train(name="train", arguments={**common, **dataset_version, **_pass("checkpoint-root")})
+            train_task = train(name="train", when=TRAIN_WHEN,
+                               arguments={**common, **dataset_version, **_pass("checkpoint-root")})
             evaluate_task = evaluate(
                 name="evaluate",
+                when=TRAIN_WHEN,
                 arguments=[
                     *[Parameter(name=k, value=v) for k, v in {**common, **dataset_version}.items()],
                     m.Artifact(name="checkpoints", from_="{{tasks.train.outputs.artifacts.checkpoints}}"),
                 ],
             )
-            test_task = test(name="test", arguments={**common, **dataset_version})
+            test_task = test(
+                name="test",
+                when=TRAIN_WHEN,
+                arguments=[
+                    *[Parameter(name=k, value=v) for k, v in {
+                        **common, **dataset_version, "model-uri": "{{tasks.evaluate.outputs.parameters.model-uri}}"}.items()],
+                    m.Artifact(name="evaluation", from_="{{tasks.evaluate.outputs.artifacts.evaluation}}"),
+                ],
+            )
             record_task >> train_task >> evaluate_task >> test_task
     return template

@@ -5,23 +5,29 @@ What is sent is Argo's submit request (`POST /api/v1/workflows/{namespace}/submi
 template the Helm chart installed, exactly as `argo submit --from workflowtemplate/...` does.
 Where the server is and who we are come from flags or the environment variables the `argo` CLI
 reads (ARGO_SERVER, ARGO_SECURE, ARGO_INSECURE_SKIP_VERIFY, ARGO_TOKEN, ARGO_NAMESPACE,
-ARGO_BASE_HREF). Every failure a user can cause is one line naming the server and the fix.
+ARGO_BASE_HREF), then, like the argo CLI, from the kubeconfig's current context (namespace, and
+the user's token or credential plugin). Every failure a user can cause is one line naming the
+server and the fix; every call has an overall deadline.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
+from steps.deadline import call_with_deadline
 from steps.errors import ConfigError, ExternalError, InputError
+from workflows.kubeconfig import KubeContext, current_context
 from workflows.pipeline import PIPELINE_NAME, WORKFLOW_PARAMETERS
 
-REQUEST_TIMEOUT_SECONDS = 30
+REQUEST_TIMEOUT_SECONDS = 30  # per socket operation
+DEADLINE_SECONDS = 60  # per call, overall: a server that trickles its answer cannot hang us
 FINISHED = {"Succeeded", "Failed", "Error"}
 PORT_FORWARD_HINT = "e.g. `kubectl -n argo port-forward svc/argo-server 2746:2746` and ARGO_SERVER=localhost:2746"
 
@@ -38,6 +44,8 @@ class ArgoServer:
     namespace: str
     token: str | None = None
     verify_ssl: bool = True
+    # Where a kubeconfig token came from, to fetch a fresh one when it expires (None: a given token).
+    kube: KubeContext | None = field(default=None, compare=False)
 
     @classmethod
     def resolve(cls, server: str | None = None, namespace: str | None = None, token: str | None = None,
@@ -53,11 +61,18 @@ class ArgoServer:
             raise ConfigError(f"Argo server {address!r}: use host:port or an http(s):// URL")
         base_href = environ.get("ARGO_BASE_HREF", "").strip("/")
         url = address.rstrip("/") + (f"/{base_href}" if base_href else "")
+        namespace = namespace or environ.get("ARGO_NAMESPACE")
+        token = token or environ.get("ARGO_TOKEN") or None
+        kube = current_context(environ) if not (namespace and token) else None
+        from_kube = kube is not None and token is None
+        if from_kube:
+            token = kube.token()
         return cls(
             url=url,
-            namespace=namespace or environ.get("ARGO_NAMESPACE") or "default",
-            token=token or environ.get("ARGO_TOKEN") or None,
+            namespace=namespace or (kube.namespace if kube else "default"),
+            token=token,
             verify_ssl=not (insecure_skip_verify or _true(environ.get("ARGO_INSECURE_SKIP_VERIFY"))),
+            kube=kube if from_kube and token else None,
         )
 
     def ui_link(self, name: str) -> str:
@@ -96,15 +111,18 @@ class _Session(requests.Session):
         raise ArgoAPIError(response.status_code, message or response.reason or "")
 
 
-def parse_parameters(items: Sequence[str]) -> list[str]:
-    """`NAME=VALUE` items, checked against the pipeline's parameters before anything is sent."""
+def parse_parameters(items: Sequence[str], known: Sequence[str] | None = tuple(WORKFLOW_PARAMETERS),
+                     template: str = PIPELINE_NAME) -> list[str]:
+    """`NAME=VALUE` items, checked against `known`: the installed template's parameters (the
+    server's copy, which may be older or newer than this code) before anything is submitted;
+    None checks the form only."""
     parameters = []
     for item in items:
         name, sep, _ = item.partition("=")
         if not sep:
             raise InputError(f"--param {item!r}: expected NAME=VALUE, e.g. --param annotation-version=annotations/v2")
-        if name not in WORKFLOW_PARAMETERS:
-            raise InputError(f"--param {name}: not a parameter of {PIPELINE_NAME} (known: {', '.join(WORKFLOW_PARAMETERS)})")
+        if known is not None and name not in known:
+            raise InputError(f"--param {name}: not a parameter of the installed {template} (known: {', '.join(known)})")
         parameters.append(item)
     return parameters
 
@@ -119,6 +137,13 @@ class ArgoClient:
         self.service = WorkflowsService(host=server.url + "/", token=server.token, namespace=server.namespace,
                                         verify_ssl=server.verify_ssl, session=_Session())
 
+    def template_parameters(self, template: str = PIPELINE_NAME) -> list[str]:
+        """The parameter names of the template installed on the server."""
+        installed = self._call("read workflowtemplates", template,
+                               lambda: self.service.get_workflow_template(template, namespace=self.server.namespace))
+        arguments = getattr(getattr(installed, "spec", None), "arguments", None)
+        return [p.name for p in (getattr(arguments, "parameters", None) or [])]
+
     def submit(self, parameters: Sequence[str], template: str = PIPELINE_NAME) -> str:
         """Submit a run of `template`; returns the new workflow's name."""
         from hera.workflows.models import SubmitOpts, WorkflowSubmitRequest
@@ -129,17 +154,33 @@ class ArgoClient:
         )
         workflow = self._call("submit workflows", template,
                               lambda: self.service.submit_workflow(request, namespace=self.server.namespace))
-        return workflow.metadata.name
+        name = getattr(getattr(workflow, "metadata", None), "name", None)
+        if not name:  # never print "submitted None": the server's answer is not a created workflow
+            raise ExternalError(f"the Argo server at {self.server.url} accepted the submission but answered without "
+                                f"a workflow name; check `argo list -n {self.server.namespace}` before submitting again")
+        return name
 
     def status(self, name: str) -> Any:
         """The workflow's status (phase, nodes, message)."""
         workflow = self._call("read workflows", name, lambda: self.service.get_workflow(name, namespace=self.server.namespace))
         return workflow.status
 
+    def refresh_token(self) -> bool:
+        """A fresh token from the kubeconfig's credential plugin (GKE's expire after an hour);
+        False when the token was given (flag or ARGO_TOKEN) and cannot be refreshed here."""
+        if self.server.kube is None:
+            return False
+        token = self.server.kube.token()
+        if not token or token == self.service.token:
+            return False
+        self.service.token = token
+        return True
+
     def _call(self, action: str, resource: str, call: Callable[[], Any]) -> Any:
         server, namespace = self.server.url, self.server.namespace
         try:
-            return call()
+            return call_with_deadline(call, DEADLINE_SECONDS,
+                                      f"the Argo server at {server} did not answer within {DEADLINE_SECONDS}s")
         except ArgoAPIError as exc:
             raise ExternalError(self._explain(exc, action, resource)) from None
         except requests.exceptions.SSLError as exc:
@@ -150,7 +191,7 @@ class ArgoClient:
         except requests.exceptions.ConnectionError as exc:
             raise ExternalError(f"cannot reach the Argo server at {server} ({_reason(exc)}); check --server or "
                                 f"ARGO_SERVER, {PORT_FORWARD_HINT}") from None
-        except ValueError:  # a 2xx answer that is not a workflow: something else listens there
+        except (ValueError, TypeError, AttributeError):  # a 2xx answer that is not a workflow: something else listens there
             raise ExternalError(f"{server} did not answer like an Argo server (namespace {namespace}); "
                                 "check --server or ARGO_SERVER") from None
 
@@ -181,10 +222,14 @@ def _reason(exc: Exception) -> str:
 
 def watch(client: ArgoClient, name: str, echo: Callable[[str], None] = print, poll_seconds: float = 5.0) -> str:
     """Follow a workflow's pods until it finishes; prints each step as its phase changes.
-    Returns the final phase (Succeeded, Failed or Error)."""
+    Returns the final phase (Succeeded, Failed or Error).
+
+    A multi-hour run outlives a one-hour token: on a 401 the token is refreshed from the kubeconfig
+    when it came from there; otherwise the error says the run goes on and how to watch it again."""
+    check_poll(poll_seconds)
     seen: dict[str, str] = {}
     while True:
-        status = client.status(name)
+        status = _status_or_resume_hint(client, name)
         for node in _pods(status):
             phase = node.phase or "Pending"
             if seen.get(node.id) != phase:
@@ -197,6 +242,25 @@ def watch(client: ArgoClient, name: str, echo: Callable[[str], None] = print, po
             echo(f"{name} {phase}{message}")
             return phase
         time.sleep(poll_seconds)
+
+
+def check_poll(seconds: float) -> None:
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InputError(f"--poll {seconds}: must be a positive number of seconds, e.g. --poll 5")
+
+
+def _status_or_resume_hint(client: ArgoClient, name: str) -> Any:
+    try:
+        return client.status(name)
+    except ExternalError as exc:
+        if "401" not in str(exc):
+            raise
+        if client.refresh_token():
+            return client.status(name)
+        namespace = client.server.namespace
+        raise ExternalError(f"{exc}. The run {name} goes on; the token expired while watching. Get a fresh token "
+                            f"and resume with `trainyard submit --watch-only {name} -n {namespace}` "
+                            f"(or `argo watch -n {namespace} {name}`)") from None
 
 
 def _pods(status: Any) -> list[Any]:

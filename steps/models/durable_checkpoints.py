@@ -16,6 +16,7 @@ from pathlib import Path
 
 from steps import storage
 from steps.models.checkpoints import is_checkpoint_name, list_checkpoints
+from steps.models.preemption import stopping
 from steps.models.training_log import say
 
 CHECKPOINTS = "checkpoints"
@@ -49,7 +50,11 @@ class CheckpointMirror:
         return wanted
 
     def upload(self, checkpoint: Path) -> None:
-        """Upload one checkpoint, then the current logs."""
+        """Upload one checkpoint, then the current logs; nothing once SIGTERM arrived (the grace
+        period is too short for an upload: the last mirrored checkpoint is what a retry resumes)."""
+        if stopping():
+            say(f"SIGTERM: {checkpoint.name} kept locally, not uploaded; a retry resumes from the last mirrored checkpoint")
+            return
         _upload_file(checkpoint, storage.join(self.uri, CHECKPOINTS, checkpoint.name))
         for sidecar in SIDECARS:
             path = self.out_dir / sidecar

@@ -1,8 +1,11 @@
 """SIGTERM (a preempted or evicted pod) as a request to checkpoint and stop.
 
-Kubernetes sends SIGTERM and waits the grace period before SIGKILL; the training loop finishes its
-current iteration, writes a checkpoint and exits with 143 (128 + SIGTERM) so Argo's retryStrategy
-runs the step again, and that run resumes from the checkpoint.
+Kubernetes sends SIGTERM and waits the grace period before SIGKILL (on a GKE spot node that shuts
+down, about 15 s at most, whatever the pod asks for); the training loop finishes its current
+iteration, writes a checkpoint to local disk only and exits with 143 (128 + SIGTERM). No upload
+starts after SIGTERM: it would not finish in time, and a half-sent upload helps nobody. What a
+retried pod resumes from is the last checkpoint the periodic durable mirror uploaded
+(steps/models/durable_checkpoints.py), so `train.checkpoint_period` bounds the work lost.
 """
 
 from __future__ import annotations
@@ -12,6 +15,12 @@ import threading
 from types import FrameType, TracebackType
 
 EXIT_CODE = 128 + signal.SIGTERM
+_stopping = threading.Event()  # set once this process got SIGTERM; never cleared: the pod is going
+
+
+def stopping() -> bool:
+    """True after this process received SIGTERM inside StopOnSigterm: start no long work."""
+    return _stopping.is_set()
 
 
 class Preempted(SystemExit):
@@ -22,7 +31,7 @@ class Preempted(SystemExit):
         self.iteration = iteration
 
     def __str__(self) -> str:
-        return f"stopped by SIGTERM at iteration {self.iteration} (checkpoint written); rerun to resume"
+        return f"stopped by SIGTERM at iteration {self.iteration} (checkpoint written locally); rerun to resume"
 
 
 class StopOnSigterm:
@@ -35,6 +44,7 @@ class StopOnSigterm:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
+        _stopping.set()
 
     def __enter__(self) -> StopOnSigterm:
         # Signal handlers can only be set from the main thread; elsewhere SIGTERM keeps its default.

@@ -7,6 +7,8 @@ Pydantic checks each value on its own; what depends on several values (a resize 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Mapping
 
 import torch
 
@@ -28,24 +30,42 @@ def cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def world_size(train: TrainConfig, available: int | None = None) -> int:
-    """Processes to train with: 1, or train.gpus when this node has that many CUDA devices."""
-    if train.gpus == 1:
+# The train step's pod sets this to the GPUs it requested (the chart's steps.train.gpus;
+# workflows/pipeline.py POD_GPUS_ENV): on a cluster that count, not train.gpus, decides.
+POD_GPUS_ENV = "TRAINYARD_POD_GPUS"
+
+
+def pod_gpus(environ: Mapping[str, str] = os.environ) -> int | None:
+    """The GPUs the pod was given, or None off a cluster (or for a pod without GPUs)."""
+    value = environ.get(POD_GPUS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ConfigError(f"{POD_GPUS_ENV}={value!r}: expected the pod's GPU count; set steps.train.gpus in the chart")
+    return int(value) or None
+
+
+def world_size(train: TrainConfig, available: int | None = None, environ: Mapping[str, str] = os.environ) -> int:
+    """Processes to train with: the pod's GPU count on a cluster, else train.gpus; 1 for one GPU."""
+    given = pod_gpus(environ)
+    gpus, field = (given, f"the pod's GPU count ({POD_GPUS_ENV}, steps.train.gpus of the chart)") if given else (
+        train.gpus, "train.gpus")
+    if gpus == 1:
         return 1
     available = cuda_device_count() if available is None else available
     if train.device not in ("auto", "cuda"):
-        raise ConfigError(f"train.gpus={train.gpus} needs train.device auto or cuda, not {train.device!r}")
-    if train.gpus > available:
+        raise ConfigError(f"{field} is {gpus}: that needs train.device auto or cuda, not {train.device!r}")
+    if gpus > available:
         raise ConfigError(
-            f"train.gpus={train.gpus} but this node has {available} CUDA device(s); "
-            "lower train.gpus or give the train step's pod that many GPUs"
+            f"{field} is {gpus} but this node has {available} CUDA device(s); "
+            "lower it or give the train step's pod that many GPUs"
         )
-    if train.batch_size % train.gpus:
+    if train.batch_size % gpus:
         raise ConfigError(
-            f"train.batch_size={train.batch_size} does not split evenly over train.gpus={train.gpus}; "
-            "use a multiple of train.gpus"
+            f"train.batch_size={train.batch_size} does not split evenly over {gpus} GPUs ({field}); "
+            f"use a multiple of {gpus}"
         )
-    return train.gpus
+    return gpus
 
 
 def check_train_settings(config: Config, available_gpus: int | None = None) -> int:

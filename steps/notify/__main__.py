@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from steps.cli import add_config_arguments, run_cli
-from steps.config import load_config
+from steps.config import Config, load_config
 
 WEBHOOK_ENV = "TRAINYARD_WEBHOOK_URL"
 
@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ui-base-url", default="", help="Argo UI base URL, e.g. https://argo.example.com")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.overrides, args.set_list)
+    config, notes = _config(args)
 
     from steps.db import Database, resolve_url
     from steps.errors import ExternalError
@@ -49,9 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ui_url = None
     if args.ui_base_url and args.namespace:
         ui_url = f"{args.ui_base_url.rstrip('/')}/workflows/{args.namespace}/{args.run_id}"
+    failures, retries = parse_failures(args.failures)
     outcome = RunOutcome(
         run_id=args.run_id, status=args.status, started_at=started, finished_at=finished_at(started, duration),
-        duration_seconds=duration, failures=parse_failures(args.failures), ui_url=ui_url,
+        duration_seconds=duration, failures=failures, retries=retries, ui_url=ui_url, notes=notes,
     )
     db = Database(resolve_url(config.database.url))
     db.migrate()
@@ -67,6 +68,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ExternalError as exc:
             print(f"notify: warning: {exc}", file=sys.stderr, flush=True)
     return 0
+
+
+def _config(args: argparse.Namespace) -> tuple[Config, list[str]]:
+    """The run's config, or the closest one that loads: the exit handler must record the outcome of
+    a run whose overrides or config file are wrong (that mistake is what it reports)."""
+    from steps.errors import TrainyardError
+
+    attempts = [(args.config, args.overrides, args.set_list), (args.config, [], ""), (None, [], "")]
+    notes: list[str] = []
+    for config_file, overrides, set_list in attempts:
+        try:
+            return load_config(config_file, overrides, set_list), notes
+        except TrainyardError as exc:
+            notes.append(f"config not used: {exc}")
+            print(f"notify: warning: {exc}; recording the outcome with a fallback config", file=sys.stderr, flush=True)
+    raise AssertionError("the built-in defaults always load")  # pragma: no cover
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ database, where the evaluate step wrote them under the same run id.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -23,6 +25,8 @@ class RunOutcome:
     finished_at: str
     duration_seconds: float | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
+    retries: list[dict[str, Any]] = field(default_factory=list)  # attempts that failed, then succeeded on retry
+    notes: list[str] = field(default_factory=list)  # what the exit handler itself could not use
     dataset_version: str | None = None
     model_id: str | None = None
     model_uri: str | None = None
@@ -35,28 +39,64 @@ class RunOutcome:
         return asdict(self)
 
 
-def parse_failures(text: str) -> list[dict[str, Any]]:
-    """Argo's `{{workflow.failures}}`: a JSON list of failed nodes, `null` or empty when none.
+_ATTEMPT = re.compile(r"^(?P<step>.+)\((?P<attempt>\d+)\)$")  # a retry's attempt: `train(0)`
+_GO_LONG_ESCAPE = re.compile(r"\\U([0-9a-fA-F]{8})")
 
-    Anything else (an unexpected shape) is kept as one message rather than lost.
-    """
-    text = text.strip()
-    if not text or text == "null" or text.startswith("{{"):
-        return []
+
+def _unquote_go(text: str) -> str | None:
+    """The string a Go `strconv.Quote` wrote, or None when `text` is not one. Go's escapes are
+    JSON's except `\\U` (8 hex digits, for non-printable runes beyond the BMP) and `\\x`/`\\a`/`\\v`."""
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        return None
+    text = _GO_LONG_ESCAPE.sub(lambda m: json.dumps(chr(int(m.group(1), 16)))[1:-1], text)
+    text = re.sub(r"\\x([0-9a-fA-F]{2})", r"\\u00\1", text).replace("\\a", "\\u0007").replace("\\v", "\\u000b")
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
-        return [{"message": text}]
-    if isinstance(value, list):
-        return [item if isinstance(item, dict) else {"message": str(item)} for item in value]
-    return [{"message": str(value)}]
+        return None
+    return value if isinstance(value, str) else None
+
+
+def parse_failures(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Argo's `{{workflow.failures}}` as (failures, retried attempts).
+
+    Argo sets it to `strconv.Quote(json.Marshal(failedNodes))` (workflow/controller/operator.go,
+    `operate`): a clean run gives the 6 characters `"null"`, a failed run a quoted JSON list of
+    every Failed or Error node. A retried attempt (`train(0)`) whose step (`train`) did not fail
+    in the end was retried successfully: it is a retry, not a failure. Unquoted JSON (older
+    callers) is read too; anything else is kept as one message rather than lost.
+    """
+    text = text.strip()
+    if not text or text.startswith("{{"):
+        return [], []
+    inner = _unquote_go(text)
+    text = inner.strip() if inner is not None else text
+    if text in ("", "null", "[]"):
+        return [], []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return [{"message": text[:2000]}], []
+    if value is None:
+        return [], []
+    if not isinstance(value, list):
+        return [{"message": str(value)[:2000]}], []
+    nodes = [item if isinstance(item, dict) else {"message": str(item)} for item in value]
+    failed_steps = {str(node.get("displayName")) for node in nodes}
+    failures, retries = [], []
+    for node in nodes:
+        attempt = _ATTEMPT.match(str(node.get("displayName") or ""))
+        (failures if not attempt or attempt.group("step") in failed_steps else retries).append(node)
+    return failures, retries
 
 
 def parse_duration(text: str) -> float | None:
+    """`{{workflow.duration}}` in seconds; None when it is not a finite, non-negative number."""
     try:
-        return round(float(text), 3)
-    except ValueError:
+        value = float(text)
+    except (TypeError, ValueError):
         return None
+    return round(value, 3) if math.isfinite(value) and value >= 0 else None
 
 
 def finished_at(started_at: str, duration: float | None) -> str:

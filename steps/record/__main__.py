@@ -20,6 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repo", help="dataset repo (git URL or path); default: dataset.repo")
     parser.add_argument("--annotation-version", default="", help="annotation tag; default: the newest annotations/* tag")
     parser.add_argument("--output-version", type=Path, help="write the recorded dataset version to this file")
+    parser.add_argument("--output-needs-training", type=Path,
+                        help="write true/false: the version is new, or no model was trained on it yet")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
 
@@ -30,6 +32,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output_version:
         args.output_version.parent.mkdir(parents=True, exist_ok=True)
         args.output_version.write_text(result.version)
+    if args.output_needs_training:
+        from steps.db import Database, resolve_url
+        from steps.record.training_needed import needs_training
+
+        needed = needs_training(Database(resolve_url(config.database.url)), result.version, result.created)
+        args.output_needs_training.parent.mkdir(parents=True, exist_ok=True)
+        args.output_needs_training.write_text("true" if needed else "false")
     return 0
 
 

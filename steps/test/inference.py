@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from steps import registry
+from steps import registry, storage
 from steps.config import Config, save_config
 from steps.errors import InputError
 from steps.evaluate.scoring import load_split, predict_split, score
@@ -19,22 +19,60 @@ from steps.jsonio import write_json
 from steps.models import get_backend
 
 
-def _load_model(config: Config, model: str, scratch: Path) -> tuple[object, str]:
-    """A predictor for `model`: `production`, a registered model id, or a checkpoint file."""
-    backend = get_backend(config.model.backend)
-    if Path(model).is_file():
-        return backend.load(Path(model)), Path(model).name
-    model_id = model
+def model_id_of(config: Config, model: str) -> str:
+    """The registered id `model` names: `production`, an id, or a URI under the registry's models/
+    (what evaluate outputs as `model-uri`)."""
     if model == "production":
         current = registry.production(config.promotion.registry)
         if current is None:
             raise InputError(f"{config.promotion.registry}: no production model yet; run evaluate first or pass --model ID")
-        model_id = current["model_id"]
-    folder = registry.fetch_model(config.promotion.registry, model_id, scratch)
+        return current["model_id"]
+    if "/" not in model:
+        return model
+    models = storage.join(config.promotion.registry, "models").rstrip("/") + "/"
+    model_id = model[len(models):].strip("/") if model.startswith(models) else ""
+    if not model_id or "/" in model_id or model_id in (".", ".."):
+        raise InputError(f"--model {model!r}: not a model of the registry {config.promotion.registry} "
+                         f"(expected {models}<id>, a model id or 'production')")
+    return model_id
+
+
+def _load_model(config: Config, model: str, scratch: Path) -> tuple[object, str]:
+    """A predictor for `model`: `production`, a registered model id or URI, or a checkpoint file."""
+    backend = get_backend(config.model.backend)
+    if Path(model).is_file():
+        return backend.load(Path(model)), Path(model).name
+    model_id = model_id_of(config, model)
+    folder = registry.fetch_model(config.promotion.registry, model_id, scratch / model_id)
     return backend.load(folder / "model.pth"), model_id
 
 
-def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, dataset_version: str) -> Path:
+def _production_id(config: Config) -> str | None:
+    current = registry.production(config.promotion.registry)
+    return current["model_id"] if current else None
+
+
+def comparison_table(metrics: dict[str, float], production: dict[str, float] | None,
+                     production_id: str | None = None, compare: bool = False) -> dict[str, str | float]:
+    """This model's scores, with the production model's beside them (on the same test images) when
+    `production` holds them; with `compare` and no production model, a row says so."""
+    table: dict[str, str | float] = {}
+    for key, value in metrics.items():
+        if "/AP-" in key or "_AP-" in key:
+            continue
+        other = (production or {}).get(key)
+        if not isinstance(value, (int, float)) or not isinstance(other, (int, float)):
+            table[key] = value
+        else:
+            table[key] = f"{value:.4f}   production {other:.4f} ({value - other:+.4f})"
+    if compare and production_id is None:
+        table["production"] = "none yet"
+    return table
+
+
+def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, dataset_version: str,
+             compare: bool = False) -> Path:
+    """Test `model`; with `compare`, the production model's scores on the same images beside its own."""
     from steps.metrics import eir, read_plates
     from steps.report import ReportItem, write_test_report
     from steps.visualize import draw_ground_truth, draw_predictions
@@ -44,13 +82,23 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
     gt = load_split(dataset_dir, "test")
     if not gt["images"]:
         raise InputError(f"{dataset_dir}/test.json: the test split is empty; raise dataset.test_fraction")
+    production_id = _production_id(config) if compare else None
+    production_metrics = None
     with tempfile.TemporaryDirectory(prefix="trainyard-test-") as scratch:
         predictor, model_id = _load_model(config, model, Path(scratch))
         print(f"test: model {model_id} on {len(gt['images'])} test images", flush=True)
         results = predict_split(predictor, gt, dataset_dir / "images", config.evaluate.score_threshold)
+        if production_id and production_id != model_id:
+            champion, _ = _load_model(config, production_id, Path(scratch))
+            print(f"test: production model {production_id} on the same images, for comparison", flush=True)
+            production_metrics = score(gt, predict_split(champion, gt, dataset_dir / "images",
+                                                         config.evaluate.score_threshold), config.evaluate)
     metrics = score(gt, results, config.evaluate)
     write_json(out_dir / "predictions.json", results, indent=None)
     write_json(out_dir / "metrics.json", metrics)
+    if compare:
+        write_json(out_dir / "comparison.json", {"model": model_id, "production": production_id,
+                                                 "production_metrics": production_metrics})
 
     plate = config.evaluate.plate_label
     names = {c["id"]: c["name"] for c in gt["categories"]}
@@ -74,9 +122,16 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
             num_detections=len(shown),
             ground_truth_image=draw_ground_truth(picture, annotations, gt["categories"], plate),
         ))
-    table = {key: value for key, value in metrics.items() if "/AP-" not in key and "_AP-" not in key}
+    same = production_id == model_id
+    table = comparison_table(metrics, production_metrics, production_id, compare)
     meta = {"model": model_id, "dataset version": dataset_version, "test images": str(len(gt["images"]))}
-    page = write_test_report(out_dir, items, table, f"trainyard test report: {model_id}", meta)
+    title = f"trainyard test report: {model_id}"
+    if compare:
+        # Say whose report this is: the run's model, in production or not.
+        status = "in production" if same else f"not in production (production: {production_id or 'none yet'})"
+        meta["production"] = status
+        title += f" ({status})"
+    page = write_test_report(out_dir, items, table, title, meta)
     print(f"test: {_brief(metrics)}", flush=True)
     print(f"test: report {page}", flush=True)
     return page

@@ -16,9 +16,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help=f"workflow parameter (repeatable): {', '.join(WORKFLOW_PARAMETERS)}")
     p.add_argument("--watch", action="store_true", help="follow the run until it ends")
+    p.add_argument("--watch-only", metavar="NAME", help="submit nothing: follow the existing run NAME (e.g. after a token expired)")
     p.add_argument("--server", help="Argo server, host:port or URL (default: ARGO_SERVER)")
-    p.add_argument("-n", "--namespace", help="namespace of the installed template (default: ARGO_NAMESPACE or default)")
-    p.add_argument("--token", help="bearer token (default: ARGO_TOKEN)")
+    p.add_argument("-n", "--namespace",
+                   help="namespace of the installed template (default: ARGO_NAMESPACE, else the kubeconfig context's)")
+    p.add_argument("--token", help="bearer token (default: ARGO_TOKEN, else the kubeconfig user's token or credential plugin)")
     p.add_argument("--insecure-skip-verify", action="store_true",
                    help="do not verify the server's TLS certificate (default: ARGO_INSECURE_SKIP_VERIFY)")
     p.add_argument("--template", default=PIPELINE_NAME, help=f"WorkflowTemplate to run (default {PIPELINE_NAME})")
@@ -27,11 +29,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workflows.submit import ArgoClient, ArgoServer, parse_parameters, watch
+    from workflows.submit import ArgoClient, ArgoServer, check_poll, parse_parameters, watch
 
-    parameters = parse_parameters(args.param)
+    check_poll(args.poll)
+    parse_parameters(args.param, known=None)  # the form (NAME=VALUE) before anything is resolved
     server = ArgoServer.resolve(args.server, args.namespace, args.token, args.insecure_skip_verify)
     client = ArgoClient(server)
+    if args.watch_only:
+        return 0 if watch(client, args.watch_only, poll_seconds=args.poll) == "Succeeded" else 1
+    # Names are checked against the installed template, not this checkout's copy of it.
+    parameters = parse_parameters(args.param, client.template_parameters(args.template), args.template) if args.param else []
     name = client.submit(parameters, args.template)
     print(f"submitted {name} in namespace {server.namespace}")
     print(f"  {server.ui_link(name)}")

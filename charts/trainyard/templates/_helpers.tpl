@@ -82,12 +82,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $step := index $root.Values.steps (index . 1) }}
 {{- $tolerations := default (list) $step.tolerations }}
 {{- if $step.spot }}
-{{- $tolerations = concat $tolerations $root.Values.spot.tolerations }}
+{{- $tolerations = concat $tolerations $root.Values.spot.tolerations | uniq }}
 {{- end }}
 {{- toJson $tolerations }}
 {{- end }}
 
-{{/* The `overrides` parameter's default: the model registry bucket, then workflow.overrides. */}}
+{{/* The `chart-overrides` parameter's default: the model registry bucket, then workflow.overrides.
+     Steps apply it before the run's own `overrides`, so `-p overrides=...` keeps these. */}}
 {{- define "trainyard.overrides" -}}
 {{- $parts := list }}
 {{- with .Values.modelRegistry }}
@@ -115,4 +116,29 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $parameters = append $parameters (dict "name" $name "value" (toString $value)) }}
 {{- end }}
 {{- toJson (dict "parameters" $parameters) }}
+{{- end }}
+
+{{/* A step's podSpecPatch, a JSON string (list $ "train"): its grace period and, with a GCP key Secret
+     (artifacts.serviceAccountKeySecret), that key mounted into the main container and named by
+     GOOGLE_APPLICATION_CREDENTIALS, so the steps (DVC push, checkpoint mirror, registry) use the identity
+     Argo's executor uses. Argo merges it into the pod as a strategic merge patch (containers by name). */}}
+{{- define "trainyard.podSpecPatch" -}}
+{{- $root := index . 0 }}
+{{- $step := index $root.Values.steps (index . 1) }}
+{{- $patch := dict "terminationGracePeriodSeconds" (int $step.terminationGracePeriodSeconds) }}
+{{- $key := default (dict) $root.Values.artifacts.serviceAccountKeySecret }}
+{{- if $key.name }}
+{{- $dir := "/var/run/secrets/trainyard/gcp" }}
+{{- $_ := set $patch "volumes" (list (dict "name" "gcp-key" "secret" (dict "secretName" $key.name))) }}
+{{- $env := list (dict "name" "GOOGLE_APPLICATION_CREDENTIALS" "value" (printf "%s/%s" $dir (default "key.json" $key.key))) }}
+{{- $mounts := list (dict "name" "gcp-key" "mountPath" $dir "readOnly" true) }}
+{{- $_ := set $patch "containers" (list (dict "name" "main" "env" $env "volumeMounts" $mounts)) }}
+{{- end }}
+{{- toJson $patch | toJson }}
+{{- end }}
+
+{{/* The pod's GPU count for train (TRAINYARD_POD_GPUS), when more than one: train then uses them all. */}}
+{{- define "trainyard.podGpus" -}}
+{{- $gpus := int (default 0 (index (index . 0).Values.steps (index . 1)).gpus) }}
+{{- ternary (toString $gpus) "" (gt $gpus 1) | toJson }}
 {{- end }}
