@@ -15,7 +15,7 @@ import pytest
 
 from steps.config import load_config
 from tests.test_chart import REPO, _docs, _kind, _render, _scenario, _templates
-from workflows.templating import substitute
+from workflows.local.templating import substitute
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cluster.md"
 STEPS = ("record", "train", "evaluate", "test", "notify")

@@ -12,7 +12,8 @@ from steps.db import Database
 from steps.record.__main__ import main as record_main
 from steps.record.training_needed import needs_training
 from workflows.pipeline import TRAIN_WHEN, build_pipeline
-from workflows.templating import evaluate_when, substitute
+from workflows.local.templating import substitute
+from workflows.local.when import should_execute
 
 
 def _register_model(url: str, version: str) -> None:
@@ -62,4 +63,4 @@ def test_train_evaluate_and_test_run_only_when_needed_or_forced(needed: str, for
             assert "when" not in task
             continue
         assert task["when"] == TRAIN_WHEN
-        assert evaluate_when(substitute(task["when"], values, task["name"]), task["name"]) is runs
+        assert should_execute(substitute(task["when"], values, task["name"])) is runs

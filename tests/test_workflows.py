@@ -8,7 +8,7 @@ import os
 import pytest
 import yaml
 
-from workflows.argo_expr import evaluate
+from workflows.local.expr import ExprError, evaluate_bool
 from workflows.nightly import build_nightly
 from workflows.pipeline import PIPELINE_NAME, POD_GPUS_ENV, build_pipeline
 from workflows.render import RENDERED_DIR, manifests, render, stale
@@ -80,11 +80,12 @@ def test_rendered_manifests_pass_the_strict_lint() -> None:
     assert [str(p) for p in lint_paths(sorted(RENDERED_DIR.glob("*.yaml")))] == []
 
 
-def _retry_scope(phase: str, message: str, exit_code: str | None) -> dict[str, str]:
+def _retry_scope(phase: str, message: str, exit_code: str | None) -> dict[str, dict[str, str]]:
     """What Argo binds for retryStrategy.expression after a failed attempt: workflow/controller/
-    operator.go, `buildRetryStrategyLocalScope` (exitCode "-1" when the node has no exit code)."""
-    return {"lastRetry.status": phase, "lastRetry.message": message,
-            "lastRetry.exitCode": "-1" if exit_code is None else exit_code, "lastRetry.duration": "812.4"}
+    operator.go, `buildRetryStrategyLocalScope` (exitCode "-1" when the node has no exit code), all
+    strings, nested by template.EnvMap as expr sees them."""
+    return {"lastRetry": {"status": phase, "message": message,
+                          "exitCode": "-1" if exit_code is None else exit_code, "duration": "812.4"}}
 
 
 # Each attempt as Argo's controller reports it (workflow/controller/operator.go): `inferFailedReason`
@@ -117,14 +118,14 @@ def test_preempted_or_deleted_pods_are_retried(step: str, case: str) -> None:
     strategy = _templates()[step]["retryStrategy"]
     # retryPolicy Always: the expression alone decides (processNodeRetries; docs/retries.md).
     assert strategy["retryPolicy"] == "Always"
-    assert evaluate(strategy["expression"], _retry_scope(*PREEMPTED[case])) is True
+    assert evaluate_bool(strategy["expression"], _retry_scope(*PREEMPTED[case])) is True
 
 
 @pytest.mark.parametrize("step", ["train", "evaluate"])
 @pytest.mark.parametrize("case", sorted(NOT_RETRIED))
 def test_what_would_fail_again_is_not_retried(step: str, case: str) -> None:
     strategy = _templates()[step]["retryStrategy"]
-    assert evaluate(strategy["expression"], _retry_scope(*NOT_RETRIED[case])) is False
+    assert evaluate_bool(strategy["expression"], _retry_scope(*NOT_RETRIED[case])) is False
 
 
 def test_retry_limits_are_argo_int_or_strings() -> None:
@@ -192,11 +193,9 @@ def test_train_mirrors_checkpoints_per_run_so_a_retried_pod_resumes() -> None:
 
 
 def test_the_expression_subset_refuses_what_it_cannot_evaluate() -> None:
-    from workflows.argo_expr import ExprError
-
     scope = _retry_scope("Failed", "main: Error (exit code 2)", "2")
-    assert evaluate("!(asInt(lastRetry.exitCode) in [1, 2]) || lastRetry.status != 'Failed'", scope) is False
-    assert evaluate("lastRetry.exitCode == 2", scope) is False  # a string is never equal to a number in expr
-    for bad in ("lastRetry.duration > 10", "lastRetry.nope == 'x'", "asInt(lastRetry.message) == 1", "lastRetry.status"):
+    assert evaluate_bool("!(asInt(lastRetry.exitCode) in [1, 2]) || lastRetry.status != 'Failed'", scope) is False
+    assert evaluate_bool("lastRetry.exitCode == 2", scope) is False  # a string is never equal to a number in expr
+    for bad in ("lastRetry.duration > 10", "asInt(lastRetry.message) == 1", "lastRetry.status"):
         with pytest.raises(ExprError):
-            evaluate(bad, scope)
+            evaluate_bool(bad, scope)
