@@ -265,3 +265,13 @@ def test_the_champion_is_loaded_with_the_backend_its_lineage_records(setup) -> N
     backends.clear()
     run(tmp_path, data, config("model.backend=torchvision"), "r2", {"model_0000001.pth": (["a", "plate"], [])})
     assert backends == ["torchvision", "detectron2"]  # checkpoints with this run's, the champion with its own
+
+
+def test_metric_keys_name_every_key_all_metrics_returns(tmp_path: Path) -> None:
+    from steps.metrics import all_metrics
+    from steps.metrics.summary import metric_keys
+
+    gt = json.loads((dataset(tmp_path, ["1", "plate"], images=2) / "val.json").read_text())
+    model = StandIn(write_model(tmp_path / "m.pth", ["1", "plate"]), gt)
+    config = load_config().evaluate
+    assert set(all_metrics(gt, predict_split(model, gt, tmp_path, 0.05), config)) <= metric_keys(gt, config)
