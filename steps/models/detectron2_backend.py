@@ -74,10 +74,11 @@ def train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
 
 
 def make_optimizer(cfg: Any, model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
-    """detectron2's SGD (no weight decay on norm layers), or AdamW over the same parameter groups."""
+    """detectron2's SGD (no weight decay on norm layers or biases), or AdamW over the same parameter groups."""
     if config.train.optimizer == "sgd":
         return build_optimizer(cfg, model)
-    params = get_default_optimizer_params(model, base_lr=cfg.SOLVER.BASE_LR, weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM)
+    params = get_default_optimizer_params(model, base_lr=cfg.SOLVER.BASE_LR, weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+                                          weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS)
     return torch.optim.AdamW(params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
 
 
