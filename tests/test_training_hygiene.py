@@ -74,3 +74,22 @@ def test_detectron2_has_no_weight_decay_on_norm_layers_and_biases() -> None:
                 assert decay[id(param)] == 0.0, (optimizer_name, name)
             elif param.requires_grad:
                 assert decay[id(param)] == 0.01, (optimizer_name, name)
+
+
+def test_detectron2_refuses_weights_that_fit_only_part_of_the_backbone(tmp_path: Path) -> None:
+    pytest.importorskip("detectron2", reason="detectron2 is not importable (put its source on PYTHONPATH)")
+    from detectron2.modeling import build_model as build_d2
+
+    from steps.models.detectron2_backend import load_initial_weights as load_d2
+    from steps.models.detectron2_config import build_cfg
+
+    def model(backbone: str) -> torch.nn.Module:
+        config = Config.model_validate({"model": {**TINY, "backend": "detectron2", "backbone": backbone}})
+        return build_d2(build_cfg(config, 2, "cpu"))
+
+    path = tmp_path / "weights.pth"
+    torch.save({"model": model("resnet18").state_dict()}, path)
+    load_d2(model("resnet18"), str(path), str(path))  # the same backbone: fine
+    torch.save({"model": model("resnet50").state_dict()}, path)
+    with pytest.raises(ConfigError, match=r"fits only \d+ of the \d+ backbone convolutions"):
+        load_d2(model("resnet18"), str(path), str(path))
