@@ -13,7 +13,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from steps import registry
@@ -24,7 +23,7 @@ from steps.evaluate import evaluate as evaluate_module
 from steps.evaluate.evaluate import evaluate, select_best
 from steps.evaluate.scoring import category_map, predict_split, score
 from steps.evaluate.store import RECONCILED
-from steps.masks import polygons_to_mask, encode
+from steps.masks import encode, polygons_to_mask
 
 H, W = 60, 80
 
@@ -275,3 +274,16 @@ def test_metric_keys_name_every_key_all_metrics_returns(tmp_path: Path) -> None:
     model = StandIn(write_model(tmp_path / "m.pth", ["1", "plate"]), gt)
     config = load_config().evaluate
     assert set(all_metrics(gt, predict_split(model, gt, tmp_path, 0.05), config)) <= metric_keys(gt, config)
+
+
+def test_the_best_of_several_checkpoints_must_be_surer() -> None:
+    from steps.evaluate.bootstrap import Comparison
+    from steps.evaluate.promotion import decide, required_confidence
+
+    promotion = load_config().promotion  # min_confidence 0.9
+    assert required_confidence(0.9, 1) == pytest.approx(0.9)
+    assert required_confidence(0.9, 4) == pytest.approx(0.975)
+    sure = Comparison(confidence=0.93, samples=200, images=20)
+    assert decide(0.6, 0.5, sure, promotion, "max", candidates=1).promoted
+    picked = decide(0.6, 0.5, sure, promotion, "max", candidates=4)
+    assert not picked.promoted and "0.975 required" in picked.reason
