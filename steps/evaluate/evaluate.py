@@ -22,11 +22,11 @@ from steps import __version__, registry
 from steps.config import Config, save_config
 from steps.db import Database, resolve_url
 from steps.errors import InputError
-from steps.jsonio import write_json
 from steps.evaluate.bootstrap import paired_bootstrap
 from steps.evaluate.promotion import Decision, decide, decide_first
 from steps.evaluate.scoring import category_map, load_split, predict_split, score
 from steps.evaluate.store import reconcile, record_evaluation
+from steps.jsonio import write_json
 from steps.metrics.summary import check_select_key, family_metrics, family_of
 from steps.models import get_backend
 
@@ -150,8 +150,9 @@ def _decide(config: Config, gt: dict, best: dict, results: list[dict], champion:
     if champion is None:
         return decide_first(challenger, promotion, mode)
     champion_score = champion["metrics"].get(key, float("nan"))
+    naive = decide(challenger, champion_score, None, promotion, mode, candidates)
     comparison = None
-    if promotion.min_confidence > 0:
+    if naive.promoted and promotion.min_confidence > 0:  # no gain: nothing for the bootstrap to confirm
         family = family_of(key)
 
         def metric(sample_gt: dict, sample_results: list[dict]) -> float:
@@ -160,7 +161,7 @@ def _decide(config: Config, gt: dict, best: dict, results: list[dict], champion:
         print(f"evaluate: paired bootstrap of {key}, {promotion.bootstrap_samples} resamples of "
               f"{len(gt['images'])} val images", flush=True)
         comparison = paired_bootstrap(gt, results, champion["results"], metric, promotion.bootstrap_samples, mode)
-    return decide(challenger, champion_score, comparison, promotion, mode, candidates)
+    return decide(challenger, champion_score, comparison, promotion, mode, candidates) if comparison else naive
 
 
 def pr_curves(gt: dict, results: list[dict], config: Config) -> dict[str, dict[str, list[float]]]:
