@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from steps.errors import ConfigError
 
@@ -115,18 +115,64 @@ class EvaluateConfig(_Section):
     score_threshold: float = Field(0.05, ge=0, le=1)
     # Label of the plate category (for dv_mAP slicing and EIR reading).
     plate_label: str = "plate"
-    # dv_mAP: number of slices along the plate and the IoU each must reach.
+    # dv_mAP: number of slices along the plate, the whole-mask IoU a match needs and the IoU each
+    # slice must reach. The original project's settings: dv_mask_iou=0.6, dv_iou=0.6 (docs/metrics.md).
     dv_slices: int = Field(3, gt=0)
+    dv_mask_iou: float = Field(0.5, gt=0, le=1)
     dv_iou: float = Field(0.5, gt=0, le=1)
-    # EIR: minimum score of a character prediction to be read.
-    eir_char_score: float = Field(0.5, ge=0, le=1)
+    # EIR: plates and characters are read only at this score or above; the test report draws at
+    # test.score_threshold, keep the two equal so that what is drawn is what was scored.
+    # (`eir_char_score`, its former name, is still accepted.)
+    read_score: float = Field(0.5, ge=0, le=1)
+    # EIR: of two characters (any classes) whose boxes overlap by more than this IoU inside a plate,
+    # only the higher-scoring one is read. 1 turns the suppression off.
+    char_nms_iou: float = Field(0.5, gt=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return _rename(data, "evaluate", {"eir_char_score": "read_score"})
+
+    @property
+    def eir_char_score(self) -> float:
+        """The former name of read_score (kept for callers written before the rename)."""
+        return self.read_score
 
 
 class PromotionConfig(_Section):
     # Model registry: a folder or `gs://bucket/prefix`.
     registry: str = "registry"
-    # A challenger is promoted only when it beats production's select_key by more than this.
-    margin: float = 0.0
+    # A challenger is promoted only when it beats production's select_key by more than this
+    # (`margin`, its former name, is still accepted) ...
+    min_gain: float = 0.0
+    # ... and a paired bootstrap over the validation images says it is better with at least this
+    # probability (0 turns the test off). docs/metrics.md#promotion.
+    min_confidence: float = Field(0.9, ge=0, le=1)
+    # Bootstrap resamples of the validation images: each costs two evaluations of the select_key's
+    # metric family; 200 give the confidence to about +-0.04.
+    bootstrap_samples: int = Field(200, ge=1, le=100000)
+    # The first model (no production yet) is promoted only when its select_key is above this
+    # (below, with select_mode=min): a model that scores nothing never becomes production.
+    # null promotes any first model whose score is a number.
+    min_first_score: float | None = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return _rename(data, "promotion", {"margin": "min_gain"})
+
+
+def _rename(data: Any, section: str, renamed: dict[str, str]) -> Any:
+    """Accept a setting under its former name; both names at once is an error."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for old, new in renamed.items():
+        if old in data:
+            if new in data:
+                raise ValueError(f"{section}.{old} is the former name of {section}.{new}; set only {new}")
+            data[new] = data.pop(old)
+    return data
 
 
 class TestConfig(_Section):

@@ -1,9 +1,14 @@
-"""A deterministic, stratified train/val(/test) split of image names.
+"""A deterministic, stratified train/val(/test) split of image names that never moves an image.
 
 Within each stratum (e.g. the rarest category an image holds) images are ranked by a hash of
-(seed, name): the same names and seed give the same split whatever their order, and adding images
-later moves few of the existing ones. Each stratum gets its share of val and test images, so a rare
-category is not left out of validation by chance; the totals are exact (largest remainders).
+(seed, name): the same names and seed give the same split whatever their order. Each stratum gets
+its share of val and test images, so a rare category is not left out of validation by chance; the
+totals are exact (largest remainders).
+
+Across dataset versions an image keeps the split it was first given (`assign_splits` with the
+earlier assignments): otherwise a growing dataset reshuffles its strata and the production model
+is scored on images it trained on. Only the new images are split, topping val and test up to their
+shares of the whole, stratified among the new images.
 """
 
 from __future__ import annotations
@@ -69,6 +74,41 @@ def split_images(
     `strata` maps an image name to its stratum (default: one stratum); `test_fraction=0` gives a
     two-way train/val split.
     """
+    _check(image_names, val_fraction, test_fraction)
+    n_val, n_test = split_counts(len(image_names), val_fraction, test_fraction)
+    return _stratified(image_names, n_val, n_test, val_fraction, test_fraction, seed, strata)
+
+
+def assign_splits(
+    image_names: list[str],
+    previous: Mapping[str, str],
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    strata: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Like split_images, but every image named in `previous` (name -> split of an earlier version)
+    keeps that split; the new ones fill val and test up to their shares of all `image_names`."""
+    _check(image_names, val_fraction, test_fraction)
+    kept = {name: previous[name] for name in image_names if previous.get(name) in SPLITS}
+    if not kept:
+        return split_images(image_names, val_fraction, test_fraction, seed, strata)
+    new = [name for name in image_names if name not in kept]
+    n_val, n_test = split_counts(len(image_names), val_fraction, test_fraction)
+    held = list(kept.values())
+    want_val = min(max(n_val - held.count("val"), 0), len(new))
+    want_test = min(max(n_test - held.count("test"), 0), len(new) - want_val)
+    if "train" not in held and new and want_val + want_test == len(new):  # keep at least one training image
+        if want_val >= want_test:
+            want_val -= 1
+        else:
+            want_test -= 1
+    share = max(len(new), 1)
+    fresh = _stratified(new, want_val, want_test, want_val / share, want_test / share, seed, strata)
+    return {name: kept.get(name) or fresh[name] for name in sorted(image_names)}
+
+
+def _check(image_names: list[str], val_fraction: float, test_fraction: float) -> None:
     if len(set(image_names)) != len(image_names):
         raise ValueError("split_images: image names must be unique")
     if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
@@ -76,11 +116,15 @@ def split_images(
             f"dataset.val_fraction ({val_fraction}) + dataset.test_fraction ({test_fraction}) "
             "must be >= 0 and add up to less than 1"
         )
+
+
+def _stratified(image_names: list[str], n_val: int, n_test: int, val_fraction: float, test_fraction: float,
+                seed: int, strata: Mapping[str, str] | None) -> dict[str, str]:
+    """n_val and n_test of `image_names` (exactly), spread over strata in proportion to their sizes."""
     groups: dict[str, list[str]] = {}
     for name in image_names:
         groups.setdefault((strata or {}).get(name, ""), []).append(name)
     sizes = {key: len(names) for key, names in groups.items()}
-    n_val, n_test = split_counts(len(image_names), val_fraction, test_fraction)
     tests = _apportion(sizes, n_test, test_fraction, dict(sizes))
     vals = _apportion(sizes, n_val, val_fraction, {key: sizes[key] - tests[key] for key in sizes})
 

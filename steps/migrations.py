@@ -103,4 +103,17 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE training_datasets ADD COLUMN num_skipped INTEGER NOT NULL DEFAULT 0",
         ],
     ),
+    (
+        4,
+        "promotion statistics: gain, paired-bootstrap confidence and what it was measured on",
+        [
+            "ALTER TABLE promotions ADD COLUMN gain DOUBLE PRECISION",
+            "ALTER TABLE promotions ADD COLUMN confidence DOUBLE PRECISION",
+            "ALTER TABLE promotions ADD COLUMN required_confidence DOUBLE PRECISION",
+            "ALTER TABLE promotions ADD COLUMN min_gain DOUBLE PRECISION",
+            "ALTER TABLE promotions ADD COLUMN bootstrap_samples INTEGER",
+            "ALTER TABLE promotions ADD COLUMN val_images INTEGER",
+            "ALTER TABLE promotions ADD COLUMN candidates INTEGER",
+        ],
+    ),
 ]

@@ -142,3 +142,20 @@ def test_without_slicing_it_is_coco_segm_ap50(seed: int) -> None:
     gt = synthetic_gt(seed)
     results = jittered_results(gt, seed + 100)
     assert dv_map(gt, results, classes=[])["dv_mAP"] == pytest.approx(coco_evaluate(gt, results, "segm")["AP50"])
+
+
+def test_the_original_thresholds_are_a_setting_away() -> None:
+    """evaluate.dv_mask_iou / dv_iou at 0.6 reproduce the original's thresholds (docs/metrics.md)."""
+    from steps.config import load_config
+    from steps.metrics import all_metrics
+
+    gt = ground_truth(("plate", PLATE))
+    shifted = [prediction("plate", 0.9, rect(13, 20, 43, 30))]  # whole IoU 0.82, slices 0.70, 1.0, 0.77
+    ours = load_config().evaluate
+    original = load_config(None, ["evaluate.dv_mask_iou=0.6", "evaluate.dv_iou=0.6"]).evaluate
+    assert all_metrics(gt, shifted, ours)["dv_mAP"] == 1.0
+    assert all_metrics(gt, shifted, original)["dv_mAP"] == 1.0
+    strict = load_config(None, ["evaluate.dv_mask_iou=0.85"]).evaluate
+    assert all_metrics(gt, shifted, strict)["dv_mAP"] == 0.0  # the whole-mask threshold is applied
+    assert load_config(None, ["evaluate.dv_iou=0.75"]).evaluate.dv_iou == 0.75
+    assert all_metrics(gt, shifted, load_config(None, ["evaluate.dv_iou=0.75"]).evaluate)["dv_mAP"] == 0.0

@@ -150,3 +150,24 @@ def test_no_plates_and_unknown_plate_label() -> None:
     assert math.isnan(eir(ground_truth([]), [])["EIR"])
     with pytest.raises(ConfigError, match="evaluate.plate_label: 'board'"):
         eir(ground_truth([(1, PLATE, CENTRES)]), [], plate_label="board")
+
+
+def test_one_threshold_for_plates_and_characters() -> None:
+    """A plate below read_score is neither read by EIR nor by the report (read_plates)."""
+    gt = ground_truth([(1, PLATE, CENTRES)])
+    characters = [char_prediction(n, c) for n, c in CENTRES.items()]
+    weak_plate = [plate_prediction(PLATE, score=0.3), *characters]
+    assert eir(gt, weak_plate)["reads"][0]["read"] is None
+    assert read_plates(weak_plate, {IDS[n]: n for n in NAMES}) == []
+    assert eir(gt, weak_plate, read_score=0.2)["reads"][0]["read"] == "123"
+
+
+def test_a_glyph_predicted_as_two_classes_is_read_once() -> None:
+    gt = ground_truth([(1, PLATE, CENTRES)])
+    # "2" also predicted as "7" one pixel off, scoring lower: the model keeps both (per-class NMS).
+    results = [plate_prediction(PLATE), *(char_prediction(n, c) for n, c in CENTRES.items()),
+               char_prediction("7", (41, 50), score=0.8)]
+    assert eir(gt, results)["reads"][0]["read"] == "123"
+    assert eir(gt, results, char_nms_iou=1.0)["reads"][0]["read"] in ("1273", "1723")  # suppression off
+    # Neighbouring characters do not overlap: none is suppressed.
+    assert eir(gt, [plate_prediction(PLATE), *(char_prediction(n, c) for n, c in CENTRES.items())])["EIR"] == 1.0

@@ -1,8 +1,11 @@
 """Evaluate: score each checkpoint on the validation split, pick the best, champion/challenger.
 
 The challenger (best checkpoint of this run) is registered; it becomes production only when it
-beats the current production model, scored again on this same validation split, by more than
-`promotion.margin`. Every decision and both scores go to the database.
+beats the current production model, scored again on this same validation split (loaded with the
+backend its lineage records), by more than `promotion.min_gain`, with a paired-bootstrap
+confidence of at least `promotion.min_confidence` (steps/evaluate/promotion.py). Every decision,
+both scores and the confidence go to the database, in the transaction that moves the production
+pointer last (steps/evaluate/store.py).
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from steps import __version__, registry
 from steps.config import Config, save_config
 from steps.db import Database, resolve_url
 from steps.errors import InputError
+from steps.evaluate.bootstrap import paired_bootstrap
+from steps.evaluate.promotion import Decision, decide, decide_first
+from steps.evaluate.scoring import category_map, load_split, predict_split, score
+from steps.evaluate.store import reconcile, record_evaluation
 from steps.jsonio import write_json
-from steps.evaluate.scoring import load_split, predict_split, score
-from steps.evaluate.store import record_evaluation
+from steps.metrics.summary import check_select_key, family_metrics, family_of
 from steps.models import get_backend
 
 CHECKPOINT = re.compile(r"model_(\d+)\.pth$")
@@ -50,7 +56,11 @@ def better(a: float, b: float, mode: str) -> bool:
 
 
 def select_best(rows: list[dict], key: str, mode: str) -> dict:
-    """The row whose metrics[key] is best; ties go to the later checkpoint (trained longer)."""
+    """The row whose metrics[key] is best; ties go to the later checkpoint (trained longer).
+
+    A NaN score never wins over a number, wherever it comes in the list; if every score is NaN
+    the last checkpoint is taken (and the decision sees the NaN).
+    """
     missing = [row["checkpoint"] for row in rows if key not in row["metrics"]]
     if missing:
         known = ", ".join(sorted(rows[0]["metrics"]))
@@ -58,6 +68,8 @@ def select_best(rows: list[dict], key: str, mode: str) -> dict:
     best = rows[0]
     for row in rows[1:]:
         value, current = row["metrics"][key], best["metrics"][key]
+        if math.isnan(value) and not math.isnan(current):
+            continue
         if math.isnan(current) or not better(current, value, mode):
             best = row
     return best
@@ -70,6 +82,13 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
     gt = load_split(dataset_dir, "val")
     if not gt["images"]:
         raise InputError(f"{dataset_dir}/val.json: the validation split is empty; raise dataset.val_fraction")
+    check_select_key(gt, config.evaluate)  # before any checkpoint is scored
+    db = Database(resolve_url(config.database.url))
+    db.migrate()
+    repaired = reconcile(db, config.promotion.registry)
+    if repaired:
+        print(f"evaluate: production model {repaired} was missing from the database (an earlier run stopped "
+              "between promoting and recording it); recorded it now", flush=True)
     backend = get_backend(config.model.backend)
     key, mode = config.evaluate.select_key, config.evaluate.select_mode
     rows = []
@@ -78,7 +97,7 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
     for index, (iteration, path) in enumerate(checkpoints, start=1):
         print(f"evaluate: [{index}/{len(checkpoints)}] {path.name} on {len(gt['images'])} val images", flush=True)
         predictor = backend.load(path)
-        results = predict_split(predictor, gt, dataset_dir / "images", config.evaluate.score_threshold)
+        results = predict_split(predictor, gt, dataset_dir / "images", config.evaluate.score_threshold, path.name)
         metrics = score(gt, results, config.evaluate)
         (out_dir / "predictions").mkdir(exist_ok=True)
         (out_dir / "predictions" / f"{path.stem}.json").write_text(json.dumps(results))
@@ -90,14 +109,10 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
     print(f"evaluate: best checkpoint {best['checkpoint']} ({key} = {challenger:.4f})", flush=True)
 
     champion = _score_champion(config, gt, dataset_dir)
-    champion_score = champion["metrics"][key] if champion else None
-    promote, reason = registry.decide_promotion(challenger, champion_score, config.promotion.margin, mode)
+    decision = _decide(config, gt, best, predictions[best["checkpoint"]], champion, len(rows))
     model = _register(config, best, dataset_version, run_id)
-    if promote:
-        # Refused if production moved since we scored it: a newer champion must be re-checked.
-        registry.promote(config.promotion.registry, model.model_id, reason,
-                         expected_champion=champion["model_id"] if champion else "")
-    print(f"evaluate: {'promoted' if promote else 'not promoted'} {model.model_id}: {reason}", flush=True)
+    print(f"evaluate: {'promoting' if decision.promoted else 'not promoting'} {model.model_id}: {decision.reason}",
+          flush=True)
 
     evaluation = {
         "run_id": run_id,
@@ -106,9 +121,9 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
         "select_mode": mode,
         "checkpoints": [{k: v for k, v in row.items() if k != "path"} for row in rows],
         "best": best["checkpoint"],
-        "champion": champion,
-        "promotion": {"promoted": promote, "reason": reason, "model_id": model.model_id, "model_uri": model.uri,
-                      "challenger_score": challenger, "champion_score": champion_score},
+        "champion": None if champion is None else {k: v for k, v in champion.items() if k != "results"},
+        "promotion": {**decision.as_dict(), "model_id": model.model_id, "model_uri": model.uri,
+                      "min_gain": config.promotion.min_gain, "min_confidence": config.promotion.min_confidence},
     }
     write_json(out_dir / "evaluation.json", evaluation)
     from steps.report import write_evaluation_report
@@ -116,10 +131,37 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
     curves = pr_curves(gt, predictions[best["checkpoint"]], config)
     write_json(out_dir / "pr_curves.json", curves, indent=None)
     write_evaluation_report(out_dir, evaluation, {f"{best['checkpoint']}: {name}": c for name, c in curves.items()})
-    db = Database(resolve_url(config.database.url))
-    db.migrate()
-    record_evaluation(db, evaluation, rows, model, key)
-    return EvaluateResult(best["checkpoint"], challenger, promote, model.model_id, model.uri, reason)
+
+    def promote() -> None:
+        # Refused if production moved since we scored it: a newer champion must be re-checked.
+        registry.promote(config.promotion.registry, model.model_id, decision.reason,
+                         expected_champion=champion["model_id"] if champion else "")
+
+    record_evaluation(db, evaluation, rows, model, key, promote if decision.promoted else None)
+    print(f"evaluate: {'promoted' if decision.promoted else 'not promoted'} {model.model_id}", flush=True)
+    return EvaluateResult(best["checkpoint"], challenger, decision.promoted, model.model_id, model.uri, decision.reason)
+
+
+def _decide(config: Config, gt: dict, best: dict, results: list[dict], champion: dict | None,
+            candidates: int) -> Decision:
+    """First model, or champion vs challenger with a paired bootstrap on the same val images."""
+    key, mode, promotion = config.evaluate.select_key, config.evaluate.select_mode, config.promotion
+    challenger = best["metrics"][key]
+    if champion is None:
+        return decide_first(challenger, promotion, mode)
+    champion_score = champion["metrics"].get(key, float("nan"))
+    naive = decide(challenger, champion_score, None, promotion, mode, candidates)
+    comparison = None
+    if naive.promoted and promotion.min_confidence > 0:  # no gain: nothing for the bootstrap to confirm
+        family = family_of(key)
+
+        def metric(sample_gt: dict, sample_results: list[dict]) -> float:
+            return family_metrics(family, sample_gt, sample_results, config.evaluate).get(key, float("nan"))
+
+        print(f"evaluate: paired bootstrap of {key}, {promotion.bootstrap_samples} resamples of "
+              f"{len(gt['images'])} val images", flush=True)
+        comparison = paired_bootstrap(gt, results, champion["results"], metric, promotion.bootstrap_samples, mode)
+    return decide(challenger, champion_score, comparison, promotion, mode, candidates) if comparison else naive
 
 
 def pr_curves(gt: dict, results: list[dict], config: Config) -> dict[str, dict[str, list[float]]]:
@@ -146,16 +188,25 @@ def _brief(metrics: dict[str, float], key: str) -> str:
 
 
 def _score_champion(config: Config, gt: dict, dataset_dir: Path) -> dict | None:
-    """The production model scored on this validation split, so both compete on the same data."""
+    """The production model scored on this validation split, so both compete on the same data.
+
+    It is loaded with the backend its lineage records, whatever this run's model.backend is.
+    """
     current = registry.production(config.promotion.registry)
     if current is None:
         return None
-    print(f"evaluate: scoring production model {current['model_id']} on the same validation split", flush=True)
+    model_id = current["model_id"]
+    model = registry.show(config.promotion.registry, model_id)
+    backend = model.lineage.get("backend") or config.model.backend
+    print(f"evaluate: scoring production model {model_id} ({backend}) on the same validation split", flush=True)
     with tempfile.TemporaryDirectory(prefix="trainyard-champion-") as scratch:
-        folder = registry.fetch_model(config.promotion.registry, current["model_id"], Path(scratch))
-        predictor = get_backend(config.model.backend).load(folder / "model.pth")
-        results = predict_split(predictor, gt, dataset_dir / "images", config.evaluate.score_threshold)
-        return {"model_id": current["model_id"], "metrics": score(gt, results, config.evaluate)}
+        folder = registry.fetch_model(config.promotion.registry, model_id, Path(scratch))
+        predictor = get_backend(backend).load(folder / "model.pth")
+        mapping = category_map(predictor.categories, gt)
+        results = predict_split(predictor, gt, dataset_dir / "images", config.evaluate.score_threshold,
+                                f"production model {model_id}")
+    return {"model_id": model_id, "backend": backend, "metrics": score(gt, results, config.evaluate),
+            "missing_classes": mapping.missing, "results": results}
 
 
 def _register(config: Config, best: dict, dataset_version: str, run_id: str) -> registry.RegisteredModel:
@@ -183,4 +234,5 @@ def _lineage(config: Config, dataset_version: str, run_id: str, best: dict) -> d
         "checkpoint": best["checkpoint"],
         "iteration": best["iteration"],
         "backend": config.model.backend,
+        "select_key": config.evaluate.select_key,
     }

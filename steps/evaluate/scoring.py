@@ -1,20 +1,69 @@
-"""Run a model over a COCO split and score it (metrics: steps.metrics.all_metrics)."""
+"""Run a model over a COCO split and score it (metrics: steps.metrics.all_metrics).
+
+Predictions are matched to the ground truth by category NAME: a model's category ids are
+positions in the label list it was trained on, which shift when a later annotation version adds
+a label. A dataset class the model cannot predict is scored as missing (no predictions: AP 0);
+a model class the dataset does not have is dropped (there is nothing to score it against).
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from steps.config import EvaluateConfig
+from steps.errors import InputError
 
 
-def predict_split(predictor: Any, gt: dict, images_dir: Path, score_threshold: float) -> list[dict]:
-    """COCO results for every image of the split, with progress on long splits."""
+@dataclass(frozen=True)
+class CategoryMap:
+    """Model category id -> ground-truth category id, by name, and what does not line up."""
+
+    to_gt: dict[int, int]
+    missing: list[str]  # dataset classes the model cannot predict (scored as missing)
+    extra: list[str]  # model classes the dataset does not have (their predictions are dropped)
+
+    def describe(self) -> str:
+        parts = []
+        if self.missing:
+            parts.append(f"cannot predict {', '.join(self.missing)} (scored as missing: AP 0)")
+        if self.extra:
+            parts.append(f"predicts {', '.join(self.extra)}, which the dataset does not have (dropped)")
+        return "; ".join(parts)
+
+
+def category_map(model_categories: list[dict[str, Any]], gt: dict) -> CategoryMap:
+    gt_ids = {str(c["name"]): int(c["id"]) for c in gt.get("categories", [])}
+    model_ids = {str(c["name"]): int(c["id"]) for c in model_categories}
+    if len(model_ids) != len(model_categories):
+        raise InputError("the model's checkpoint names a category twice; it cannot be matched to the dataset by name")
+    shared = [name for name in model_ids if name in gt_ids]
+    if not shared:
+        raise InputError(
+            f"the model's categories ({', '.join(model_ids)}) share no name with the dataset's "
+            f"({', '.join(gt_ids)}); it was trained on another kind of data"
+        )
+    return CategoryMap(
+        to_gt={model_ids[name]: gt_ids[name] for name in shared},
+        missing=[name for name in gt_ids if name not in model_ids],
+        extra=[name for name in model_ids if name not in gt_ids],
+    )
+
+
+def predict_split(predictor: Any, gt: dict, images_dir: Path, score_threshold: float, label: str = "") -> list[dict]:
+    """COCO results for every image of the split, in the split's category ids, with progress."""
+    mapping = category_map(predictor.categories, gt)
+    if mapping.missing or mapping.extra:
+        print(f"evaluate: {label or 'the model'} {mapping.describe()}", flush=True)
     results: list[dict] = []
     images = gt["images"]
     for index, image in enumerate(images, start=1):
-        results.extend(predictor.predict(images_dir / image["file_name"], image["id"], score_threshold))
+        for res in predictor.predict(images_dir / image["file_name"], image["id"], score_threshold):
+            category = mapping.to_gt.get(int(res["category_id"]))
+            if category is not None:
+                results.append({**res, "category_id": category})
         if index % 25 == 0 or index == len(images):
             print(f"  predicted {index}/{len(images)} images", flush=True)
     return results

@@ -1,15 +1,28 @@
-"""Database rows of the evaluate step: per-checkpoint metrics, the registered model, the decision."""
+"""Database rows of the evaluate step: per-checkpoint metrics, the registered model, the decision.
+
+The registry's production pointer and the database must agree whatever stops the step: the rows
+are written in one transaction whose last action is moving the pointer, so a failure before or
+during the move leaves neither; the one gap left (killed after the move, before the commit) is
+closed by `reconcile`, which every evaluate run calls first.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
+from steps import registry
 from steps.db import Database
 from steps.record.metadata import now
 from steps.registry import RegisteredModel
 
+RECONCILED = "reconciled: production.json names this model but the evaluate run that promoted it stopped before " \
+             "writing the database"
 
-def record_evaluation(db: Database, evaluation: dict, rows: list[dict], model: RegisteredModel, key: str) -> None:
+
+def record_evaluation(db: Database, evaluation: dict, rows: list[dict], model: RegisteredModel, key: str,
+                      promote: Callable[[], None] | None = None) -> None:
+    """Insert the rows; `promote` (moving the production pointer) runs last, inside the transaction."""
     promotion = evaluation["promotion"]
     champion = evaluation.get("champion") or {}
     stamp = now()
@@ -21,13 +34,47 @@ def record_evaluation(db: Database, evaluation: dict, rows: list[dict], model: R
                 (evaluation["run_id"], row["checkpoint"], row["iteration"], json.dumps(row["metrics"]),
                  int(row["checkpoint"] == evaluation["best"]), stamp),
             )
-        tx.execute(
-            "INSERT INTO models (model_id, run_id, dataset_version, uri, metrics, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (model.model_id, evaluation["run_id"], evaluation["dataset_version"], model.uri, json.dumps(model.metrics), stamp),
-        )
+        _insert_model(tx, model.model_id, evaluation["run_id"], evaluation["dataset_version"], model.uri,
+                      model.metrics, stamp)
         tx.execute(
             "INSERT INTO promotions (model_id, promoted, metric, challenger_score, champion_score, champion_model_id, "
-            "reason, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "reason, decided_at, gain, confidence, required_confidence, min_gain, bootstrap_samples, val_images, "
+            "candidates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (model.model_id, int(promotion["promoted"]), key, promotion["challenger_score"],
-             promotion["champion_score"], champion.get("model_id"), promotion["reason"], stamp),
+             promotion["champion_score"], champion.get("model_id"), promotion["reason"], stamp,
+             promotion.get("gain"), promotion.get("confidence"), promotion.get("required_confidence"),
+             promotion.get("min_gain"), promotion.get("samples"), promotion.get("images"), promotion.get("candidates")),
         )
+        if promote is not None:
+            promote()  # last: if it fails, the rows roll back and production is unchanged
+
+
+def reconcile(db: Database, registry_uri: str) -> str | None:
+    """Make the database know the production model the registry names; returns its id if it was missing."""
+    current = registry.production(registry_uri)
+    if current is None:
+        return None
+    model_id = current["model_id"]
+    with db.transaction() as tx:
+        if tx.query("SELECT 1 FROM models WHERE model_id = ?", (model_id,)):
+            return None
+        model = registry.show(registry_uri, model_id)
+        lineage = model.lineage
+        stamp = now()
+        _insert_model(tx, model_id, lineage.get("run_id"), lineage.get("dataset_version"), model.uri, model.metrics,
+                      model.created_at)
+        tx.execute(
+            "INSERT INTO promotions (model_id, promoted, metric, challenger_score, champion_score, champion_model_id, "
+            "reason, decided_at) VALUES (?, 1, ?, NULL, NULL, ?, ?, ?)",
+            (model_id, lineage.get("select_key") or "", (current.get("previous") or {}).get("model_id"), RECONCILED,
+             current.get("promoted_at") or stamp),
+        )
+    return model_id
+
+
+def _insert_model(tx, model_id: str, run_id: str | None, dataset_version: str | None, uri: str, metrics: dict,
+                  stamp: str) -> None:
+    tx.execute(
+        "INSERT INTO models (model_id, run_id, dataset_version, uri, metrics, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (model_id, run_id, dataset_version, uri, json.dumps(metrics), stamp),
+    )

@@ -1,7 +1,9 @@
 """All evaluation metrics of one set of predictions, as flat `family/name` keys.
 
 The keys are what `evaluate.select_key` names: `bbox/AP`, `segm/AP50`, `segm/AP-plate`,
-`dv_mAP`, `dv_AP-plate`, `EIR`.
+`dv_mAP`, `dv_AP-plate`, `EIR`. `metric_keys` lists them from the ground truth alone, so that a
+mistyped key is refused before any model is run; `family_metrics` computes only the family one
+key belongs to (the bootstrap recomputes one key many times).
 """
 
 from __future__ import annotations
@@ -9,9 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from steps.config import EvaluateConfig
-from steps.metrics.coco_ap import coco_evaluate
+from steps.errors import ConfigError
+from steps.metrics.coco_ap import SUMMARY_KEYS, coco_evaluate
 from steps.metrics.dv_map import dv_map
 from steps.metrics.eir import eir
+
+FAMILIES = ("bbox", "segm", "dv", "EIR")
 
 
 def all_metrics(gt: dict[str, Any], results: list[dict[str, Any]], config: EvaluateConfig) -> dict[str, float]:
@@ -19,16 +24,56 @@ def all_metrics(gt: dict[str, Any], results: list[dict[str, Any]], config: Evalu
 
     dv_mAP and EIR are left out when the dataset has no `config.plate_label` category.
     """
-    kept = [res for res in results if float(res["score"]) >= config.score_threshold]
     metrics: dict[str, float] = {}
-    for iou_type in ("bbox", "segm"):
-        coco = coco_evaluate(gt, kept, iou_type)
-        metrics.update({f"{iou_type}/{key}": value for key, value in coco.items() if key != "per_class"})
-        metrics.update({f"{iou_type}/AP-{name}": value for name, value in coco["per_class"].items()})
-    if config.plate_label not in {c["name"] for c in gt.get("categories", [])}:
-        return metrics  # not a plate dataset: dv_mAP and EIR are not defined
-    dv = dv_map(gt, kept, slices=config.dv_slices, slice_iou=config.dv_iou, classes=[config.plate_label])
-    metrics["dv_mAP"] = dv["dv_mAP"]
-    metrics.update({f"dv_AP-{name}": value for name, value in dv["per_class"].items()})
-    metrics["EIR"] = eir(gt, kept, plate_label=config.plate_label, char_score=config.eir_char_score)["EIR"]
+    for family in FAMILIES:
+        metrics.update(family_metrics(family, gt, results, config))
     return metrics
+
+
+def family_of(key: str) -> str:
+    """The family a metric key belongs to: `segm/AP50` -> segm, `dv_AP-plate` -> dv, `EIR` -> EIR."""
+    if key.startswith("dv_"):
+        return "dv"
+    return key.split("/", 1)[0]
+
+
+def family_metrics(family: str, gt: dict[str, Any], results: list[dict[str, Any]],
+                   config: EvaluateConfig) -> dict[str, float]:
+    """The metrics of one family (see FAMILIES); {} for dv/EIR on a dataset without plates."""
+    kept = [res for res in results if float(res["score"]) >= config.score_threshold]
+    if family in ("bbox", "segm"):
+        coco = coco_evaluate(gt, kept, family)  # type: ignore[arg-type]
+        return {**{f"{family}/{key}": value for key, value in coco.items() if key != "per_class"},
+                **{f"{family}/AP-{name}": value for name, value in coco["per_class"].items()}}
+    if not _has_plates(gt, config):
+        return {}  # not a plate dataset: dv_mAP and EIR are not defined
+    if family == "dv":
+        dv = dv_map(gt, kept, slices=config.dv_slices, iou_threshold=config.dv_mask_iou, slice_iou=config.dv_iou,
+                    classes=[config.plate_label])
+        return {"dv_mAP": dv["dv_mAP"], **{f"dv_AP-{name}": value for name, value in dv["per_class"].items()}}
+    if family == "EIR":
+        return {"EIR": eir(gt, kept, plate_label=config.plate_label, read_score=config.read_score,
+                           char_nms_iou=config.char_nms_iou)["EIR"]}
+    raise ValueError(f"unknown metric family {family!r} (known: {', '.join(FAMILIES)})")
+
+
+def metric_keys(gt: dict[str, Any], config: EvaluateConfig) -> set[str]:
+    """Every key all_metrics can return on this ground truth (per-class keys for every category)."""
+    names = [c["name"] for c in gt.get("categories", [])]
+    keys = {f"{family}/{key}" for family in ("bbox", "segm") for key in (*SUMMARY_KEYS, *(f"AP-{n}" for n in names))}
+    if _has_plates(gt, config):
+        keys |= {"dv_mAP", "EIR", *(f"dv_AP-{n}" for n in names)}
+    return keys
+
+
+def check_select_key(gt: dict[str, Any], config: EvaluateConfig) -> None:
+    """Refuse a select_key that no metric of this dataset has, before any checkpoint is scored."""
+    keys = metric_keys(gt, config)
+    if config.select_key not in keys:
+        known = ", ".join(sorted(k for k in keys if "-" not in k))
+        raise ConfigError(f"evaluate.select_key: {config.select_key!r} is not a metric of this dataset "
+                          f"(known: {known}, and per class bbox/AP-<class>, segm/AP-<class>, dv_AP-<class>)")
+
+
+def _has_plates(gt: dict[str, Any], config: EvaluateConfig) -> bool:
+    return config.plate_label in {c["name"] for c in gt.get("categories", [])}

@@ -103,7 +103,7 @@ def load_latest(checkpoint_dir: Path, map_location: str | torch.device = "cpu") 
 
 
 def check_resumable(state: dict[str, Any], backend: str, config: Config, categories: list[dict[str, Any]], where: Path) -> None:
-    """A checkpoint can only resume the same backend and architecture on the same categories."""
+    """A checkpoint can only resume the same backend and architecture on the same categories and batch size."""
     if state.get("backend") != backend:
         raise ConfigError(
             f"{where}: checkpoints there were written by model.backend={state.get('backend')}, not {backend}; "
@@ -117,6 +117,13 @@ def check_resumable(state: dict[str, Any], backend: str, config: Config, categor
         )
     if [c["name"] for c in state["categories"]] != [c["name"] for c in categories]:
         raise ConfigError(f"{where}: checkpoints there were trained on other categories; use a new output folder")
+    # The data position is iterations x batch size: another batch size would skip or repeat images.
+    saved_batch = state["config"].get("train", {}).get("batch_size")
+    if saved_batch is not None and saved_batch != config.train.batch_size:
+        raise ConfigError(
+            f"{where}: checkpoints there were trained with train.batch_size={saved_batch}, not "
+            f"{config.train.batch_size}; resume with the same batch size or use a new output folder"
+        )
 
 
 def capture_rng() -> dict[str, Any]:

@@ -74,16 +74,19 @@ def train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
 
 
 def make_optimizer(cfg: Any, model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
-    """detectron2's SGD (no weight decay on norm layers), or AdamW over the same parameter groups."""
+    """detectron2's SGD (no weight decay on norm layers or biases), or AdamW over the same parameter groups."""
     if config.train.optimizer == "sgd":
         return build_optimizer(cfg, model)
-    params = get_default_optimizer_params(model, base_lr=cfg.SOLVER.BASE_LR, weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM)
+    params = get_default_optimizer_params(model, base_lr=cfg.SOLVER.BASE_LR, weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+                                          weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS)
     return torch.optim.AdamW(params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
 
 
 def load_initial_weights(model: torch.nn.Module, weights: str, pretrained: str) -> None:
     """MODEL.WEIGHTS through detectron2's checkpointer (zoo URLs, .pkl, our checkpoints); shape
-    mismatches (heads for another category count) are skipped with a warning."""
+    mismatches (heads for another category count) are skipped with a warning, but a file that
+    leaves part of the backbone at its random start is a ConfigError."""
+    before = _backbone_convs(model)
     try:
         DetectionCheckpointer(model).load(weights, checkpointables=[])
     except Exception as exc:  # a download, unpickling or format failure: all mean "cannot start from this"
@@ -94,6 +97,19 @@ def load_initial_weights(model: torch.nn.Module, weights: str, pretrained: str) 
             f"model.pretrained={pretrained}: loading {weights} failed ({reason}); downloads need internet access "
             "(or a warm ~/.torch/iopath_cache); or use pretrained=none or a weights file"
         ) from None
+    # A convolution still equal to its random start was not in the file (or did not fit): frozen
+    # BatchNorm and frozen stages would keep it random for good.
+    unfit = [name for name, value in _backbone_convs(model).items() if torch.equal(value, before[name])]
+    if unfit:
+        raise ConfigError(
+            f"model.pretrained={pretrained}: {weights} fits only {len(before) - len(unfit)} of the {len(before)} "
+            f"backbone convolutions (not {unfit[0]}, ...); use weights of the same backbone, or pretrained=none"
+        )
+
+
+def _backbone_convs(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in model.state_dict().items()
+            if name.startswith("backbone.bottom_up.") and value.ndim == 4}
 
 
 def _train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:

@@ -94,6 +94,9 @@ def build_cfg(config: Config, num_classes: int, device: str, out_dir: Path | Non
     cfg.SOLVER.BASE_LR = t.lr
     cfg.SOLVER.MOMENTUM = t.momentum
     cfg.SOLVER.WEIGHT_DECAY = t.weight_decay
+    # No weight decay on norm layers (detectron2's default) nor on biases, as the torchvision backend.
+    cfg.SOLVER.WEIGHT_DECAY_NORM = 0.0
+    cfg.SOLVER.WEIGHT_DECAY_BIAS = 0.0
     cfg.SOLVER.MAX_ITER = t.iterations
     cfg.SOLVER.WARMUP_ITERS = t.warmup_iters
     cfg.SOLVER.WARMUP_FACTOR = 0.001

@@ -65,8 +65,14 @@ def seed_everything(seed: int) -> None:
 
 
 def make_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    """SGD or AdamW with weight decay on weights only: none on norm layers' scales and shifts or on
+    biases (1-D parameters), as detectron2 does, since shrinking them only fights the normalisation."""
     t = config.train
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    params = [
+        {"params": [p for p in trainable if p.ndim > 1], "weight_decay": t.weight_decay},
+        {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0},
+    ]
     if t.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
     return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)

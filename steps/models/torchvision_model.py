@@ -136,7 +136,8 @@ def load_initial_weights(net: MaskRCNN, model: ModelConfig) -> list[str]:
     """Load COCO weights or a weights file/URL into `net`; returns the keys left at random init.
 
     Keys whose shapes differ (the class-specific predictor heads) are skipped, so COCO's 91-class
-    heads or another dataset's checkpoint can start a model with a different category count.
+    heads or another dataset's checkpoint can start a model with a different category count; a file
+    that leaves any backbone weight unfit (another backbone, a partial file) is a ConfigError.
     """
     if model.pretrained in ("none", "imagenet"):
         return []
@@ -156,5 +157,14 @@ def load_initial_weights(net: MaskRCNN, model: ModelConfig) -> list[str]:
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:
         raise ConfigError(f"model.pretrained: {model.pretrained!r} has no weights that fit a {model.backbone} Mask R-CNN")
+    body = [key for key in own if key.startswith("backbone.body.")]
+    unfit = [key for key in body if key not in usable]
+    if unfit:
+        # Frozen BatchNorm and frozen first stages would keep these at their random start for good.
+        raise ConfigError(
+            f"model.pretrained: {model.pretrained!r} fits only {len(body) - len(unfit)} of the {len(body)} "
+            f"{model.backbone} backbone weights (not {unfit[0]}, ...); use weights of a {model.backbone} model, "
+            "or pretrained=none to train from scratch"
+        )
     net.load_state_dict(usable, strict=False)
     return sorted(set(own) - set(usable))

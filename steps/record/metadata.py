@@ -67,6 +67,15 @@ def find_dataset(tx: Transaction, version: str) -> dict | None:
     }
 
 
+def image_splits(tx: Transaction) -> dict[str, str]:
+    """File name -> split of every image recorded so far, as the newest dataset holding it assigned it."""
+    rows = tx.query(
+        "SELECT a.file_name, d.split FROM dataset_images d JOIN annotation_images a ON a.id = d.image_id "
+        "ORDER BY d.dataset_id"
+    )
+    return {file_name: split for file_name, split in rows}
+
+
 def insert_dataset(tx: Transaction, dataset: DatasetRow, images: list[ImageRow]) -> int:
     """Insert the dataset, its annotation images (shared across datasets), split membership and
     the files left out."""

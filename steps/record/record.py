@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from steps import vcs
-from steps.coco import CocoBuild, InvalidFiles, build_coco, image_strata, split_images, write_coco_dataset
+from steps.coco import CocoBuild, InvalidFiles, build_coco, image_strata, write_coco_dataset
+from steps.dataset_split import assign_splits
 from steps.config import Config
 from steps.db import Database, resolve_url
 from steps.errors import ConfigError, ExternalError, InputError
 from steps.labelme import read_labels_file
 from steps.labelme2coco import find_labelme_files
-from steps.record.metadata import DatasetRow, ImageRow, find_dataset, insert_dataset, lock_version
+from steps.record.metadata import DatasetRow, ImageRow, find_dataset, image_splits, insert_dataset, lock_version
 
 ANNOTATION_PREFIX = "annotations/"
 DATASET_PREFIX = "datasets/"
@@ -137,9 +138,16 @@ def record(config: Config, repo: str, annotation_version: str = "") -> RecordRes
             vcs.dvc_pull(workdir, ann_dir)
         build, labels_source = _convert(config, where, workdir / ann_dir)
         names = [image["file_name"] for image in build.images]
-        split = split_images(
-            names, dataset.val_fraction, dataset.test_fraction, dataset.split_seed, image_strata(build)
+        # An image keeps the split an earlier version gave it (the database remembers every one);
+        # only new images are split, so production is never scored on images it trained on.
+        with db.transaction() as tx:
+            previous = image_splits(tx)
+        split = assign_splits(
+            names, previous, dataset.val_fraction, dataset.test_fraction, dataset.split_seed, image_strata(build)
         )
+        kept = sum(name in previous for name in names)
+        if kept:
+            _log(f"{kept} image(s) keep the split of earlier versions; {len(names) - kept} new one(s) split")
         # Hard links: the annotations' image files are not modified, and `dvc add` copies into its cache.
         counts = write_coco_dataset(build, split, workdir / dataset.dataset_dir, link=True)
         categories = [c["name"] for c in build.categories]

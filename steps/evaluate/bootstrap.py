@@ -1,0 +1,72 @@
+"""A paired bootstrap over validation images: how sure are we that the challenger is better?
+
+Both models are scored on the same resampled images (drawn with replacement, each model with its
+own predictions on them), so image difficulty cancels out of the difference. The confidence is
+the share of resamples in which the challenger's score beats the champion's (ties count half);
+a resample where either score is undefined (NaN, e.g. no plate drawn for EIR) is left out.
+Definitions: docs/metrics.md#promotion.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Metric = Callable[[dict[str, Any], list[dict[str, Any]]], float]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    confidence: float  # P(challenger better), NaN when no resample was defined
+    samples: int  # resamples with both scores defined
+    images: int  # images resampled
+
+
+def paired_bootstrap(gt: dict[str, Any], challenger: list[dict[str, Any]], champion: list[dict[str, Any]],
+                     metric: Metric, samples: int, mode: str = "max", seed: int = 0) -> Comparison:
+    """Resample gt's images `samples` times; compare metric(challenger) with metric(champion)."""
+    images = list(gt["images"])
+    annotations = _by_image(gt.get("annotations", []))
+    ours, theirs = _by_image(challenger), _by_image(champion)
+    rng = np.random.default_rng(seed)
+    wins, defined = 0.0, 0
+    for _ in range(samples):
+        drawn = rng.integers(0, len(images), len(images))
+        resampled = _resample(gt, images, drawn, annotations)
+        a = metric(resampled, _results(drawn, images, ours))
+        b = metric(resampled, _results(drawn, images, theirs))
+        if math.isnan(a) or math.isnan(b):
+            continue
+        gain = a - b if mode == "max" else b - a
+        defined += 1
+        wins += 1.0 if gain > 0 else 0.5 if gain == 0 else 0.0
+    return Comparison(wins / defined if defined else float("nan"), defined, len(images))
+
+
+def _by_image(items: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for item in items:
+        grouped[int(item["image_id"])].append(item)
+    return grouped
+
+
+def _resample(gt: dict[str, Any], images: list[dict[str, Any]], drawn: np.ndarray,
+              annotations: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
+    """A ground truth of the drawn images; a repeated image becomes a new image id (1, 2, ...)."""
+    new_images, new_annotations = [], []
+    for position, index in enumerate(drawn, start=1):
+        image = images[index]
+        new_images.append({**image, "id": position})
+        for ann in annotations.get(int(image["id"]), []):
+            new_annotations.append({**ann, "id": len(new_annotations) + 1, "image_id": position})
+    return {**gt, "images": new_images, "annotations": new_annotations}
+
+
+def _results(drawn: np.ndarray, images: list[dict[str, Any]], results: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [{**res, "image_id": position}
+            for position, index in enumerate(drawn, start=1) for res in results.get(int(images[index]["id"]), [])]

@@ -1,0 +1,289 @@
+"""The evaluate step's decisions: classes by name, a promotion the bootstrap refuses, NaN scores,
+an early select_key check, the first-model floor, and registry/database agreement under faults.
+
+The models here are small stand-ins that predict (part of) the ground truth by category name:
+what is under test is the step's bookkeeping and decision, not a network's weights (the real
+backends are in test_evaluate_backends.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from steps import registry
+from steps.config import Config, load_config
+from steps.db import Database
+from steps.errors import ConfigError
+from steps.evaluate import evaluate as evaluate_module
+from steps.evaluate.evaluate import evaluate, select_best
+from steps.evaluate.scoring import category_map, predict_split, score
+from steps.evaluate.store import RECONCILED
+from steps.masks import encode, polygons_to_mask
+
+H, W = 60, 80
+
+
+def square(x: int, y: int, size: int = 12) -> list[float]:
+    return [float(v) for v in (x, y, x + size, y, x + size, y + size, x, y + size)]
+
+
+def dataset(root: Path, labels: list[str], images: int = 10) -> Path:
+    """val.json with one object of every label per image; category ids are positions in `labels`."""
+    anns, entries = [], []
+    for i in range(1, images + 1):
+        entries.append({"id": i, "file_name": f"{i}.png", "height": H, "width": W})
+        for k, _ in enumerate(labels):
+            poly = square(2 + 15 * k, 2 + 3 * (i % 5))
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": k + 1, "segmentation": [poly],
+                         "bbox": [poly[0], poly[1], 12.0, 12.0], "area": 144.0, "iscrowd": 0})
+    gt = {"images": entries, "annotations": anns, "categories": [{"id": k + 1, "name": n} for k, n in enumerate(labels)]}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "images").mkdir(exist_ok=True)
+    (root / "val.json").write_text(json.dumps(gt))
+    return root
+
+
+def write_model(path: Path, labels: list[str], misses: list[int] = (), backend: str = "stand-in") -> Path:
+    """A stand-in checkpoint: its categories (ids = positions in `labels`), and the images
+    (by file name number) whose objects it misses."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"labels": labels, "misses": list(misses), "backend": backend}))
+    return path
+
+
+class StandIn:
+    """Predicts the ground truth of the val split for the labels it knows, in its own category ids."""
+
+    def __init__(self, path: Path, gt: dict) -> None:
+        state = json.loads(Path(path).read_text())
+        self.categories = [{"id": k + 1, "name": n} for k, n in enumerate(state["labels"])]
+        self.misses = set(state["misses"])
+        self.gt = gt
+
+    def predict(self, image_path: Path, image_id: int, score_threshold: float) -> list[dict[str, Any]]:
+        if int(Path(image_path).stem) in self.misses:
+            return []
+        names = {c["id"]: c["name"] for c in self.gt["categories"]}
+        ours = {c["name"]: c["id"] for c in self.categories}
+        out = []
+        for ann in self.gt["annotations"]:
+            name = names[ann["category_id"]]
+            if ann["image_id"] == image_id and name in ours:
+                mask = polygons_to_mask(ann["segmentation"], H, W)
+                out.append({"image_id": image_id, "category_id": ours[name], "bbox": ann["bbox"], "score": 0.9,
+                            "segmentation": encode(mask)})
+        return out
+
+
+class StandInBackend:
+    loads: list[Path] = []
+
+    def __init__(self, name: str, gt_file: Path) -> None:
+        self.name, self.gt_file = name, gt_file
+
+    def load(self, checkpoint: Path, device: str = "auto") -> StandIn:
+        StandInBackend.loads.append(Path(checkpoint))
+        return StandIn(checkpoint, json.loads(self.gt_file.read_text()))
+
+
+@pytest.fixture
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("TRAINYARD_DATABASE_URL", raising=False)
+    data = tmp_path / "data"
+    backends: list[str] = []
+
+    def get_backend(name: str) -> StandInBackend:
+        backends.append(name)
+        return StandInBackend(name, data / "val.json")
+
+    monkeypatch.setattr(evaluate_module, "get_backend", get_backend)
+    StandInBackend.loads = []
+
+    def config(*overrides: str) -> Config:
+        return load_config(None, [f"database.url=sqlite:///{tmp_path / 'meta.sqlite'}",
+                                  f"promotion.registry={tmp_path / 'registry'}", "evaluate.select_key=segm/AP50",
+                                  "promotion.bootstrap_samples=200", *overrides])
+
+    return tmp_path, data, config, backends
+
+
+def run(tmp_path: Path, data: Path, config: Config, name: str, checkpoints: dict[str, tuple[list[str], list[int]]]):
+    folder = tmp_path / name / "checkpoints"
+    for file, (labels, misses) in checkpoints.items():
+        write_model(folder / file, labels, misses)
+    return evaluate(config, data, folder, tmp_path / name / "evaluation", name, "datasets/v1")
+
+
+def promotions(tmp_path: Path) -> list[tuple]:
+    with Database(f"sqlite:///{tmp_path / 'meta.sqlite'}").transaction() as tx:
+        return tx.query("SELECT model_id, promoted, gain, confidence, reason FROM promotions ORDER BY id")
+
+
+def test_the_champion_is_scored_by_class_name_after_a_label_is_added(setup) -> None:
+    tmp_path, data, config, _ = setup
+    dataset(data, ["a", "plate"])
+    first = run(tmp_path, data, config(), "r1", {"model_0000001.pth": (["a", "plate"], [])})
+    assert first.promoted
+    # Version 2 adds label "0": sorted first, it shifts every id ("a" 1 -> 2, "plate" 2 -> 3).
+    dataset(data, ["0", "a", "plate"])
+    run(tmp_path, data, config(), "r2", {"model_0000001.pth": (["0", "a", "plate"], [])})
+    champion = json.loads((tmp_path / "r2" / "evaluation" / "evaluation.json").read_text())["champion"]
+    assert champion["model_id"] == first.model_id
+    assert champion["metrics"]["segm/AP-plate"] == pytest.approx(1.0)  # plates scored as plates
+    assert champion["metrics"]["segm/AP-a"] == pytest.approx(1.0)
+    assert champion["metrics"]["segm/AP-0"] == 0.0  # a class it cannot predict is scored as missing
+    assert champion["missing_classes"] == ["0"]
+
+
+def test_predictions_are_mapped_by_name_and_unknown_model_classes_dropped(tmp_path: Path) -> None:
+    gt = json.loads((dataset(tmp_path, ["a", "plate"], images=2) / "val.json").read_text())
+    model = StandIn(write_model(tmp_path / "m.pth", ["plate", "x", "a"]), gt)
+    mapping = category_map(model.categories, gt)
+    assert mapping.to_gt == {1: 2, 3: 1} and mapping.extra == ["x"] and mapping.missing == []
+    results = predict_split(model, gt, tmp_path / "images", 0.05)
+    assert {r["category_id"] for r in results} == {1, 2}
+    assert score(gt, results, load_config().evaluate)["segm/AP50"] == pytest.approx(1.0)
+
+
+def test_a_model_sharing_no_class_with_the_dataset_is_refused(tmp_path: Path) -> None:
+    gt = json.loads((dataset(tmp_path, ["a", "plate"], images=1) / "val.json").read_text())
+    with pytest.raises(Exception, match="share no name"):
+        category_map([{"id": 1, "name": "cat"}], gt)
+
+
+def test_the_bootstrap_refuses_a_gain_a_naive_comparison_accepts(setup) -> None:
+    tmp_path, data, config, _ = setup
+    dataset(data, ["a", "plate"], images=10)
+    # The champion misses the objects of one image in ten; the challenger finds everything.
+    champion = run(tmp_path, data, config(), "r1", {"model_0000001.pth": (["a", "plate"], [3])})
+    assert champion.promoted
+    naive = config("promotion.min_confidence=0")
+    honest = config("promotion.min_confidence=0.9")
+    refused = run(tmp_path, data, honest, "r2", {"model_0000001.pth": (["a", "plate"], [])})
+    assert not refused.promoted and "required" in refused.reason
+    evaluation = json.loads((tmp_path / "r2" / "evaluation" / "evaluation.json").read_text())["promotion"]
+    assert evaluation["gain"] > 0 and 0.5 < evaluation["confidence"] < 0.9
+    assert evaluation["samples"] == 200 and evaluation["images"] == 10
+    accepted = run(tmp_path, data, naive, "r3", {"model_0000001.pth": (["a", "plate"], [])})
+    assert accepted.promoted
+    rows = promotions(tmp_path)
+    assert [r[1] for r in rows] == [1, 0, 1]
+    assert rows[1][2] == pytest.approx(evaluation["gain"]) and rows[1][3] == pytest.approx(evaluation["confidence"])
+
+
+def test_a_clear_gain_is_promoted_with_high_confidence(setup) -> None:
+    tmp_path, data, config, _ = setup
+    dataset(data, ["a", "plate"], images=10)
+    run(tmp_path, data, config(), "r1", {"model_0000001.pth": (["a", "plate"], [1, 2, 3, 4, 5, 6])})
+    better = run(tmp_path, data, config(), "r2", {"model_0000001.pth": (["a", "plate"], [])})
+    assert better.promoted
+    assert json.loads((tmp_path / "r2" / "evaluation" / "evaluation.json").read_text())["promotion"]["confidence"] > 0.99
+
+
+def test_margin_is_still_accepted_as_min_gain() -> None:
+    assert load_config(None, ["promotion.margin=0.02"]).promotion.min_gain == 0.02
+    assert load_config(None, ["evaluate.eir_char_score=0.7"]).evaluate.read_score == 0.7
+    with pytest.raises(ConfigError, match="former name"):
+        load_config(None, ["promotion.margin=0.02", "promotion.min_gain=0.01"])
+
+
+def test_a_first_model_that_scores_nothing_is_not_promoted(setup) -> None:
+    tmp_path, data, config, _ = setup
+    dataset(data, ["a", "plate"], images=4)
+    nothing = run(tmp_path, data, config(), "r1", {"model_0000001.pth": (["a", "plate"], [1, 2, 3, 4])})
+    assert not nothing.promoted and "min_first_score" in nothing.reason
+    assert registry.production(str(tmp_path / "registry")) is None
+    anything = run(tmp_path, data, config("promotion.min_first_score=null"), "r2",
+                   {"model_0000001.pth": (["a", "plate"], [1, 2, 3, 4])})
+    assert anything.promoted
+
+
+def test_a_nan_later_in_the_list_keeps_the_valid_best() -> None:
+    rows = [{"checkpoint": f"c{i}", "metrics": {"k": v}} for i, v in enumerate([0.3, math.nan, 0.2, math.nan])]
+    assert select_best(rows, "k", "max")["checkpoint"] == "c0"
+    assert select_best(rows, "k", "min")["checkpoint"] == "c2"
+    assert select_best(rows[1:2] + rows[2:3], "k", "max")["checkpoint"] == "c2"
+    assert select_best([rows[1], rows[3]], "k", "max")["checkpoint"] == "c3"
+
+
+def test_a_mistyped_select_key_is_refused_before_any_checkpoint_is_scored(setup) -> None:
+    tmp_path, data, config, _ = setup
+    dataset(data, ["a", "plate"], images=2)
+    with pytest.raises(ConfigError, match="evaluate.select_key: 'segm/AP5'"):
+        run(tmp_path, data, config("evaluate.select_key=segm/AP5"), "r1", {"model_0000001.pth": (["a", "plate"], [])})
+    assert StandInBackend.loads == []
+
+
+def test_a_failed_pointer_move_leaves_neither_promotion_nor_rows(setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path, data, config, _ = setup
+    dataset(data, ["a", "plate"], images=2)
+
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise OSError("bucket unreachable")
+
+    monkeypatch.setattr(registry, "promote", refused)
+    with pytest.raises(OSError):
+        run(tmp_path, data, config(), "r1", {"model_0000001.pth": (["a", "plate"], [])})
+    assert registry.production(str(tmp_path / "registry")) is None
+    assert promotions(tmp_path) == []
+
+
+def test_a_run_killed_between_promoting_and_recording_is_reconciled_by_the_next(setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path, data, config, _ = setup
+    dataset(data, ["a", "plate"], images=2)
+    promote = registry.promote
+
+    def promote_then_die(*args: Any, **kwargs: Any) -> None:
+        promote(*args, **kwargs)
+        raise KeyboardInterrupt  # SIGKILL-like: after the pointer moved, before the commit
+
+    monkeypatch.setattr(registry, "promote", promote_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, data, config(), "r1", {"model_0000001.pth": (["a", "plate"], [])})
+    production = registry.production(str(tmp_path / "registry"))
+    assert production is not None and promotions(tmp_path) == []
+    monkeypatch.setattr(registry, "promote", promote)
+
+    run(tmp_path, data, config(), "r2", {"model_0000001.pth": (["a", "plate"], [])})
+    rows = promotions(tmp_path)
+    assert rows[0][:2] == (production["model_id"], 1) and rows[0][4] == RECONCILED
+    with Database(f"sqlite:///{tmp_path / 'meta.sqlite'}").transaction() as tx:
+        known = {r[0] for r in tx.query("SELECT model_id FROM models")}
+    assert registry.production(str(tmp_path / "registry"))["model_id"] in known
+
+
+def test_the_champion_is_loaded_with_the_backend_its_lineage_records(setup) -> None:
+    tmp_path, data, config, backends = setup
+    dataset(data, ["a", "plate"], images=2)
+    run(tmp_path, data, config("model.backend=detectron2"), "r1", {"model_0000001.pth": (["a", "plate"], [])})
+    backends.clear()
+    run(tmp_path, data, config("model.backend=torchvision"), "r2", {"model_0000001.pth": (["a", "plate"], [])})
+    assert backends == ["torchvision", "detectron2"]  # checkpoints with this run's, the champion with its own
+
+
+def test_metric_keys_name_every_key_all_metrics_returns(tmp_path: Path) -> None:
+    from steps.metrics import all_metrics
+    from steps.metrics.summary import metric_keys
+
+    gt = json.loads((dataset(tmp_path, ["1", "plate"], images=2) / "val.json").read_text())
+    model = StandIn(write_model(tmp_path / "m.pth", ["1", "plate"]), gt)
+    config = load_config().evaluate
+    assert set(all_metrics(gt, predict_split(model, gt, tmp_path, 0.05), config)) <= metric_keys(gt, config)
+
+
+def test_the_best_of_several_checkpoints_must_be_surer() -> None:
+    from steps.evaluate.bootstrap import Comparison
+    from steps.evaluate.promotion import decide, required_confidence
+
+    promotion = load_config().promotion  # min_confidence 0.9
+    assert required_confidence(0.9, 1) == pytest.approx(0.9)
+    assert required_confidence(0.9, 4) == pytest.approx(0.975)
+    sure = Comparison(confidence=0.93, samples=200, images=20)
+    assert decide(0.6, 0.5, sure, promotion, "max", candidates=1).promoted
+    picked = decide(0.6, 0.5, sure, promotion, "max", candidates=4)
+    assert not picked.promoted and "0.975 required" in picked.reason
