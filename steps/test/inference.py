@@ -39,12 +39,13 @@ def model_id_of(config: Config, model: str) -> str:
 
 def _load_model(config: Config, model: str, scratch: Path) -> tuple[object, str]:
     """A predictor for `model`: `production`, a registered model id or URI, or a checkpoint file."""
-    backend = get_backend(config.model.backend)
     if Path(model).is_file():
-        return backend.load(Path(model)), Path(model).name
+        return get_backend(config.model.backend).load(Path(model)), Path(model).name
     model_id = model_id_of(config, model)
+    # A registered model is loaded with the backend it was trained with, whatever this run's is.
+    backend = registry.show(config.promotion.registry, model_id).lineage.get("backend") or config.model.backend
     folder = registry.fetch_model(config.promotion.registry, model_id, scratch / model_id)
-    return backend.load(folder / "model.pth"), model_id
+    return get_backend(backend).load(folder / "model.pth"), model_id
 
 
 def _production_id(config: Config) -> str | None:
