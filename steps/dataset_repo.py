@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from steps import vcs
+from steps.confine import OutsideFolder, inside
 from steps.errors import InputError
 
 LOCAL_REMOTE = ".dvcstore"  # default DVC remote of a local dataset repo: a git-ignored folder inside it
@@ -25,15 +26,20 @@ def init_dataset_repo(repo: Path, remote: str | None = None, remote_options: dic
     `{"endpointurl": "http://127.0.0.1:4443", "allow_anonymous_login": "true"}`. Credentials do
     not belong here: on a cluster they come from Workload Identity.
     """
-    repo.mkdir(parents=True, exist_ok=True)
+    if repo.exists() and not repo.is_dir():
+        raise InputError(f"{repo}: exists and is not a folder; give the path of a new or empty folder")
+    try:
+        repo.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent is a file, or not writable
+        raise InputError(f"{repo}: cannot create the folder ({exc.strerror or exc}); choose another path") from None
     if not (repo / ".git").exists():
         vcs.git(repo, "init", "--quiet", "--initial-branch=main")
     if not (repo / ".dvc").exists():
         vcs.dvc(repo, "init", "--quiet")
         url = remote or str((repo / LOCAL_REMOTE).resolve())
-        vcs.dvc(repo, "remote", "add", "--default", "storage", url)
+        vcs.dvc(repo, "remote", "add", "--default", "--", "storage", url)
         for key, value in (remote_options or {}).items():
-            vcs.dvc(repo, "remote", "modify", "storage", key, value, what=f"dvc remote modify {key}")
+            vcs.dvc(repo, "remote", "modify", "--", "storage", key, value, what=f"dvc remote modify {key}")
         if not remote:
             (repo / ".gitignore").write_text(f"/{LOCAL_REMOTE}\n")
         vcs.git(repo, "add", "--all")
@@ -42,6 +48,7 @@ def init_dataset_repo(repo: Path, remote: str | None = None, remote_options: dic
 
 def commit_annotations(repo: Path, folder: str, tag: str) -> str:
     """DVC-track `folder`, push its data, commit and tag it as an annotation version."""
+    vcs.check_tag(tag, "annotation version")
     if tag in vcs.git(repo, "tag", "--list").split():
         raise InputError(f"{repo}: tag {tag!r} already exists; choose a new annotation version")
     vcs.dvc_add_and_push(repo, folder)
@@ -51,11 +58,13 @@ def commit_annotations(repo: Path, folder: str, tag: str) -> str:
 @contextmanager
 def checkout_dataset(repo_url: str, version: str, dataset_dir: str) -> Iterator[Path]:
     """Check out a recorded training dataset and `dvc pull` it; yields the dataset folder."""
-    if not repo_url:
-        raise InputError("no dataset repo: pass --repo or set dataset.repo")
     with tempfile.TemporaryDirectory(prefix="trainyard-dataset-") as scratch:
         clone = Path(scratch) / "repo"
         vcs.checkout(repo_url, version, clone)
+        try:
+            inside(clone, clone / dataset_dir, "dataset repo")
+        except OutsideFolder as exc:
+            raise InputError(f"{repo_url}@{version}: dataset.dataset_dir {dataset_dir!r} {exc}") from None
         if not (clone / f"{dataset_dir}.dvc").is_file():
             raise InputError(f"{repo_url}@{version}: no {dataset_dir}.dvc; is {version!r} a recorded dataset version?")
         vcs.dvc_pull(clone, dataset_dir)
