@@ -234,6 +234,16 @@ def test_dataset_dir_outside_the_checkout_leaves_the_victim_alone(sample_repo: P
     with pytest.raises(InputError, match=rf"dataset\.dataset_dir 'dataset' leads out of the dataset repo through the "
                                          rf"symlink dataset \(to {victim}\)"):
         record(_config(url), str(sample_repo), "annotations/v2")
+    # DVC appends to .gitignore: committed as a symlink, it would write to a host file.
+    vcs.git(sample_repo, "rm", "--quiet", "dataset")
+    (sample_repo / ".gitignore").unlink()
+    (sample_repo / ".gitignore").symlink_to(victim / "precious.txt")
+    vcs.git(sample_repo, "add", ".gitignore")
+    vcs.git(sample_repo, "commit", "--quiet", "-m", "a .gitignore that is a link")
+    vcs.git(sample_repo, "tag", "annotations/v3")
+    with pytest.raises(InputError, match=r"@annotations/v3: \.gitignore leads out of the dataset repo through the "
+                                         r"symlink \.gitignore"):
+        record(_config(url), str(sample_repo), "annotations/v3")
     assert [p.name for p in victim.iterdir()] == ["precious.txt"] and (victim / "precious.txt").read_text() == "keep me"
 
 
@@ -256,3 +266,14 @@ def test_only_v_and_a_number_are_versions(sample_repo: Path, capsys: pytest.Capt
     with pytest.raises(InputError, match=r"no annotations/v<number> tag \(not versions: annotations/draft, "
                                          r"annotations/v3-fix\)"):
         vcs.newest_tag(str(sample_repo), "annotations/")
+
+
+def test_a_repo_that_asks_dvc_for_symlinks_still_records(sample_repo: Path, tmp_path: Path) -> None:
+    # With cache.type symlink, DVC would check the annotations out as links into .dvc/cache, out of
+    # the annotation folder that reads are confined to; record's checkout asks for copies.
+    vcs.dvc(sample_repo, "config", "cache.type", "symlink")
+    vcs.git(sample_repo, "add", ".dvc/config")
+    vcs.git(sample_repo, "commit", "--quiet", "-m", "link the cache")
+    vcs.git(sample_repo, "tag", "annotations/v2")
+    result = record(_config(f"sqlite:///{tmp_path / 'meta.sqlite'}"), str(sample_repo), "annotations/v2")
+    assert result.created and result.skipped == 0 and sum(result.counts.values()) == 12

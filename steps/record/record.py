@@ -162,6 +162,22 @@ def _folder(workdir: Path, name: str, field: str) -> Path:
     return workdir / name
 
 
+def _confine_checkout(workdir: Path, where: str, ann_dir: str, dataset_dir: str) -> None:
+    """Refuse a checkout where a committed symlink would lead what DVC and record read or write
+    (DVC's folder, the .dvc files, .gitignore) out of it, and make DVC check out real files.
+
+    Annotations are read confined to their folder: a repo whose DVC cache.type is `symlink` would
+    turn every file into a link into .dvc/cache, so record's own config.local asks for copies.
+    """
+    for name in (".dvc", ".dvc/config.local", ".gitignore", f"{ann_dir}.dvc", f"{dataset_dir}.dvc"):
+        try:
+            inside(workdir, workdir / name, "dataset repo")
+        except OutsideFolder as exc:
+            raise InputError(f"{where}: {name} {exc}; a committed symlink must not point out of the repo") from None
+    if (workdir / ".dvc").is_dir():
+        (workdir / ".dvc" / "config.local").write_text("[cache]\n    type = reflink,copy\n")
+
+
 def record(config: Config, repo: str, annotation_version: str = "") -> RecordResult:
     # Both reach git: refused here, before anything else, when git could read them as options.
     vcs.check_repo(repo)
@@ -189,6 +205,7 @@ def record(config: Config, repo: str, annotation_version: str = "") -> RecordRes
         where, ann_dir = f"{repo}@{annotation_version}", dataset.annotations_dir
         annotations = _folder(workdir, ann_dir, "dataset.annotations_dir")
         output = _folder(workdir, dataset.dataset_dir, "dataset.dataset_dir")
+        _confine_checkout(workdir, where, ann_dir, dataset.dataset_dir)
         tracked = (workdir / f"{ann_dir}.dvc").is_file()
         if not tracked and not annotations.is_dir():
             raise InputError(f"{where}: no {ann_dir}/ (nor {ann_dir}.dvc); set dataset.annotations_dir")
