@@ -55,16 +55,23 @@ def commit_annotations(repo: Path, folder: str, tag: str) -> str:
     return vcs.commit_and_tag(repo, [f"{folder}.dvc", ".gitignore"], f"Annotations {tag}", tag)
 
 
+def confine_checkout(clone: Path, where: str, names: list[str]) -> None:
+    """Refuse a checkout in which a committed symlink leads one of `names` (paths that git, DVC or
+    a step read or write) out of it: the repo's content must never reach a file of the host."""
+    for name in (".dvc", ".dvc/config.local", ".gitignore", *names):
+        try:
+            inside(clone, clone / name, "dataset repo")
+        except OutsideFolder as exc:
+            raise InputError(f"{where}: {name} {exc}; a committed symlink must not point out of the repo") from None
+
+
 @contextmanager
 def checkout_dataset(repo_url: str, version: str, dataset_dir: str) -> Iterator[Path]:
     """Check out a recorded training dataset and `dvc pull` it; yields the dataset folder."""
     with tempfile.TemporaryDirectory(prefix="trainyard-dataset-") as scratch:
         clone = Path(scratch) / "repo"
         vcs.checkout(repo_url, version, clone)
-        try:
-            inside(clone, clone / dataset_dir, "dataset repo")
-        except OutsideFolder as exc:
-            raise InputError(f"{repo_url}@{version}: dataset.dataset_dir {dataset_dir!r} {exc}") from None
+        confine_checkout(clone, f"{repo_url}@{version}", [dataset_dir, f"{dataset_dir}.dvc"])
         if not (clone / f"{dataset_dir}.dvc").is_file():
             raise InputError(f"{repo_url}@{version}: no {dataset_dir}.dvc; is {version!r} a recorded dataset version?")
         vcs.dvc_pull(clone, dataset_dir)

@@ -234,6 +234,9 @@ def test_dataset_dir_outside_the_checkout_leaves_the_victim_alone(sample_repo: P
     with pytest.raises(InputError, match=rf"dataset\.dataset_dir 'dataset' leads out of the dataset repo through the "
                                          rf"symlink dataset \(to {victim}\)"):
         record(_config(url), str(sample_repo), "annotations/v2")
+    with pytest.raises(InputError, match=r"@annotations/v2: dataset leads out of the dataset repo through the symlink"):
+        with checkout_dataset(str(sample_repo), "annotations/v2", "dataset"):
+            pass  # what train does with a dataset version
     # DVC appends to .gitignore: committed as a symlink, it would write to a host file.
     vcs.git(sample_repo, "rm", "--quiet", "dataset")
     (sample_repo / ".gitignore").unlink()

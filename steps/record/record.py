@@ -14,9 +14,10 @@ from pathlib import Path
 
 from steps import vcs
 from steps.coco import CocoBuild, InvalidFiles, build_coco, image_strata, split_images, write_coco_dataset
-from steps.config import Config
-from steps.db import Database, resolve_url
 from steps.confine import OutsideFolder, inside
+from steps.config import Config
+from steps.dataset_repo import confine_checkout
+from steps.db import Database, resolve_url
 from steps.errors import ExternalError, InputError
 from steps.labelme import read_labels_file
 from steps.labelme2coco import find_labelme_files
@@ -162,18 +163,9 @@ def _folder(workdir: Path, name: str, field: str) -> Path:
     return workdir / name
 
 
-def _confine_checkout(workdir: Path, where: str, ann_dir: str, dataset_dir: str) -> None:
-    """Refuse a checkout where a committed symlink would lead what DVC and record read or write
-    (DVC's folder, the .dvc files, .gitignore) out of it, and make DVC check out real files.
-
-    Annotations are read confined to their folder: a repo whose DVC cache.type is `symlink` would
-    turn every file into a link into .dvc/cache, so record's own config.local asks for copies.
-    """
-    for name in (".dvc", ".dvc/config.local", ".gitignore", f"{ann_dir}.dvc", f"{dataset_dir}.dvc"):
-        try:
-            inside(workdir, workdir / name, "dataset repo")
-        except OutsideFolder as exc:
-            raise InputError(f"{where}: {name} {exc}; a committed symlink must not point out of the repo") from None
+def _real_files(workdir: Path) -> None:
+    """Have DVC check files out as copies: annotations are read confined to their folder, and a
+    repo whose cache.type is `symlink` would make each one a link into .dvc/cache."""
     if (workdir / ".dvc").is_dir():
         (workdir / ".dvc" / "config.local").write_text("[cache]\n    type = reflink,copy\n")
 
@@ -205,7 +197,8 @@ def record(config: Config, repo: str, annotation_version: str = "") -> RecordRes
         where, ann_dir = f"{repo}@{annotation_version}", dataset.annotations_dir
         annotations = _folder(workdir, ann_dir, "dataset.annotations_dir")
         output = _folder(workdir, dataset.dataset_dir, "dataset.dataset_dir")
-        _confine_checkout(workdir, where, ann_dir, dataset.dataset_dir)
+        confine_checkout(workdir, where, [f"{ann_dir}.dvc", f"{dataset.dataset_dir}.dvc"])
+        _real_files(workdir)
         tracked = (workdir / f"{ann_dir}.dvc").is_file()
         if not tracked and not annotations.is_dir():
             raise InputError(f"{where}: no {ann_dir}/ (nor {ann_dir}.dvc); set dataset.annotations_dir")
