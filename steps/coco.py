@@ -261,7 +261,8 @@ def write_coco_dataset(
         where = f" ({exc.filename})" if exc.filename else ""
         kept = "the previous dataset there is unchanged" if out_dir.exists() else "nothing was written"
         full = "; free some space or choose another folder" if exc.errno in _NO_SPACE else ""
-        raise ExternalError(f"{out_dir}: writing the dataset failed: {exc.strerror or exc}{where}; {kept}{full}") from None
+        reason = f"{exc.strerror or exc}{where}"
+        raise ExternalError(f"{out_dir}: writing the dataset failed: {reason}; {kept}{full}") from None
     except BaseException:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)

@@ -166,7 +166,8 @@ def _read_image(
         except LabelmeFormatError as exc:
             return str(exc)
         except FileNotFoundError:
-            return f"image {labelme.imagePath!r} not found (looked for {path}); put the image beside the JSON or fix imagePath"
+            return (f"image {labelme.imagePath!r} not found (looked for {path}); "
+                    "put the image beside the JSON or fix imagePath")
         except IsNotRegular as exc:
             return f"image {labelme.imagePath!r} {exc}, not an image file"
         except OSError as exc:

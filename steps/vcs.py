@@ -71,7 +71,8 @@ def run(cmd: list[str], cwd: Path | None, what: str) -> str:
     except FileNotFoundError:
         raise ExternalError(f"{what}: {cmd[0]!r} is not installed") from None
     if done.returncode != 0:
-        raise ExternalError(f"{what} failed (exit {done.returncode}): {failure_reason(done.stderr + chr(10) + done.stdout)}")
+        reason = failure_reason(f"{done.stderr}\n{done.stdout}")
+        raise ExternalError(f"{what} failed (exit {done.returncode}): {reason}")
     return done.stdout
 
 
@@ -180,7 +181,7 @@ def commit_and_tag(repo: Path, paths: list[str], message: str, tag: str) -> str:
 
 
 def tag_subject(repo: Path, tag: str) -> str:
-    """The first line of a local annotated tag's message ("" for a lightweight tag)."""
+    """The first line of a local tag's message (of its commit's, for a lightweight tag)."""
     return git(repo, "tag", "--list", "--format=%(contents:subject)", "--", check_tag(tag)).strip()
 
 

@@ -53,7 +53,8 @@ def _png_header(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit per pixel, grayscale
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + chunk(b"IEND", b"")
+    idat = zlib.compress(b"\0" * 4096)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def _skipped(out: Path) -> dict[str, str]:
@@ -157,7 +158,8 @@ def test_bombs_deep_json_and_fifos_are_invalid_files_not_crashes(tmp_path: Path)
     assert skipped["bomb-data.json"].startswith(
         f"the embedded image (imageData) is {side}x{side}, more than {Image.MAX_IMAGE_PIXELS:,} pixels")
     assert skipped["bomb-mask.json"].startswith("shape 0 ('a') has a mask that has more than")
-    assert skipped["big-mask.json"] == "shape 0 ('a') has a 4000x4000 mask, larger than the 40x30 image; redraw it in labelme"
+    assert skipped["big-mask.json"] == (
+        "shape 0 ('a') has a 4000x4000 mask, larger than the 40x30 image; redraw it in labelme")
     assert skipped["deep.json"] == f"JSON nested more than {MAX_DEPTH} levels deep; not a labelme file"
     assert skipped["deep-flags.json"] == skipped["deep.json"]
     assert skipped["pipe.json"] == "is a FIFO, not a labelme JSON file"
@@ -189,7 +191,8 @@ def test_labelme2coco_refuses_nonsense_numbers(tmp_path: Path, capsys: pytest.Ca
     assert not (tmp_path / "out").exists()
 
 
-def test_sample_data_refuses_zero_images_and_a_file_as_the_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_sample_data_refuses_zero_images_and_a_file_as_the_folder(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
     assert main(["sample-data", str(tmp_path / "repo"), "--images", "0"]) == 2
     assert capsys.readouterr().err == "error: --images 0: must be at least 1\n"
     assert not (tmp_path / "repo").exists()

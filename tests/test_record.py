@@ -188,8 +188,10 @@ def test_failure_reasons_are_the_real_cause_without_advice_or_banners(tmp_path: 
     missing = tmp_path / "missing"
     with pytest.raises(ExternalError) as info:
         vcs.remote_tags(str(missing))
-    assert str(info.value) == f"git ls-remote {missing} failed (exit 128): '{missing}' does not appear to be a git repository"
-    with pytest.raises(ExternalError, match=rf"git clone {missing} failed \(exit 128\): repository '{missing}' does not exist$"):
+    assert str(info.value) == (
+        f"git ls-remote {missing} failed (exit 128): '{missing}' does not appear to be a git repository")
+    with pytest.raises(ExternalError,
+                       match=rf"git clone {missing} failed \(exit 128\): repository '{missing}' does not exist$"):
         vcs.checkout(str(missing), "annotations/v1", tmp_path / "clone")
 
     repo = tmp_path / "repo"
@@ -224,8 +226,9 @@ def test_dataset_dir_outside_the_checkout_leaves_the_victim_alone(sample_repo: P
     (victim / "precious.txt").write_text("keep me")
     url = f"sqlite:///{tmp_path / 'meta.sqlite'}"
     done = _record_cli("--repo", str(sample_repo), "--set", f"dataset.dataset_dir={victim}", url=url)
-    assert done.returncode == 2 and done.stderr.startswith(f"error: defaults + --set + --set: dataset.dataset_dir: '{victim}' "
-                                                           "is absolute; give a folder inside the dataset repo")
+    assert done.returncode == 2 and done.stderr.startswith(
+        f"error: defaults + --set + --set: dataset.dataset_dir: '{victim}' is absolute; give a folder inside the "
+        "dataset repo")
     # The same through a symlink committed into an annotation version.
     (sample_repo / "dataset").symlink_to(victim)
     vcs.git(sample_repo, "add", "dataset")

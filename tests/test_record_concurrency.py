@@ -105,8 +105,8 @@ def _hold_pushes_after_the_tag_lands(repo: Path, reached: Path, gate: Path) -> N
 
 
 def _start_record_and_wait_for_the_push(repo: Path, url: str, reached: Path) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "steps.record", "--repo", str(repo), "--set", f"database.url={url}"],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "steps.record", "--repo", str(repo), "--set", f"database.url={url}"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     while not reached.exists():
         if process.poll() is not None:
