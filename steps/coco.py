@@ -9,6 +9,7 @@ and listed in `report.json` (`on_invalid="skip"`); a file is never half used.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -24,7 +25,7 @@ from typing import Any, Literal
 from PIL import Image, ImageOps
 
 from steps.dataset_split import SPLITS, split_counts, split_images
-from steps.errors import ConfigError, InputError
+from steps.errors import ConfigError, ExternalError, InputError
 from steps.labelme import category_names, embedded_image, parse_labelme
 from steps.labelme_convert import ConvertedFile, ConvertSettings, ImageSource, convert_file
 from steps.labelme_shapes import AREA_SHAPES, Polygon, polygon_area
@@ -39,6 +40,7 @@ OnInvalid = Literal["fail", "skip"]
 REPORT_NAME = "report.json"
 _LISTED = 20  # invalid files named in an error message; the rest are counted
 _WRITERS = 16  # threads writing image files
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the disk, the quota or a file size limit is full
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,8 @@ def build_coco(
 
     `labels` fixes the category order (ids 1..N; `__ignore__`/`_background_` are not categories)
     and makes any other label an error; without it every label found is a category, sorted.
-    `root` makes file names in messages and the report relative to it.
+    `root` is the annotation folder: no file outside it is read (each JSON's own folder when
+    None), and file names in messages and the report are relative to it.
     """
     if on_invalid not in ("fail", "skip"):
         raise ConfigError(f"on_invalid: {on_invalid!r} is not one of 'fail', 'skip'")
@@ -132,6 +135,7 @@ def build_coco(
         labels_source=labels_source,
         clip_tolerance=clip_tolerance,
         decode_images=decode_images,
+        root=Path(root) if root is not None else None,
     )
     paths = sorted({Path(f) for f in files})
     converted = parallel_map(convert_file, paths, workers, settings=settings)
@@ -234,10 +238,11 @@ def write_coco_dataset(
     missing = [image["file_name"] for image in build.images if split.get(image["file_name"]) not in splits]
     if missing:
         raise ValueError(f"write_coco_dataset: no {'/'.join(splits)} split for {missing[:3]}")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.writing-", dir=out_dir.parent))
     counts: dict[str, int] = {}
+    staging = None
     try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.writing-", dir=out_dir.parent))
         (staging / "images").mkdir()
         for name in splits:
             images = [image for image in build.images if split[image["file_name"]] == name]
@@ -250,8 +255,17 @@ def write_coco_dataset(
                                                      staging / "images" / image["file_name"], link), build.images))
         (staging / REPORT_NAME).write_text(json.dumps(report(build, split), indent=1, sort_keys=True) + "\n")
         _replace_dir(staging, out_dir)
+    except OSError as exc:  # disk full, quota, permissions: the previous out_dir is still there
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        where = f" ({exc.filename})" if exc.filename else ""
+        kept = "the previous dataset there is unchanged" if out_dir.exists() else "nothing was written"
+        full = "; free some space or choose another folder" if exc.errno in _NO_SPACE else ""
+        reason = f"{exc.strerror or exc}{where}"
+        raise ExternalError(f"{out_dir}: writing the dataset failed: {reason}; {kept}{full}") from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
     return counts
 

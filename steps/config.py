@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from steps.confine import relative_folder
 from steps.errors import ConfigError
 
 
@@ -42,6 +43,13 @@ class DatasetConfig(_Section):
     # A labelme file that fails a check: `fail` records nothing; `skip` records the others and lists
     # the skipped files with their reason (report.json in the dataset, and the database).
     on_invalid: Literal["fail", "skip"] = "fail"
+
+    @field_validator("annotations_dir", "dataset_dir")
+    @classmethod
+    def _inside_repo(cls, value: str) -> str:
+        # Record reads the one and replaces the other as a whole: outside the checkout that would be
+        # a folder of the host (dataset_dir=/tmp/x would delete /tmp/x).
+        return relative_folder(value)
 
 
 class DatabaseConfig(_Section):
@@ -196,7 +204,7 @@ def _describe(error: dict[str, Any]) -> str:
     where = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return f"unknown key {where!r}{_suggestion(error['loc'])}"
-    return f"{where}: {error['msg']} (got {error.get('input')!r})"
+    return f"{where}: {str(error['msg']).removeprefix('Value error, ')} (got {error.get('input')!r})"
 
 
 def _suggestion(loc: tuple[Any, ...]) -> str:

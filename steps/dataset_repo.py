@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from steps import vcs
+from steps.confine import OutsideFolder, inside
 from steps.errors import InputError
 
 LOCAL_REMOTE = ".dvcstore"  # default DVC remote of a local dataset repo: a git-ignored folder inside it
@@ -25,15 +26,20 @@ def init_dataset_repo(repo: Path, remote: str | None = None, remote_options: dic
     `{"endpointurl": "http://127.0.0.1:4443", "allow_anonymous_login": "true"}`. Credentials do
     not belong here: on a cluster they come from Workload Identity.
     """
-    repo.mkdir(parents=True, exist_ok=True)
+    if repo.exists() and not repo.is_dir():
+        raise InputError(f"{repo}: exists and is not a folder; give the path of a new or empty folder")
+    try:
+        repo.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent is a file, or not writable
+        raise InputError(f"{repo}: cannot create the folder ({exc.strerror or exc}); choose another path") from None
     if not (repo / ".git").exists():
         vcs.git(repo, "init", "--quiet", "--initial-branch=main")
     if not (repo / ".dvc").exists():
         vcs.dvc(repo, "init", "--quiet")
         url = remote or str((repo / LOCAL_REMOTE).resolve())
-        vcs.dvc(repo, "remote", "add", "--default", "storage", url)
+        vcs.dvc(repo, "remote", "add", "--default", "--", "storage", url)
         for key, value in (remote_options or {}).items():
-            vcs.dvc(repo, "remote", "modify", "storage", key, value, what=f"dvc remote modify {key}")
+            vcs.dvc(repo, "remote", "modify", "--", "storage", key, value, what=f"dvc remote modify {key}")
         if not remote:
             (repo / ".gitignore").write_text(f"/{LOCAL_REMOTE}\n")
         vcs.git(repo, "add", "--all")
@@ -42,20 +48,30 @@ def init_dataset_repo(repo: Path, remote: str | None = None, remote_options: dic
 
 def commit_annotations(repo: Path, folder: str, tag: str) -> str:
     """DVC-track `folder`, push its data, commit and tag it as an annotation version."""
+    vcs.check_tag(tag, "annotation version")
     if tag in vcs.git(repo, "tag", "--list").split():
         raise InputError(f"{repo}: tag {tag!r} already exists; choose a new annotation version")
     vcs.dvc_add_and_push(repo, folder)
     return vcs.commit_and_tag(repo, [f"{folder}.dvc", ".gitignore"], f"Annotations {tag}", tag)
 
 
+def confine_checkout(clone: Path, where: str, names: list[str]) -> None:
+    """Refuse a checkout in which a committed symlink leads one of `names` (paths that git, DVC or
+    a step read or write) out of it: the repo's content must never reach a file of the host."""
+    for name in (".dvc", ".dvc/config.local", ".gitignore", *names):
+        try:
+            inside(clone, clone / name, "dataset repo")
+        except OutsideFolder as exc:
+            raise InputError(f"{where}: {name} {exc}; a committed symlink must not point out of the repo") from None
+
+
 @contextmanager
 def checkout_dataset(repo_url: str, version: str, dataset_dir: str) -> Iterator[Path]:
     """Check out a recorded training dataset and `dvc pull` it; yields the dataset folder."""
-    if not repo_url:
-        raise InputError("no dataset repo: pass --repo or set dataset.repo")
     with tempfile.TemporaryDirectory(prefix="trainyard-dataset-") as scratch:
         clone = Path(scratch) / "repo"
         vcs.checkout(repo_url, version, clone)
+        confine_checkout(clone, f"{repo_url}@{version}", [dataset_dir, f"{dataset_dir}.dvc"])
         if not (clone / f"{dataset_dir}.dvc").is_file():
             raise InputError(f"{repo_url}@{version}: no {dataset_dir}.dvc; is {version!r} a recorded dataset version?")
         vcs.dvc_pull(clone, dataset_dir)

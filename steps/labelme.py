@@ -4,6 +4,10 @@ Only what the pipeline needs is typed; labelme writes more keys (and newer versi
 so unknown keys are kept, not rejected. The semantics follow labelme's own reader: `imagePath` is
 relative to the JSON file (backslashes from Windows allowed), and an embedded `imageData` is the
 image (it wins over `imagePath`, as in labelme).
+
+Annotation files are untrusted: an image is only read from inside the annotation folder (no
+absolute `imagePath`, none leading out with `..` or through a symlink), only regular files are
+read (a FIFO would block), and a file's size and nesting are bounded.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from steps.confine import IsNotRegular, OutsideFolder, inside, is_absolute, regular_file
 from steps.errors import ConfigError, InputError
 
 ShapeType = Literal[
@@ -37,6 +42,13 @@ _POINT_COUNTS: dict[str, tuple[tuple[int, ...], str]] = {
 IGNORE_LABEL = "__ignore__"
 BACKGROUND_LABEL = "_background_"
 RESERVED_LABELS = (IGNORE_LABEL, BACKGROUND_LABEL)
+
+# A labelme file holds shapes and at most one embedded image; anything larger is not one. Read
+# whole into memory (by worker processes at once), so bounded.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+# labelme nests 4 levels (file, shapes, shape, points); `flags` may hold a little more. Deeper JSON is
+# built to exhaust the parser's recursion.
+MAX_DEPTH = 32
 
 
 class LabelmeFormatError(ValueError):
@@ -70,7 +82,8 @@ class LabelmeFile(BaseModel):
 
     version: str = ""
     flags: dict[str, Any] | None = Field(default_factory=dict)
-    shapes: list[LabelmeShape] = Field(default_factory=list)
+    # Required, as in labelme's own reader: a file without it is not an image with no objects.
+    shapes: list[LabelmeShape]
     # Relative to the JSON file's folder; labelme on Windows writes backslashes.
     imagePath: str
     # Base64 copy of the image file that labelme can embed; when present it is the image.
@@ -80,11 +93,43 @@ class LabelmeFile(BaseModel):
 
 
 def image_path(json_path: Path, labelme: LabelmeFile) -> Path:
-    """The image file a labelme JSON refers to, resolved relative to the JSON's folder."""
+    """The image file a labelme JSON refers to, relative to the JSON's folder (not yet checked)."""
     relative = labelme.imagePath
     if "\\" in relative:
         relative = PureWindowsPath(relative).as_posix()
     return Path(json_path).parent / relative
+
+
+def image_file(json_path: Path, labelme: LabelmeFile, root: Path) -> Path:
+    """The image file of `imagePath`, resolved; LabelmeFormatError when it is absolute or its
+    resolved path (symlinks followed) leaves `root`, the annotation folder."""
+    if is_absolute(labelme.imagePath):
+        raise LabelmeFormatError(
+            f"imagePath {labelme.imagePath!r} is absolute (from another machine?); make it relative to the "
+            f"JSON file, e.g. {image_name(labelme)!r}"
+        )
+    try:
+        return inside(root, image_path(json_path, labelme), "annotation folder")
+    except OutsideFolder as exc:
+        raise LabelmeFormatError(f"imagePath {labelme.imagePath!r} {exc}; only images inside it are used") from None
+
+
+def read_file(path: Path, root: Path) -> bytes:
+    """The bytes of a labelme JSON file inside `root`; LabelmeFormatError when it is a symlink out
+    of `root`, not a regular file (a FIFO would block) or too large; OSError when unreadable."""
+    try:
+        resolved = inside(root, path, "annotation folder")
+    except OutsideFolder as exc:
+        raise LabelmeFormatError(f"{exc}; only files inside it are read") from None
+    try:
+        regular_file(resolved)
+    except IsNotRegular as exc:
+        raise LabelmeFormatError(f"{exc}, not a labelme JSON file") from None
+    with open(resolved, "rb") as file:
+        raw = file.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise LabelmeFormatError(f"is larger than {MAX_FILE_BYTES // 2**20} MiB; not a labelme file")
+    return raw
 
 
 def image_name(labelme: LabelmeFile) -> str:
@@ -125,8 +170,12 @@ def parse_labelme(raw: bytes) -> LabelmeFile:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LabelmeFormatError(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:  # deeper than the parser's stack: certainly deeper than MAX_DEPTH
+        raise LabelmeFormatError(f"JSON nested more than {MAX_DEPTH} levels deep; not a labelme file") from None
     if not isinstance(data, dict):
         raise LabelmeFormatError("expected a JSON object with labelme keys (shapes, imagePath, ...)")
+    if _depth(data) > MAX_DEPTH:
+        raise LabelmeFormatError(f"JSON nested more than {MAX_DEPTH} levels deep; not a labelme file")
     try:
         return LabelmeFile.model_validate(data)
     except ValidationError as exc:
@@ -136,20 +185,32 @@ def parse_labelme(raw: bytes) -> LabelmeFile:
         raise LabelmeFormatError(f"not a valid labelme file: {problems}{more}") from None
 
 
-def load_labelme(path: Path) -> LabelmeFile:
-    """Read and validate one labelme JSON file and check that its image exists."""
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in parsed JSON (iterative: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:
+                stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def load_labelme(path: Path, root: Path | None = None) -> LabelmeFile:
+    """Read and validate one labelme JSON file and check that its image exists inside `root`
+    (the annotation folder; default: the JSON's folder)."""
     path = Path(path)
+    root = Path(root) if root is not None else path.parent
     try:
-        raw = path.read_bytes()
+        labelme = parse_labelme(read_file(path, root))
+        embedded_image(labelme)
+        image = image_file(path, labelme, root) if labelme.imageData is None else None
     except FileNotFoundError:
         raise InputError(f"{path}: labelme file not found") from None
-    try:
-        labelme = parse_labelme(raw)
-        embedded_image(labelme)
     except LabelmeFormatError as exc:
         raise InputError(f"{path}: {exc}") from None
-    image = image_path(path, labelme)
-    if labelme.imageData is None and not image.is_file():
+    if image is not None and not image.is_file():
         raise InputError(
             f"{path}: image {labelme.imagePath!r} not found (looked for {image}); "
             "put the image beside the JSON or fix imagePath"

@@ -6,6 +6,7 @@ OUTPUT_DIR gets `train.json` (and `val.json` when a validation share is asked fo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,8 +67,10 @@ def labelme2coco(
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"--val-fraction {val_fraction}: must be >= 0 and < 1")
-    if clip_tolerance < 0:
-        raise ConfigError(f"--clip-tolerance {clip_tolerance}: must be >= 0 (pixels)")
+    if not (math.isfinite(clip_tolerance) and clip_tolerance >= 0):  # NaN compares false to everything
+        raise ConfigError(f"--clip-tolerance {clip_tolerance}: must be a number of pixels >= 0")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers}: must be at least 1 (leave it out to use the available cores)")
     _check_folders(input_dir, output_dir, overwrite)
     labels = read_labels_file(labels_file) if labels_file else None
     files = find_labelme_files(input_dir)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from dataclasses import dataclass, field
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from steps.confine import IsNotRegular, regular_file
 from steps.errors import ExternalError
 
 try:  # the rasterizer of COCO tools (pycocotools-compatible), for area and bbox from the mask
@@ -31,9 +33,10 @@ from steps.labelme import (
     LabelmeFormatError,
     LabelmeShape,
     embedded_image,
+    image_file,
     image_name,
-    image_path,
     parse_labelme,
+    read_file,
 )
 from steps.labelme_shapes import (
     AREA_SHAPES,
@@ -63,6 +66,8 @@ class ConvertSettings:
     clip_tolerance: float = 2.0
     # Decode every image fully (slower) instead of trusting its header and end marker.
     decode_images: bool = False
+    # The annotation folder: no file outside it is read. None: each JSON file's own folder.
+    root: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,7 @@ def convert_file(json_path: Path, settings: ConvertSettings = ConvertSettings())
     """Check one labelme file and turn it into COCO instances; never raises for bad input."""
     json_path = Path(json_path)
     try:
-        labelme = parse_labelme(json_path.read_bytes())
+        labelme = parse_labelme(read_file(json_path, settings.root or json_path.parent))
         embedded = embedded_image(labelme)
     except OSError as exc:
         return ConvertedFile(json_path, errors=(f"cannot be read: {exc.strerror or exc}",))
@@ -155,28 +160,32 @@ def _read_image(
     """(source, COCO file name), or the reason the image is unusable."""
     path = None
     if embedded is None:
-        path = image_path(json_path, labelme)
         try:
-            data = path.read_bytes()
+            path = image_file(json_path, labelme, settings.root or json_path.parent)
+            data = regular_file(path).read_bytes()
+        except LabelmeFormatError as exc:
+            return str(exc)
         except FileNotFoundError:
-            hint = "put the image beside the JSON or fix imagePath"
-            if PureWindowsPath(labelme.imagePath).drive or labelme.imagePath.startswith("/"):
-                hint = f"imagePath is absolute, from another machine; make it relative, e.g. {image_name(labelme)!r}"
-            return f"image {labelme.imagePath!r} not found (looked for {path}); {hint}"
+            return (f"image {labelme.imagePath!r} not found (looked for {path}); "
+                    "put the image beside the JSON or fix imagePath")
+        except IsNotRegular as exc:
+            return f"image {labelme.imagePath!r} {exc}, not an image file"
         except OSError as exc:
             return f"image {labelme.imagePath!r} cannot be read: {exc.strerror or exc}"
     else:
         data = embedded
     what = "the embedded image (imageData)" if path is None else f"image {labelme.imagePath!r}"
     try:
-        with Image.open(io.BytesIO(data)) as opened:
+        with open_image(data) as opened:
             fmt, (width, height) = opened.format or "", opened.size
             orientation = _orientation(opened)
             if settings.decode_images:
                 opened.load()
     except UnidentifiedImageError:
         return f"{what} is not an image file PIL can read"
-    except (OSError, SyntaxError, ValueError) as exc:
+    except TooManyPixels as exc:
+        return f"{what} {exc}"
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         return f"{what} cannot be decoded ({exc}); copy or export the file again"
     if _truncated(fmt, data):
         return f"{what} is truncated (no end marker); copy the file again"
@@ -193,6 +202,31 @@ def _read_image(
     name = image_name(labelme) or f"{json_path.stem}{_FORMAT_SUFFIX.get(fmt, '.png')}"
     source = ImageSource(json_path, path, hashlib.sha256(data).hexdigest(), exif_transpose=orientation not in (0, 1))
     return source, name
+
+
+class TooManyPixels(ValueError):
+    """An image whose header declares more pixels than MAX_IMAGE_PIXELS (a decompression bomb)."""
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Image.open (reads the header only), refusing an image with more than PIL's MAX_IMAGE_PIXELS.
+
+    PIL itself only warns between its limit and twice that, and raises above: a small file can
+    declare billions of pixels, and decoding it would exhaust the memory of every worker. The
+    limit is checked on the header, before anything is decoded.
+    """
+    limit = Image.MAX_IMAGE_PIXELS or 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, as an error
+            opened = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise TooManyPixels(f"has more than {2 * limit:,} pixels (a decompression bomb?); not used") from None
+    width, height = opened.size
+    if limit and width * height > limit:
+        opened.close()
+        raise TooManyPixels(f"is {width}x{height}, more than {limit:,} pixels (a decompression bomb?); not used")
+    return opened
 
 
 def _orientation(opened: Image.Image) -> int:
@@ -261,7 +295,7 @@ def _instance_parts(
         key = (shape.label, shape.group_id) if shape.group_id is not None else (shape.label, -1 - index)
         part = instances.setdefault(key, _Parts(shape.label))
         if shape.shape_type == "mask":
-            mask = _mask_of(shape, width, height)
+            mask = _mask_of(shape, width, height, settings.clip_tolerance)
             if isinstance(mask, str):
                 errors.append(f"{where} {mask}")
             else:
@@ -279,7 +313,7 @@ def _instance_parts(
     return [part for part in instances.values() if part.polygons or part.masks]
 
 
-def _mask_of(shape: LabelmeShape, width: int, height: int) -> np.ndarray | str:
+def _mask_of(shape: LabelmeShape, width: int, height: int, clip_tolerance: float) -> np.ndarray | str:
     """The full-image boolean mask of a labelme `mask` shape (a PNG patch placed at its box's corner)."""
     import base64
     import binascii
@@ -287,9 +321,17 @@ def _mask_of(shape: LabelmeShape, width: int, height: int) -> np.ndarray | str:
     if not shape.mask:
         return "is a mask shape without its mask; redraw it in labelme"
     try:
-        with Image.open(io.BytesIO(base64.b64decode(shape.mask, validate=True))) as patch_image:
+        with open_image(base64.b64decode(shape.mask, validate=True)) as patch_image:
+            # The patch covers the box of 2 points inside the image (or up to the clip tolerance
+            # outside it), so it is no larger than the image and that margin: check before decoding.
+            slack = 2 * min(clip_tolerance, max(width, height)) + 2
+            if patch_image.width > width + slack or patch_image.height > height + slack:
+                return (f"has a {patch_image.width}x{patch_image.height} mask, larger than the {width}x{height} "
+                        "image; redraw it in labelme")
             patch = np.asarray(patch_image.convert("L")) > 0
-    except (binascii.Error, ValueError, OSError, UnidentifiedImageError):
+    except TooManyPixels as exc:
+        return f"has a mask that {exc}"
+    except (binascii.Error, ValueError, OSError, UnidentifiedImageError, SyntaxError, EOFError):
         return "has a mask that is not a base64 PNG; redraw it in labelme"
     # The patch starts at the box's top-left corner, unclipped (it may start outside the image).
     x0, y0 = (int(round(min(point[axis] for point in shape.points))) for axis in (0, 1))

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from steps.coco import InvalidFiles, build_coco, polygon_area, write_coco_dataset
-from steps.errors import ConfigError, InputError
+from steps.errors import ConfigError, ExternalError, InputError
 
 
 def _shape(label: str, points: list[list[float]], shape_type: str = "polygon", group_id: int | None = None,
@@ -203,7 +203,10 @@ BAD_CASES: dict[str, tuple[dict, str]] = {
     "wrong-point-count": ({"shapes": [_shape("a", [[1, 1], [2, 2], [3, 3]], "circle")]}, r"a circle needs"),
     "image-missing": ({"imagePath": "gone.png"}, r"image 'gone\.png' not found"),
     "image-path-absolute": ({"imagePath": "C:\\Users\\me\\bad.png"},
-                            r"imagePath is absolute, from another machine; make it relative, e\.g\. 'bad\.png'"),
+                            r"imagePath 'C:.*' is absolute \(from another machine\?\); make it relative to the JSON "
+                            r"file, e\.g\. 'bad\.png'"),
+    "image-path-absolute-posix": ({"imagePath": "/etc/hostname"}, r"imagePath '/etc/hostname' is absolute"),
+    "no-shapes": ({"drop": "shapes"}, r"not a valid labelme file: shapes: Field required"),
     "image-not-an-image": ({"image_bytes": b"not an image"}, r"image 'bad\.png' is not an image file"),
     "image-truncated": ({"image": _truncated_jpeg}, r"image 'bad\.png' is truncated"),
     "size-mismatch": ({"imageWidth": 41}, r"imageWidth x imageHeight is 41x30 but image 'bad\.png' is 40x30"),
@@ -428,7 +431,8 @@ def test_failed_write_leaves_previous_output_untouched(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "train.json").write_text("previous")
     (tmp_path / "src" / "c.png").unlink()  # the copy fails halfway
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ExternalError, match=r"writing the dataset failed: No such file or directory \(.*c\.png\); "
+                       r"the previous dataset there is unchanged$"):
         write_coco_dataset(build, {"a.png": "train", "b.png": "train", "c.png": "val"}, tmp_path / "out")
     assert (tmp_path / "out" / "train.json").read_text() == "previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]

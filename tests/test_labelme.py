@@ -110,7 +110,7 @@ def test_image_path_is_relative_to_the_json_even_with_backslashes(folder: Path) 
     (folder / "img").mkdir()
     Image.new("RGB", (10, 8)).save(folder / "img" / "b.png")
     path = _write(folder / "ann", _labelme(image="..\\img\\b.png"), "b.json")
-    labelme = load_labelme(path)
+    labelme = load_labelme(path, root=folder)  # the annotation folder holds both subfolders
     assert image_path(path, labelme) == folder / "ann" / ".." / "img" / "b.png"
     assert image_path(path, labelme).resolve() == (folder / "img" / "b.png").resolve()
 

@@ -11,13 +11,15 @@ import pytest
 
 from steps import vcs
 from steps.config import load_config
-from steps.dataset_repo import checkout_dataset, commit_annotations
+from steps.dataset_repo import checkout_dataset, commit_annotations, init_dataset_repo
 from steps.db import Database
-from steps.errors import ExternalError, InputError
+from steps.errors import ConfigError, ExternalError, InputError
 from steps.record.metadata import DatasetRow, ImageRow, find_dataset, insert_dataset
 from steps.record.record import record
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _config(url: str, *overrides: str):
@@ -150,3 +152,134 @@ def test_names_with_quotes_and_sql_are_stored_verbatim(any_database: str) -> Non
     assert found is not None and found["categories"] == [WEIRD_LABEL] and found["skipped"] == 1
     assert stored == [(WEIRD_NAME, json.dumps([WEIRD_LABEL], ensure_ascii=False))]
     assert skipped == [(f"sub/{WEIRD_NAME}.json", f"label {WEIRD_LABEL!r}")]
+
+
+# --- hostile parameters: nothing a user passes reaches git or DVC as an option ------------------------
+
+def _record_cli(*args: str, url: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "steps.record", *args, "--set", f"database.url={url}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_a_repo_or_version_that_looks_like_an_option_runs_nothing(sample_repo: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    url = f"sqlite:///{tmp_path / 'meta.sqlite'}"
+    done = _record_cli("--repo", f"--upload-pack=touch {marker};true", url=url)
+    assert done.returncode == 2 and not marker.exists()
+    assert done.stderr.startswith("error: dataset repo '--upload-pack=touch /") and done.stderr.endswith(
+        "': starts with '-', which git would read as an option; give a git URL or a path (write ./-name for a local "
+        "folder whose name starts with '-')\n") and done.stderr.count("\n") == 1
+    for args in (["--annotation-version=-x"], ["--set", "dataset.annotation_version=--upload-pack=touch x"]):
+        done = _record_cli("--repo", str(sample_repo), *args, url=url)
+        assert done.returncode == 2 and done.stderr.startswith("error: annotation version '-") and \
+            "starts with '-', which git would read as an option" in done.stderr and done.stderr.count("\n") == 1
+    done = _record_cli("--repo", str(sample_repo), "--annotation-version", "annotations/v1 x", url=url)
+    assert done.stderr == "error: annotation version 'annotations/v1 x': not a valid git tag name; give a tag such " \
+                          "as annotations/v3\n"
+    # A transport that runs a command is refused by git itself, whatever the URL says.
+    with pytest.raises(ExternalError, match="transport 'ext' not allowed"):
+        vcs.remote_tags(f"ext::sh -c touch% {marker}")
+    assert not marker.exists()
+    with pytest.raises(ConfigError, match="annotation version '-x'"):
+        commit_annotations(sample_repo, "annotations", "-x")
+
+
+def test_failure_reasons_are_the_real_cause_without_advice_or_banners(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    with pytest.raises(ExternalError) as info:
+        vcs.remote_tags(str(missing))
+    assert str(info.value) == (
+        f"git ls-remote {missing} failed (exit 128): '{missing}' does not appear to be a git repository")
+    with pytest.raises(ExternalError,
+                       match=rf"git clone {missing} failed \(exit 128\): repository '{missing}' does not exist$"):
+        vcs.checkout(str(missing), "annotations/v1", tmp_path / "clone")
+
+    repo = tmp_path / "repo"
+    (tmp_path / "a-file").write_text("not a folder")
+    init_dataset_repo(repo, remote=str(tmp_path / "a-file" / "store"))  # a DVC remote that cannot exist
+    with pytest.raises(ExternalError) as info:
+        vcs.dvc_pull(repo, "nothing")
+    assert str(info.value) == ("dvc pull nothing failed (exit 1): failed to pull data from the cloud - 'nothing' does "
+                               "not exist as an output or a stage name in 'dvc.yaml': 'dvc.yaml' does not exist")
+    (repo / "data").mkdir()
+    (repo / "data" / "x.txt").write_text("x")
+    with pytest.raises(ExternalError) as info:
+        vcs.dvc_add_and_push(repo, "data")
+    assert str(info.value).startswith("dvc push data failed (exit 255): unexpected error - [Errno 20] Not a directory")
+    assert "troubles" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_failure_reason_picks_the_cause_line() -> None:
+    git_push = ("remote: error: tags are frozen\nTo /srv/data.git\n ! [remote rejected] datasets/v1 -> datasets/v1 "
+                "(pre-receive hook declined)\nerror: failed to push some refs to '/srv/data.git'\n")
+    assert vcs.failure_reason(git_push) == "tags are frozen"
+    assert vcs.failure_reason("hint: Updates were rejected\nhint: see git help\n") == "no output"
+    assert vcs.failure_reason("") == "no output"
+    assert vcs.failure_reason("ERROR: " + "x" * 1000).endswith("...")
+
+
+# --- item 2: the dataset folders stay inside the checkout ---------------------------------------------
+
+def test_dataset_dir_outside_the_checkout_leaves_the_victim_alone(sample_repo: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me")
+    url = f"sqlite:///{tmp_path / 'meta.sqlite'}"
+    done = _record_cli("--repo", str(sample_repo), "--set", f"dataset.dataset_dir={victim}", url=url)
+    assert done.returncode == 2 and done.stderr.startswith(
+        f"error: defaults + --set + --set: dataset.dataset_dir: '{victim}' is absolute; give a folder inside the "
+        "dataset repo")
+    # The same through a symlink committed into an annotation version.
+    (sample_repo / "dataset").symlink_to(victim)
+    vcs.git(sample_repo, "add", "dataset")
+    vcs.git(sample_repo, "commit", "--quiet", "-m", "a dataset folder that is a link")
+    vcs.git(sample_repo, "tag", "annotations/v2")
+    with pytest.raises(InputError, match=rf"dataset\.dataset_dir 'dataset' leads out of the dataset repo through the "
+                                         rf"symlink dataset \(to {victim}\)"):
+        record(_config(url), str(sample_repo), "annotations/v2")
+    with pytest.raises(InputError, match=r"@annotations/v2: dataset leads out of the dataset repo through the symlink"):
+        with checkout_dataset(str(sample_repo), "annotations/v2", "dataset"):
+            pass  # what train does with a dataset version
+    # DVC appends to .gitignore: committed as a symlink, it would write to a host file.
+    vcs.git(sample_repo, "rm", "--quiet", "dataset")
+    (sample_repo / ".gitignore").unlink()
+    (sample_repo / ".gitignore").symlink_to(victim / "precious.txt")
+    vcs.git(sample_repo, "add", ".gitignore")
+    vcs.git(sample_repo, "commit", "--quiet", "-m", "a .gitignore that is a link")
+    vcs.git(sample_repo, "tag", "annotations/v3")
+    with pytest.raises(InputError, match=r"@annotations/v3: \.gitignore leads out of the dataset repo through the "
+                                         r"symlink \.gitignore"):
+        record(_config(url), str(sample_repo), "annotations/v3")
+    assert [p.name for p in victim.iterdir()] == ["precious.txt"] and (victim / "precious.txt").read_text() == "keep me"
+
+
+# --- issue 9 item 8: which tags are versions ----------------------------------------------------------
+
+def test_only_v_and_a_number_are_versions(sample_repo: Path, capsys: pytest.CaptureFixture) -> None:
+    tags = ["annotations/v10", "annotations/v9", "annotations/v3-fix", "annotations/draft", "annotations/v2.1",
+            "annotations/v٣"]
+    assert vcs.version_tags(tags, "annotations/") == (
+        ["annotations/v9", "annotations/v10"], ["annotations/v3-fix", "annotations/draft", "annotations/v2.1",
+                                                "annotations/v٣"])
+    for tag in ("annotations/v3-fix", "annotations/draft"):
+        vcs.git(sample_repo, "tag", tag)
+    from steps.record.record import _newest_annotation_version
+
+    assert _newest_annotation_version(str(sample_repo)) == "annotations/v1"
+    assert "ignoring 2 tag(s) that are not versions (annotations/v<number>) when looking for the newest: " \
+           "annotations/draft, annotations/v3-fix" in capsys.readouterr().out
+    vcs.git(sample_repo, "tag", "--delete", "annotations/v1")
+    with pytest.raises(InputError, match=r"no annotations/v<number> tag \(not versions: annotations/draft, "
+                                         r"annotations/v3-fix\)"):
+        vcs.newest_tag(str(sample_repo), "annotations/")
+
+
+def test_a_repo_that_asks_dvc_for_symlinks_still_records(sample_repo: Path, tmp_path: Path) -> None:
+    # With cache.type symlink, DVC would check the annotations out as links into .dvc/cache, out of
+    # the annotation folder that reads are confined to; record's checkout asks for copies.
+    vcs.dvc(sample_repo, "config", "cache.type", "symlink")
+    vcs.git(sample_repo, "add", ".dvc/config")
+    vcs.git(sample_repo, "commit", "--quiet", "-m", "link the cache")
+    vcs.git(sample_repo, "tag", "annotations/v2")
+    result = record(_config(f"sqlite:///{tmp_path / 'meta.sqlite'}"), str(sample_repo), "annotations/v2")
+    assert result.created and result.skipped == 0 and sum(result.counts.values()) == 12

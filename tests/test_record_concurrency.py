@@ -19,6 +19,7 @@ from steps import vcs
 from steps.config import load_config
 from steps.dataset_repo import commit_annotations
 from steps.db import Database
+from steps.errors import InputError
 from steps.record.record import record
 
 pytestmark = pytest.mark.integration
@@ -89,3 +90,85 @@ def test_two_concurrent_records_end_with_one_dataset(sample_repo: Path, fresh_po
     # A third run, later, finds it recorded and changes nothing.
     again = record(load_config(None, [f"database.url={fresh_postgres}"]), str(sample_repo), "annotations/v2")
     assert not again.created and sum(again.counts.values()) == 13 and WEIRD_LABEL in again.categories
+
+
+# --- a record process killed while its tag is on the remote but its rows are not committed ----------
+
+def _hold_pushes_after_the_tag_lands(repo: Path, reached: Path, gate: Path) -> None:
+    """A post-receive hook: git has updated the tag on the remote, and `git push` waits for the hook.
+    The first push announces itself (`reached`) and then waits until `gate` is removed."""
+    gate.touch()
+    hook = repo / ".git" / "hooks" / "post-receive"
+    hook.write_text(f"#!/bin/sh\nif [ ! -e '{reached}' ]; then\n  touch '{reached}'\n  i=0\n"
+                    f"  while [ -e '{gate}' ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done\nfi\n")
+    hook.chmod(0o755)
+
+
+def _start_record_and_wait_for_the_push(repo: Path, url: str, reached: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "steps.record", "--repo", str(repo), "--set", f"database.url={url}"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not reached.exists():
+        if process.poll() is not None:
+            pytest.fail(f"record ended before pushing its tag:\n{process.communicate()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("record did not reach its tag push in time")
+        time.sleep(0.1)
+    # The window: the tag is on the remote, the database transaction is still open.
+    assert vcs.remote_tags(str(repo), "datasets/*") == ["datasets/v1"]
+    return process
+
+
+def _datasets(url: str) -> int:
+    with Database(url).transaction() as tx:
+        return tx.query("SELECT COUNT(*) FROM training_datasets")[0][0]
+
+
+def test_sigterm_during_the_tag_push_takes_the_tag_back(sample_repo: Path, tmp_path: Path) -> None:
+    import signal
+
+    url, reached, gate = f"sqlite:///{tmp_path / 'meta.sqlite'}", tmp_path / "reached", tmp_path / "gate"
+    _hold_pushes_after_the_tag_lands(sample_repo, reached, gate)
+    process = _start_record_and_wait_for_the_push(sample_repo, url, reached)
+    try:
+        process.send_signal(signal.SIGTERM)  # what Kubernetes sends when the pod is deleted or preempted
+        out, err = process.communicate(timeout=120)
+    finally:
+        gate.unlink()
+    assert process.returncode == 143, out + err
+    assert err.startswith("error: record stopped by SIGTERM;") and err.count("\n") == 1
+    assert "record: deleted the tag datasets/v1 again: its push was interrupted and nothing was recorded" in out
+    assert vcs.remote_tags(str(sample_repo), "datasets/*") == [] and _datasets(url) == 0
+    # Nothing is left for a person to clean up: the next run records.
+    assert record(load_config(None, [f"database.url={url}"]), str(sample_repo)).created
+
+
+def test_a_rerun_repairs_the_tag_of_a_record_killed_without_cleanup(sample_repo: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    url, reached, gate = f"sqlite:///{tmp_path / 'meta.sqlite'}", tmp_path / "reached", tmp_path / "gate"
+    _hold_pushes_after_the_tag_lands(sample_repo, reached, gate)
+    process = _start_record_and_wait_for_the_push(sample_repo, url, reached)
+    try:
+        process.kill()  # SIGKILL (the end of the grace period, an OOM kill): no cleanup can run
+        process.communicate(timeout=60)
+    finally:
+        gate.unlink()
+    assert vcs.remote_tags(str(sample_repo), "datasets/*") == ["datasets/v1"] and _datasets(url) == 0
+    stale = vcs.git(sample_repo, "rev-parse", "datasets/v1").strip()
+
+    result = record(load_config(None, [f"database.url={url}"]), str(sample_repo))
+    assert result.created and _datasets(url) == 1
+    assert ("record: datasets/v1 is tagged in " in capsys.readouterr().out)
+    assert vcs.git(sample_repo, "rev-parse", "datasets/v1").strip() != stale  # a new tag, for the new rows
+    with Database(url).transaction() as tx:
+        commit = tx.query("SELECT git_commit FROM training_datasets")[0][0]
+    assert vcs.git(sample_repo, "rev-parse", "datasets/v1^{commit}").strip() == commit
+
+
+def test_a_hand_made_tag_without_rows_is_left_to_a_person(sample_repo: Path, tmp_path: Path) -> None:
+    vcs.git(sample_repo, "tag", "-a", "-m", "made by hand", "datasets/v1")
+    with pytest.raises(InputError, match=r"datasets/v1 is tagged in .* but not in the database, and the tag was not "
+                                         r"made by record \('made by hand'\)"):
+        record(load_config(None, [f"database.url=sqlite:///{tmp_path / 'meta.sqlite'}"]), str(sample_repo))
+    assert vcs.remote_tags(str(sample_repo), "datasets/*") == ["datasets/v1"]

@@ -26,9 +26,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from steps.record.record import record  # heavy imports only after --help
+    from steps.record.sigterm import EXIT_CODE, Terminated, fail_on_sigterm
 
     config = load_config(args.config, args.overrides, args.set_list)
-    result = record(config, repo=args.repo or config.dataset.repo, annotation_version=args.annotation_version)
+    try:
+        with fail_on_sigterm():
+            result = record(config, repo=args.repo or config.dataset.repo, annotation_version=args.annotation_version)
+    except Terminated:
+        print("error: record stopped by SIGTERM; whatever was not recorded yet was rolled back (database rows "
+              "and the pushed tag); run it again to record the version", file=sys.stderr)
+        return EXIT_CODE
     if args.output_version:
         args.output_version.parent.mkdir(parents=True, exist_ok=True)
         args.output_version.write_text(result.version)

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from steps import vcs
 from steps.coco import CocoBuild, InvalidFiles, build_coco, image_strata, write_coco_dataset
+from steps.confine import OutsideFolder, inside
 from steps.dataset_split import assign_splits
 from steps.config import Config
+from steps.dataset_repo import confine_checkout
 from steps.db import Database, resolve_url
-from steps.errors import ConfigError, ExternalError, InputError
+from steps.errors import ExternalError, InputError
 from steps.labelme import read_labels_file
 from steps.labelme2coco import find_labelme_files
 from steps.record.metadata import DatasetRow, ImageRow, find_dataset, image_splits, insert_dataset, lock_version
@@ -27,6 +29,8 @@ DATASET_PREFIX = "datasets/"
 # A labelme labels file inside the annotations folder fixes the categories when dataset.labels is empty.
 LABELS_FILE = "labels.txt"
 _SHOWN = 10  # warnings and skipped files printed to the log; report.json has them all
+# The subject of every dataset tag and commit: "Record training dataset datasets/v3 from annotations/v3".
+_RECORD_MESSAGE = "Record training dataset"
 
 
 @dataclass(frozen=True)
@@ -48,25 +52,51 @@ def _log(message: str) -> None:
     print(f"record: {message}", flush=True)
 
 
-def _existing(db: Database, repo: str, version: str) -> RecordResult | None:
-    """The recorded version when both the database and the repo have it; an error when only one does."""
+def _existing(db: Database, repo: str, version: str) -> tuple[RecordResult | None, bool]:
+    """(the recorded version when both the database and the repo have it, whether the repo has a
+    tag for it that the database does not know); an error when only the database has it."""
     with db.transaction() as tx:
         existing = find_dataset(tx, version)
     tagged = version in vcs.remote_tags(repo, version)
     if existing and tagged:
         _log(f"{version} is already recorded (commit {existing['git_commit'][:10]}); nothing to do")
-        return RecordResult(version, False, existing["counts"], existing["categories"], existing["skipped"])
+        return RecordResult(version, False, existing["counts"], existing["categories"], existing["skipped"]), False
     if existing:
         raise InputError(
             f"{version} is in the database but {repo} has no such tag: point database.url and --repo at the "
             "same deployment (or delete the dataset's rows if its tag was deleted on purpose)"
         )
-    if tagged:
-        raise InputError(
-            f"{version} is tagged in {repo} but not in the database: point database.url and --repo at the same "
-            f"deployment, or, if a record run died after pushing the tag, delete it (git push --delete origin "
-            f"refs/tags/{version}) and record again"
-        )
+    return None, tagged
+
+
+def _repair_stale_tag(db: Database, workdir: Path, repo: str, version: str) -> RecordResult | None:
+    """Delete a dataset tag that has no database rows, left by a record run that was killed
+    between pushing it and committing; returns the dataset instead if it was recorded meanwhile.
+
+    A recorder pushes the tag while holding the version's lock, so once we hold the lock, a tag
+    without rows belongs to no recording in progress. Only tags that record made (by their message)
+    are deleted: a tag made by hand is a person's decision.
+    """
+    with db.transaction() as tx:
+        lock_version(tx, version)
+        existing = find_dataset(tx, version)
+        if existing:
+            _log(f"{version} was recorded concurrently (commit {existing['git_commit'][:10]}); using it")
+            return RecordResult(version, False, existing["counts"], existing["categories"], existing["skipped"])
+        if version not in vcs.git(workdir, "tag", "--list", "--", version).split():
+            return None  # deleted since we looked (its recorder's cleanup): nothing to repair
+        subject = vcs.tag_subject(workdir, version)
+        if not subject.startswith(f"{_RECORD_MESSAGE} {version} "):
+            raise InputError(
+                f"{version} is tagged in {repo} but not in the database, and the tag was not made by record "
+                f"({subject or 'no message'!r}): point database.url and --repo at the same deployment, or delete "
+                f"the tag (git push --delete origin refs/tags/{version}) and record again"
+            )
+        if version in vcs.remote_tags(repo, version):
+            _log(f"{version} is tagged in {repo} but has no database rows (a record run was interrupted after "
+                 "pushing it); deleting the tag and recording again")
+            vcs.delete_remote_tag(workdir, version)
+    vcs.delete_local_tag(workdir, version)
     return None
 
 
@@ -76,7 +106,12 @@ def _labels(config: Config, ann_dir: Path) -> tuple[list[str] | None, str]:
         return list(config.dataset.labels), "dataset.labels"
     labels_file = ann_dir / LABELS_FILE
     if labels_file.is_file():
-        return read_labels_file(labels_file), f"{config.dataset.annotations_dir}/{LABELS_FILE}"
+        where = f"{config.dataset.annotations_dir}/{LABELS_FILE}"
+        try:
+            inside(ann_dir, labels_file, "annotation folder")
+        except OutsideFolder as exc:
+            raise InputError(f"{where} {exc}; commit the labels file itself") from None
+        return read_labels_file(labels_file), where
     return None, "every label found"
 
 
@@ -110,17 +145,44 @@ def _convert(config: Config, where: str, ann_dir: Path) -> tuple[CocoBuild, str]
     return build, labels_source
 
 
+def _newest_annotation_version(repo: str) -> str:
+    newest, others = vcs.newest_tag(repo, ANNOTATION_PREFIX)
+    if others:
+        _log(f"ignoring {len(others)} tag(s) that are not versions ({ANNOTATION_PREFIX}v<number>) when looking "
+             f"for the newest: {', '.join(others[:_SHOWN])}{' ...' if len(others) > _SHOWN else ''}; "
+             "record one of them with --annotation-version")
+    _log(f"newest annotation version is {newest}")
+    return newest
+
+
+def _folder(workdir: Path, name: str, field: str) -> Path:
+    """`workdir/name`, refused when a symlink in the checkout leads it out of the checkout."""
+    try:
+        inside(workdir, workdir / name, "dataset repo")
+    except OutsideFolder as exc:
+        raise InputError(f"{field} {name!r} {exc}; it must be a folder of the dataset repo") from None
+    return workdir / name
+
+
+def _real_files(workdir: Path) -> None:
+    """Have DVC check files out as copies: annotations are read confined to their folder, and a
+    repo whose cache.type is `symlink` would make each one a link into .dvc/cache."""
+    if (workdir / ".dvc").is_dir():
+        (workdir / ".dvc" / "config.local").write_text("[cache]\n    type = reflink,copy\n")
+
+
 def record(config: Config, repo: str, annotation_version: str = "") -> RecordResult:
-    if not repo:
-        raise ConfigError("no dataset repo: pass --repo or set dataset.repo")
+    # Both reach git: refused here, before anything else, when git could read them as options.
+    vcs.check_repo(repo)
     annotation_version = annotation_version or config.dataset.annotation_version
-    if not annotation_version:
-        annotation_version = vcs.newest_tag(repo, ANNOTATION_PREFIX)
-        _log(f"newest annotation version is {annotation_version}")
+    if annotation_version:
+        vcs.check_tag(annotation_version, "annotation version")
+    else:
+        annotation_version = _newest_annotation_version(repo)
     version = dataset_version_for(annotation_version)
     db = Database(resolve_url(config.database.url))
     db.migrate()
-    done = _existing(db, repo, version)
+    done, stale_tag = _existing(db, repo, version)
     if done:
         return done
 
@@ -129,14 +191,23 @@ def record(config: Config, repo: str, annotation_version: str = "") -> RecordRes
         workdir = Path(scratch) / "repo"
         _log(f"checking out {annotation_version} of {repo}")
         vcs.checkout(repo, annotation_version, workdir)
+        if stale_tag:
+            done = _repair_stale_tag(db, workdir, repo, version)
+            if done:
+                return done
         where, ann_dir = f"{repo}@{annotation_version}", dataset.annotations_dir
+        annotations = _folder(workdir, ann_dir, "dataset.annotations_dir")
+        output = _folder(workdir, dataset.dataset_dir, "dataset.dataset_dir")
+        confine_checkout(workdir, where, [f"{ann_dir}.dvc", f"{dataset.dataset_dir}.dvc"])
+        _real_files(workdir)
         tracked = (workdir / f"{ann_dir}.dvc").is_file()
-        if not tracked and not (workdir / ann_dir).is_dir():
+        if not tracked and not annotations.is_dir():
             raise InputError(f"{where}: no {ann_dir}/ (nor {ann_dir}.dvc); set dataset.annotations_dir")
         if tracked:
             _log(f"dvc pull {ann_dir}/")
             vcs.dvc_pull(workdir, ann_dir)
-        build, labels_source = _convert(config, where, workdir / ann_dir)
+            annotations = _folder(workdir, ann_dir, "dataset.annotations_dir")  # what DVC put there
+        build, labels_source = _convert(config, where, annotations)
         names = [image["file_name"] for image in build.images]
         # An image keeps the split an earlier version gave it (the database remembers every one);
         # only new images are split, so production is never scored on images it trained on.
@@ -149,13 +220,13 @@ def record(config: Config, repo: str, annotation_version: str = "") -> RecordRes
         if kept:
             _log(f"{kept} image(s) keep the split of earlier versions; {len(names) - kept} new one(s) split")
         # Hard links: the annotations' image files are not modified, and `dvc add` copies into its cache.
-        counts = write_coco_dataset(build, split, workdir / dataset.dataset_dir, link=True)
+        counts = write_coco_dataset(build, split, output, link=True)
         categories = [c["name"] for c in build.categories]
         _log(f"split train={counts['train']} val={counts['val']} test={counts['test']}; {len(categories)} categories")
 
         _log(f"dvc add + push {dataset.dataset_dir}/")
         md5 = vcs.dvc_add_and_push(workdir, dataset.dataset_dir)
-        message = f"Record training dataset {version} from {annotation_version}"
+        message = f"{_RECORD_MESSAGE} {version} from {annotation_version}"
         commit = vcs.commit_and_tag(workdir, [f"{dataset.dataset_dir}.dvc", ".gitignore"], message, version)
         settings = {
             "val_fraction": dataset.val_fraction,
@@ -184,7 +255,11 @@ def _commit(db: Database, workdir: Path, row: DatasetRow, images: list[ImageRow]
                 _log(f"{row.version} was recorded concurrently (commit {existing['git_commit'][:10]}); using it")
                 return RecordResult(row.version, False, existing["counts"], existing["categories"], existing["skipped"])
             insert_dataset(tx, row, images)
-            vcs.push_tag(workdir, row.version)  # last: if it fails, the rows roll back
+            try:
+                vcs.push_tag(workdir, row.version)  # last: if it fails, the rows roll back
+            except BaseException:  # a failure or SIGTERM during the push: it may have reached the remote
+                _take_back_tag(workdir, row.version)  # still under the lock: no other recorder's tag
+                raise
             pushed = True
     except BaseException:
         if pushed:  # the commit itself failed: take the tag back so that the version is not half-recorded
@@ -194,6 +269,17 @@ def _commit(db: Database, workdir: Path, row: DatasetRow, images: list[ImageRow]
                 _log(f"could not delete the pushed tag {row.version} after the database failed: {exc}")
         raise
     return RecordResult(row.version, True, row.counts, row.categories, len(row.skipped))
+
+
+def _take_back_tag(workdir: Path, version: str) -> None:
+    """Delete the remote tag if it is the one this run pushed (an interrupted push may have landed)."""
+    try:
+        if vcs.remote_tag_object(workdir, version) == vcs.git(workdir, "rev-parse", f"refs/tags/{version}").strip():
+            vcs.delete_remote_tag(workdir, version)
+            _log(f"deleted the tag {version} again: its push was interrupted and nothing was recorded")
+    except ExternalError as exc:
+        _log(f"could not check or delete the tag {version} after its push failed: {exc}; "
+             "the next record run repairs it")
 
 
 def _image_rows(build: CocoBuild, split: dict[str, str]) -> list[ImageRow]:

@@ -19,7 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from steps.errors import ConfigError
     from workflows.local.sample_repo import create_sample_repo
 
+    if args.images < 1:  # zero images would tag an empty annotation version
+        raise ConfigError(f"--images {args.images}: must be at least 1")
     create_sample_repo(args.dir, args.images, args.seed, args.version, args.remote)
     return 0
