@@ -7,6 +7,7 @@ numbered migrations applied idempotently (see `steps/migrations.py`).
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -56,7 +57,7 @@ class Database:
             return psycopg2.connect(self.url, connect_timeout=10)
         except psycopg2.OperationalError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
-            raise ExternalError(f"cannot connect to database {redact(self.url)}: {first}") from None
+            raise ExternalError(f"cannot connect to database {redact(self.url)}: {scrub(first, self.url)}") from None
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -135,9 +136,29 @@ class Transaction:
         return int(rows[0][0])
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parsed = urlparse(url)
-    if parsed.password:
-        return url.replace(f":{parsed.password}@", ":***@")
-    return url
+# A password in every DSN form libpq and SQLAlchemy accept: `user:pw@` in a URL (up to the last
+# `@`: an unescaped `@` or `/` in a password must not leak its tail), a `password=` (or
+# `sslpassword=`) query parameter, or a libpq keyword value, quoted ('a b', with \' escapes) or not.
+_USERINFO = re.compile(r"(://[^:/?#@\s]*):[^\s]*@")
+_URL_PARAM = re.compile(r"(?i)([?&;]\s*(?:ssl)?password\s*=)[^&#\s]*")
+_KEYWORD = re.compile(r"""(?i)((?<![?&;\w])(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|\S*)""")
+
+
+def redact(text: str) -> str:
+    """`text` (a database URL, a DSN, or a message quoting one) with every password replaced by ***.
+
+    The URL is a secret wherever it comes from: use this for anything printed or written to disk.
+    """
+    text = _USERINFO.sub(r"\1:***@", str(text))
+    text = _URL_PARAM.sub(r"\1***", text)
+    return _KEYWORD.sub(r"\1***", text)
+
+
+def scrub(message: str, url: str) -> str:
+    """`message` (e.g. a driver's error, which may quote a fragment of the DSN) without `url`'s passwords."""
+    found = [m.group(0)[len(m.group(1)) + 1 : -1] for m in _USERINFO.finditer(url)]
+    found += [m.group(0)[len(m.group(1)) :] for m in _URL_PARAM.finditer(url)]
+    found += [m.group(2).strip("'\"") for m in _KEYWORD.finditer(url)]
+    for secret in sorted(filter(None, found), key=len, reverse=True):
+        message = message.replace(secret, "***")
+    return redact(message)

@@ -12,8 +12,8 @@ import fcntl
 import functools
 import hashlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,16 @@ def is_gcs(uri: str) -> bool:
     return str(uri).startswith("gs://")
 
 
+def check_location(uri: str) -> str:
+    """`uri` if it is a folder or gs://BUCKET[/PREFIX]; a ConfigError for `gs://` without a bucket,
+    which would otherwise become a local folder named `gs:`."""
+    if str(uri).startswith("gs:") and not str(uri)[len("gs://") :].split("/")[0]:
+        raise ConfigError(f"{uri!r}: expected gs://BUCKET or gs://BUCKET/PREFIX (no bucket named), or a local folder")
+    return uri
+
+
 def join(uri: str, *parts: str) -> str:
+    check_location(uri)
     if is_gcs(uri):
         return "/".join([uri.rstrip("/"), *(part.strip("/") for part in parts if part)])
     return str(Path(uri, *parts))
@@ -171,20 +180,31 @@ def list_dirs(uri: str) -> list[str]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    # Temp file in the same folder + os.replace: a crash leaves the old file or the new, never half.
-    with _local_errors(str(path)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+    with _local_errors(str(path)), atomic_file(path, "w") as file:
+        file.write(text)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "wb") -> Iterator[Any]:
+    """A file object whose content appears at `path` whole when the block ends, or not at all.
+
+    Temp file in the same folder, fsync, os.replace: a crash, a full disk or an exception leaves
+    the old file (or none), never half of the new. The temp file is created with mode 0666 less
+    the umask, as `open` would (mkstemp's 0600 would make a shared registry unreadable to others).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, mode) as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 @contextlib.contextmanager

@@ -105,11 +105,5 @@ def _download_file(uri: str, local: Path) -> None:
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
-    with storage._local_errors(str(target)):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.copy-{os.getpid()}")
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+    with storage._local_errors(str(target)), open(source, "rb") as src, storage.atomic_file(target) as dst:
+        shutil.copyfileobj(src, dst)
