@@ -43,11 +43,15 @@ class Database:
     def _connect(self) -> Any:
         if self.dialect == "sqlite":
             path = self.url[len("sqlite:///"):] if self.url.startswith("sqlite:///") else self.url[len("sqlite://"):]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: we issue BEGIN ourselves, so a transaction spans exactly our block.
-            conn = sqlite3.connect(path or ":memory:", timeout=60, isolation_level=None)
-            conn.execute("PRAGMA foreign_keys = ON")
+            try:
+                if path and path != ":memory:":
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # isolation_level=None: we issue BEGIN ourselves, so a transaction spans exactly our block.
+                conn = sqlite3.connect(path or ":memory:", timeout=60, isolation_level=None)
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA schema_version")  # reads the header: a file that is not SQLite fails here
+            except (sqlite3.DatabaseError, OSError) as exc:
+                raise _sqlite_error(path, exc) from None
             return conn
         try:
             import psycopg2
@@ -69,6 +73,12 @@ class Database:
             tx = Transaction(conn, self.dialect)
             yield tx
             conn.commit() if self.dialect == "postgresql" else conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if not any(sign in str(exc) for sign in _SQLITE_FILE_PROBLEMS):
+                raise  # an SQL mistake is a bug: keep its traceback
+            raise _sqlite_error(self.url[len("sqlite:///"):], exc) from None
         except BaseException:
             if self.dialect == "postgresql":
                 conn.rollback()
@@ -134,6 +144,18 @@ class Transaction:
         """INSERT ... and return the new row's id."""
         rows = self.query(sql + " RETURNING id", params)
         return int(rows[0][0])
+
+
+# SQLite errors that are about the file (permissions, disk, another writer), not about our SQL.
+_SQLITE_FILE_PROBLEMS = ("readonly", "unable to open", "disk", "locked", "not a database", "malformed")
+
+
+def _sqlite_error(path: str, exc: BaseException) -> ExternalError:
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return ExternalError(
+        f"database.url sqlite:///{path}: cannot use this SQLite file ({reason}); "
+        "point database.url at a writable SQLite file (or a new path) in a writable folder"
+    )
 
 
 # A password in every DSN form libpq and SQLAlchemy accept: `user:pw@` in a URL (up to the last

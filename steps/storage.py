@@ -47,6 +47,22 @@ def join(uri: str, *parts: str) -> str:
     return str(Path(uri, *parts))
 
 
+def inside(root: Path, relative: str, what: str) -> Path:
+    """`root / relative`, refused (InputError) when it would land outside `root`.
+
+    Bucket object names are not ours: `a/../../x`, `/etc/x` or `a\\..\\x` must not write outside
+    the folder a download goes to, and neither may a symlink already inside it.
+    """
+    parts = relative.replace("\\", "/").split("/")
+    if not relative or relative.startswith(("/", "\\")) or "\0" in relative or any(p in ("..", "") for p in parts):
+        raise InputError(f"{what} is not a plain relative path inside {root}; refusing to download it")
+    target = Path(root) / relative
+    resolved_root = Path(root).resolve()
+    if not target.resolve().is_relative_to(resolved_root):
+        raise InputError(f"{what} resolves outside {root} (through a symlink); refusing to download it")
+    return target
+
+
 def upload_dir(local: Path, uri: str) -> None:
     """Copy every file under `local` to `uri`, keeping relative paths."""
     local = Path(local)
@@ -78,8 +94,8 @@ def download_dir(uri: str, local: Path) -> Path:
         blobs = [b for b in bucket.client.list_blobs(bucket, prefix=prefix, retry=_retry()) if not b.name.endswith("/")]
         if not blobs:
             raise InputError(f"{uri}: no files there; check the URI or register the model first")
-        for blob in blobs:
-            target = local / blob.name[len(prefix) :]
+        targets = [(blob, inside(local, blob.name[len(prefix) :], f"{uri}: object {blob.name!r}")) for blob in blobs]
+        for blob, target in targets:  # every name is checked before the first byte is written
             target.parent.mkdir(parents=True, exist_ok=True)
             blob.download_to_filename(str(target), retry=_retry())
     return local
@@ -100,7 +116,9 @@ def read_versioned(uri: str) -> tuple[str | None, str | None]:
             data = Path(uri).read_bytes()
         except FileNotFoundError:
             return None, None
-        return data.decode(), hashlib.sha256(data).hexdigest()
+        except OSError as exc:  # a folder where the file should be, a file where a folder should be
+            raise InputError(f"{uri}: cannot read ({exc.strerror or exc}); check that path") from None
+        return _text(data, uri), hashlib.sha256(data).hexdigest()
     bucket, key = _bucket(uri)
     from google.api_core.exceptions import NotFound
 
@@ -111,7 +129,14 @@ def read_versioned(uri: str) -> tuple[str | None, str | None]:
         except NotFound:
             _require_bucket(bucket)  # a missing bucket is an error, a missing object is not
             return None, None
-    return data.decode(), str(blob.generation)
+    return _text(data, uri), str(blob.generation)
+
+
+def _text(data: bytes, uri: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{uri}: not UTF-8 text (byte {exc.start}); the file is corrupt, restore it") from None
 
 
 def write_text(uri: str, text: str) -> None:

@@ -22,7 +22,7 @@ from detectron2.solver import build_lr_scheduler, build_optimizer, get_default_o
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
 
-from steps.config import Config, save_config
+from steps.config import Config, dump_config, save_config
 from steps.errors import ConfigError, ExternalError
 from steps.models.base import TrainSummary
 from steps.models.checkpoints import (
@@ -159,7 +159,7 @@ def _train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
             "rng": capture_rng(),
-            "config": config.model_dump(mode="json"),
+            "config": dump_config(config),
             "categories": split.categories,
         }
         written = save_checkpoint(state, checkpoint_path(checkpoint_dir, done))
