@@ -69,20 +69,20 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         state = torch.load(Path(path), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise ValueError(_unpickling_reason(exc)) from None
+        raise ValueError(unpickling_reason(exc)) from None
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{path}: not a trainyard checkpoint (no 'model' entry)")
     return state
 
 
-def _unpickling_reason(exc: Exception) -> str:
-    # torch's message ends with advice to load with weights_only=False, i.e. to run whatever code
-    # the file holds: never pass that on. Say what the file holds instead.
+def unpickling_reason(exc: Exception) -> str:
+    """Why torch's weights-only load refused a file, without torch's advice to retry with
+    weights_only=False (that would run whatever code the file holds: never tell users to)."""
     found = re.search(r"GLOBAL (\S+)", str(exc))
     what = f"a Python object ({found.group(1)})" if found else "Python objects"
     return (
-        f"holds {what}, not only tensors and plain values; trainyard loads checkpoints without running "
-        "code from them, so this file is not one of its checkpoints (or was tampered with)"
+        f"holds {what}, not only tensors and plain values; trainyard never runs code from a weights "
+        "file, so this is not a trainyard checkpoint or weights file (or it was tampered with)"
     )
 
 
