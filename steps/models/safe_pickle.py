@@ -19,6 +19,8 @@ _ALLOWED = {
     ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),  # arrays in pickle protocol 5
+    ("numpy._core.numeric", "_frombuffer"),
     ("_codecs", "encode"),
     ("collections", "OrderedDict"),
 }
