@@ -42,7 +42,7 @@ class Database:
 
     def _connect(self) -> Any:
         if self.dialect == "sqlite":
-            path = self.url[len("sqlite:///"):] if self.url.startswith("sqlite:///") else self.url[len("sqlite://"):]
+            path = self._sqlite_path()
             try:
                 if path and path != ":memory:":
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -63,6 +63,9 @@ class Database:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
             raise ExternalError(f"cannot connect to database {redact(self.url)}: {scrub(first, self.url)}") from None
 
+    def _sqlite_path(self) -> str:
+        return self.url[len("sqlite:///"):] if self.url.startswith("sqlite:///") else self.url[len("sqlite://"):]
+
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """One transaction: committed when the block ends, rolled back when it raises."""
@@ -78,7 +81,7 @@ class Database:
                 conn.execute("ROLLBACK")
             if not any(sign in str(exc) for sign in _SQLITE_FILE_PROBLEMS):
                 raise  # an SQL mistake is a bug: keep its traceback
-            raise _sqlite_error(self.url[len("sqlite:///"):], exc) from None
+            raise _sqlite_error(self._sqlite_path(), exc) from None
         except BaseException:
             if self.dialect == "postgresql":
                 conn.rollback()

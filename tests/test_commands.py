@@ -42,21 +42,25 @@ def _coco_files(tmp_path: Path) -> tuple[Path, Path]:
     return gt, res
 
 
-def test_coco_eval_json_equals_pycocotools(tmp_path: Path) -> None:
+def _pycocotools_stats(gt: Path, res: Path, iou_type: str) -> list[float]:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
+    with redirect_stdout(io.StringIO()):
+        coco = COCO(str(gt))
+        reference = COCOeval(coco, coco.loadRes(str(res)), iou_type)
+        reference.evaluate()
+        reference.accumulate()
+        reference.summarize()
+    return [float(v) for v in reference.stats[:6]]
+
+
+def test_coco_eval_json_equals_pycocotools(tmp_path: Path) -> None:
     gt, res = _coco_files(tmp_path)
     code, out, _ = _trainyard("coco-eval", str(gt), str(res), "--json")
     assert code == 0
     ours = json.loads(out)
-    with redirect_stdout(io.StringIO()):
-        coco = COCO(str(gt))
-        reference = COCOeval(coco, coco.loadRes(str(res)), "bbox")
-        reference.evaluate()
-        reference.accumulate()
-        reference.summarize()
-    for key, value in zip(["AP", "AP50", "AP75", "APs", "APm", "APl"], reference.stats[:6]):
+    for key, value in zip(["AP", "AP50", "AP75", "APs", "APm", "APl"], _pycocotools_stats(gt, res, "bbox")):
         expected = None if value < 0 else value
         assert ours[key] == pytest.approx(expected, abs=1e-9) if expected is not None else ours[key] is None
     assert set(ours["per_class"]) == {"plate", "7"}
@@ -174,9 +178,6 @@ def test_coco_eval_non_utf8_file_is_one_line(tmp_path: Path) -> None:
 
 
 def test_coco_eval_accepts_polygon_segmentations_as_pycocotools_does(tmp_path: Path) -> None:
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     gt, res = _coco_files(tmp_path)
     results = json.loads(res.read_text())
     for det in results:  # each detection's box as a (slightly rotated) polygon mask
@@ -188,12 +189,6 @@ def test_coco_eval_accepts_polygon_segmentations_as_pycocotools_does(tmp_path: P
     ours = json.loads(out)
     # pycocotools takes polygon results through loadRes' bbox branch (areas from the boxes) and
     # rasterises them with the ground truth's image size; AP over all areas does not use the areas.
-    with redirect_stdout(io.StringIO()):
-        coco = COCO(str(gt))
-        reference = COCOeval(coco, coco.loadRes(str(res)), "segm")
-        reference.evaluate()
-        reference.accumulate()
-        reference.summarize()
-    for key, value in zip(["AP", "AP50", "AP75"], reference.stats[:3]):
+    for key, value in zip(["AP", "AP50", "AP75"], _pycocotools_stats(gt, res, "segm")[:3]):
         assert ours[key] == pytest.approx(value, abs=1e-9), key
     assert 0 < ours["AP"] < 1
