@@ -162,7 +162,7 @@ class Config(_Section):
 def _describe(error: dict[str, Any]) -> str:
     where = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
-        return f"unknown key {where!r}{_suggestion(error['loc'])}"
+        return f"unknown key {excerpt(where)}{_suggestion(error['loc'])}"
     # The bad value is quoted short (it may be huge) and redacted (it may be the database URL).
     return f"{where}: {error['msg']} (got {redact(excerpt(error.get('input')))})"
 
@@ -232,7 +232,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             loaded = safe_yaml.load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: not valid YAML: {excerpt(str(exc).splitlines()[0], 200)}") from None
+            raise ConfigError(f"{file}: not valid YAML: {str(exc).splitlines()[0][:200]}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{file}: expected a mapping of sections (dataset:, train:, ...)")
         data = loaded

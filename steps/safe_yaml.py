@@ -34,6 +34,8 @@ def load(text: str, max_nodes: int = MAX_NODES) -> Any:
                 "an alias bomb? write the values out instead"
             )
         return loader.construct_document(node)
+    except RecursionError:  # `[[[[...` thousands deep: the composer recurses per level
+        raise YAMLTooLarge("nested too deeply; a config is a few levels of sections and values") from None
     finally:
         loader.dispose()
 

@@ -211,3 +211,16 @@ def test_safe_yaml_dump_of_saved_config_round_trips(tmp_path: Path) -> None:
     config = load_config(None, ["dataset.labels=[plate, '0']"])
     saved = yaml.safe_load(save_config(config, tmp_path / "c.yaml").read_text())
     assert saved["dataset"]["labels"] == ["plate", "0"]
+
+
+def test_deeply_nested_yaml_is_one_line(tmp_path: Path) -> None:
+    file = tmp_path / "deep.yaml"
+    file.write_text("train: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(ConfigError, match="deep.yaml: not valid YAML: nested too deeply"):
+        load_config(file)
+
+
+def test_a_huge_unknown_key_is_quoted_short() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, ["train." + "k" * 100_000 + "=1"])
+    assert "unknown key" in str(caught.value) and len(str(caught.value)) < 600
