@@ -274,3 +274,24 @@ def test_detectron2_refuses_a_pkl_that_runs_code(tmp_path: Path) -> None:
                                                "conv1_w_momentum": np.zeros(shape, dtype=np.float32)}}, protocol=2))
     load_initial_weights(model, str(benign), str(benign))
     assert torch.equal(model.state_dict()[stem], torch.ones(shape))
+
+
+def test_unreadable_weights_never_advise_weights_only_false(tmp_path: Path) -> None:
+    from steps.config import ModelConfig
+    from steps.errors import ConfigError
+    from steps.models.torchvision_model import build_model, load_initial_weights
+
+    notes = tmp_path / "notes.pth"
+    notes.write_text("not a checkpoint")
+    hostile = tmp_path / "hostile.pth"
+    torch.save({"model": _Payload()}, hostile)
+    model = ModelConfig(backbone="resnet18", min_size=64, max_size=64)
+    net = build_model(model, 3)
+    for path, expected in ((notes, "not a file of tensors torch can read"), (hostile, "holds a Python object")):
+        with pytest.raises(ConfigError) as caught:
+            load_initial_weights(net, model.model_copy(update={"pretrained": str(path)}))
+        assert f"cannot read {path} as weights: " in str(caught.value) and expected in str(caught.value)
+        assert "weights_only" not in str(caught.value)
+        with pytest.raises(InputError) as caught:
+            open_checkpoint(path, "torchvision")
+        assert expected in str(caught.value) and "weights_only" not in str(caught.value)

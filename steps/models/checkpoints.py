@@ -79,11 +79,14 @@ def unpickling_reason(exc: Exception) -> str:
     """Why torch's weights-only load refused a file, without torch's advice to retry with
     weights_only=False (that would run whatever code the file holds: never tell users to)."""
     found = re.search(r"GLOBAL (\S+)", str(exc))
-    what = f"a Python object ({found.group(1)})" if found else "Python objects"
-    return (
-        f"holds {what}, not only tensors and plain values; trainyard never runs code from a weights "
-        "file, so this is not a trainyard checkpoint or weights file (or it was tampered with)"
-    )
+    if found:
+        return (
+            f"it holds a Python object ({found.group(1)}), not only tensors and plain values; trainyard never "
+            "runs code from a weights file, so this is not a trainyard checkpoint or weights file (or it was tampered with)"
+        )
+    detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(exc))
+    reason = detail.group(1).strip() if detail else (str(exc).splitlines() or ["unreadable"])[0][:120]
+    return f"not a file of tensors torch can read ({reason})"
 
 
 def open_checkpoint(path: Path, backend: str) -> dict[str, Any]:

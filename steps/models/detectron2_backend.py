@@ -114,7 +114,7 @@ def load_initial_weights(model: torch.nn.Module, weights: str, pretrained: str) 
     except safe_pickle.UnsafePickleError as exc:
         raise ConfigError(f"model.pretrained={pretrained}: {weights}: {exc}") from None
     except pickle.UnpicklingError as exc:  # torch's weights-only refusal
-        raise ConfigError(f"model.pretrained={pretrained}: {weights} {unpickling_reason(exc)}") from None
+        raise ConfigError(f"model.pretrained: cannot read {weights} as weights: {unpickling_reason(exc)}") from None
     except Exception as exc:  # a download or format failure: all mean "cannot start from this"
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if Path(weights).is_file():

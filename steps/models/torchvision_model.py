@@ -128,7 +128,7 @@ def _fetch(download: Callable[[], T], model: ModelConfig) -> T:
     try:
         return download()
     except pickle.UnpicklingError as exc:  # torch's weights-only refusal: the file holds code
-        raise ConfigError(f"model.pretrained={model.pretrained}: the download {unpickling_reason(exc)}") from None
+        raise ConfigError(f"model.pretrained: cannot read {model.pretrained} as weights: {unpickling_reason(exc)}") from None
     except (OSError, RuntimeError) as exc:  # URLError is an OSError; a bad checksum a RuntimeError
         raise ExternalError(
             f"model.pretrained={model.pretrained}: downloading {model.backbone} weights failed ({exc}); "
@@ -153,7 +153,7 @@ def load_initial_weights(net: MaskRCNN, model: ModelConfig) -> list[str]:
         try:
             state = torch.load(model.pretrained, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            raise ConfigError(f"model.pretrained: {model.pretrained} {unpickling_reason(exc)}") from None
+            raise ConfigError(f"model.pretrained: cannot read {model.pretrained} as weights: {unpickling_reason(exc)}") from None
         except Exception as exc:  # not a torch file, or one holding arbitrary objects
             raise ConfigError(f"model.pretrained: cannot read {model.pretrained} as weights ({type(exc).__name__}: {exc})") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
