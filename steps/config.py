@@ -14,13 +14,23 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from steps import safe_yaml, storage
 from steps.confine import relative_folder
-from steps.errors import ConfigError
+from steps.db import redact
+from steps.errors import ConfigError, excerpt
 
 
 class _Section(BaseModel):
-    # Unknown keys are errors: a misspelled setting must never be silently ignored.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Unknown keys are errors: a misspelled setting must never be silently ignored. So are
+    # infinities and NaN (`train.lr=.inf` would train nothing and say nothing).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def _check_location(value: str) -> str:
+    try:
+        return storage.check_location(value)
+    except ConfigError:
+        raise ValueError("expected gs://BUCKET or gs://BUCKET/PREFIX, or a local folder") from None
 
 
 class DatasetConfig(_Section):
@@ -55,6 +65,7 @@ class DatasetConfig(_Section):
 class DatabaseConfig(_Section):
     # SQLAlchemy-style URL: `sqlite:///path.db` or `postgresql://user@host:5432/db`.
     # The environment variable TRAINYARD_DATABASE_URL wins (on a cluster it comes from a Secret).
+    # It is a secret: saved configs, checkpoints and messages carry it redacted (steps.db.redact).
     url: str = "sqlite:///trainyard.sqlite"
 
 
@@ -103,6 +114,7 @@ class TrainConfig(_Section):
     # as it is written, and a run that starts without them (a retried pod) downloads them and resumes.
     # `python -m steps.train --checkpoint-uri` sets it. Empty: checkpoints stay in the output folder.
     checkpoint_uri: str = ""
+    _checkpoint_uri = field_validator("checkpoint_uri")(_check_location)
     # Write a checkpoint every this many iterations (and at the end).
     checkpoint_period: int = Field(500, gt=0)
     # Log losses every this many iterations.
@@ -150,6 +162,7 @@ class EvaluateConfig(_Section):
 class PromotionConfig(_Section):
     # Model registry: a folder or `gs://bucket/prefix`.
     registry: str = "registry"
+    _registry = field_validator("registry")(_check_location)
     # A challenger is promoted only when it beats production's select_key by more than this
     # (`margin`, its former name, is still accepted) ...
     min_gain: float = 0.0
@@ -203,8 +216,9 @@ class Config(_Section):
 def _describe(error: dict[str, Any]) -> str:
     where = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
-        return f"unknown key {where!r}{_suggestion(error['loc'])}"
-    return f"{where}: {str(error['msg']).removeprefix('Value error, ')} (got {error.get('input')!r})"
+        return f"unknown key {excerpt(where)}{_suggestion(error['loc'])}"
+    # The bad value is quoted short (it may be huge) and redacted (it may be the database URL).
+    return f"{where}: {str(error['msg']).removeprefix('Value error, ')} (got {redact(excerpt(error.get('input')))})"
 
 
 def _suggestion(loc: tuple[Any, ...]) -> str:
@@ -233,13 +247,21 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
 
 def parse_overrides(items: list[str], set_list: str = "") -> list[tuple[str, Any]]:
     """Turn `key=value` strings into (key, YAML-parsed value) pairs."""
+    try:
+        listed = shlex.split(set_list)
+    except ValueError as exc:  # e.g. "No closing quotation"
+        raise ConfigError(
+            f"--set-list {redact(excerpt(set_list))}: {exc}; quote each value whole, e.g. 'dataset.labels=[a, b]'"
+        ) from None
     pairs = []
-    for item in [*items, *shlex.split(set_list)]:
+    for item in [*items, *listed]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.iterations=50")
+            raise ConfigError(f"--set {redact(excerpt(item))}: expected KEY=VALUE, e.g. train.iterations=50")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = safe_yaml.load(raw) if raw.strip() else ""
+        except safe_yaml.YAMLTooLarge as exc:
+            raise ConfigError(f"--set {key.strip()}: {exc}") from None
         except yaml.YAMLError:
             value = raw
         pairs.append((key.strip(), value))
@@ -256,9 +278,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not file.is_file():
             raise ConfigError(f"{file}: config file not found")
         try:
-            loaded = yaml.safe_load(file.read_text()) or {}
+            text = file.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{file}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot read ({exc.strerror or exc})") from None
+        try:
+            loaded = safe_yaml.load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: not valid YAML: {str(exc).splitlines()[0]}") from None
+            raise ConfigError(f"{file}: not valid YAML: {str(exc).splitlines()[0][:200]}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{file}: expected a mapping of sections (dataset:, train:, ...)")
         data = loaded
@@ -272,9 +300,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError(f"{source}: {problems}") from None
 
 
+def dump_config(config: Config) -> dict[str, Any]:
+    """The config as plain data for anything persisted (config.yaml, checkpoints, the registry).
+
+    The database URL is a secret: it is kept with its password redacted, so the file still loads
+    and still says which database ran. The real URL comes from TRAINYARD_DATABASE_URL on a cluster.
+    """
+    data = config.model_dump(mode="json")
+    data["database"]["url"] = redact(data["database"]["url"])
+    return data
+
+
 def save_config(config: Config, path: str | Path) -> Path:
-    """Write the resolved config (what actually ran) as YAML."""
+    """Write the resolved config (what actually ran) as YAML, without secrets."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    storage.write_text(str(out), yaml.safe_dump(dump_config(config), sort_keys=False))
     return out

@@ -7,6 +7,7 @@ numbered migrations applied idempotently (see `steps/migrations.py`).
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -41,12 +42,16 @@ class Database:
 
     def _connect(self) -> Any:
         if self.dialect == "sqlite":
-            path = self.url[len("sqlite:///"):] if self.url.startswith("sqlite:///") else self.url[len("sqlite://"):]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: we issue BEGIN ourselves, so a transaction spans exactly our block.
-            conn = sqlite3.connect(path or ":memory:", timeout=60, isolation_level=None)
-            conn.execute("PRAGMA foreign_keys = ON")
+            path = self._sqlite_path()
+            try:
+                if path and path != ":memory:":
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # isolation_level=None: we issue BEGIN ourselves, so a transaction spans exactly our block.
+                conn = sqlite3.connect(path or ":memory:", timeout=60, isolation_level=None)
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA schema_version")  # reads the header: a file that is not SQLite fails here
+            except (sqlite3.DatabaseError, OSError) as exc:
+                raise _sqlite_error(path, exc) from None
             return conn
         try:
             import psycopg2
@@ -56,7 +61,10 @@ class Database:
             return psycopg2.connect(self.url, connect_timeout=10)
         except psycopg2.OperationalError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
-            raise ExternalError(f"cannot connect to database {redact(self.url)}: {first}") from None
+            raise ExternalError(f"cannot connect to database {redact(self.url)}: {scrub(first, self.url)}") from None
+
+    def _sqlite_path(self) -> str:
+        return self.url[len("sqlite:///"):] if self.url.startswith("sqlite:///") else self.url[len("sqlite://"):]
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -68,6 +76,12 @@ class Database:
             tx = Transaction(conn, self.dialect)
             yield tx
             conn.commit() if self.dialect == "postgresql" else conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if not any(sign in str(exc) for sign in _SQLITE_FILE_PROBLEMS):
+                raise  # an SQL mistake is a bug: keep its traceback
+            raise _sqlite_error(self._sqlite_path(), exc) from None
         except BaseException:
             if self.dialect == "postgresql":
                 conn.rollback()
@@ -135,9 +149,41 @@ class Transaction:
         return int(rows[0][0])
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parsed = urlparse(url)
-    if parsed.password:
-        return url.replace(f":{parsed.password}@", ":***@")
-    return url
+# SQLite errors that are about the file (permissions, disk, another writer), not about our SQL.
+_SQLITE_FILE_PROBLEMS = ("readonly", "unable to open", "disk", "locked", "not a database", "malformed")
+
+
+def _sqlite_error(path: str, exc: BaseException) -> ExternalError:
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return ExternalError(
+        f"database.url sqlite:///{path}: cannot use this SQLite file ({reason}); "
+        "point database.url at a writable SQLite file (or a new path) in a writable folder"
+    )
+
+
+# A password in every DSN form libpq and SQLAlchemy accept: `user:pw@` in a URL (up to the last
+# `@`: an unescaped `@` or `/` in a password must not leak its tail), a `password=` (or
+# `sslpassword=`) query parameter, or a libpq keyword value, quoted ('a b', with \' escapes) or not.
+_USERINFO = re.compile(r"(://[^:/?#@\s]*):[^\s]*@")
+_URL_PARAM = re.compile(r"(?i)([?&;]\s*(?:ssl)?password\s*=)[^&#\s]*")
+_KEYWORD = re.compile(r"""(?i)((?<![?&;\w])(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|\S*)""")
+
+
+def redact(text: str) -> str:
+    """`text` (a database URL, a DSN, or a message quoting one) with every password replaced by ***.
+
+    The URL is a secret wherever it comes from: use this for anything printed or written to disk.
+    """
+    text = _USERINFO.sub(r"\1:***@", str(text))
+    text = _URL_PARAM.sub(r"\1***", text)
+    return _KEYWORD.sub(r"\1***", text)
+
+
+def scrub(message: str, url: str) -> str:
+    """`message` (e.g. a driver's error, which may quote a fragment of the DSN) without `url`'s passwords."""
+    found = [m.group(0)[len(m.group(1)) + 1 : -1] for m in _USERINFO.finditer(url)]
+    found += [m.group(0)[len(m.group(1)) :] for m in _URL_PARAM.finditer(url)]
+    found += [m.group(2).strip("'\"") for m in _KEYWORD.finditer(url)]
+    for secret in sorted(filter(None, found), key=len, reverse=True):
+        message = message.replace(secret, "***")
+    return redact(message)

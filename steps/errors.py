@@ -19,3 +19,15 @@ class InputError(TrainyardError):
 
 class ExternalError(TrainyardError):
     """A tool or service the step relies on (git, DVC, a database, a bucket) failed."""
+
+
+def excerpt(value: object, limit: int = 60) -> str:
+    """A short repr of a bad value for a message: bounded in depth and width, so quoting a huge or
+    deeply shared value (an alias bomb) costs nothing and prints one line."""
+    import reprlib
+
+    short = reprlib.Repr()  # Python 3.11 takes no keyword arguments here
+    short.maxlevel, short.maxdict, short.maxlist, short.maxtuple, short.maxset = 2, 3, 3, 3, 3
+    short.maxstring = short.maxother = limit
+    text = short.repr(value).replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 3] + "..."

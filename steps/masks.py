@@ -53,6 +53,43 @@ def segmentation_to_rle(segmentation: Any, height: int, width: int) -> RLE:
     return polygons_to_rle(segmentation, height, width)
 
 
+def check_rle(rle: RLE) -> None:
+    """ValueError unless the runs of `rle` cover exactly its height x width pixels.
+
+    The C mask code trusts its input (a run past the end, a truncated string): RLEs from files are
+    checked here first. O(length of the counts), no mask is allocated.
+    """
+    height, width = rle["size"]
+    counts = rle["counts"]
+    runs = counts if isinstance(counts, list) else _runs(counts.decode("ascii", "replace") if isinstance(counts, bytes) else counts)
+    if any(run < 0 for run in runs) or sum(runs) != height * width:
+        raise ValueError(f"its runs cover {sum(runs)} pixels (or go negative), not height x width = {height * width}")
+
+
+def _runs(text: str) -> list[int]:
+    # COCO's compressed counts: each run a little-endian base-32 varint in characters 48..111
+    # (bit 0x20: more follows; 0x10 in the last: negative), stored from the third on as the
+    # difference to the run two before.
+    runs: list[int] = []
+    pos = 0
+    while pos < len(text):
+        value = shift = 0
+        while True:
+            if pos >= len(text):
+                raise ValueError("the counts string ends inside a number")
+            code = ord(text[pos]) - 48
+            if not 0 <= code < 64 or shift > 60:
+                raise ValueError(f"the counts string is malformed at character {pos}")
+            value |= (code & 0x1F) << shift
+            pos, shift = pos + 1, shift + 5
+            if not code & 0x20:
+                if code & 0x10:
+                    value |= -1 << shift
+                break
+        runs.append(value + runs[-2] if len(runs) > 2 else value)
+    return runs
+
+
 def iou_matrix(detections: Sequence[RLE], ground_truths: Sequence[RLE]) -> np.ndarray:
     """Mask IoU of every detection (rows) with every ground truth (columns)."""
     if not detections or not ground_truths:

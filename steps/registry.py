@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,13 +23,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from steps import storage
-from steps.errors import ConfigError, ExternalError, InputError
+from steps.errors import ConfigError, ExternalError, InputError, excerpt
 
 REQUIRED_FILES = ("model.pth", "config.yaml")
 # Keys every lineage.json has (None when unknown, e.g. no image tags on a laptop run).
 LINEAGE_KEYS = ("dataset_version", "annotation_version", "dataset_commit", "run_id", "image_tags")
 # How many replaced pointers production.json keeps for rollback.
 HISTORY_DEPTH = 20
+# A model id is one folder name (generated ids look like 20260101T120000000Z-1a2b3c4d).
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ def register(registry_uri: str, model_dir: Path, name: str, metrics: dict, linea
     now = datetime.now(UTC)
     # Milliseconds in the id keep "sorted by id" equal to "oldest first" for quick successions.
     model_id = f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(4)}"
-    uri = storage.join(registry_uri, "models", model_id)
+    uri = storage.join(_root(registry_uri), "models", model_id)
     record = {
         "model_id": model_id,
         "name": name,
@@ -67,7 +70,8 @@ def register(registry_uri: str, model_dir: Path, name: str, metrics: dict, linea
 
 def list_models(registry_uri: str) -> list[RegisteredModel]:
     """Every completely registered model, oldest first."""
-    models = (_load(registry_uri, model_id) for model_id in storage.list_dirs(storage.join(registry_uri, "models")))
+    names = storage.list_dirs(storage.join(_root(registry_uri), "models"))
+    models = (_load(registry_uri, name) for name in names if _MODEL_ID.fullmatch(name) and ".." not in name)
     return [m for m in models if m is not None]
 
 
@@ -152,12 +156,59 @@ def decide_promotion(
 
 
 def _load(registry_uri: str, model_id: str) -> RegisteredModel | None:
-    uri = storage.join(registry_uri, "models", model_id)
-    record = storage.read_text(storage.join(uri, "lineage.json"))
+    uri = _model_uri(registry_uri, model_id, f"{registry_uri}: model id")
+    lineage_uri, metrics_uri = storage.join(uri, "lineage.json"), storage.join(uri, "metrics.json")
+    record = storage.read_text(lineage_uri)
     if record is None:
         return None
-    metrics = storage.read_text(storage.join(uri, "metrics.json")) or "{}"
-    return _model(uri, _parse(metrics, uri), _parse(record, uri))
+    metrics = _parse(storage.read_text(metrics_uri) or "{}", metrics_uri)
+    lineage = _parse(record, lineage_uri)
+    bad = [key for key in ("model_id", "name", "created_at") if not isinstance(lineage.get(key), str)]
+    if bad:
+        raise _corrupt(lineage_uri, f"{', '.join(bad)} missing or not text")
+    return _model(uri, metrics, lineage)
+
+
+def _model_uri(registry_uri: str, model_id: Any, what: str) -> str:
+    return storage.join(_root(registry_uri), "models", _check_id(model_id, what))
+
+
+def _check_id(model_id: Any, what: str) -> str:
+    """`model_id` if it is one plain folder name: an id read from a file (production.json) or
+    given by a user must not point outside the registry (`../../elsewhere`)."""
+    if not isinstance(model_id, str) or not _MODEL_ID.fullmatch(model_id) or ".." in model_id:
+        raise InputError(
+            f"{what} {excerpt(model_id)} is not a model id (letters, digits, '.', '_', '-'); "
+            "`trainyard models list` shows the registered ids"
+        )
+    return model_id
+
+
+def _root(registry_uri: str) -> str:
+    # A local registry that is a file would fail deep inside with NotADirectoryError.
+    if not storage.is_gcs(registry_uri) and Path(registry_uri).exists() and not Path(registry_uri).is_dir():
+        raise ConfigError(f"promotion.registry {registry_uri}: is a file, not a folder; point it at a folder or gs://")
+    return registry_uri
+
+
+def _check_pointer(pointer: Any, uri: str, where: str = "") -> dict[str, Any]:
+    """production.json is what the next promotion is decided against: anything but a well-formed
+    pointer is an error naming the file, never "no production yet" (which would promote anything)."""
+    if not isinstance(pointer, dict) or not pointer:
+        raise _corrupt(uri, f"{where or 'the file'} is {excerpt(pointer)}, not a pointer object")
+    if not isinstance(pointer.get("model_id"), str) or not isinstance(pointer.get("uri"), str):
+        raise _corrupt(uri, f"{where}model_id and uri must be text")
+    if not isinstance(pointer.get("metrics", {}), dict):
+        raise _corrupt(uri, f"{where}metrics must be an object")
+    _check_id(pointer["model_id"], f"{uri}: {where}model_id")
+    previous = pointer.get("previous")
+    if previous is not None:
+        _check_pointer(previous, uri, f"{where}previous.")
+    return pointer
+
+
+def _corrupt(uri: str, problem: str) -> ExternalError:
+    return ExternalError(f"{uri}: corrupt registry file ({problem}); restore it from a backup or the bucket's object versions")
 
 
 def _model(uri: str, metrics: dict, record: dict) -> RegisteredModel:
@@ -165,19 +216,23 @@ def _model(uri: str, metrics: dict, record: dict) -> RegisteredModel:
 
 
 def _read_pointer(registry_uri: str) -> tuple[dict[str, Any] | None, str | None]:
-    text, version = storage.read_versioned(_pointer_uri(registry_uri))
-    return (None if text is None else _parse(text, _pointer_uri(registry_uri))), version
+    uri = _pointer_uri(registry_uri)
+    text, version = storage.read_versioned(uri)
+    return (None if text is None else _check_pointer(_parse(text, uri), uri)), version
 
 
 def _pointer_uri(registry_uri: str) -> str:
-    return storage.join(registry_uri, "production.json")
+    return storage.join(_root(registry_uri), "production.json")
 
 
 def _parse(text: str, uri: str) -> dict[str, Any]:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
         raise ExternalError(f"{uri}: registry file is not valid JSON; restore it or re-register the model") from None
+    if not isinstance(value, dict):
+        raise _corrupt(uri, f"expected a JSON object, got {excerpt(value)}")
+    return value
 
 
 def _trim(pointer: dict[str, Any] | None, depth: int) -> dict[str, Any] | None:

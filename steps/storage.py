@@ -12,8 +12,8 @@ import fcntl
 import functools
 import hashlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,10 +32,35 @@ def is_gcs(uri: str) -> bool:
     return str(uri).startswith("gs://")
 
 
+def check_location(uri: str) -> str:
+    """`uri` if it is a folder or gs://BUCKET[/PREFIX]; a ConfigError for `gs://` without a bucket,
+    which would otherwise become a local folder named `gs:`."""
+    if str(uri).startswith("gs:") and not str(uri)[len("gs://") :].split("/")[0]:
+        raise ConfigError(f"{uri!r}: expected gs://BUCKET or gs://BUCKET/PREFIX (no bucket named), or a local folder")
+    return uri
+
+
 def join(uri: str, *parts: str) -> str:
+    check_location(uri)
     if is_gcs(uri):
         return "/".join([uri.rstrip("/"), *(part.strip("/") for part in parts if part)])
     return str(Path(uri, *parts))
+
+
+def inside(root: Path, relative: str, what: str) -> Path:
+    """`root / relative`, refused (InputError) when it would land outside `root`.
+
+    Bucket object names are not ours: `a/../../x`, `/etc/x` or `a\\..\\x` must not write outside
+    the folder a download goes to, and neither may a symlink already inside it.
+    """
+    parts = relative.replace("\\", "/").split("/")
+    if not relative or relative.startswith(("/", "\\")) or "\0" in relative or any(p in ("..", "") for p in parts):
+        raise InputError(f"{what} is not a plain relative path inside {root}; refusing to download it")
+    target = Path(root) / relative
+    resolved_root = Path(root).resolve()
+    if not target.resolve().is_relative_to(resolved_root):
+        raise InputError(f"{what} resolves outside {root} (through a symlink); refusing to download it")
+    return target
 
 
 def upload_dir(local: Path, uri: str) -> None:
@@ -69,8 +94,8 @@ def download_dir(uri: str, local: Path) -> Path:
         blobs = [b for b in bucket.client.list_blobs(bucket, prefix=prefix, retry=_retry()) if not b.name.endswith("/")]
         if not blobs:
             raise InputError(f"{uri}: no files there; check the URI or register the model first")
-        for blob in blobs:
-            target = local / blob.name[len(prefix) :]
+        targets = [(blob, inside(local, blob.name[len(prefix) :], f"{uri}: object {blob.name!r}")) for blob in blobs]
+        for blob, target in targets:  # every name is checked before the first byte is written
             target.parent.mkdir(parents=True, exist_ok=True)
             blob.download_to_filename(str(target), retry=_retry())
     return local
@@ -91,7 +116,9 @@ def read_versioned(uri: str) -> tuple[str | None, str | None]:
             data = Path(uri).read_bytes()
         except FileNotFoundError:
             return None, None
-        return data.decode(), hashlib.sha256(data).hexdigest()
+        except OSError as exc:  # a folder where the file should be, a file where a folder should be
+            raise InputError(f"{uri}: cannot read ({exc.strerror or exc}); check that path") from None
+        return _text(data, uri), hashlib.sha256(data).hexdigest()
     bucket, key = _bucket(uri)
     from google.api_core.exceptions import NotFound
 
@@ -102,7 +129,14 @@ def read_versioned(uri: str) -> tuple[str | None, str | None]:
         except NotFound:
             _require_bucket(bucket)  # a missing bucket is an error, a missing object is not
             return None, None
-    return data.decode(), str(blob.generation)
+    return _text(data, uri), str(blob.generation)
+
+
+def _text(data: bytes, uri: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{uri}: not UTF-8 text (byte {exc.start}); the file is corrupt, restore it") from None
 
 
 def write_text(uri: str, text: str) -> None:
@@ -171,20 +205,31 @@ def list_dirs(uri: str) -> list[str]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    # Temp file in the same folder + os.replace: a crash leaves the old file or the new, never half.
-    with _local_errors(str(path)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+    with _local_errors(str(path)), atomic_file(path, "w") as file:
+        file.write(text)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "wb") -> Iterator[Any]:
+    """A file object whose content appears at `path` whole when the block ends, or not at all.
+
+    Temp file in the same folder, fsync, os.replace: a crash, a full disk or an exception leaves
+    the old file (or none), never half of the new. The temp file is created with mode 0666 less
+    the umask, as `open` would (mkstemp's 0600 would make a shared registry unreadable to others).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, mode) as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 @contextlib.contextmanager

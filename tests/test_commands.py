@@ -42,21 +42,25 @@ def _coco_files(tmp_path: Path) -> tuple[Path, Path]:
     return gt, res
 
 
-def test_coco_eval_json_equals_pycocotools(tmp_path: Path) -> None:
+def _pycocotools_stats(gt: Path, res: Path, iou_type: str) -> list[float]:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
+    with redirect_stdout(io.StringIO()):
+        coco = COCO(str(gt))
+        reference = COCOeval(coco, coco.loadRes(str(res)), iou_type)
+        reference.evaluate()
+        reference.accumulate()
+        reference.summarize()
+    return [float(v) for v in reference.stats[:6]]
+
+
+def test_coco_eval_json_equals_pycocotools(tmp_path: Path) -> None:
     gt, res = _coco_files(tmp_path)
     code, out, _ = _trainyard("coco-eval", str(gt), str(res), "--json")
     assert code == 0
     ours = json.loads(out)
-    with redirect_stdout(io.StringIO()):
-        coco = COCO(str(gt))
-        reference = COCOeval(coco, coco.loadRes(str(res)), "bbox")
-        reference.evaluate()
-        reference.accumulate()
-        reference.summarize()
-    for key, value in zip(["AP", "AP50", "AP75", "APs", "APm", "APl"], reference.stats[:6]):
+    for key, value in zip(["AP", "AP50", "AP75", "APs", "APm", "APl"], _pycocotools_stats(gt, res, "bbox")):
         expected = None if value < 0 else value
         assert ours[key] == pytest.approx(expected, abs=1e-9) if expected is not None else ours[key] is None
     assert set(ours["per_class"]) == {"plate", "7"}
@@ -97,3 +101,94 @@ def test_models_list_promote_rollback(tmp_path: Path) -> None:
 def test_models_unknown_id_is_one_line(tmp_path: Path) -> None:
     code, _, err = _trainyard("models", "--registry", str(tmp_path / "registry"), "show", "nope")
     assert code == 2 and err.count("\n") == 1 and "nope" in err
+
+
+def _first_result(res: Path) -> dict:
+    return json.loads(res.read_text())[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"bbox": "10,10,5,5"}, "predictions[0].bbox: expected [x, y, width, height]"),
+        ({"bbox": [10, 10, -5, 5]}, "width and height must be >= 0"),
+        ({"score": float("nan")}, "predictions[0]: score nan is not a finite number"),
+        ({"score": "0.9"}, "predictions[0]: score '0.9' is not a finite number"),
+        ({"image_id": [1]}, "predictions[0]: image_id [1] is not an image"),
+    ],
+    ids=["string-bbox", "negative-width", "nan-score", "string-score", "list-image-id"],
+)
+def test_coco_eval_bad_detection_is_one_line_naming_the_file(tmp_path: Path, change: dict, expected: str) -> None:
+    gt, res = _coco_files(tmp_path)
+    results = json.loads(res.read_text())
+    results[0].update(change)
+    res.write_text(json.dumps(results))  # json writes NaN as the literal Python's json reads back
+    code, _, err = _trainyard("coco-eval", str(gt), str(res))
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: {res}: ") and expected in err
+
+
+@pytest.mark.parametrize(
+    ("results", "expected"),
+    [
+        ([1, "x"], "predictions[0]: expected an object"),
+        ([{"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": {"size": [150, 200], "counts": "zz"}}],
+         "predictions[0].segmentation: not a valid RLE"),
+        ([{"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": {"size": [150, 200], "counts": "0T3"}}],
+         "runs cover 100 pixels"),
+        ([{"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": {"size": [10, 10], "counts": "0T3"}}],
+         "is not the image's [height, width] [150, 200]"),
+        ([{"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": [[1, 2, 3]]}],
+         "expected an RLE object or a list of polygons"),
+    ],
+    ids=["non-dict-items", "malformed-rle", "short-rle", "rle-of-another-size", "short-polygon"],
+)
+def test_coco_eval_bad_segm_results_are_one_line(tmp_path: Path, results: list, expected: str) -> None:
+    gt, res = _coco_files(tmp_path)
+    res.write_text(json.dumps(results))
+    code, _, err = _trainyard("coco-eval", str(gt), str(res), "--iou-type", "segm")
+    assert code == 2 and err.count("\n") == 1 and expected in err, err
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda gt: gt.update(images="x"), "not a COCO ground truth"),
+        (lambda gt: gt["images"][0].pop("height"), "images[0]: needs an integer id, height and width"),
+        (lambda gt: gt["annotations"][0].update(image_id=99), "annotations[0]: image_id 99 is not in images"),
+        (lambda gt: gt["annotations"][0].update(bbox=[0, 0, -1, 3]), "annotations[0].bbox: width and height"),
+        (lambda gt: gt["categories"].append("plate"), "categories[2]: needs an integer id and a name"),
+    ],
+    ids=["images-not-a-list", "image-without-height", "unknown-image", "negative-gt-box", "category-not-object"],
+)
+def test_coco_eval_bad_ground_truth_is_one_line(tmp_path: Path, edit, expected: str) -> None:
+    gt, res = _coco_files(tmp_path)
+    data = json.loads(gt.read_text())
+    edit(data)
+    gt.write_text(json.dumps(data))
+    code, _, err = _trainyard("coco-eval", str(gt), str(res))
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: {gt}: ") and expected in err, err
+
+
+def test_coco_eval_non_utf8_file_is_one_line(tmp_path: Path) -> None:
+    gt, res = _coco_files(tmp_path)
+    res.write_bytes(b'[{"image_id": 1, "note": "\xff\xfe"}]')
+    code, _, err = _trainyard("coco-eval", str(gt), str(res))
+    assert code == 2 and err == f"error: {res}: not UTF-8 text (byte 26); COCO files are UTF-8 JSON\n"
+
+
+def test_coco_eval_accepts_polygon_segmentations_as_pycocotools_does(tmp_path: Path) -> None:
+    gt, res = _coco_files(tmp_path)
+    results = json.loads(res.read_text())
+    for det in results:  # each detection's box as a (slightly rotated) polygon mask
+        x, y, w, h = det["bbox"]
+        det["segmentation"] = [[x, y, x + w, y + 1, x + w, y + h, x - 1, y + h]]
+    res.write_text(json.dumps(results))
+    code, out, err = _trainyard("coco-eval", str(gt), str(res), "--iou-type", "segm", "--json")
+    assert code == 0, err
+    ours = json.loads(out)
+    # pycocotools takes polygon results through loadRes' bbox branch (areas from the boxes) and
+    # rasterises them with the ground truth's image size; AP over all areas does not use the areas.
+    for key, value in zip(["AP", "AP50", "AP75"], _pycocotools_stats(gt, res, "segm")[:3]):
+        assert ours[key] == pytest.approx(value, abs=1e-9), key
+    assert 0 < ours["AP"] < 1

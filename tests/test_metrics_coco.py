@@ -189,3 +189,26 @@ def test_all_metrics_without_a_plate_category_skips_plate_metrics() -> None:
     gt = synthetic_gt(1)
     got = all_metrics(gt, jittered_results(gt, 11), EvaluateConfig(plate_label="licence"))
     assert "segm/AP" in got and "dv_mAP" not in got and "EIR" not in got
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_polygon_results_equal_pycocotools_on_their_rles(seed: int) -> None:
+    gt = synthetic_gt(seed)
+    sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
+    rng = np.random.default_rng(seed)
+    polygons = []
+    for ann in gt["annotations"]:
+        poly = (np.array(ann["segmentation"][0]) + rng.normal(0, 3, 8)).tolist()
+        polygons.append({"image_id": ann["image_id"], "category_id": ann["category_id"],
+                         "score": round(float(rng.random()), 4), "segmentation": [poly]})
+    # The same detections as RLEs rasterised at their image's size: what pycocotools' loadRes takes.
+    rles = [{**det, "segmentation": encode(polygons_to_mask(det["segmentation"], *sizes[det["image_id"]]))}
+            for det in polygons]
+    expected_stats, expected_per_class = pycocotools_reference(gt, rles, "segm")
+
+    got = coco_evaluate(gt, polygons, "segm")
+
+    for key, expected in zip(("AP", "AP50", "AP75", "APs", "APm", "APl"), expected_stats):
+        assert math.isnan(got[key]) if expected < 0 else got[key] == pytest.approx(expected, abs=1e-9), key
+    assert got["per_class"] == pytest.approx(expected_per_class, abs=1e-9)
+    assert 0 < got["AP"] < 1

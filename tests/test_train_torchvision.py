@@ -308,3 +308,20 @@ def test_atomic_save_replaces_whole_files_and_leaves_no_temp(tmp_path: Path) -> 
     assert torch.equal(read_checkpoint(path)["model"]["w"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["model_0000001.pth"]
     assert list_checkpoints(tmp_path) == [(1, path)]
+
+
+def test_no_file_a_training_run_writes_holds_the_database_password(dataset: Path, tmp_path: Path) -> None:
+    secret = "s3cr3t-Pw-4711"
+    config = tiny_config(iterations=2, checkpoint_uri=str(tmp_path / "durable")).model_copy(
+        update={"database": Config().database.model_copy(update={"url": f"postgresql://trainer:{secret}@db/trainyard"})}
+    )
+    out = tmp_path / "out"
+    get_backend("torchvision").train(dataset, out, config)
+
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {"config.yaml", "model_0000002.pth", "metrics.json"} <= {p.name for p in written}
+    leaking = [p for p in written if secret.encode() in p.read_bytes()]
+    assert leaking == [], "the database URL is a secret"
+    assert read_checkpoint(out / "checkpoints" / "model_0000002.pth")["config"]["database"]["url"] == \
+        "postgresql://trainer:***@db/trainyard"
+    assert load_config(out / "config.yaml").database.url == "postgresql://trainer:***@db/trainyard"

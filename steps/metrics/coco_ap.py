@@ -12,6 +12,7 @@ import numpy as np
 from faster_coco_eval import COCO, COCOeval_faster
 from faster_coco_eval.core import mask as _coco_mask
 
+from steps.masks import segmentation_to_rle
 from steps.metrics.ground_truth import check_results
 
 IouType = Literal["bbox", "segm"]
@@ -30,11 +31,12 @@ def coco_evaluate(
     """
     if iou_type not in ("bbox", "segm"):
         raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
-    check_results(results, (img["id"] for img in gt["images"]), (c["id"] for c in gt["categories"]),
+    sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
+    check_results(results, sizes, (c["id"] for c in gt["categories"]),
                   needs=("bbox",) if iou_type == "bbox" else ("segmentation",))
     say = print if verbose else _silent
     coco_gt = COCO(_private_copy(gt), print_function=say)
-    coco_dt = _load_results(coco_gt, _prepared(results, iou_type), iou_type, say)
+    coco_dt = _load_results(coco_gt, _prepared(results, iou_type, sizes), iou_type, say)
     evaluator = COCOeval_faster(coco_gt, coco_dt, iou_type, print_function=say)
     evaluator.evaluate()
     evaluator.accumulate()
@@ -83,12 +85,17 @@ def _load_results(coco_gt: COCO, results: list[dict[str, Any]], iou_type: IouTyp
     return coco_dt
 
 
-def _prepared(results: list[dict[str, Any]], iou_type: IouType) -> list[dict[str, Any]]:
+def _prepared(results: list[dict[str, Any]], iou_type: IouType, sizes: dict[int, tuple[int, int]]) -> list[dict[str, Any]]:
     # loadRes writes ids and areas into the dicts it gets: hand it copies. For segm the box is
     # dropped so the area ranges use the mask area (detectron2 does the same); for bbox the mask
-    # is dropped, it is not needed.
+    # is dropped, it is not needed. Polygon segmentations (pycocotools evaluates them too) become
+    # RLEs of their image's size, rasterised as COCO does.
     unused = "bbox" if iou_type == "segm" else "segmentation"
-    return [{k: v for k, v in res.items() if k != unused} for res in results]
+    prepared = [{k: v for k, v in res.items() if k != unused} for res in results]
+    if iou_type == "segm":
+        for res in prepared:
+            res["segmentation"] = segmentation_to_rle(res["segmentation"], *sizes[res["image_id"]])
+    return prepared
 
 
 def _private_copy(gt: dict[str, Any]) -> dict[str, Any]:

@@ -6,13 +6,14 @@ does that bookkeeping once and checks that predictions refer to images and categ
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from steps.errors import ConfigError, InputError
-from steps.masks import RLE, segmentation_to_rle
+from steps.errors import ConfigError, InputError, excerpt
+from steps.masks import RLE, check_rle, segmentation_to_rle
 
 
 @dataclass
@@ -63,7 +64,7 @@ def index(gt: dict[str, Any], results: list[dict[str, Any]], needs: tuple[str, .
     for ann in gt.get("annotations", []):
         if not ann.get("iscrowd", 0):
             images[int(ann["image_id"])].annotations.append(ann)
-    check_results(results, images.keys(), names.keys(), needs)
+    check_results(results, {i: (image.height, image.width) for i, image in images.items()}, names.keys(), needs)
     for res in results:
         images[int(res["image_id"])].predictions.append(res)
     return Dataset(names, images)
@@ -71,27 +72,111 @@ def index(gt: dict[str, Any], results: list[dict[str, Any]], needs: tuple[str, .
 
 def check_results(
     results: list[dict[str, Any]],
-    image_ids: Iterable[int],
+    image_sizes: Mapping[int, tuple[int, int]],
     category_ids: Iterable[int],
     needs: tuple[str, ...] = (),
 ) -> None:
-    """Raise InputError naming the first prediction that does not fit the ground truth."""
-    known_images, known_categories = set(image_ids), set(category_ids)
+    """Raise InputError naming the first prediction that does not fit the ground truth.
+
+    Every field the metrics read is checked here, so a bad file is one line naming the item and
+    the field, never a traceback from the C evaluators: ids are integers of the ground truth, the
+    score a finite number, a bbox four finite numbers with width and height >= 0, a segmentation
+    an RLE (checked by decoding its size) or polygons.
+    """
+    known_categories = set(category_ids)
     required = ("image_id", "category_id", "score", *needs)
     for i, res in enumerate(results):
+        where = f"predictions[{i}]"
+        if not isinstance(res, dict):
+            raise InputError(f"{where}: expected an object with image_id, category_id, score, got {excerpt(res)}")
         missing = [key for key in required if key not in res]
         if missing:
-            raise InputError(f"predictions[{i}]: missing {', '.join(missing)} (have {', '.join(sorted(res))})")
-        if res["image_id"] not in known_images:
+            raise InputError(f"{where}: missing {', '.join(missing)} (have {excerpt(', '.join(sorted(map(str, res))), 200)})")
+        if not _is_int(res["image_id"]) or res["image_id"] not in image_sizes:
             raise InputError(
-                f"predictions[{i}]: image_id {res['image_id']} is not an image of the ground truth; "
+                f"{where}: image_id {excerpt(res['image_id'])} is not an image of the ground truth; "
                 "evaluate predictions made on the same split"
             )
-        if res["category_id"] not in known_categories:
+        if not _is_int(res["category_id"]) or res["category_id"] not in known_categories:
             raise InputError(
-                f"predictions[{i}]: category_id {res['category_id']} is not a category of the ground truth "
-                f"(ids: {sorted(known_categories)}); the model and dataset labels differ"
+                f"{where}: category_id {excerpt(res['category_id'])} is not a category of the ground truth "
+                f"(ids: {excerpt(sorted(known_categories), 200)}); the model and dataset labels differ"
             )
+        if not _is_number(res["score"]):
+            raise InputError(f"{where}: score {excerpt(res['score'])} is not a finite number")
+        if "bbox" in res:
+            check_bbox(res["bbox"], f"{where}.bbox")
+        if "segmentation" in res:
+            check_segmentation(res["segmentation"], f"{where}.segmentation", image_sizes[res["image_id"]])
+
+
+def check_ground_truth(gt: Any) -> None:
+    """Raise InputError naming the first part of a COCO ground truth the metrics cannot read."""
+    if not isinstance(gt, dict) or not all(isinstance(gt.get(key), list) for key in ("images", "annotations", "categories")):
+        raise InputError("not a COCO ground truth: needs lists images, annotations and categories")
+    sizes: dict[int, tuple[int, int]] = {}
+    for i, img in enumerate(gt["images"]):
+        fields = (img.get("id"), img.get("height"), img.get("width")) if isinstance(img, dict) else (None,)
+        if not all(_is_int(v) for v in fields) or min(fields[1:]) <= 0:
+            raise InputError(f"images[{i}]: needs an integer id, height and width (> 0), got {excerpt(img)}")
+        sizes[img["id"]] = (img["height"], img["width"])
+    categories = set()
+    for i, cat in enumerate(gt["categories"]):
+        if not isinstance(cat, dict) or not _is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
+            raise InputError(f"categories[{i}]: needs an integer id and a name, got {excerpt(cat)}")
+        categories.add(cat["id"])
+    for i, ann in enumerate(gt["annotations"]):
+        where = f"annotations[{i}]"
+        if not isinstance(ann, dict):
+            raise InputError(f"{where}: expected an object, got {excerpt(ann)}")
+        if ann.get("image_id") not in sizes or not _is_int(ann.get("image_id")):
+            raise InputError(f"{where}: image_id {excerpt(ann.get('image_id'))} is not in images")
+        if ann.get("category_id") not in categories or not _is_int(ann.get("category_id")):
+            raise InputError(f"{where}: category_id {excerpt(ann.get('category_id'))} is not in categories")
+        if not _is_int(ann.get("id")):
+            raise InputError(f"{where}: needs an integer id, got {excerpt(ann.get('id'))}")
+        check_bbox(ann.get("bbox"), f"{where}.bbox")
+        if "area" in ann and not _is_number(ann["area"]):
+            raise InputError(f"{where}.area: {excerpt(ann['area'])} is not a finite number")
+        if "segmentation" in ann:
+            check_segmentation(ann["segmentation"], f"{where}.segmentation", sizes[ann["image_id"]])
+
+
+def check_bbox(bbox: Any, where: str) -> None:
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
+        raise InputError(f"{where}: expected [x, y, width, height] of four finite numbers, got {excerpt(bbox)}")
+    if bbox[2] < 0 or bbox[3] < 0:
+        raise InputError(f"{where}: width and height must be >= 0, got {excerpt(bbox)} ([x, y, width, height], not corners)")
+
+
+def check_segmentation(segmentation: Any, where: str, image_size: tuple[int, int]) -> None:
+    """An RLE of the image's size whose runs cover it exactly, or a list of polygons."""
+    if isinstance(segmentation, dict):
+        size, counts = segmentation.get("size"), segmentation.get("counts")
+        if not isinstance(size, (list, tuple)) or list(size) != list(image_size):
+            raise InputError(f"{where}: RLE size {excerpt(size)} is not the image's [height, width] {list(image_size)}")
+        if not isinstance(counts, (str, bytes)) and not (isinstance(counts, list) and all(_is_int(v) and v >= 0 for v in counts)):
+            raise InputError(f"{where}: RLE counts must be a COCO string or a list of run lengths, got {excerpt(counts)}")
+        try:
+            check_rle(segmentation)
+        except ValueError as exc:
+            raise InputError(f"{where}: not a valid RLE: {exc}") from None
+        return
+    polygons_ok = isinstance(segmentation, list) and segmentation and all(
+        isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and all(_is_number(v) for v in p) for p in segmentation
+    )
+    if not polygons_ok:
+        raise InputError(
+            f"{where}: expected an RLE object or a list of polygons [[x1, y1, x2, y2, x3, y3, ...]], got {excerpt(segmentation)}"
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def by_category(items: Iterable[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:

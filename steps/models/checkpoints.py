@@ -8,6 +8,7 @@ mid-write never leaves a half-written `model_*.pth` behind.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import re
 import warnings
@@ -16,11 +17,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from steps.config import Config, ModelConfig
-from steps.errors import ConfigError, InputError
+from steps.errors import ConfigError, ExternalError, InputError
+from steps.storage import atomic_file
 
 _NAME = re.compile(r"^model_(\d{7,})\.pth$")
+# What a checkpoint needs to resume training from it (both backends write all of these).
+RESUME_KEYS = ("backend", "iteration", "model", "optimizer", "scheduler", "scaler", "rng", "config", "categories")
 
 
 class CheckpointWarning(UserWarning):
@@ -47,25 +52,41 @@ def list_checkpoints(checkpoint_dir: Path) -> list[tuple[int, Path]]:
 def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
     """Write `state` to `path` atomically (temp file in the same folder, fsync, rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as handle:
+        with atomic_file(path) as handle:
             torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    except (OSError, RuntimeError) as exc:  # torch reports a full disk as a RuntimeError of its writer
+        reason = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ExternalError(
+            f"{path}: cannot write the checkpoint ({reason}); free disk space or point --output elsewhere "
+            "(nothing half-written was left)"
+        ) from None
     return path
 
 
 def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by `save_checkpoint` (tensors and plain values only)."""
-    state = torch.load(Path(path), map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(Path(path), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(unpickling_reason(exc)) from None
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{path}: not a trainyard checkpoint (no 'model' entry)")
     return state
+
+
+def unpickling_reason(exc: Exception) -> str:
+    """Why torch's weights-only load refused a file, without torch's advice to retry with
+    weights_only=False (that would run whatever code the file holds: never tell users to)."""
+    found = re.search(r"GLOBAL (\S+)", str(exc))
+    if found:
+        return (
+            f"it holds a Python object ({found.group(1)}), not only tensors and plain values; trainyard never "
+            "runs code from a weights file, so this is not a trainyard checkpoint or weights file (or it was tampered with)"
+        )
+    detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(exc))
+    reason = detail.group(1).strip() if detail else (str(exc).splitlines() or ["unreadable"])[0][:120]
+    return f"not a file of tensors torch can read ({reason})"
 
 
 def open_checkpoint(path: Path, backend: str) -> dict[str, Any]:
@@ -104,12 +125,22 @@ def load_latest(checkpoint_dir: Path, map_location: str | torch.device = "cpu") 
 
 def check_resumable(state: dict[str, Any], backend: str, config: Config, categories: list[dict[str, Any]], where: Path) -> None:
     """A checkpoint can only resume the same backend and architecture on the same categories and batch size."""
+    missing = [key for key in RESUME_KEYS if key not in state]
+    if missing or not isinstance(state.get("config"), dict) or "model" not in state["config"]:
+        raise InputError(
+            f"{where}: the newest checkpoint (iteration {state.get('iteration', '?')}) lacks "
+            f"{', '.join(missing) or 'config.model'}, so training cannot resume from it; "
+            "use a new output folder, or delete that checkpoint to resume from the one before"
+        )
     if state.get("backend") != backend:
         raise ConfigError(
             f"{where}: checkpoints there were written by model.backend={state.get('backend')}, not {backend}; "
             "use a new output folder or the same backend"
         )
-    saved_model = ModelConfig.model_validate(state["config"]["model"])
+    try:
+        saved_model = ModelConfig.model_validate(state["config"]["model"])
+    except ValidationError:
+        raise InputError(f"{where}: the newest checkpoint's config.model is not valid; use a new output folder") from None
     if (saved_model.backbone, saved_model.pretrained == "none") != (config.model.backbone, config.model.pretrained == "none"):
         raise ConfigError(
             f"{where}: checkpoints there were trained with model.backbone={saved_model.backbone}, "

@@ -9,6 +9,7 @@ With `train.gpus` > 1 it runs under `detectron2.engine.launch`, one process per 
 
 from __future__ import annotations
 
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ from detectron2.modeling import build_model
 from detectron2.solver import build_lr_scheduler, build_optimizer, get_default_optimizer_params
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
+from detectron2.utils.file_io import PathManager
 
-from steps.config import Config, save_config
+from steps.config import Config, dump_config, save_config
 from steps.errors import ConfigError, ExternalError
 from steps.models.base import TrainSummary
 from steps.models.checkpoints import (
@@ -33,7 +35,9 @@ from steps.models.checkpoints import (
     load_latest,
     restore_rng,
     save_checkpoint,
+    unpickling_reason,
 )
+from steps.models import safe_pickle
 from steps.models.coco_dataset import read_split
 from steps.models.detectron2_config import build_cfg, check_model_config
 from steps.models.detectron2_data import build_train_loader, register_split, unregister
@@ -82,14 +86,39 @@ def make_optimizer(cfg: Any, model: torch.nn.Module, config: Config) -> torch.op
     return torch.optim.AdamW(params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
 
 
+class SafeCheckpointer(DetectionCheckpointer):
+    """detectron2's checkpointer, except that `.pkl` files (its model zoo format) are read with an
+    unpickler that accepts only arrays and containers: its own `pickle.load` would run any code the
+    file names. Other files go through `torch.load`, which is weights-only by default."""
+
+    def _load_file(self, filename: str) -> dict[str, Any]:
+        if not filename.endswith(".pkl"):
+            return super()._load_file(filename)
+        with PathManager.open(filename, "rb") as file:
+            data = safe_pickle.load(file)
+        if not isinstance(data, dict):
+            raise safe_pickle.UnsafePickleError(f"it holds {type(data).__name__}, not a dict of weights")
+        if "model" in data and "__author__" in data:  # detectron2 model zoo format
+            return data
+        # Detectron1 / Caffe2 format: the weights (under "blobs" in detection models), whose names
+        # detectron2 maps by its matching heuristics; optimizer momenta are not weights.
+        blobs = data.get("blobs", data)
+        weights = {key: value for key, value in blobs.items() if not key.endswith("_momentum")}
+        return {"model": weights, "__author__": "Caffe2", "matching_heuristics": True}
+
+
 def load_initial_weights(model: torch.nn.Module, weights: str, pretrained: str) -> None:
-    """MODEL.WEIGHTS through detectron2's checkpointer (zoo URLs, .pkl, our checkpoints); shape
-    mismatches (heads for another category count) are skipped with a warning, but a file that
-    leaves part of the backbone at its random start is a ConfigError."""
+    """MODEL.WEIGHTS through detectron2's checkpointer (zoo URLs, .pkl read safely, our
+    checkpoints); shape mismatches (heads for another category count) are skipped with a warning,
+    but a file that leaves part of the backbone at its random start is a ConfigError."""
     before = _backbone_convs(model)
     try:
-        DetectionCheckpointer(model).load(weights, checkpointables=[])
-    except Exception as exc:  # a download, unpickling or format failure: all mean "cannot start from this"
+        SafeCheckpointer(model).load(weights, checkpointables=[])
+    except safe_pickle.UnsafePickleError as exc:
+        raise ConfigError(f"model.pretrained={pretrained}: {weights}: {exc}") from None
+    except pickle.UnpicklingError as exc:  # torch's weights-only refusal
+        raise ConfigError(f"model.pretrained: cannot read {weights} as weights: {unpickling_reason(exc)}") from None
+    except Exception as exc:  # a download or format failure: all mean "cannot start from this"
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if Path(weights).is_file():
             raise ConfigError(f"model.pretrained: cannot read {weights} as weights ({reason})") from None
@@ -175,7 +204,7 @@ def _train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
             "rng": capture_rng(),
-            "config": config.model_dump(mode="json"),
+            "config": dump_config(config),
             "categories": split.categories,
         }
         written = save_checkpoint(state, checkpoint_path(checkpoint_dir, done))

@@ -43,8 +43,9 @@ class CheckpointMirror:
         local_names = {path.name for _, path in list_checkpoints(self.out_dir / CHECKPOINTS)}
         wanted = [name for name in remote if _is_checkpoint(name) and Path(name).name not in local_names]
         wanted += [name for name in remote if name.split("/")[0] in SIDECARS and not (self.out_dir / name).exists()]
-        for name in wanted:
-            _download_file(storage.join(self.uri, name), self.out_dir / name)
+        targets = [(name, storage.inside(self.out_dir, name, f"{self.uri}: file {name!r}")) for name in wanted]
+        for name, target in targets:
+            _download_file(storage.join(self.uri, name), target)
         if wanted:
             say(f"restored {len(wanted)} file(s) from {self.uri}: {', '.join(sorted(wanted)[:5])}{' ...' if len(wanted) > 5 else ''}")
         return wanted
@@ -110,11 +111,5 @@ def _download_file(uri: str, local: Path) -> None:
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
-    with storage._local_errors(str(target)):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.copy-{os.getpid()}")
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+    with storage._local_errors(str(target)), open(source, "rb") as src, storage.atomic_file(target) as dst:
+        shutil.copyfileobj(src, dst)

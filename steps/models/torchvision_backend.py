@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from steps.config import Config, save_config
+from steps.config import Config, dump_config, save_config
 from steps.errors import ConfigError
 from steps.models import distributed, schedule
 from steps.models.base import TrainSummary
@@ -173,7 +173,7 @@ def _train(rank: int, world: int, dataset_dir: Path, out_dir: Path, config: Conf
             "scheduler": schedule.describe(t.lr, t.iterations, t.warmup_iters, t.lr_schedule, milestones),
             "scaler": scaler.state_dict(),
             "rng": capture_rng(),
-            "config": config.model_dump(mode="json"),
+            "config": dump_config(config),
             "categories": split.categories,
         }
         path = save_checkpoint(state, checkpoint_path(checkpoint_dir, done))

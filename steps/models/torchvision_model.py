@@ -6,6 +6,7 @@ rebuilt from the config it stores; downloading pretrained weights is a separate,
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -27,6 +28,7 @@ from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 
 from steps.config import ModelConfig
 from steps.errors import ConfigError, ExternalError
+from steps.models.checkpoints import unpickling_reason
 
 T = TypeVar("T")
 
@@ -125,6 +127,8 @@ def _fetch(download: Callable[[], T], model: ModelConfig) -> T:
     """Run a weights download; a network or checksum failure becomes one clear error."""
     try:
         return download()
+    except pickle.UnpicklingError as exc:  # torch's weights-only refusal: the file holds code
+        raise ConfigError(f"model.pretrained: cannot read {model.pretrained} as weights: {unpickling_reason(exc)}") from None
     except (OSError, RuntimeError) as exc:  # URLError is an OSError; a bad checksum a RuntimeError
         raise ExternalError(
             f"model.pretrained={model.pretrained}: downloading {model.backbone} weights failed ({exc}); "
@@ -149,6 +153,8 @@ def load_initial_weights(net: MaskRCNN, model: ModelConfig) -> list[str]:
     else:
         try:
             state = torch.load(model.pretrained, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise ConfigError(f"model.pretrained: cannot read {model.pretrained} as weights: {unpickling_reason(exc)}") from None
         except Exception as exc:  # not a torch file, or one holding arbitrary objects
             raise ConfigError(f"model.pretrained: cannot read {model.pretrained} as weights ({type(exc).__name__}: {exc})") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):

@@ -35,14 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     config = load_config(args.config, args.overrides, args.set_list)
+    from steps.storage import check_location, join
+
     if args.checkpoint_root:
         if not args.run_id:
             parser.error("--checkpoint-root needs --run-id (each run gets its own checkpoint folder)")
-        from steps.storage import join
-
         config.train.checkpoint_uri = join(args.checkpoint_root, args.run_id)
     if args.checkpoint_uri:
-        config.train.checkpoint_uri = args.checkpoint_uri
+        config.train.checkpoint_uri = check_location(args.checkpoint_uri)  # a one-line error, not pydantic's
 
     from steps.dataset_repo import checkout_dataset
     from steps.models import get_backend

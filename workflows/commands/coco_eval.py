@@ -27,24 +27,37 @@ def _load(path: Path, what: str) -> object:
     if not path.is_file():
         raise InputError(f"{path}: {what} file not found")
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); COCO files are UTF-8 JSON") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply to be a COCO file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def run(args: argparse.Namespace) -> int:
     from steps.jsonio import finite
     from steps.metrics import coco_evaluate
 
+    from steps.metrics.ground_truth import check_ground_truth
+
     gt = _load(args.gt, "ground truth")
     results = _load(args.results, "results")
-    if not isinstance(gt, dict) or not {"images", "annotations", "categories"} <= set(gt):
-        raise InputError(f"{args.gt}: not a COCO ground truth (needs images, annotations, categories)")
+    try:
+        check_ground_truth(gt)
+    except InputError as exc:
+        raise InputError(f"{args.gt}: {exc}") from None
     if isinstance(results, dict) and "annotations" in results:
         results = results["annotations"]  # tolerate a COCO-style file holding detections
     if not isinstance(results, list):
         raise InputError(f"{args.results}: expected a JSON list of detections")
-    summary = coco_evaluate(gt, results, args.iou_type)
+    try:
+        summary = coco_evaluate(gt, results, args.iou_type)  # checks every detection first
+    except InputError as exc:
+        raise InputError(f"{args.results}: {exc}") from None
     if args.json:
         print(json.dumps(finite({"iou_type": args.iou_type, **summary}), indent=2))
         return 0

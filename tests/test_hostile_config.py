@@ -1,0 +1,226 @@
+"""Hostile and careless configuration: the database URL stays secret, YAML cannot explode, bad
+values are one line quoting a short excerpt, and unusable SQLite files are named."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from steps.config import dump_config, load_config, save_config
+from steps.db import Database, redact, scrub
+from steps.errors import ConfigError, ExternalError
+
+SECRET = "s3cr3t-Pw"
+
+
+@pytest.mark.parametrize(
+    ("dsn", "expected"),
+    [
+        ("postgresql://trainer:s3cr3t-Pw@db:5432/trainyard", "postgresql://trainer:***@db:5432/trainyard"),
+        ("postgresql://trainer:s3cr3t@Pw@db/trainyard", "postgresql://trainer:***@db/trainyard"),
+        ("postgresql://trainer:s3cr/3t-Pw@db/trainyard", "postgresql://trainer:***@db/trainyard"),
+        ("postgresql://trainer@db/trainyard?password=s3cr3t-Pw", "postgresql://trainer@db/trainyard?password=***"),
+        ("postgresql://db/trainyard?sslmode=require&password=s3cr3t-Pw&user=t",
+         "postgresql://db/trainyard?sslmode=require&password=***&user=t"),
+        ("host=db password=s3cr3t-Pw dbname=trainyard", "host=db password=*** dbname=trainyard"),
+        ("host=db PASSWORD = s3cr3t-Pw dbname=trainyard", "host=db PASSWORD = *** dbname=trainyard"),
+        ("host=db password='s3cr3t Pw \\' x' dbname=trainyard", "host=db password=*** dbname=trainyard"),
+        ('host=db password="s3cr3t Pw" dbname=trainyard', "host=db password=*** dbname=trainyard"),
+        ("host=db sslpassword=s3cr3t-Pw", "host=db sslpassword=***"),
+        ("sqlite:///runs/trainyard.sqlite", "sqlite:///runs/trainyard.sqlite"),
+        ("postgresql://trainer@db/trainyard", "postgresql://trainer@db/trainyard"),
+    ],
+    ids=["userinfo", "at-in-password", "slash-in-password", "query", "query-middle", "keyword", "keyword-spaces",
+         "keyword-quoted-escape", "keyword-double-quoted", "sslpassword", "sqlite", "no-password"],
+)
+def test_redact_hides_the_password_in_every_dsn_form(dsn: str, expected: str) -> None:
+    assert redact(dsn) == expected
+    assert "s3cr" not in redact(f"error: cannot use {dsn} today")
+
+
+def test_scrub_removes_password_fragments_a_driver_quotes() -> None:
+    url = f"host=db password='{SECRET}' dbname=x"
+    assert SECRET not in scrub(f'invalid dsn: missing "=" after "{SECRET}" in connection info string', url)
+
+
+@pytest.mark.integration
+def test_postgres_connection_error_does_not_echo_the_password(postgres_url: str) -> None:  # noqa: F811
+    from urllib.parse import urlparse
+
+    parsed = urlparse(postgres_url)
+    wrong = f"postgresql://nobody:{SECRET}@{parsed.hostname}:{parsed.port}/nodb?password={SECRET}"
+    with pytest.raises(ExternalError) as caught:
+        Database(wrong).migrate()
+    assert SECRET not in str(caught.value) and "cannot connect to database" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"postgresql://trainer:{SECRET}@db/trainyard", f"postgresql://db/trainyard?password={SECRET}",
+     f"host=db password={SECRET}"],
+)
+def test_saved_config_has_no_password_and_still_loads(url: str, tmp_path: Path) -> None:
+    config = load_config(None, [f"database.url={url}", "train.iterations=7"])
+    saved = save_config(config, tmp_path / "config.yaml")
+    assert SECRET not in saved.read_text() and SECRET not in str(dump_config(config))
+    again = load_config(saved)
+    assert again.train.iterations == 7 and again.database.url == redact(url)
+    assert config.database.url == url, "the running step keeps the real URL"
+
+
+def test_saved_config_keeps_the_umask_mode(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        saved = save_config(load_config(None, []), tmp_path / "config.yaml")
+    finally:
+        os.umask(old)
+    assert saved.stat().st_mode & 0o777 == 0o644
+
+
+def test_bad_database_url_type_is_redacted_in_the_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, [f"database.url=[postgresql://u:{SECRET}@h/db]"])
+    assert "database.url" in str(caught.value) and SECRET not in str(caught.value)
+
+
+def test_unsupported_database_scheme_is_redacted() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Database(f"mysql://u:{SECRET}@h/db")
+    assert SECRET not in str(caught.value) and "mysql" in str(caught.value)
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_in_a_config_file_is_refused_quickly(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("train:\n  iterations: 5\n" + _alias_bomb())
+    with pytest.raises(ConfigError) as caught:
+        load_config(bomb)
+    message = str(caught.value)
+    assert str(bomb) in message and "alias" in message and len(message) < 300
+
+
+def test_alias_bomb_in_set_is_refused_with_a_short_message() -> None:
+    bomb = "{" + _alias_bomb().replace("\n", ", ").rstrip(", ") + "}"
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, [f"dataset.labels={bomb}"])
+    assert "dataset.labels" in str(caught.value) and "alias" in str(caught.value) and len(str(caught.value)) < 300
+
+
+def test_plain_anchors_still_work(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("dataset:\n  labels: &names [plate, A]\n")
+    assert load_config(file).dataset.labels == ["plate", "A"]
+
+
+def test_a_huge_bad_value_is_quoted_as_a_short_excerpt() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, ["train.iterations=" + "9" * 100 + "x" * 100_000])
+    assert "train.iterations" in str(caught.value) and len(str(caught.value)) < 300
+
+
+def test_non_utf8_config_is_one_line(tmp_path: Path) -> None:
+    file = tmp_path / "latin1.yaml"
+    file.write_bytes("dataset:\n  labels: [plaque, caract\u00e8re]\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.yaml: not UTF-8 text \(byte 34\); save it as UTF-8"):
+        load_config(file)
+
+
+def test_unbalanced_quote_in_set_list_is_one_line() -> None:
+    with pytest.raises(ConfigError, match=r"--set-list .*No closing quotation; quote each value whole"):
+        load_config(None, [], "train.iterations=5 'dataset.labels=[a, b]")
+
+
+def test_unbalanced_quote_in_set_list_through_a_step_is_one_line_without_traceback() -> None:
+    done = subprocess.run([sys.executable, "-m", "steps.train", "--dataset-dir", "x", "--output", "y",
+                           "--set-list", "train.lr='0.1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "No closing quotation" in done.stderr
+
+
+@pytest.mark.parametrize("override", ["train.lr=.inf", "train.lr=.nan", "train.lr_steps=[0.5, .inf]",
+                                      "promotion.margin=-.inf", "evaluate.dv_iou=.nan"])
+def test_non_finite_numbers_are_refused(override: str) -> None:
+    with pytest.raises(ConfigError, match="finite number"):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize("override", ["promotion.registry=gs://", "promotion.registry=gs:///models",
+                                      "train.checkpoint_uri=gs://"])
+def test_gs_uri_without_a_bucket_is_refused(override: str) -> None:
+    with pytest.raises(ConfigError, match="gs://BUCKET"):
+        load_config(None, [override])
+
+
+def test_models_command_refuses_an_empty_bucket_instead_of_a_folder_named_gs(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "workflows.cli", "models", "--registry", "gs://", "list"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert done.returncode == 2 and "gs://BUCKET" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "gs:").exists()
+
+
+def test_directory_as_sqlite_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "db.sqlite").mkdir()
+    with pytest.raises(ExternalError, match=r"sqlite:///.*db.sqlite: cannot use this SQLite file \(unable to open"):
+        Database(f"sqlite:///{tmp_path / 'db.sqlite'}").migrate()
+
+
+def test_garbage_sqlite_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "db.sqlite").write_bytes(os.urandom(4096))
+    with pytest.raises(ExternalError, match=r"db.sqlite: cannot use this SQLite file \(file is not a database\)"):
+        Database(f"sqlite:///{tmp_path / 'db.sqlite'}").migrate()
+
+
+def test_read_only_sqlite_file_is_one_line() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="trainyard-ro-"))  # outside pytest's 0700 folders: nobody can reach it
+    folder.chmod(0o777)  # the folder stays writable: only the file is read-only
+    path = folder / "db.sqlite"
+    Database(f"sqlite:///{path}").migrate()
+    path.chmod(0o444)
+    code = (
+        "import sys; from steps.db import Database; from steps.errors import ExternalError\n"
+        "try:\n"
+        f"    with Database('sqlite:///{path}').transaction() as tx:\n"
+        "        tx.execute(\"INSERT INTO schema_migrations VALUES (99, 'x')\")\n"
+        "except ExternalError as exc:\n    print(exc); sys.exit(3)\n"
+    )
+    # root ignores file modes: run as nobody then (setpriv is part of util-linux).
+    prefix = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"] if os.geteuid() == 0 else []
+    if prefix and not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: cannot make a file read-only")
+    done = subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    shutil.rmtree(folder)
+    assert done.returncode == 3, done.stderr
+    assert "cannot use this SQLite file (attempt to write a readonly database)" in done.stdout
+
+
+def test_safe_yaml_dump_of_saved_config_round_trips(tmp_path: Path) -> None:
+    config = load_config(None, ["dataset.labels=[plate, '0']"])
+    saved = yaml.safe_load(save_config(config, tmp_path / "c.yaml").read_text())
+    assert saved["dataset"]["labels"] == ["plate", "0"]
+
+
+def test_deeply_nested_yaml_is_one_line(tmp_path: Path) -> None:
+    file = tmp_path / "deep.yaml"
+    file.write_text("train: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(ConfigError, match="deep.yaml: not valid YAML: nested too deeply"):
+        load_config(file)
+
+
+def test_a_huge_unknown_key_is_quoted_short() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, ["train." + "k" * 100_000 + "=1"])
+    assert "unknown key" in str(caught.value) and len(str(caught.value)) < 600
