@@ -48,7 +48,10 @@ def test_weights_that_fit_only_part_of_the_backbone_are_refused(tmp_path: Path) 
 
 def test_resuming_with_another_batch_size_is_refused() -> None:
     saved = Config.model_validate({"model": TINY, "train": {"batch_size": 4}})
-    state = {"backend": "torchvision", "config": saved.model_dump(mode="json"), "categories": [{"id": 1, "name": "plate"}]}
+    # A complete checkpoint's keys (checkpoints.RESUME_KEYS); only the config matters here.
+    state = {"backend": "torchvision", "iteration": 10, "model": {}, "optimizer": {}, "scheduler": {},
+             "scaler": None, "rng": {}, "config": saved.model_dump(mode="json"),
+             "categories": [{"id": 1, "name": "plate"}]}
     check_resumable(state, "torchvision", saved, state["categories"], Path("out"))
     changed = Config.model_validate({"model": TINY, "train": {"batch_size": 2}})
     with pytest.raises(ConfigError, match="train.batch_size=4, not 2"):
