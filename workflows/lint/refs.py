@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from workflows.lint_depends import task_dependencies
-from workflows.lint_findings import Finding, item_path, key_path
-from workflows.lint_walk import (
+from workflows.lint.depends import task_dependencies
+from workflows.lint.findings import Finding, item_path, key_path
+from workflows.lint.walk import (
     STEPS_GROUP_NONE,
     all_templates,
     as_list,

@@ -21,11 +21,11 @@ from typing import Any
 
 import yaml
 
-from workflows.lint_findings import Finding
-from workflows.lint_refs import check_references
-from workflows.lint_schema import KIND_MODELS, check_manifest
-from workflows.lint_templates import check_templates
-from workflows.lint_yaml import ManifestLoader
+from workflows.lint.findings import Finding
+from workflows.lint.refs import check_references
+from workflows.lint.schema import KIND_MODELS, check_manifest
+from workflows.lint.templates import check_templates
+from workflows.lint.loader import ManifestLoader
 
 SUPPORTED_KINDS: tuple[str, ...] = tuple(KIND_MODELS)
 ARGO_API_VERSION = "argoproj.io/v1alpha1"

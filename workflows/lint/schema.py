@@ -21,8 +21,8 @@ from typing import Any
 import pydantic
 from hera.workflows import models as m
 
-from workflows.lint_findings import Finding, item_path, key_path
-from workflows.lint_schema_v4 import EXTRA_FIELDS
+from workflows.lint.findings import Finding, item_path, key_path
+from workflows.lint.schema_v4 import EXTRA_FIELDS
 
 KIND_MODELS: dict[str, type[pydantic.BaseModel]] = {
     "Workflow": m.Workflow,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from workflows.lint_dag import check_dag
-from workflows.lint_findings import Finding, key_path
-from workflows.lint_walk import all_templates, as_list, callers, workflow_spec
+from workflows.lint.dag import check_dag
+from workflows.lint.findings import Finding, key_path
+from workflows.lint.walk import all_templates, as_list, callers, workflow_spec
 
 TEMPLATE_KINDS = (
     "container",

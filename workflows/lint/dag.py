@@ -6,9 +6,9 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from workflows.lint_depends import TASK_RESULTS, DependsSyntaxError, parse_depends, task_dependencies
-from workflows.lint_findings import Finding, key_path
-from workflows.lint_walk import as_list, dag_tasks
+from workflows.lint.depends import TASK_RESULTS, DependsSyntaxError, parse_depends, task_dependencies
+from workflows.lint.findings import Finding, key_path
+from workflows.lint.walk import as_list, dag_tasks
 
 _LOOPS = ("withItems", "withParam", "withSequence")
 _LOOP_RESULTS = ("AnySucceeded", "AllFailed")  # only meaningful for a task that loops

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from workflows.lint_findings import item_path, key_path
+from workflows.lint.findings import item_path, key_path
 
 STEPS_GROUP_NONE = -1  # the "group" of a DAG task, which has no step groups
 
