@@ -1,110 +1,190 @@
 """`trainyard lint`: check Argo manifests strictly and offline.
 
 Any Workflow, WorkflowTemplate, CronWorkflow or ClusterWorkflowTemplate is checked, ours or
-not; other documents in a file (a ConfigMap, a Role) are skipped. Two kinds of check run:
+not; other documents in a file (a ConfigMap, a Role) are skipped. The checks:
 
-- schema (`lint_schema`): unknown keys and wrong types, against Hera's generated Argo models;
-- structure (`lint_templates`, `lint_dag`, `lint_refs`): entrypoint and template names, DAG
-  dependencies and cycles, and `{{...}}` references to tasks, steps, inputs and parameters.
+- `schema`: unknown keys and wrong types, against Hera's generated Argo models;
+- one rule module per concern of Argo's validator (workflow/validate/validate.go), listed in
+  RULES, each naming the validate.go function it mirrors;
+- `crossdoc`: templateRef and workflowTemplateRef resolved among all the files given.
 
-Paths are written as `lint_findings` describes; in a file of several YAML documents they start
-with the document's 0-based position, e.g. `documents[1].spec.templates[name=main]`.
+Paths are written as `findings` describes; in a file of several YAML documents they start
+with the document's 0-based position, e.g. `documents[1].spec.templates[name=main]`. Each
+problem also names the line, which `loader` remembers while reading.
 """
 
 from __future__ import annotations
 
 import difflib
 import pathlib
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
-from workflows.lint.findings import Finding
-from workflows.lint.refs import check_references
+from workflows.lint.arguments import check_arguments
+from workflows.lint.cron import check_cron
+from workflows.lint.crossdoc import check_cross_document
+from workflows.lint.findings import Finding, excerpt
+from workflows.lint.leaf import check_leaves
+from workflows.lint.loader import line_of, load_documents
+from workflows.lint.metrics import check_metrics
+from workflows.lint.model import Catalog, Manifest
+from workflows.lint.names import check_names
+from workflows.lint.outputs import check_outputs
 from workflows.lint.schema import KIND_MODELS, check_manifest
+from workflows.lint.spec import check_spec
 from workflows.lint.templates import check_templates
-from workflows.lint.loader import ManifestLoader
+from workflows.lint.variables import check_variables
 
 SUPPORTED_KINDS: tuple[str, ...] = tuple(KIND_MODELS)
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
+STDIN = "-"
+
+# One rule module per concern; each returns findings for one manifest.
+RULES: tuple[Callable[[Manifest], list[Finding]], ...] = (
+    check_templates,
+    check_names,
+    check_arguments,
+    check_outputs,
+    check_leaves,
+    check_spec,
+    check_metrics,
+    check_cron,
+    check_variables,
+    check_cross_document,
+)
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong in a manifest file, printed as `file: path: message` (`file: message`
-    when it is about the whole file, e.g. a missing one)."""
+    """One thing wrong in a manifest file, printed as `file:line: path: message` (`file:
+    message` when it is about the whole file, e.g. a missing one)."""
 
     file: str
     path: str
     message: str
+    line: int | None = None
 
     def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
         if not self.path:  # about the file as a whole (missing, unreadable)
-            return f"{self.file}: {self.message}"
-        return f"{self.file}: {self.path}: {self.message}"
+            return f"{where}: {self.message}"
+        return f"{where}: {self.path}: {self.message}"
+
+
+@dataclass
+class _Document:
+    """A manifest read from a file, with what is needed to place its findings."""
+
+    file: str
+    prefix: str
+    data: Any
+    lines: dict[int, tuple[int, Any]]
+    manifest: Manifest | None = None
 
 
 def lint_manifest(doc: dict[str, Any], source: str = "<manifest>") -> list[Problem]:
     """Problems in one manifest of a supported kind; an unsupported kind is itself a problem."""
-    return _to_problems(source, "", _manifest_findings(doc))
+    return _lint([_Document(source, "", doc, {})])
 
 
 def lint_text(text: str, source: str) -> list[Problem]:
     """Problems in every supported manifest of a YAML stream; a syntax error is a problem too."""
-    documents: list[Any] = []
-    syntax_error: yaml.YAMLError | None = None
-    try:
-        for doc in yaml.load_all(text, Loader=ManifestLoader):
-            documents.append(doc)
-    except yaml.YAMLError as error:  # the documents before it are still checked
-        syntax_error = error
-    several = len(documents) + (syntax_error is not None) > 1
-    problems: list[Problem] = []
-    for index, doc in enumerate(documents):
-        if _is_argo_manifest(doc):
-            prefix = f"documents[{index}]" if several else ""
-            problems += _to_problems(source, prefix, _manifest_findings(doc))
-    if syntax_error is not None:
-        problems.append(_yaml_problem(source, syntax_error))
-    return problems
+    documents, problems = _read(text, source)
+    return _lint(documents) + problems
 
 
-def lint_paths(paths: Iterable[pathlib.Path]) -> list[Problem]:
+def lint_paths(paths: Iterable[pathlib.Path | str]) -> list[Problem]:
     """Problems in the given files; a folder stands for the *.yaml and *.yml files under it."""
+    return lint_sources(paths)[0]
+
+
+def lint_sources(paths: Iterable[pathlib.Path | str], stdin: IO[str] | None = None) -> tuple[list[Problem], int]:
+    """Problems in the given files, checked together (a templateRef into another file given is
+    followed), and how many files were read; a folder stands for its *.yaml and *.yml files,
+    `-` for standard input."""
+    documents: list[_Document] = []
     problems: list[Problem] = []
-    for path in map(pathlib.Path, paths):
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-        else:
-            files = [path]
+    count = 0
+    for path in paths:
+        if str(path) == STDIN:
+            count += 1
+            found, trouble = _read((stdin or sys.stdin).read(), "<stdin>")
+            documents += found
+            problems += trouble
+            continue
+        path = pathlib.Path(path)
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()) if path.is_dir() else [path]
         for file in files:
-            problems += _lint_file(file)
-    return problems
+            count += 1
+            try:
+                text = file.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                problems.append(Problem(str(file), "", "file not found"))
+                continue
+            except (OSError, UnicodeDecodeError) as error:
+                problems.append(Problem(str(file), "", f"cannot read the file: {error}"))
+                continue
+            found, trouble = _read(text, str(file))
+            documents += found
+            problems += trouble
+    return _lint(documents) + problems, count
 
 
-def _lint_file(file: pathlib.Path) -> list[Problem]:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return [Problem(str(file), "", "file not found")]
-    except (OSError, UnicodeDecodeError) as error:
-        return [Problem(str(file), "", f"cannot read the file: {error}")]
-    return lint_text(text, str(file))
+def _read(text: str, source: str) -> tuple[list[_Document], list[Problem]]:
+    data, lines, error = load_documents(text)
+    several = len(data) + (error is not None) > 1
+    documents = [
+        _Document(source, f"documents[{index}]" if several else "", doc, lines)
+        for index, doc in enumerate(data)
+        if _is_argo_manifest(doc)
+    ]
+    return documents, ([_yaml_problem(source, error)] if error is not None else [])
 
 
-def _manifest_findings(doc: Any) -> list[Finding]:
+def _lint(documents: list[_Document]) -> list[Problem]:
+    """Check every document against the others: templateRefs resolve among all of them."""
+    catalog = Catalog()
+    for document in documents:
+        data = document.data
+        if isinstance(data, dict) and data.get("kind") in SUPPORTED_KINDS:
+            document.manifest = Manifest(data, data["kind"], catalog, document.file)
+            catalog.add(document.manifest)
+    placed = {id(d.manifest): d for d in documents if d.manifest is not None}
+    problems: list[Problem] = []
+    for document in documents:
+        for finding in _manifest_findings(document):
+            target = placed.get(id(finding.target), document) if finding.target is not None else document
+            problems.append(_problem(target, finding))
+    return list(dict.fromkeys(problems))
+
+
+def _problem(document: _Document, finding: Finding) -> Problem:
+    path = finding.path
+    full = f"{document.prefix}.{path}" if document.prefix and path else (document.prefix or path)
+    return Problem(document.file, full, finding.message, line_of(document.data, path, document.lines))
+
+
+def _manifest_findings(document: _Document) -> list[Finding]:
+    doc = document.data
     if not isinstance(doc, dict):
         return [Finding("", "a manifest must be a mapping with apiVersion, kind, metadata and spec")]
     kind = doc.get("kind")
-    if kind not in SUPPORTED_KINDS:
+    if kind not in SUPPORTED_KINDS or document.manifest is None:
         return [Finding("kind", f"{_unsupported_kind(kind)}; lint checks {', '.join(SUPPORTED_KINDS)}")]
-    findings = check_manifest(doc, kind)
-    api_version = doc.get("apiVersion")
-    if api_version != ARGO_API_VERSION:
-        findings.insert(0, Finding("apiVersion", f"expected {ARGO_API_VERSION!r}, got {api_version!r}"))
-    return findings + check_templates(doc, kind) + check_references(doc, kind)
+    try:
+        findings = check_manifest(doc, kind)
+        api_version = doc.get("apiVersion")
+        if api_version != ARGO_API_VERSION:
+            findings.insert(0, Finding("apiVersion", f"expected {ARGO_API_VERSION!r}, got {api_version!r}"))
+        for rule in RULES:
+            findings += rule(document.manifest)
+    except RecursionError:
+        return [Finding("", "the manifest is nested too deeply to check")]
+    return findings
 
 
 def _is_argo_manifest(doc: Any) -> bool:
@@ -129,18 +209,9 @@ def _close_kind(kind: Any) -> list[str]:
     return difflib.get_close_matches(str(kind), SUPPORTED_KINDS, n=1, cutoff=0.8)
 
 
-def _to_problems(source: str, prefix: str, findings: list[Finding]) -> list[Problem]:
-    def full(path: str) -> str:
-        if not prefix:
-            return path
-        return f"{prefix}.{path}" if path else prefix
-
-    return [Problem(source, full(f.path), f.message) for f in findings]
-
-
 def _yaml_problem(source: str, error: yaml.YAMLError) -> Problem:
     mark = getattr(error, "problem_mark", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
-    what = getattr(error, "problem", None) or str(error)
+    what = excerpt(getattr(error, "problem", None) or str(error), 200)
     context = getattr(error, "context", None)
-    return Problem(source, where, f"invalid YAML: {what}" + (f" ({context})" if context else ""))
+    return Problem(source, where, f"invalid YAML: {what}" + (f" ({context})" if context else ""), mark.line + 1 if mark else None)
