@@ -51,6 +51,9 @@ def _workflow_template_ref(m: Manifest) -> list[Finding]:
         return []
     findings: list[Finding] = []
     declared = names((target.spec.get("arguments") or {}).get("parameters") if isinstance(target.spec.get("arguments"), dict) else None)
+    entry = target.templates.get(m.spec.get("entrypoint") or target.spec.get("entrypoint"))
+    if isinstance(entry, dict) and isinstance(entry.get("inputs"), dict):  # spec.arguments feed the entrypoint's inputs
+        declared |= names(entry["inputs"].get("parameters"))
     arguments = m.spec.get("arguments") if isinstance(m.spec.get("arguments"), dict) else {}
     list_path = key_path(key_path(m.spec_path, "arguments"), "parameters")
     for index, param in enumerate(as_list(arguments.get("parameters"))):

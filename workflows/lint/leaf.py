@@ -119,9 +119,9 @@ def pod_resources(resources: Any, path: str, kind: str = "") -> list[Finding]:
 
 
 def _image(template: dict[str, Any], path: str, kind: str, defaults: dict[str, Any], manifest_kind: str) -> list[Finding]:
-    body = template.get(kind) if isinstance(template.get(kind), dict) else {}
-    if body.get("image"):
-        return []
+    body = template.get(kind)
+    if not isinstance(body, dict) or body.get("image"):
+        return []  # not a mapping: the schema check says so
     default = defaults.get(kind) if isinstance(defaults.get(kind), dict) else {}
     if default.get("image") and manifest_kind != "ClusterWorkflowTemplate":
         return []
@@ -233,8 +233,8 @@ def _resource(template: dict[str, Any], path: str) -> list[Finding]:
         if wanted not in names(inputs.get("artifacts")):
             findings.append(Finding(key_path(key_path(path, "manifestFrom"), "artifact"), f"no input artifact {excerpt(str(wanted))!r}"))
     if isinstance(manifest, str) and manifest:
-        try:  # expressions are replaced first, as SubstituteResourceManifestExpressions does
-            yaml.safe_load(TAG.sub(lambda t: "placeholder" if t.group(1).strip().startswith("=") else t.group(0), manifest))
+        try:  # Argo substitutes every tag with a placeholder first (ProcessArgs, SubstituteResourceManifestExpressions)
+            yaml.safe_load(TAG.sub("placeholder", manifest))
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f" (line {mark.line + 1} of the manifest)" if mark else ""

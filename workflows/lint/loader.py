@@ -34,7 +34,11 @@ class AliasBombError(yaml.YAMLError):
         self.problem, self.problem_mark = message, mark
 
 
-class ManifestLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it: the pure-Python one takes seconds for a large DAG.
+_BASE: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class ManifestLoader(_BASE):  # type: ignore[misc,valid-type]
     """SafeLoader without timestamps or base-60 numbers, and strict about duplicate keys; it
     records lines in `lines` (id of a dict or list -> its line and its keys' or items' lines)."""
 
@@ -74,7 +78,7 @@ class ManifestLoader(yaml.SafeLoader):
 
 ManifestLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in _BASE.yaml_implicit_resolvers.items()
 }
 ManifestLoader.add_implicit_resolver(
     _INT,

@@ -82,12 +82,48 @@ def input_tags(template: dict[str, Any], leaf: bool) -> set[str]:
     return tags
 
 
+PLACEHOLDER = "__placeholder__"
+
+
+def flatten(text: str) -> tuple[str, list[str]]:
+    """`text` with each tag nested in another (`{{steps.run-{{inputs.parameters.d}}.status}}`)
+    replaced by a placeholder, as ProcessArgs substitutes the inner one first, and those inner
+    tags."""
+    out: list[str] = []
+    inner: list[str] = []
+    position, depth = 0, 0
+    while position < len(text):
+        if text.startswith("{{", position):
+            end = text.find("}}", position)
+            if depth and end >= 0:
+                inner.append(text[position + 2 : end])
+                out.append(PLACEHOLDER)
+                position = end + 2
+                continue
+            depth = 1
+            out.append("{{")
+            position += 2
+        elif text.startswith("}}", position) and depth:
+            depth = 0
+            out.append("}}")
+            position += 2
+        else:
+            out.append(text[position])
+            position += 1
+    return "".join(out), inner
+
+
+def node_name(name: str) -> str:
+    """A step name as Argo sees it once its own `{{...}}` are substituted."""
+    return TAG.sub(PLACEHOLDER, name) if "{{" in name else name
+
+
 def _check_strings(value: Any, path: str, scope: Scope, globals_: Globals, skip: str = "") -> Iterator[Finding]:
     for string_path, text in strings(value, path, skip):
         if "{{" not in text:
             continue
-        for match in TAG.finditer(text):
-            tag = match.group(1).strip()
+        text, inner = flatten(text)
+        for tag in [t.strip() for t in inner] + [m.group(1).strip() for m in TAG.finditer(text)]:
             message = _problem(tag, scope, globals_)
             if message:
                 yield Finding(string_path, f"{{{{{excerpt(tag, 60)}}}}}: {message}")
@@ -150,6 +186,12 @@ def node_tags(kind: str, name: str, template: dict[str, Any] | None, aggregate: 
     return tags
 
 
+def has_exit_hook(caller: dict[str, Any]) -> bool:
+    """HasExitHook: an `onExit` or an `exit` lifecycle hook."""
+    hooks = caller.get("hooks")
+    return bool(caller.get("onExit")) or (isinstance(hooks, dict) and "exit" in hooks)
+
+
 def loops(caller: dict[str, Any]) -> bool:
     return bool(as_list(caller.get("withItems"))) or bool(caller.get("withParam"))
 
@@ -200,14 +242,15 @@ def _check_steps(m: Manifest, template: dict[str, Any], path: str, scope: Scope,
     items: set[str] | None = None
     findings: list[Finding] = []
     order = 0
-    later_names = {s.get("name") for g in as_list(template.get("steps")) for s in as_list(g) if isinstance(s, dict)}
+    later_names = {node_name(s["name"]) for g in as_list(template.get("steps")) for s in as_list(g)
+                   if isinstance(s, dict) and isinstance(s.get("name"), str)}
     for group_index, group in enumerate(as_list(template.get("steps"))):
         for index, step in enumerate(as_list(group)):
             if not isinstance(step, dict):
                 continue
             order += 1
             step_path = item_path(f"{key_path(path, 'steps')}[{group_index}]", index, step)
-            name = step.get("name") if isinstance(step.get("name"), str) else ""
+            name = node_name(step["name"]) if isinstance(step.get("name"), str) else ""
             step_items = item_tags(step)
             if step_items is not None:  # Argo adds them to the template's scope, not the step's
                 items = (items or set()) | step_items
@@ -217,6 +260,9 @@ def _check_steps(m: Manifest, template: dict[str, Any], path: str, scope: Scope,
                 other = seen.get(parts[1])
                 if parts[1] == name and tag == f"steps.{name}.status":
                     return None
+                if parts[1] == name and has_exit_hook(step):  # validateSteps adds its own outputs then
+                    own = node_tags("steps", name, current.template, False)
+                    return None if own is None or tag in own else f"step {name!r} does not produce this" + _offer(own)
                 if other is None:
                     later = parts[1] == name or parts[1] in later_names
                     if later:
