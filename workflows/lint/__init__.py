@@ -162,10 +162,14 @@ def _lint(documents: list[_Document]) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
+MAX_PATH, MAX_MESSAGE = 300, 500  # a hostile manifest must not make lint print megabytes
+
+
 def _problem(document: _Document, finding: Finding) -> Problem:
     path = finding.path
     full = f"{document.prefix}.{path}" if document.prefix and path else (document.prefix or path)
-    return Problem(document.file, full, finding.message, line_of(document.data, path, document.lines))
+    line = line_of(document.data, path, document.lines)
+    return Problem(document.file, excerpt(full, MAX_PATH), excerpt(finding.message, MAX_MESSAGE), line)
 
 
 def _manifest_findings(document: _Document) -> list[Finding]:
@@ -175,11 +179,11 @@ def _manifest_findings(document: _Document) -> list[Finding]:
     kind = doc.get("kind")
     if kind not in SUPPORTED_KINDS or document.manifest is None:
         return [Finding("kind", f"{_unsupported_kind(kind)}; lint checks {', '.join(SUPPORTED_KINDS)}")]
-    try:
+    try:  # the rules recurse as deep as the manifest nests
         findings = check_manifest(doc, kind)
         api_version = doc.get("apiVersion")
         if api_version != ARGO_API_VERSION:
-            findings.insert(0, Finding("apiVersion", f"expected {ARGO_API_VERSION!r}, got {api_version!r}"))
+            findings.insert(0, Finding("apiVersion", f"expected {ARGO_API_VERSION!r}, got {excerpt(str(api_version))!r}"))
         for rule in RULES:
             findings += rule(document.manifest)
     except RecursionError:
@@ -202,7 +206,7 @@ def _unsupported_kind(kind: Any) -> str:
     if kind is None:
         return "kind is missing"
     close = _close_kind(kind)
-    return f"unknown kind {kind!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    return f"unknown kind {excerpt(str(kind))!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
 def _close_kind(kind: Any) -> list[str]:

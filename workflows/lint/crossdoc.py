@@ -5,13 +5,15 @@ validate.go's `Workflow` merges the referenced template's arguments into the wor
 the entrypoint, the exit handler and every `templateRef` (`validateTemplateHolder`: "template
 reference X.Y not found"), and validates the referenced templates with the workflow's own
 globals, so a `{{workflow.parameters.x}}` there must be one the workflow provides. Beyond Argo,
-a parameter passed to a WorkflowTemplate that does not declare it is an error too: Argo ignores
-it and the run silently uses the template's default.
+a parameter passed to a WorkflowTemplate that neither declares nor reads it is an error too:
+Argo ignores it, and a misspelt name silently runs with the template's default.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
+import re
 from typing import Any
 
 from workflows.lint.findings import Finding, excerpt, item_path, key_path
@@ -54,15 +56,29 @@ def _workflow_template_ref(m: Manifest) -> list[Finding]:
     entry = target.templates.get(m.spec.get("entrypoint") or target.spec.get("entrypoint"))
     if isinstance(entry, dict) and isinstance(entry.get("inputs"), dict):  # spec.arguments feed the entrypoint's inputs
         declared |= names(entry["inputs"].get("parameters"))
+    used = json.dumps(target.spec, default=str)  # a parameter the template reads as {{workflow.parameters.x}} is used too
+    if re.search(r"workflow\.parameters(\.json)?\s*(}}|\))", used):
+        return findings + _entrypoints(m, target)  # the whole list is read: any parameter may matter
     arguments = m.spec.get("arguments") if isinstance(m.spec.get("arguments"), dict) else {}
     list_path = key_path(key_path(m.spec_path, "arguments"), "parameters")
     for index, param in enumerate(as_list(arguments.get("parameters"))):
         name = param.get("name") if isinstance(param, dict) else None
-        if isinstance(name, str) and name not in declared:
+        if isinstance(name, str) and name not in declared and not _reads(used, name):
             close = difflib.get_close_matches(name, sorted(declared), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             findings.append(Finding(item_path(list_path, index, param),
                                     f"{target.kind} {target.name!r} ({target.source}) declares no parameter {excerpt(name)!r}{hint}"))
+    return findings + _entrypoints(m, target)
+
+
+def _reads(text: str, name: str) -> bool:
+    """Whether serialized templates read workflow parameter `name` (as a tag or in an expression)."""
+    quoted = re.escape(name)
+    return bool(re.search(rf"workflow\.parameters(\.{quoted}(?![-\w])|\[\\?[\"']{quoted}\\?[\"']\])", text))
+
+
+def _entrypoints(m: Manifest, target: Manifest) -> list[Finding]:
+    findings: list[Finding] = []
     for key in ("entrypoint", "onExit"):
         name = m.spec.get(key) or (None if key == "onExit" else target.spec.get(key))
         if isinstance(name, str) and "{{" not in name and name not in target.templates:

@@ -11,7 +11,7 @@ import difflib
 from typing import Any
 
 from workflows.lint.depends import TASK_RESULTS, DependsSyntaxError, parse_depends, task_dependencies
-from workflows.lint.findings import Finding, key_path
+from workflows.lint.findings import Finding, excerpt, key_path
 from workflows.lint.walk import as_list, dag_tasks
 
 _LOOPS = ("withItems", "withParam", "withSequence")
@@ -36,7 +36,7 @@ def check_dag(dag: dict[str, Any], dag_path: str) -> list[Finding]:
         findings.append(Finding(key_path(dag_path, "tasks"), message))
     for name, (path, task) in tasks.items():
         if name[:1].isdigit() and (using_depends or as_list(task.get("dependencies"))):
-            findings.append(Finding(path, f"task name {name!r} may not start with a digit in a DAG that uses depends or dependencies"))
+            findings.append(Finding(path, f"task name {excerpt(name)!r} may not start with a digit in a DAG that uses depends or dependencies"))
         if using_depends and task.get("continueOn") is not None:
             message = "`continueOn` does not work with `depends`: depend on 'task.Failed' or 'task.Errored' instead"
             findings.append(Finding(key_path(path, "continueOn"), message))
@@ -66,23 +66,23 @@ def _check_depends(task: dict[str, Any], path: str, tasks: Tasks) -> list[Findin
     try:
         operands = parse_depends(depends)
     except DependsSyntaxError as error:
-        return [Finding(path, f"cannot read {depends!r}: {error}")]
+        return [Finding(path, f"cannot read {excerpt(depends)!r}: {error}")]
     findings: list[Finding] = []
     for name, result in operands:
         if name not in tasks:
             findings.append(Finding(path, _no_such_task(name, tasks)))
         elif result is not None and result not in TASK_RESULTS:
-            message = f"{name}.{result}: {result!r} is not a task result ({', '.join(TASK_RESULTS)})"
+            message = f"{name}.{result}: {excerpt(result)!r} is not a task result ({', '.join(TASK_RESULTS)})"
             findings.append(Finding(path, message))
         elif result in _LOOP_RESULTS and not any(loop in tasks[name][1] for loop in _LOOPS):
-            message = f"{name}.{result} needs {name!r} to loop (withItems, withParam or withSequence)"
+            message = f"{name}.{result} needs {excerpt(name)!r} to loop (withItems, withParam or withSequence)"
             findings.append(Finding(path, message))
     return findings
 
 
 def _no_such_task(name: str, tasks: Tasks) -> str:
     close = difflib.get_close_matches(name, sorted(tasks), n=1)
-    return f"task {name!r} is not in this DAG" + (f"; did you mean {close[0]!r}?" if close else "")
+    return f"task {excerpt(name)!r} is not in this DAG" + (f"; did you mean {close[0]!r}?" if close else "")
 
 
 def _check_cycles(tasks: Tasks) -> list[Finding]:

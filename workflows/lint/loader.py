@@ -69,7 +69,7 @@ class ManifestLoader(_BASE):  # type: ignore[misc,valid-type]
                 raise yaml.constructor.ConstructorError(
                     "while reading a mapping",
                     node.start_mark,
-                    f"found duplicate key {key_node.value!r}",
+                    f"found duplicate key {key_node.value[:40]!r}",
                     key_node.start_mark,
                 )
             seen.add(key)

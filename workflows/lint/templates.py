@@ -12,7 +12,7 @@ import difflib
 from typing import Any
 
 from workflows.lint.dag import check_dag
-from workflows.lint.findings import Finding, key_path
+from workflows.lint.findings import Finding, excerpt, key_path
 from workflows.lint.model import TEMPLATE_KINDS, Manifest
 from workflows.lint.walk import all_templates, as_list, callers
 
@@ -49,7 +49,7 @@ def _template_names(spec: dict[str, Any], spec_path: str, findings: list[Finding
         if not isinstance(name, str) or not name:
             findings.append(Finding(path, "template has no name"))
         elif name in defined:
-            findings.append(Finding(path, f"template name {name!r} is used twice"))
+            findings.append(Finding(path, f"template name {excerpt(name)!r} is used twice"))
         if isinstance(name, str):
             defined.add(name)
     return defined
@@ -73,7 +73,7 @@ def _check_name(name: str, path: str, known: set[str] | None) -> list[Finding]:
         return []
     close = difflib.get_close_matches(name, sorted(known), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return [Finding(path, f"template {name!r} is not defined in this manifest{hint}")]
+    return [Finding(path, f"template {excerpt(name)!r} is not defined in this manifest{hint}")]
 
 
 def _check_hooks(hooks: Any, path: str, known: set[str] | None) -> list[Finding]:
@@ -100,7 +100,7 @@ def _check_caller(caller: dict[str, Any], path: str, known: set[str] | None, see
     if not isinstance(name, str) or not name:
         findings.append(Finding(path, "needs a name"))
     elif name in seen:
-        findings.append(Finding(path, f"name {name!r} is used twice in this template"))
+        findings.append(Finding(path, f"name {excerpt(name)!r} is used twice in this template"))
     if isinstance(name, str):
         seen.add(name)
     if "templateRef" not in caller and "inline" not in caller:

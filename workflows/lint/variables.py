@@ -266,11 +266,11 @@ def _check_steps(m: Manifest, template: dict[str, Any], path: str, scope: Scope,
                 if other is None:
                     later = parts[1] == name or parts[1] in later_names
                     if later:
-                        return f"step {parts[1]!r} has not run yet at this point"
-                    return f"there is no step {parts[1]!r} in template {scope.template!r}"
+                        return f"step {excerpt(parts[1])!r} has not run yet at this point"
+                    return f"there is no step {excerpt(parts[1])!r} in template {scope.template!r}"
                 if tag == f"steps.{parts[1]}.status" or other.tags is None or tag in other.tags:
                     return None
-                return f"step {parts[1]!r} does not produce this" + _offer(other.tags)
+                return f"step {excerpt(parts[1])!r} does not produce this" + _offer(other.tags)
 
             step_scope = _inline_scope(Scope(scope.template, scope.inputs, False, items, judge, "steps"), step)
             findings += _check_strings(step, step_path, step_scope, globals_)
@@ -286,8 +286,8 @@ def _check_outputs(template: dict[str, Any], path: str, scope: Scope, globals_: 
     def judge(tag: str, parts: list[str]) -> str | None:
         other = nodes.get(parts[1])
         if other is None:
-            return f"there is no {kind[:-1]} {parts[1]!r} in template {scope.template!r}"
-        return None if other.tags is None or tag in other.tags else f"{kind[:-1]} {parts[1]!r} does not produce this" + _offer(other.tags)
+            return f"there is no {kind[:-1]} {excerpt(parts[1])!r} in template {scope.template!r}"
+        return None if other.tags is None or tag in other.tags else f"{kind[:-1]} {excerpt(parts[1])!r} does not produce this" + _offer(other.tags)
 
     outputs_scope = Scope(scope.template, scope.inputs, False, None, judge, kind)
     return list(_check_strings(template.get("outputs"), key_path(path, "outputs"), outputs_scope, globals_))
@@ -312,16 +312,16 @@ def _check_dag(m: Manifest, template: dict[str, Any], path: str, scope: Scope, g
         def judge(tag: str, parts: list[str], name: str = name) -> str | None:
             other = tasks.get(parts[1])
             if other is None:
-                return f"there is no task {parts[1]!r} in this DAG"
+                return f"there is no task {excerpt(parts[1])!r} in this DAG"
             if tag == f"tasks.{parts[1]}.status":
                 if ancestry.is_ancestor(parts[1], name) or (parts[1] == name and "hooks" in task):
                     return None
-                return f"the status of {parts[1]!r} is known only to tasks that depend on it"
+                return f"the status of {excerpt(parts[1])!r} is known only to tasks that depend on it"
             if other.tags is None or tag in other.tags:
                 return None
             if tag == f"tasks.{parts[1]}.outputs.parameters" and ancestry.is_ancestor(parts[1], name) and loops(raw[parts[1]]):
                 return None
-            return f"task {parts[1]!r} does not produce this" + _offer(other.tags)
+            return f"task {excerpt(parts[1])!r} does not produce this" + _offer(other.tags)
 
         task_scope = _inline_scope(Scope(scope.template, scope.inputs, False, item_tags(task), judge, "tasks"), task)
         findings += _check_strings(task, current.path, task_scope, globals_)
