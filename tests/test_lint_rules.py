@@ -80,26 +80,39 @@ INVALID = {
     "parameter-name": (_set((*W, "inputs", "parameters", 0, "name"), "si ze"), "letters, digits, '_' or '-'"),
     "duplicate-input": (_set((*W, "inputs", "parameters"), [{"name": "size"}, {"name": "size"}]), "is used twice"),
     "not-supplied": (_set(("spec", "templates", 0, "steps", 1, 0, "arguments"), {}), "needs input size"),
-    "argument-without-value": (_set(("spec", "templates", 0, "steps", 0, 0, "arguments", "parameters"), [{"name": "size"}]), "needs a value or valueFrom"),
+    "argument-without-value": (_set(("spec", "templates", 0, "steps", 0, 0, "arguments", "parameters"),
+        [{"name": "size"}]),
+        "needs a value or valueFrom"),
     "unknown-workflow-variable": (_set((*W, "container", "args"), ["{{workflow.nmae}}"]), "unknown workflow variable"),
-    "undeclared-workflow-parameter": (_set((*W, "container", "args"), ["{{workflow.parameters.mdoe}}"]), "did you mean 'mode'"),
+    "undeclared-workflow-parameter": (_set((*W, "container", "args"), ["{{workflow.parameters.mdoe}}"]),
+        "did you mean 'mode'"),
     "output-without-valueFrom": (_set((*W, "outputs", "parameters"), [{"name": "out"}]), "needs valueFrom"),
-    "output-two-sources": (_set((*W, "outputs", "parameters"), [{"name": "out", "valueFrom": {"path": "/a", "jsonPath": "{.x}"}}]), "several sources"),
-    "output-wrong-kind": (_set((*W, "outputs", "parameters"), [{"name": "out", "valueFrom": {"jsonPath": "{.x}"}}]), "takes its output from path"),
+    "output-two-sources": (_set((*W, "outputs", "parameters"),
+        [{"name": "out", "valueFrom": {"path": "/a", "jsonPath": "{.x}"}}]),
+        "several sources"),
+    "output-wrong-kind": (_set((*W, "outputs", "parameters"), [{"name": "out", "valueFrom": {"jsonPath": "{.x}"}}]),
+        "takes its output from path"),
     "retry-policy": (_set((*W, "retryStrategy", "retryPolicy"), "OnWhatever"), "is not a retry policy"),
     "pod-gc": (_set(("spec", "podGC"), {"strategy": "Sometimes"}), "unknown strategy 'Sometimes'"),
     "active-deadline": (_set((*W, "activeDeadlineSeconds"), "soon"), "positive integer or an argo variable"),
     "enum-value": (_set(("spec", "arguments", "parameters", 0, "value"), "medium"), "is not in its enum"),
     "empty-enum": (_set(("spec", "arguments", "parameters", 0, "enum"), []), "at least one value"),
     "missing-image": (_set((*W, "container", "image"), ""), "an image is required"),
-    "mount-collision": (_set((*W, "container", "volumeMounts"), [{"name": "a", "mountPath": "/a"}, {"name": "b", "mountPath": "/a"}]), "already mounted"),
-    "metric-without-value": (_set((*W, "metrics"), {"prometheus": [{"name": "runs", "help": "h", "counter": {}}]}), "counter.value is required"),
-    "metric-name": (_set((*W, "metrics"), {"prometheus": [{"name": "run-s", "help": "h", "counter": {"value": "1"}}]}), "metric name 'run-s'"),
+    "mount-collision": (_set((*W, "container", "volumeMounts"),
+        [{"name": "a", "mountPath": "/a"}, {"name": "b", "mountPath": "/a"}]),
+        "already mounted"),
+    "metric-without-value": (_set((*W, "metrics"), {"prometheus": [{"name": "runs", "help": "h", "counter": {}}]}),
+        "counter.value is required"),
+    "metric-name": (_set((*W, "metrics"), {"prometheus": [{"name": "run-s", "help": "h", "counter": {"value": "1"}}]}),
+        "metric name 'run-s'"),
     "parallelism-on-leaf": (_set((*W, "parallelism"), 2), "only valid for steps and DAG"),
     "hook-without-expression": (_set(("spec", "hooks"), {"running": {"template": "work"}}), "needs an expression"),
-    "artifact-path-escape": (_set((*W, "inputs", "artifacts"), [{"name": "in", "path": "/tmp/../../etc/x", "raw": {"data": "x"}}]), "climbs out"),
+    "artifact-path-escape": (_set((*W, "inputs", "artifacts"),
+        [{"name": "in", "path": "/tmp/../../etc/x", "raw": {"data": "x"}}]),
+        "climbs out"),
     "timeout-without-unit": (_set((*W, "timeout"), "30"), "needs a unit"),
-    "step-status-later": (_set(("spec", "templates", 0, "steps", 0, 0, "when"), "{{steps.after.status}} == x"), "has not run yet"),
+    "step-status-later": (_set(("spec", "templates", 0, "steps", 0, 0, "when"), "{{steps.after.status}} == x"),
+        "has not run yet"),
 }
 
 
@@ -211,7 +224,8 @@ def test_template_ref_into_another_file_is_resolved(tmp_path: Path) -> None:
     (tmp_path / "wf.yaml").write_text(yaml.safe_dump(caller))
     problems, count = lint_sources([tmp_path])
     assert count == 2
-    assert [p.message for p in problems] == ["WorkflowTemplate 'train' (%s) has no template 'mian'; did you mean 'main'?" % (tmp_path / "wt.yaml")]
+    wanted = f"WorkflowTemplate 'train' ({tmp_path / 'wt.yaml'}) has no template 'mian'; did you mean 'main'?"
+    assert [p.message for p in problems] == [wanted]
 
 
 def test_stdin_and_lines() -> None:

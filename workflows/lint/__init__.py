@@ -117,7 +117,9 @@ def lint_sources(paths: Iterable[pathlib.Path | str], stdin: IO[str] | None = No
             problems += trouble
             continue
         path = pathlib.Path(path)
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()) if path.is_dir() else [path]
+        files = [path]
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
         for file in files:
             count += 1
             try:
@@ -183,7 +185,8 @@ def _manifest_findings(document: _Document) -> list[Finding]:
         findings = check_manifest(doc, kind)
         api_version = doc.get("apiVersion")
         if api_version != ARGO_API_VERSION:
-            findings.insert(0, Finding("apiVersion", f"expected {ARGO_API_VERSION!r}, got {excerpt(str(api_version))!r}"))
+            findings.insert(0, Finding("apiVersion",
+                                       f"expected {ARGO_API_VERSION!r}, got {excerpt(str(api_version))!r}"))
         for rule in RULES:
             findings += rule(document.manifest)
     except RecursionError:
@@ -218,4 +221,5 @@ def _yaml_problem(source: str, error: yaml.YAMLError) -> Problem:
     where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
     what = excerpt(getattr(error, "problem", None) or str(error), 200)
     context = getattr(error, "context", None)
-    return Problem(source, where, f"invalid YAML: {what}" + (f" ({context})" if context else ""), mark.line + 1 if mark else None)
+    message = f"invalid YAML: {what}" + (f" ({context})" if context else "")
+    return Problem(source, where, message, mark.line + 1 if mark else None)

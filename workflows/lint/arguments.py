@@ -79,7 +79,8 @@ def argument_values(arguments: dict[str, Any], path: str, allow_empty: bool) -> 
                 value_from.get(k) for k in _OUTPUT_VALUE_FROM
             ):
                 findings.append(Finding(key_path(where, "valueFrom"),
-                                        "an argument's valueFrom takes only configMapKeyRef, event or supplied (with default)"))
+                                        "an argument's valueFrom takes only configMapKeyRef, event or supplied "
+                                        "(with default)"))
         enum = param.get("enum")
         if isinstance(enum, list):
             if not enum:

@@ -7,7 +7,7 @@ import re
 import zoneinfo
 from typing import Any
 
-from workflows.lint.findings import Finding, excerpt, key_path
+from workflows.lint.findings import Finding, excerpt
 from workflows.lint.walk import as_list
 
 CONCURRENCY_POLICIES = ("", "Allow", "Forbid", "Replace")
@@ -30,7 +30,8 @@ def check_cron(m: Any) -> list[Finding]:
     for index, schedule in enumerate(schedules):
         problem = schedule_problem(schedule)
         if problem:
-            findings.append(Finding(f"spec.schedules[{index}]", f"schedule {excerpt(schedule)!r} is malformed: {problem}"))
+            findings.append(Finding(f"spec.schedules[{index}]",
+                                    f"schedule {excerpt(schedule)!r} is malformed: {problem}"))
     timezone = spec.get("timezone")
     if isinstance(timezone, str) and timezone and not _known_zone(timezone):
         findings.append(Finding("spec.timezone", f"unknown timezone {excerpt(timezone)!r}"))

@@ -43,7 +43,7 @@ def _template_refs(m: Manifest) -> list[Finding]:
                 close = difflib.get_close_matches(wanted, sorted(target.templates), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 findings.append(Finding(key_path(key_path(caller_path, "templateRef"), "template"),
-                                        f"{target.kind} {target.name!r} ({target.source}) has no template {excerpt(wanted)!r}{hint}"))
+                                        f"{_named(target)} has no template {excerpt(wanted)!r}{hint}"))
     return findings
 
 
@@ -52,11 +52,12 @@ def _workflow_template_ref(m: Manifest) -> list[Finding]:
     if target is None:
         return []
     findings: list[Finding] = []
-    declared = names((target.spec.get("arguments") or {}).get("parameters") if isinstance(target.spec.get("arguments"), dict) else None)
+    target_arguments = target.spec.get("arguments") if isinstance(target.spec.get("arguments"), dict) else {}
+    declared = names(target_arguments.get("parameters"))
     entry = target.templates.get(m.spec.get("entrypoint") or target.spec.get("entrypoint"))
     if isinstance(entry, dict) and isinstance(entry.get("inputs"), dict):  # spec.arguments feed the entrypoint's inputs
         declared |= names(entry["inputs"].get("parameters"))
-    used = json.dumps(target.spec, default=str)  # a parameter the template reads as {{workflow.parameters.x}} is used too
+    used = json.dumps(target.spec, default=str)  # a parameter read as {{workflow.parameters.x}} is used
     if re.search(r"workflow\.parameters(\.json)?\s*(}}|\))", used):
         return findings + _entrypoints(m, target)  # the whole list is read: any parameter may matter
     arguments = m.spec.get("arguments") if isinstance(m.spec.get("arguments"), dict) else {}
@@ -67,7 +68,7 @@ def _workflow_template_ref(m: Manifest) -> list[Finding]:
             close = difflib.get_close_matches(name, sorted(declared), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             findings.append(Finding(item_path(list_path, index, param),
-                                    f"{target.kind} {target.name!r} ({target.source}) declares no parameter {excerpt(name)!r}{hint}"))
+                                    f"{_named(target)} declares no parameter {excerpt(name)!r}{hint}"))
     return findings + _entrypoints(m, target)
 
 
@@ -82,10 +83,16 @@ def _entrypoints(m: Manifest, target: Manifest) -> list[Finding]:
     for key in ("entrypoint", "onExit"):
         name = m.spec.get(key) or (None if key == "onExit" else target.spec.get(key))
         if isinstance(name, str) and "{{" not in name and name not in target.templates:
-            findings.append(Finding(key_path(m.spec_path, key), f"{target.kind} {target.name!r} has no template {excerpt(name)!r}"))
+            findings.append(Finding(key_path(m.spec_path, key),
+                                    f"{target.kind} {target.name!r} has no template {excerpt(name)!r}"))
     if not (m.spec.get("entrypoint") or target.spec.get("entrypoint")):
-        findings.append(Finding(key_path(m.spec_path, "entrypoint"), f"neither this workflow nor {target.kind} {target.name!r} names an entrypoint"))
+        findings.append(Finding(key_path(m.spec_path, "entrypoint"),
+                                f"neither this workflow nor {target.kind} {target.name!r} names an entrypoint"))
     return findings
+
+
+def _named(m: Manifest) -> str:
+    return f"{m.kind} {m.name!r} ({m.source})"
 
 
 def _external_variables(m: Manifest) -> list[Finding]:
@@ -94,7 +101,8 @@ def _external_variables(m: Manifest) -> list[Finding]:
     for target, path, template in _external_templates(m):
         for finding in check_template(target, template, path, m.globals):
             if "workflow parameter" in finding.message:
-                message = f"{finding.message.split(' is not declared')[0]} is not provided by {m.kind} {m.name!r} ({m.source}), which runs this template"
+                what = finding.message.split(" is not declared")[0]
+                message = f"{what} is not provided by {_named(m)}, which runs this template"
                 findings.append(Finding(finding.path, message, target))
     return findings
 
@@ -115,7 +123,8 @@ def _external_templates(m: Manifest) -> list[tuple[Manifest, str, dict[str, Any]
             if template.get("name") == name:
                 found.append((target, path, template))
                 pending += _refs_from(m, {"templates": [template]}, "")
-                pending += [(target, str(c.get("template"))) for _, c, _ in callers(template, path) if "templateRef" not in c]
+                pending += [(target, str(c.get("template")))
+                            for _, c, _ in callers(template, path) if "templateRef" not in c]
                 break
     return found
 

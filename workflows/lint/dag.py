@@ -36,7 +36,8 @@ def check_dag(dag: dict[str, Any], dag_path: str) -> list[Finding]:
         findings.append(Finding(key_path(dag_path, "tasks"), message))
     for name, (path, task) in tasks.items():
         if name[:1].isdigit() and (using_depends or as_list(task.get("dependencies"))):
-            findings.append(Finding(path, f"task name {excerpt(name)!r} may not start with a digit in a DAG that uses depends or dependencies"))
+            message = f"task name {excerpt(name)!r} may not start with a digit where depends or dependencies are used"
+            findings.append(Finding(path, message))
         if using_depends and task.get("continueOn") is not None:
             message = "`continueOn` does not work with `depends`: depend on 'task.Failed' or 'task.Errored' instead"
             findings.append(Finding(key_path(path, "continueOn"), message))

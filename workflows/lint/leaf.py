@@ -29,10 +29,12 @@ def check_leaves(m: Manifest) -> list[Finding]:
         findings += _timeouts(template, path, kind)
         findings += pod_resources(template.get("podResources"), key_path(path, "podResources"), kind)
         if as_list(template.get("resourceClaims")) and kind not in POD_KINDS and kind:
-            findings.append(Finding(key_path(path, "resourceClaims"), f"a {kind} template runs no pod to claim resources for"))
+            findings.append(Finding(key_path(path, "resourceClaims"),
+                                    f"a {kind} template runs no pod to claim resources for"))
         if kind in ("steps", "dag"):
             if template.get("activeDeadlineSeconds") is not None:
-                findings.append(Finding(key_path(path, "activeDeadlineSeconds"), "only leaf templates (container, script, ...) take activeDeadlineSeconds"))
+                findings.append(Finding(key_path(path, "activeDeadlineSeconds"),
+                                        "only leaf templates (container, script, ...) take activeDeadlineSeconds"))
             continue
         if kind in ("container", "script"):
             findings += _image(template, path, kind, defaults, m.kind)
@@ -42,12 +44,14 @@ def check_leaves(m: Manifest) -> list[Finding]:
             findings += _container_set(template, key_path(path, "containerSet"))
         for index, sidecar in enumerate(as_list(template.get("sidecars"))):
             if isinstance(sidecar, dict) and _reserved(sidecar.get("name")):
-                findings.append(Finding(item_path(key_path(path, "sidecars"), index, sidecar), f"{sidecar['name']!r} is a container name Argo reserves"))
+                findings.append(Finding(item_path(key_path(path, "sidecars"), index, sidecar),
+                                        f"{sidecar['name']!r} is a container name Argo reserves"))
         if kind == "resource" and isinstance(template.get("resource"), dict):
             findings += _resource(template, key_path(path, "resource"))
         findings += _deadline(template.get("activeDeadlineSeconds"), key_path(path, "activeDeadlineSeconds"))
         if template.get("parallelism") is not None and kind:
-            findings.append(Finding(key_path(path, "parallelism"), "parallelism is only valid for steps and DAG templates"))
+            findings.append(Finding(key_path(path, "parallelism"),
+                                    "parallelism is only valid for steps and DAG templates"))
         archive = template.get("archiveLocation")
         if isinstance(archive, dict):
             findings += artifact_location(archive, key_path(path, "archiveLocation"))
@@ -96,7 +100,8 @@ def _timeouts(template: dict[str, Any], path: str, kind: str) -> list[Finding]:
         if kind not in LEAF_KINDS and kind:
             findings.append(Finding(key_path(path, "timeout"), f"a {kind} template does not take timeout"))
         elif str(timeout).lstrip("-").isdigit():
-            findings.append(Finding(key_path(path, "timeout"), f"{excerpt(str(timeout))!r} needs a unit, e.g. 30s or 5m"))
+            findings.append(Finding(key_path(path, "timeout"),
+                                    f"{excerpt(str(timeout))!r} needs a unit, e.g. 30s or 5m"))
     if template.get("pendingTimeout") not in (None, "") and kind not in LEAF_KINDS and kind:
         findings.append(Finding(key_path(path, "pendingTimeout"), f"a {kind} template does not take pendingTimeout"))
     return findings
@@ -114,18 +119,22 @@ def pod_resources(resources: Any, path: str, kind: str = "") -> list[Finding]:
     for section in ("limits", "requests"):
         for name in resources.get(section) or {} if isinstance(resources.get(section), dict) else {}:
             if name not in _POD_RESOURCES and not str(name).startswith("hugepages-"):
-                findings.append(Finding(key_path(key_path(path, section), name), "pod-level resources are cpu, memory and hugepages-* only"))
+                findings.append(Finding(key_path(key_path(path, section), name),
+                                        "pod-level resources are cpu, memory and hugepages-* only"))
     return findings
 
 
-def _image(template: dict[str, Any], path: str, kind: str, defaults: dict[str, Any], manifest_kind: str) -> list[Finding]:
+def _image(
+    template: dict[str, Any], path: str, kind: str, defaults: dict[str, Any], manifest_kind: str
+) -> list[Finding]:
     body = template.get(kind)
     if not isinstance(body, dict) or body.get("image"):
         return []  # not a mapping: the schema check says so
     default = defaults.get(kind) if isinstance(defaults.get(kind), dict) else {}
     if default.get("image") and manifest_kind != "ClusterWorkflowTemplate":
         return []
-    return [Finding(key_path(key_path(path, kind), "image"), "an image is required (or templateDefaults." + kind + ".image)")]
+    return [Finding(key_path(key_path(path, kind), "image"),
+                    "an image is required (or templateDefaults." + kind + ".image)")]
 
 
 def _mounts(template: dict[str, Any], path: str) -> list[Finding]:
@@ -149,7 +158,8 @@ def _mounts(template: dict[str, Any], path: str) -> list[Finding]:
             artifact_path_ = str(artifact.get("path"))
             if artifact_path_ in used:
                 where = key_path(item_path(artifacts_path, index, artifact), "path")
-                findings.append(Finding(where, f"{excerpt(artifact_path_)!r} is already mounted by {used[artifact_path_]}"))
+                findings.append(Finding(where,
+                                        f"{excerpt(artifact_path_)!r} is already mounted by {used[artifact_path_]}"))
             used[artifact_path_] = f"input artifact {artifact.get('name')!r}"
     return findings
 
@@ -178,14 +188,18 @@ def _container_set(template: dict[str, Any], path: str) -> list[Finding]:
         deps = [d for d in as_list(container.get("dependencies")) if isinstance(d, str)]
         for dep in deps:
             if dep not in declared:
-                findings.append(Finding(key_path(where, "dependencies"), f"container {excerpt(dep)!r} is not in this containerSet"))
+                findings.append(Finding(key_path(where, "dependencies"),
+                                        f"container {excerpt(dep)!r} is not in this containerSet"))
         graph[str(container.get("name"))] = [d for d in deps if d in declared]
     if _has_cycle(graph):
         findings.append(Finding(containers_path, "the containers' dependencies form a cycle"))
     inputs = template.get("inputs") if isinstance(template.get("inputs"), dict) else {}
     outputs = template.get("outputs") if isinstance(template.get("outputs"), dict) else {}
-    if (as_list(inputs.get("artifacts")) or as_list(outputs.get("parameters")) or as_list(outputs.get("artifacts"))) and "main" not in declared:
-        findings.append(Finding(containers_path, "a containerSet with input artifacts or outputs needs a container named 'main'"))
+    uses_io = any(as_list(block.get(kind)) for block, kind in
+                  ((inputs, "artifacts"), (outputs, "parameters"), (outputs, "artifacts")))
+    if uses_io and "main" not in declared:
+        findings.append(Finding(containers_path,
+                                "a containerSet with input artifacts or outputs needs a container named 'main'"))
     return findings
 
 
@@ -219,7 +233,8 @@ def _resource(template: dict[str, Any], path: str) -> list[Finding]:
     action = resource.get("action")
     findings: list[Finding] = []
     if isinstance(action, str) and not TAG.search(action) and action not in RESOURCE_ACTIONS:
-        findings.append(Finding(key_path(path, "action"), f"{excerpt(action)!r} is not one of {', '.join(RESOURCE_ACTIONS)}"))
+        findings.append(Finding(key_path(path, "action"),
+                                f"{excerpt(action)!r} is not one of {', '.join(RESOURCE_ACTIONS)}"))
     if action in ("delete", "get"):
         return findings
     manifest, manifest_from = resource.get("manifest"), resource.get("manifestFrom")
@@ -231,7 +246,8 @@ def _resource(template: dict[str, Any], path: str) -> list[Finding]:
         wanted = manifest_from["artifact"].get("name")
         inputs = template.get("inputs") if isinstance(template.get("inputs"), dict) else {}
         if wanted not in names(inputs.get("artifacts")):
-            findings.append(Finding(key_path(key_path(path, "manifestFrom"), "artifact"), f"no input artifact {excerpt(str(wanted))!r}"))
+            findings.append(Finding(key_path(key_path(path, "manifestFrom"), "artifact"),
+                                    f"no input artifact {excerpt(str(wanted))!r}"))
     if isinstance(manifest, str) and manifest:
         try:  # Argo substitutes every tag with a placeholder first (ProcessArgs, SubstituteResourceManifestExpressions)
             yaml.safe_load(TAG.sub("placeholder", manifest))

@@ -29,11 +29,13 @@ def check_prometheus(metrics: Any, path: str) -> list[Finding]:
         where = item_path(path, index, metric)
         name = metric.get("name")
         if not isinstance(name, str) or not METRIC_NAME.match(name):
-            findings.append(Finding(where, f"metric name {excerpt(str(name))!r} may only contain letters, digits and '_'"))
+            findings.append(Finding(where,
+                                    f"metric name {excerpt(str(name))!r} may only contain letters, digits and '_'"))
         for label_index, label in enumerate(as_list(metric.get("labels"))):
             key = label.get("key") if isinstance(label, dict) else None
             if not isinstance(key, str) or not METRIC_NAME.match(key):
-                findings.append(Finding(f"{key_path(where, 'labels')}[{label_index}]", f"metric label {excerpt(str(key))!r} may only contain letters, digits and '_'"))
+                findings.append(Finding(f"{key_path(where, 'labels')}[{label_index}]",
+                                        f"metric label {excerpt(str(key))!r} may only contain letters, digits and '_'"))
         if not metric.get("help"):
             findings.append(Finding(where, "a metric needs a help string"))
         for kind in ("gauge", "counter", "histogram"):
@@ -41,6 +43,7 @@ def check_prometheus(metrics: Any, path: str) -> list[Finding]:
             if isinstance(body, dict):
                 if body.get("value") in (None, ""):
                     findings.append(Finding(key_path(where, kind), f"{kind}.value is required"))
-                elif kind == "gauge" and body.get("realtime") is True and "resourcesDuration." in str(body.get("value")):
-                    findings.append(Finding(key_path(key_path(where, kind), "value"), "resourcesDuration metrics cannot be real-time"))
+                elif kind == "gauge" and body.get("realtime") is True and "resourcesDuration." in str(body["value"]):
+                    findings.append(Finding(key_path(key_path(where, kind), "value"),
+                                            "resourcesDuration metrics cannot be real-time"))
     return findings

@@ -14,7 +14,9 @@ from typing import Any
 from workflows.lint.globals import Globals, workflow_globals
 from workflows.lint.walk import top_templates, workflow_spec
 
-TEMPLATE_KINDS = ("container", "containerSet", "script", "resource", "dag", "steps", "suspend", "data", "http", "plugin")
+TEMPLATE_KINDS = (
+    "container", "containerSet", "script", "resource", "dag", "steps", "suspend", "data", "http", "plugin"
+)
 TEMPLATE_HOLDERS = ("WorkflowTemplate", "ClusterWorkflowTemplate")
 
 

@@ -111,10 +111,12 @@ def _template_names(template: dict[str, Any], path: str) -> list[Finding]:
             findings += _argument_names(arguments, key_path(caller_path, "arguments"))
     container_set = template.get("containerSet")
     if isinstance(container_set, dict):
-        findings += check_list_names(container_set.get("containers"), key_path(key_path(path, "containerSet"), "containers"), False)
+        containers_path = key_path(key_path(path, "containerSet"), "containers")
+        findings += check_list_names(container_set.get("containers"), containers_path, False)
     for index, container in enumerate(as_list(template.get("initContainers"))):
         if isinstance(container, dict) and not container.get("name"):
-            findings.append(Finding(f"{key_path(path, 'initContainers')}[{index}]", "initContainers must all have a name"))
+            findings.append(Finding(f"{key_path(path, 'initContainers')}[{index}]",
+                                    "initContainers must all have a name"))
     return findings
 
 

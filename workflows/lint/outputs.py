@@ -35,7 +35,8 @@ def check_outputs(m: Any) -> list[Finding]:
         outputs_path = key_path(path, "outputs")
         for index, param in enumerate(as_list(outputs.get("parameters"))):
             if isinstance(param, dict):
-                findings += _output_parameter(param, item_path(key_path(outputs_path, "parameters"), index, param), kind)
+                where = item_path(key_path(outputs_path, "parameters"), index, param)
+                findings += _output_parameter(param, where, kind)
         for index, artifact in enumerate(as_list(outputs.get("artifacts"))):
             if isinstance(artifact, dict):
                 where = item_path(key_path(outputs_path, "artifacts"), index, artifact)
@@ -51,9 +52,11 @@ def _output_parameter(param: dict[str, Any], path: str, kind: str) -> list[Findi
         return []
     if not isinstance(value_from, dict):
         return [Finding(path, "needs valueFrom (or value)")]
-    given = [s for s in _SOURCES if value_from.get(s)] + (["supplied"] if value_from.get("supplied") is not None else [])
+    given = [s for s in _SOURCES if value_from.get(s)]
+    given += ["supplied"] if value_from.get("supplied") is not None else []
     if not given:
-        return [Finding(key_path(path, "valueFrom"), f"says where the value comes from with none of {', '.join(_SOURCES)}, supplied")]
+        return [Finding(key_path(path, "valueFrom"),
+                        f"says where the value comes from with none of {', '.join(_SOURCES)}, supplied")]
     if len(given) > 1:
         return [Finding(key_path(path, "valueFrom"), f"has several sources ({', '.join(given)}): keep one")]
     allowed = _KIND_SOURCES.get(kind)
@@ -61,7 +64,8 @@ def _output_parameter(param: dict[str, Any], path: str, kind: str) -> list[Findi
         if kind in ("steps", "dag") and value_from.get("parameter") and value_from.get("expression"):
             return [Finding(key_path(path, "valueFrom"), "has both parameter and expression: keep one")]
         return []
-    return [Finding(key_path(path, "valueFrom"), f"a {kind} template takes its output from {' or '.join(allowed)}, not {given[0]}")]
+    return [Finding(key_path(path, "valueFrom"),
+                    f"a {kind} template takes its output from {' or '.join(allowed)}, not {given[0]}")]
 
 
 def artifact_path(artifact: dict[str, Any], path: str, leaf: bool) -> list[Finding]:
@@ -69,7 +73,8 @@ def artifact_path(artifact: dict[str, Any], path: str, leaf: bool) -> list[Findi
     value = artifact.get("path")
     if not leaf:
         if value:
-            return [Finding(key_path(path, "path"), "an artifact path is only valid in container, script and other leaf templates")]
+            return [Finding(key_path(path, "path"),
+                            "an artifact path is only valid in container, script and other leaf templates")]
         return []
     if not isinstance(value, str) or not value:
         return [Finding(path, "a leaf template's artifact needs a path")]

@@ -19,15 +19,17 @@ def check_spec(m: Manifest) -> list[Finding]:
     spec, path = m.spec, m.spec_path
     findings: list[Finding] = []
     if "workflowTemplateRef" in spec and as_list(spec.get("templates")):
-        findings.append(Finding(key_path(path, "templates"), "a workflow with a workflowTemplateRef takes its templates from it: remove these"))
+        findings.append(Finding(key_path(path, "templates"),
+                                "a workflow with a workflowTemplateRef takes its templates from it: remove these"))
     findings += _pod_gc(spec.get("podGC"), key_path(path, "podGC"))
     findings += hooks(spec.get("hooks"), key_path(path, "hooks"))
     findings += pod_resources(spec.get("podResources"), key_path(path, "podResources"))
     for template_path, template in all_templates(spec, path):
         retry = template.get("retryStrategy")
-        if isinstance(retry, dict) and isinstance(retry.get("retryPolicy"), str) and retry["retryPolicy"] not in RETRY_POLICIES:
-            findings.append(Finding(key_path(key_path(template_path, "retryStrategy"), "retryPolicy"),
-                                    f"{excerpt(retry['retryPolicy'])!r} is not a retry policy ({', '.join(RETRY_POLICIES[1:])})"))
+        policy = retry.get("retryPolicy") if isinstance(retry, dict) else None
+        if isinstance(policy, str) and policy not in RETRY_POLICIES:
+            message = f"{excerpt(policy)!r} is not a retry policy ({', '.join(RETRY_POLICIES[1:])})"
+            findings.append(Finding(key_path(key_path(template_path, "retryStrategy"), "retryPolicy"), message))
         for caller_path, caller, group in callers(template, template_path):
             findings += template_ref(caller, caller_path)
             if group >= 0:  # validateSteps checks a step's hooks (validateDAG does not)
@@ -65,7 +67,8 @@ def _pod_gc(pod_gc: Any, path: str) -> list[Finding]:
     findings: list[Finding] = []
     strategy = pod_gc.get("strategy")
     if isinstance(strategy, str) and strategy not in POD_GC_STRATEGIES:
-        findings.append(Finding(key_path(path, "strategy"), f"unknown strategy {excerpt(strategy)!r} ({', '.join(POD_GC_STRATEGIES[1:])})"))
+        findings.append(Finding(key_path(path, "strategy"),
+                                f"unknown strategy {excerpt(strategy)!r} ({', '.join(POD_GC_STRATEGIES[1:])})"))
     selector = pod_gc.get("labelSelector")
     expressions = selector.get("matchExpressions") if isinstance(selector, dict) else None
     for index, expression in enumerate(as_list(expressions)):
@@ -74,7 +77,8 @@ def _pod_gc(pod_gc: Any, path: str) -> list[Finding]:
         where = f"{key_path(key_path(path, 'labelSelector'), 'matchExpressions')}[{index}]"
         operator, values = expression.get("operator"), as_list(expression.get("values"))
         if operator not in _SELECTOR_OPERATORS:
-            findings.append(Finding(where, f"{excerpt(str(operator))!r} is not a selector operator ({', '.join(_SELECTOR_OPERATORS)})"))
+            message = f"{excerpt(str(operator))!r} is not a selector operator ({', '.join(_SELECTOR_OPERATORS)})"
+            findings.append(Finding(where, message))
         elif operator in ("In", "NotIn") and not values:
             findings.append(Finding(where, f"operator {operator} needs values"))
         elif operator in ("Exists", "DoesNotExist") and values:

@@ -110,7 +110,8 @@ def _check_caller(caller: dict[str, Any], path: str, known: set[str] | None, see
             findings.append(Finding(path, "needs a template, a templateRef or an inline template"))
     looping = [key for key in ("withItems", "withParam", "withSequence") if caller.get(key) not in (None, "", [])]
     if len(looping) > 1:
-        findings.append(Finding(path, f"use only one of withItems, withParam, withSequence (it has {', '.join(looping)})"))
+        findings.append(Finding(path,
+                                f"use only one of withItems, withParam, withSequence (it has {', '.join(looping)})"))
     sequence = caller.get("withSequence")
     if isinstance(sequence, dict) and sequence.get("count") is not None and sequence.get("end") is not None:
         findings.append(Finding(key_path(path, "withSequence"), "give either count or end, not both"))

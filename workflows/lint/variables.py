@@ -287,7 +287,9 @@ def _check_outputs(template: dict[str, Any], path: str, scope: Scope, globals_: 
         other = nodes.get(parts[1])
         if other is None:
             return f"there is no {kind[:-1]} {excerpt(parts[1])!r} in template {scope.template!r}"
-        return None if other.tags is None or tag in other.tags else f"{kind[:-1]} {excerpt(parts[1])!r} does not produce this" + _offer(other.tags)
+        if other.tags is None or tag in other.tags:
+            return None
+        return f"{kind[:-1]} {excerpt(parts[1])!r} does not produce this" + _offer(other.tags)
 
     outputs_scope = Scope(scope.template, scope.inputs, False, None, judge, kind)
     return list(_check_strings(template.get("outputs"), key_path(path, "outputs"), outputs_scope, globals_))
@@ -319,7 +321,8 @@ def _check_dag(m: Manifest, template: dict[str, Any], path: str, scope: Scope, g
                 return f"the status of {excerpt(parts[1])!r} is known only to tasks that depend on it"
             if other.tags is None or tag in other.tags:
                 return None
-            if tag == f"tasks.{parts[1]}.outputs.parameters" and ancestry.is_ancestor(parts[1], name) and loops(raw[parts[1]]):
+            aggregate = tag == f"tasks.{parts[1]}.outputs.parameters" and loops(raw[parts[1]])
+            if aggregate and ancestry.is_ancestor(parts[1], name):
                 return None
             return f"task {excerpt(parts[1])!r} does not produce this" + _offer(other.tags)
 
