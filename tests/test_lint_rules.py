@@ -287,3 +287,18 @@ def test_lint_of_an_empty_folder_is_an_error(tmp_path: Path) -> None:
 def test_lint_reads_standard_input(tmp_path: Path) -> None:
     done = _trainyard("lint", "-", cwd=tmp_path, stdin=BASE)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_typo_in_our_pipeline_s_workflow_parameter_fails_the_nightly(tmp_path: Path) -> None:
+    # The nightly CronWorkflow runs the pipeline WorkflowTemplate through workflowTemplateRef;
+    # Argo validates the template's {{workflow.parameters.*}} against the cron's merged arguments
+    # (validate.go `Workflow`), so the misspelt parameter stops every nightly run.
+    from workflows.render import RENDERED_DIR
+
+    for path in RENDERED_DIR.glob("*.yaml"):
+        text = path.read_text().replace("{{workflow.parameters.config}}", "{{workflow.parameters.confg}}")
+        (tmp_path / path.name).write_text(text)
+    problems, count = lint_sources([tmp_path])
+    assert count == 2 and problems
+    assert all(p.file.endswith("trainyard-pipeline.yaml") and p.line for p in problems)
+    assert any("not provided by CronWorkflow 'trainyard-nightly'" in p.message for p in problems)

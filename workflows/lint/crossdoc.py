@@ -101,8 +101,8 @@ def _external_variables(m: Manifest) -> list[Finding]:
     for target, path, template in _external_templates(m):
         for finding in check_template(target, template, path, m.globals):
             if "workflow parameter" in finding.message:
-                what = finding.message.split(" is not declared")[0]
-                message = f"{what} is not provided by {_named(m)}, which runs this template"
+                what, _, hint = finding.message.partition(" is not declared in spec.arguments.parameters")
+                message = f"{what} is not provided by {_named(m)}, which runs this template{hint}"
                 findings.append(Finding(finding.path, message, target))
     return findings
 
