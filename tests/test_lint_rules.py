@@ -302,3 +302,18 @@ def test_a_typo_in_our_pipeline_s_workflow_parameter_fails_the_nightly(tmp_path:
     assert count == 2 and problems
     assert all(p.file.endswith("trainyard-pipeline.yaml") and p.line for p in problems)
     assert any("not provided by CronWorkflow 'trainyard-nightly'" in p.message for p in problems)
+
+
+def test_a_small_alias_bomb_and_a_flood_of_findings_are_bounded() -> None:
+    # 9**5 copies of one bad reference: refused as aliases that multiply the document ...
+    lines = ["apiVersion: argoproj.io/v1alpha1", "kind: Workflow", "metadata: {name: b}",
+             'a0: &a0 ["{{inputs.parameters.nope}}"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 6)]
+    lines += ["spec: {entrypoint: m, templates: [{name: m, container: {image: x, args: *a5}}]}"]
+    (problem,) = lint_text("\n".join(lines), "bomb.yaml")
+    assert "alias bomb" in problem.message
+    # ... and as many bad references written out are reported up to a bound.
+    doc = base()
+    work(doc)["container"]["args"] = [f"{{{{inputs.parameters.nope{i}}}}}" for i in range(1000)]
+    problems = lint_manifest(doc)
+    assert len(problems) == 201 and "800 more problems" in problems[-1].message

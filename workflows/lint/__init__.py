@@ -158,13 +158,18 @@ def _lint(documents: list[_Document]) -> list[Problem]:
     placed = {id(d.manifest): d for d in documents if d.manifest is not None}
     problems: list[Problem] = []
     for document in documents:
-        for finding in _manifest_findings(document):
+        findings = _manifest_findings(document)
+        for finding in findings[:MAX_PER_DOCUMENT]:
             target = placed.get(id(finding.target), document) if finding.target is not None else document
             problems.append(_problem(target, finding))
+        if len(findings) > MAX_PER_DOCUMENT:
+            more = f"{len(findings) - MAX_PER_DOCUMENT} more problems in this manifest are not shown"
+            problems.append(_problem(document, Finding("", more)))
     return list(dict.fromkeys(problems))
 
 
 MAX_PATH, MAX_MESSAGE = 300, 500  # a hostile manifest must not make lint print megabytes
+MAX_PER_DOCUMENT = 200
 
 
 def _problem(document: _Document, finding: Finding) -> Problem:

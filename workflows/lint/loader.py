@@ -24,6 +24,8 @@ _DROPPED = {"tag:yaml.org,2002:timestamp", _INT, _FLOAT}
 
 
 MAX_EXPANDED_NODES = 2_000_000  # far above any real workflow; a bomb needs billions
+ALIAS_GROWTH = 10  # beyond 100,000 values, aliases may at most multiply the document tenfold
+_SMALL = 100_000
 
 
 class AliasBombError(yaml.YAMLError):
@@ -122,6 +124,11 @@ def _check_expansion(root: yaml.Node) -> None:
             if id(child) in open_nodes:
                 raise AliasBombError("an alias refers to the node that contains it: refused", child.start_mark)
             stack.append((child, False))
+    expanded = sizes.get(id(root), 0)
+    if expanded > _SMALL and expanded > ALIAS_GROWTH * len(sizes):
+        raise AliasBombError(
+            f"the document's aliases expand its {len(sizes):,} values to {expanded:,} "
+            "(a YAML alias bomb?): refused", root.start_mark)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
