@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -269,8 +270,12 @@ def test_a_dag_of_20000_tasks_is_linted() -> None:
     assert [p.message.split(":")[0] for p in lint_manifest(broken)] == ["dependency cycle"]
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def _trainyard(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "workflows.cli", *args], cwd=cwd, input=stdin,
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "workflows.cli", *args], cwd=cwd, input=stdin, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -317,3 +322,19 @@ def test_a_small_alias_bomb_and_a_flood_of_findings_are_bounded() -> None:
     work(doc)["container"]["args"] = [f"{{{{inputs.parameters.nope{i}}}}}" for i in range(1000)]
     problems = lint_manifest(doc)
     assert len(problems) == 201 and "800 more problems" in problems[-1].message
+
+
+def test_lint_and_render_act_on_the_checkout_they_are_run_in(tmp_path: Path) -> None:
+    # A second checkout sharing one environment: its files, not the installed package's.
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "workflows" / "pipeline.py").write_text("")
+    done = _trainyard("lint", cwd=tmp_path / "workflows")
+    assert done.returncode == 1 and "0 file(s) checked" in done.stderr
+    assert str(tmp_path / "workflows" / "rendered") in done.stderr
+    done = _trainyard("render", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "workflows" / "rendered").glob("*.yaml")) == [
+        "trainyard-nightly.yaml", "trainyard-pipeline.yaml"]
+    done = _trainyard("lint", cwd=tmp_path)
+    assert done.returncode == 0 and "2 file(s) checked, 0 problem(s)" in done.stderr
