@@ -338,3 +338,104 @@ def test_lint_and_render_act_on_the_checkout_they_are_run_in(tmp_path: Path) -> 
         "trainyard-nightly.yaml", "trainyard-pipeline.yaml"]
     done = _trainyard("lint", cwd=tmp_path)
     assert done.returncode == 0 and "2 file(s) checked, 0 problem(s)" in done.stderr
+
+
+S = ("spec", "templates", 0)  # the steps template `main`
+MORE_INVALID = {
+    "object-name-length": (_set(("metadata", "name"), "x" * 64), "at most 63 characters"),
+    "templates-with-workflowTemplateRef": (_set(("spec", "workflowTemplateRef"), {"name": "other"}),
+                                           "takes its templates from it"),
+    "templateRef-without-template": (_set((*S, "steps", 0, 0, "templateRef"), {"name": "lib"}),
+                                     "templateRef.template is required"),
+    "input-artifact-from": (_set((*W, "inputs", "artifacts"), [{"name": "in", "path": "/in", "from": "x"}]),
+                            "`from` is for arguments"),
+    "artifact-path-on-steps": (_set((*S, "outputs"), {"artifacts": [{"name": "o", "path": "/o"}]}),
+                               "only valid in container"),
+    "git-without-repo": (_set((*W, "inputs", "artifacts"), [{"name": "in", "path": "/in", "git": {"revision": "x"}}]),
+                         "git.repo is required"),
+    "global-name": (_set((*W, "outputs", "parameters", 0, "globalName"), "bad name"), "globalName 'bad name'"),
+    "timeout-on-steps": (_set((*S, "timeout"), "1m"), "does not take timeout"),
+    "deadline-on-steps": (_set((*S, "activeDeadlineSeconds"), 10), "only leaf templates"),
+    "init-container-name": (_set((*W, "initContainers"), [{"image": "x"}]), "must all have a name"),
+    "sidecar-reserved": (_set((*W, "sidecars"), [{"name": "wait", "image": "x"}]), "container name Argo reserves"),
+    "metric-help": (_set((*W, "metrics"), {"prometheus": [{"name": "runs", "counter": {"value": "1"}}]}),
+                    "needs a help string"),
+    "metric-label": (_set((*W, "metrics"), {"prometheus": [{"name": "runs", "help": "h", "counter": {"value": "1"},
+                                                             "labels": [{"key": "a-b", "value": "v"}]}]}),
+                     "metric label 'a-b'"),
+    "pod-resources": (_set(("spec", "podResources"), {"limits": {"nvidia.com/gpu": 1}}), "cpu, memory and hugepages"),
+    "resource-claims-on-steps": (_set((*S, "resourceClaims"), [{"name": "gpu", "resourceClaimName": "g"}]),
+                                 "runs no pod"),
+    "argument-valueFrom-path": (_set((*S, "steps", 0, 0, "arguments", "parameters"),
+                                     [{"name": "size", "valueFrom": {"path": "/x"}}]), "takes only configMapKeyRef"),
+    "artifact-from-and-expression": (_set((*S, "steps", 0, 0, "arguments", "artifacts"),
+                                          [{"name": "a", "from": "x", "fromExpression": "y"}]), "not both"),
+    "item-without-loop": (_set((*W, "container", "args"), ["{{item.x}}"]), "only in a step or task with withItems"),
+    "pod-name-in-steps": (_set((*S, "steps", 0, 0, "when"), "{{pod.name}} == x"), "only `{{pod.name}}` exists"),
+    "label-not-set": (_set((*W, "container", "args"), ["{{workflow.labels.team}}"]), "no label 'team'"),
+}
+CONTAINER_SET = {"volumeMounts": [{"name": "a", "mountPath": "/a"}],
+                 "containers": [{"name": "main", "image": "x", "dependencies": ["prep"]}, {"name": "prep", "image": "x"}]}
+VALID_VARIANTS = {
+    "hook-with-expression": _set(("spec", "hooks"), {"running": {"template": "work", "expression": "true"},
+                                                     "exit": {"template": "work", "arguments": {
+                                                         "parameters": [{"name": "size", "value": "1"}]}}}),
+    "pod-gc-with-selector": _set(("spec", "podGC"), {"strategy": "OnWorkflowSuccess", "labelSelector": {
+        "matchExpressions": [{"key": "a", "operator": "In", "values": ["b"]}]}}),
+    "deadline-as-variable": _set((*W, "activeDeadlineSeconds"), "{{inputs.parameters.size}}"),
+    "timeout-with-unit": _set((*W, "timeout"), "30s"),
+    "enum-other-value": _set(("spec", "arguments", "parameters", 0, "value"), "slow"),
+    "image-from-template-defaults": lambda doc: (work(doc)["container"].pop("image"),
+                                                 doc["spec"].update(templateDefaults={"container": {"image": "a"}})),
+    "retry-always": _set((*W, "retryStrategy", "retryPolicy"), "Always"),
+    "metric-ok": _set((*W, "metrics"), {"prometheus": [{"name": "runs", "help": "h", "counter": {"value": "1"},
+                                                         "labels": [{"key": "team", "value": "v"}]}]}),
+    "container-set": lambda doc: (work(doc).pop("container"), work(doc).update(containerSet=CONTAINER_SET)),
+    "steps-output-from-parameter": _set((*S, "outputs"), {"parameters": [{"name": "o", "valueFrom": {
+        "parameter": "{{steps.after.outputs.parameters.out}}"}}]}),
+    "item-from-withItems": lambda doc: doc["spec"]["templates"][0]["steps"][1][0].update(
+        withItems=[{"x": 1}], arguments={"parameters": [{"name": "size", "value": "{{item.x}}"}]}),
+    "global-output-reference": lambda doc: (work(doc)["outputs"]["parameters"][0].update(globalName="result"),
+                                            work(doc)["container"]["args"].append("{{workflow.outputs.parameters.result}}")),
+    "labels-from-metadata": lambda doc: (doc["metadata"].update(labels={"team": "a"}),
+                                         work(doc)["container"]["args"].append("{{workflow.labels.team}}")),
+}
+
+
+@pytest.mark.parametrize(("change", "expected"), MORE_INVALID.values(), ids=MORE_INVALID.keys())
+def test_more_of_what_argo_rejects_is_reported(change: Any, expected: str) -> None:
+    doc = base()
+    change(doc)
+    messages = [p.message for p in lint_manifest(doc)]
+    assert any(expected in m for m in messages), messages
+
+
+@pytest.mark.parametrize("change", VALID_VARIANTS.values(), ids=VALID_VARIANTS.keys())
+def test_what_argo_accepts_is_not_reported(change: Any) -> None:
+    doc = base()
+    change(doc)
+    assert [str(p) for p in lint_manifest(doc)] == []
+
+
+def test_container_set_rules() -> None:
+    doc = base()
+    work(doc).pop("container")
+    work(doc)["containerSet"] = {"containers": [
+        {"name": "a", "image": "x", "dependencies": ["b"]}, {"name": "b", "image": "x", "dependencies": ["a"]},
+        {"name": "c", "image": "x", "dependencies": ["ghost"]}]}
+    messages = [p.message for p in lint_manifest(doc)]
+    assert any("form a cycle" in m for m in messages)
+    assert any("'ghost' is not in this containerSet" in m for m in messages)
+    assert any("needs a container named 'main'" in m for m in messages)
+
+
+def test_dag_shape_rules() -> None:
+    doc = yaml.safe_load(RESOURCE)
+    dag = doc["spec"]["templates"][1]["dag"]
+    dag["tasks"][0]["name"], dag["tasks"][1]["depends"] = "1a", "1a"
+    dag["target"] = "b ghost"
+    messages = [p.message for p in lint_manifest(doc)]
+    assert any("may not start with a digit" in m for m in messages)
+    assert any("task 'ghost' is not in this DAG" in m for m in messages)
+    dag["tasks"] = []
+    assert any("at least one task" in p.message for p in lint_manifest(doc))
