@@ -375,7 +375,8 @@ MORE_INVALID = {
     "label-not-set": (_set((*W, "container", "args"), ["{{workflow.labels.team}}"]), "no label 'team'"),
 }
 CONTAINER_SET = {"volumeMounts": [{"name": "a", "mountPath": "/a"}],
-                 "containers": [{"name": "main", "image": "x", "dependencies": ["prep"]}, {"name": "prep", "image": "x"}]}
+                 "containers": [{"name": "main", "image": "x", "dependencies": ["prep"]},
+                                {"name": "prep", "image": "x"}]}
 VALID_VARIANTS = {
     "hook-with-expression": _set(("spec", "hooks"), {"running": {"template": "work", "expression": "true"},
                                                      "exit": {"template": "work", "arguments": {
@@ -395,8 +396,9 @@ VALID_VARIANTS = {
         "parameter": "{{steps.after.outputs.parameters.out}}"}}]}),
     "item-from-withItems": lambda doc: doc["spec"]["templates"][0]["steps"][1][0].update(
         withItems=[{"x": 1}], arguments={"parameters": [{"name": "size", "value": "{{item.x}}"}]}),
-    "global-output-reference": lambda doc: (work(doc)["outputs"]["parameters"][0].update(globalName="result"),
-                                            work(doc)["container"]["args"].append("{{workflow.outputs.parameters.result}}")),
+    "global-output-reference": lambda doc: (
+        work(doc)["outputs"]["parameters"][0].update(globalName="result"),
+        work(doc)["container"]["args"].append("{{workflow.outputs.parameters.result}}")),
     "labels-from-metadata": lambda doc: (doc["metadata"].update(labels={"team": "a"}),
                                          work(doc)["container"]["args"].append("{{workflow.labels.team}}")),
 }
