@@ -22,7 +22,7 @@ from workflows.lint.walk import all_templates, as_list, callers, names
 
 ARTIFACT_LOCATIONS = ("s3", "gcs", "git", "http", "artifactory", "hdfs", "raw", "oss", "azure", "plugin", "key")
 _ARGUMENT_VALUE_FROM = ("configMapKeyRef", "event", "supplied")
-_OUTPUT_VALUE_FROM = ("path", "jsonPath", "jqFilter", "parameter", "expression")
+_OUTPUT_VALUE_FROM = ("path", "jsonPath", "parameter", "expression")  # what validateArgumentsValues refuses
 
 
 def check_arguments(m: Manifest) -> list[Finding]:

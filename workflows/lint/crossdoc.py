@@ -54,7 +54,7 @@ def _workflow_template_ref(m: Manifest) -> list[Finding]:
     findings: list[Finding] = []
     target_arguments = target.spec.get("arguments") if isinstance(target.spec.get("arguments"), dict) else {}
     declared = names(target_arguments.get("parameters"))
-    entry = target.templates.get(m.spec.get("entrypoint") or target.spec.get("entrypoint"))
+    entry = target.own_template(m.spec.get("entrypoint") or target.spec.get("entrypoint"))
     if isinstance(entry, dict) and isinstance(entry.get("inputs"), dict):  # spec.arguments feed the entrypoint's inputs
         declared |= names(entry["inputs"].get("parameters"))
     used = json.dumps(target.spec, default=str)  # a parameter read as {{workflow.parameters.x}} is used

@@ -98,6 +98,7 @@ class Manifest:
         ref = holder.get("templateRef")
         if isinstance(ref, dict):
             target = self.catalog.get(ref.get("name"), ref.get("clusterScope"))
-            return target.templates.get(ref.get("template")) if target else None
+            wanted = ref.get("template")
+            return target.templates.get(wanted) if target and isinstance(wanted, str) else None
         return self.own_template(holder.get("template"))
 

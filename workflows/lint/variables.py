@@ -172,8 +172,9 @@ def node_tags(kind: str, name: str, template: dict[str, Any] | None, aggregate: 
     if template.get("daemon") is True:
         tags.add(f"{kind}.{name}.ip")
     ttype = template_kind(template)
+    container_set = template.get("containerSet") if isinstance(template.get("containerSet"), dict) else {}
     if ttype in ("container", "script", "data", "http", "plugin") or (
-        ttype == "containerSet" and "main" in names((template.get("containerSet") or {}).get("containers"))
+        ttype == "containerSet" and "main" in names(container_set.get("containers"))
     ):
         tags |= {f"{kind}.{name}.outputs.result", f"{kind}.{name}.exitCode"}
     outputs = template.get("outputs") if isinstance(template.get("outputs"), dict) else {}
