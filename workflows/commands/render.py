@@ -15,15 +15,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Render the WorkflowTemplate and CronWorkflow to YAML (the committed golden files) and "
                        "to the Helm chart's generated templates (charts/trainyard/templates/workflowtemplate.yaml, "
                        "cronworkflow.yaml).")
-    p.add_argument("--out", type=Path, default=RENDERED_DIR, help="output folder of the YAML (default workflows/rendered)")
-    p.add_argument("--chart", type=Path, default=CHART_DIR, help="the Helm chart to write into (default charts/trainyard)")
+    p.add_argument("--out", type=Path, default=None, help="output folder of the YAML (default: workflows/rendered of the checkout you are in)")
+    p.add_argument("--chart", type=Path, default=None, help="the Helm chart to write into (default: charts/trainyard of the checkout you are in)")
     p.add_argument("--check", action="store_true", help="only check that the files are up to date")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from workflows.chart import render_chart, stale_chart
+    from workflows.checkout import checkout_root
     from workflows.render import render, stale
+
+    if args.out is None or args.chart is None:  # the checkout the user is in, not the package's folder
+        root = checkout_root()
+        args.out = args.out or root / RENDERED_DIR.relative_to(RENDERED_DIR.parents[1])
+        args.chart = args.chart or root / CHART_DIR.relative_to(CHART_DIR.parents[1])
 
     if args.check:
         problems = stale(args.out) + stale_chart(args.chart)
