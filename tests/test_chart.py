@@ -159,11 +159,12 @@ def _without_empty(value: Any) -> Any:
 
 
 # -- the generated templates ----------------------------------------------------------------------
-def test_generated_chart_templates_are_up_to_date() -> None:
+def test_generated_chart_templates_and_readme_are_up_to_date() -> None:
     # TRAINYARD_REGENERATE=1 rewrites them (like `trainyard render`).
     if os.environ.get("TRAINYARD_REGENERATE"):
         render_chart(CHART_DIR)
-    assert stale_chart(CHART_DIR) == []
+        render_readme(CHART_DIR)
+    assert stale_chart(CHART_DIR) + stale_readme(CHART_DIR) == []
 
 
 def test_a_hand_edit_of_a_generated_template_is_detected(tmp_path: Path) -> None:
@@ -196,13 +197,6 @@ def test_chart_names_its_home_sources_and_maintainers() -> None:
 
 
 # -- the chart's README, generated from the `# --` comments ------------------------------------------------
-def test_chart_readme_is_up_to_date() -> None:
-    # TRAINYARD_REGENERATE=1 rewrites it (like `trainyard render`).
-    if os.environ.get("TRAINYARD_REGENERATE"):
-        render_readme(CHART_DIR)
-    assert stale_readme(CHART_DIR) == []
-
-
 def test_chart_readme_follows_a_changed_comment(tmp_path: Path) -> None:
     chart = tmp_path / "chart"
     shutil.copytree(CHART_DIR, chart)

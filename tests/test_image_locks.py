@@ -82,7 +82,7 @@ def _dockerfile_python(image: str) -> str:
         match = re.fullmatch(r"python:(\d+\.\d+)\.\d+-.+", bases["PYTHON_IMAGE"])
         assert match, bases["PYTHON_IMAGE"]
         return match.group(1)
-    [ubuntu] = {re.search(r"-(ubuntu\d+\.\d+)$", b).group(1) for b in bases.values()}
+    [ubuntu] = {re.search(r"-(ubuntu\d+\.\d+)(?:@|$)", b).group(1) for b in bases.values()}
     assert "apt-get install" in text and " python3 " in text, f"{image}: python3 is not Ubuntu's"
     return UBUNTU_PYTHON[ubuntu]
 
