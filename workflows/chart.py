@@ -11,8 +11,10 @@ files are stale. The generator
 3. replaces each sentinel with a Helm action that prints the value as JSON (valid YAML flow
    style), so holes need no indentation logic and can hold strings, maps or lists alike.
 
-The chart's default values equal the Hera constants, so with default values Helm renders the
-very manifest Hera does (plus Helm's labels): tests/test_chart.py checks exactly that.
+The chart's default values equal the Hera constants, so a release named `trainyard` with the
+required values set to the registry and bucket Hera names renders the very manifest Hera does (plus
+Helm's labels and the model registry override): tests/test_chart.py checks exactly that. Every
+object's name is a hole too: Hera's `trainyard-<role>` becomes `<release's full name>-<role>`.
 """
 
 from __future__ import annotations
