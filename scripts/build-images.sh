@@ -51,6 +51,7 @@ registry="${positional[0]%/}"
 tag="${positional[1]:-$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$root/steps/__init__.py")}"
 [ -n "$tag" ] || { echo "error: no TAG given and no __version__ in steps/__init__.py" >&2; exit 2; }
 
+[ "$platform" = linux/amd64 ] || echo "warning: the dependency locks are resolved for x86_64 Linux (scripts/lock-images.sh), not $platform" >&2
 source="${SOURCE:-$(sed -n 's/^Source = "\(.*\)"$/\1/p' "$root/pyproject.toml")}"
 revision="$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)"
 if [ "$revision" != unknown ] && [ -n "$(git -C "$root" status --porcelain 2>/dev/null)" ]; then
