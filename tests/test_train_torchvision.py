@@ -185,7 +185,7 @@ def test_unknown_backbone_is_a_config_error_before_any_work(dataset: Path, tmp_p
         ({"backbone": "resnet18", "min_size": 400, "max_size": 300}, "model.min_size"),
         ({"backbone": "resnet18", "min_size_train": [0, 800]}, r"model.min_size_train: \[0\]"),
         ({"backbone": "resnet18", "train": {"lr_steps": [0.5, 1.0]}}, "train.lr_steps"),
-        ({"backbone": "resnet18", "train": {"gpus": 2, "device": "cpu"}}, "train.gpus=2 needs train.device auto or cuda"),
+        ({"backbone": "resnet18", "train": {"gpus": 2, "device": "cpu"}}, "train.gpus is 2: that needs train.device auto or cuda"),
         ({"backbone": "resnet18", "train": {"device": "tpu"}}, "train.device"),
     ],
     ids=["coco-needs-resnet50", "missing-weights-file", "min-above-max", "resize-range", "lr-steps", "gpus-on-cpu", "device"],

@@ -207,7 +207,8 @@ class ArgoClient:
                     f"namespace {namespace}: it needs create on workflows and get on workflowtemplates there")
         if exc.status == 404:
             return (f"{resource} not found in namespace {namespace} on {server}{said}; install the templates with "
-                    f"`helm install trainyard charts/trainyard -n {namespace}` or pass --namespace")
+                    f"`helm install trainyard charts/trainyard -n {namespace}` (its README lists the required values), "
+                    "or pass --namespace, or --template for a release not named trainyard")
         return f"the Argo server at {server} answered {exc.status}{said}"
 
 

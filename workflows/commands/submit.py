@@ -23,7 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token", help="bearer token (default: ARGO_TOKEN, else the kubeconfig user's token or credential plugin)")
     p.add_argument("--insecure-skip-verify", action="store_true",
                    help="do not verify the server's TLS certificate (default: ARGO_INSECURE_SKIP_VERIFY)")
-    p.add_argument("--template", default=PIPELINE_NAME, help=f"WorkflowTemplate to run (default {PIPELINE_NAME})")
+    p.add_argument("--template", default=PIPELINE_NAME,
+                   help=f"WorkflowTemplate to run (default {PIPELINE_NAME}, the Helm release `trainyard`'s; "
+                   "a release RELEASE installs RELEASE-trainyard-pipeline)")
     p.add_argument("--poll", type=float, default=5.0, metavar="SECONDS", help="--watch polling interval (default 5)")
     p.set_defaults(func=run)
 
