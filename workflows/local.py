@@ -284,7 +284,8 @@ class LocalRunner:
             for line in process.stdout:
                 log_file.write(line)
                 tail.append(line)
-                self.echo(f"  {name} | {line.rstrip()}")
+                # Steps name themselves ("train: ...", for Argo's logs): don't say it twice.
+                self.echo(f"  {name} | {line.rstrip().removeprefix(f'{name}: ')}")
             return process.wait()
 
 

@@ -115,7 +115,8 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
 
     curves = pr_curves(gt, predictions[best["checkpoint"]], config)
     write_json(out_dir / "pr_curves.json", curves, indent=None)
-    write_evaluation_report(out_dir, evaluation, {f"{best['checkpoint']}: {name}": c for name, c in curves.items()})
+    write_evaluation_report(out_dir, evaluation, {f"{best['checkpoint']}: {name}": c for name, c in curves.items()},
+                            training_dir=checkpoints_dir)
     db = Database(resolve_url(config.database.url))
     db.migrate()
     record_evaluation(db, evaluation, rows, model, key)

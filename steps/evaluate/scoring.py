@@ -9,14 +9,16 @@ from typing import Any
 from steps.config import EvaluateConfig
 
 
-def predict_split(predictor: Any, gt: dict, images_dir: Path, score_threshold: float) -> list[dict]:
-    """COCO results for every image of the split, with progress on long splits."""
+def predict_split(predictor: Any, gt: dict, images_dir: Path, score_threshold: float, prefix: str = "  ") -> list[dict]:
+    """COCO results for every image of the split, with a progress line (rate, ETA) every 10 s."""
+    from steps.progress import Progress
+
     results: list[dict] = []
     images = gt["images"]
+    progress = Progress(len(images), "images predicted", prefix)
     for index, image in enumerate(images, start=1):
         results.extend(predictor.predict(images_dir / image["file_name"], image["id"], score_threshold))
-        if index % 25 == 0 or index == len(images):
-            print(f"  predicted {index}/{len(images)} images", flush=True)
+        progress.update(index)
     return results
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from steps.db import Database
+from steps.jsonio import dumps
 from steps.record.metadata import now
 from steps.registry import RegisteredModel
 
@@ -18,12 +17,12 @@ def record_evaluation(db: Database, evaluation: dict, rows: list[dict], model: R
             tx.execute(
                 "INSERT INTO evaluations (run_id, checkpoint, iteration, metrics, selected, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (evaluation["run_id"], row["checkpoint"], row["iteration"], json.dumps(row["metrics"]),
+                (evaluation["run_id"], row["checkpoint"], row["iteration"], dumps(row["metrics"]),
                  int(row["checkpoint"] == evaluation["best"]), stamp),
             )
         tx.execute(
             "INSERT INTO models (model_id, run_id, dataset_version, uri, metrics, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (model.model_id, evaluation["run_id"], evaluation["dataset_version"], model.uri, json.dumps(model.metrics), stamp),
+            (model.model_id, evaluation["run_id"], evaluation["dataset_version"], model.uri, dumps(model.metrics), stamp),
         )
         tx.execute(
             "INSERT INTO promotions (model_id, promoted, metric, challenger_score, champion_score, champion_model_id, "

@@ -1,6 +1,6 @@
 """All evaluation metrics of one set of predictions, as flat `family/name` keys.
 
-The keys are what `evaluate.select_key` names: `bbox/AP`, `segm/AP50`, `segm/AP-plate`,
+The keys are what `evaluate.select_key` names: `bbox/AP`, `segm/AP50`, `segm/AP-plate`, `segm/AP50-plate`,
 `dv_mAP`, `dv_AP-plate`, `EIR`.
 """
 
@@ -23,8 +23,9 @@ def all_metrics(gt: dict[str, Any], results: list[dict[str, Any]], config: Evalu
     metrics: dict[str, float] = {}
     for iou_type in ("bbox", "segm"):
         coco = coco_evaluate(gt, kept, iou_type)
-        metrics.update({f"{iou_type}/{key}": value for key, value in coco.items() if key != "per_class"})
-        metrics.update({f"{iou_type}/AP-{name}": value for name, value in coco["per_class"].items()})
+        metrics.update({f"{iou_type}/{key}": value for key, value in coco.items() if not key.startswith("per_class")})
+        for suffix in ("", "50", "75"):
+            metrics.update({f"{iou_type}/AP{suffix}-{name}": value for name, value in coco[f"per_class{suffix}"].items()})
     if config.plate_label not in {c["name"] for c in gt.get("categories", [])}:
         return metrics  # not a plate dataset: dv_mAP and EIR are not defined
     dv = dv_map(gt, kept, slices=config.dv_slices, slice_iou=config.dv_iou, classes=[config.plate_label])

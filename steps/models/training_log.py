@@ -14,15 +14,8 @@ from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
 
-
-def format_duration(seconds: float) -> str:
-    """`45s`, `2m16s`, `1h02m`: short enough for a progress line."""
-    seconds = int(round(max(seconds, 0)))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+from steps.jsonio import dumps
+from steps.progress import format_duration
 
 
 def progress_line(iteration: int, total: int, loss: float, lr: float, seconds_per_iter: float) -> str:
@@ -77,7 +70,7 @@ class TrainingLog:
 
     def _write(self) -> None:
         tmp = self.metrics_path.with_name(f".{self.metrics_path.name}.tmp")
-        tmp.write_text(json.dumps(self.entries, indent=1))
+        tmp.write_text(dumps(self.entries, indent=1))
         os.replace(tmp, self.metrics_path)
 
     def flush(self) -> None:

@@ -74,9 +74,8 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
             num_detections=len(shown),
             ground_truth_image=draw_ground_truth(picture, annotations, gt["categories"], plate),
         ))
-    table = {key: value for key, value in metrics.items() if "/AP-" not in key and "_AP-" not in key}
     meta = {"model": model_id, "dataset version": dataset_version, "test images": str(len(gt["images"]))}
-    page = write_test_report(out_dir, items, table, f"trainyard test report: {model_id}", meta)
+    page = write_test_report(out_dir, items, metrics, f"trainyard test report: {model_id}", meta)
     print(f"test: {_brief(metrics)}", flush=True)
     print(f"test: report {page}", flush=True)
     return page

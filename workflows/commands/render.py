@@ -6,8 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from workflows.chart import CHART_DIR
-from workflows.render import RENDERED_DIR
+# workflows.chart/render import the Hera definitions (a second): only `run` loads them.
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,15 +14,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Render the WorkflowTemplate and CronWorkflow to YAML (the committed golden files) and "
                        "to the Helm chart's generated templates (charts/trainyard/templates/workflowtemplate.yaml, "
                        "cronworkflow.yaml).")
-    p.add_argument("--out", type=Path, default=RENDERED_DIR, help="output folder of the YAML (default workflows/rendered)")
-    p.add_argument("--chart", type=Path, default=CHART_DIR, help="the Helm chart to write into (default charts/trainyard)")
+    p.add_argument("--out", type=Path, help="output folder of the YAML (default workflows/rendered)")
+    p.add_argument("--chart", type=Path, help="the Helm chart to write into (default charts/trainyard)")
     p.add_argument("--check", action="store_true", help="only check that the files are up to date")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from workflows.chart import render_chart, stale_chart
-    from workflows.render import render, stale
+    from workflows.chart import CHART_DIR, render_chart, stale_chart
+    from workflows.render import RENDERED_DIR, render, stale
+
+    args.out = args.out or RENDERED_DIR
+    args.chart = args.chart or CHART_DIR
 
     if args.check:
         problems = stale(args.out) + stale_chart(args.chart)
