@@ -1,7 +1,7 @@
 """The reports' charts, drawn with matplotlib (headless, Agg) into PNG files beside the page.
 
-Text is sized for a page ~1000 px wide: 13 px labels on a 960 px figure, so it stays readable
-when the browser scales the image down to the column width.
+Sized for the page's two-column grid: a 6.4 x 4 in figure shows at about 640 px, so 11 pt text is
+about 15 px on screen; saved at 150 dpi so it stays sharp on high-density screens.
 """
 
 from __future__ import annotations
@@ -14,17 +14,19 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display in a pod or a test; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-_SIZE = (9.6, 4.2)  # inches at 100 dpi: 960 x 420 px
-_STYLE = {"font.size": 13, "axes.titlesize": 15, "axes.titleweight": "bold", "axes.grid": True,
+_SIZE = (6.4, 4.0)  # inches
+_DPI = 150
+_STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.titleweight": "bold", "axes.grid": True,
           "grid.color": "#e2e8f0", "axes.edgecolor": "#94a3b8", "axes.spines.top": False,
-          "axes.spines.right": False, "legend.fontsize": 12, "legend.frameon": False}
+          "axes.spines.right": False, "legend.fontsize": 10, "legend.frameon": False}
 CHAMPION_COLOR = "#94a3b8"
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
+    fig.savefig(path, format="png", dpi=_DPI)
     plt.close(fig)
     return path
 
@@ -58,7 +60,7 @@ def metrics_by_checkpoint(
             plt.close(fig)
             return None
         ax.set(title=title, xlabel="iteration", ylabel="value", ylim=(0, 1.02))
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
         return _save(fig, path)
 
 
@@ -70,23 +72,23 @@ def training_curves(log: Sequence[Mapping[str, float]], path: Path) -> Path | No
     iterations = [int(e["iteration"]) for e in entries]
     parts = [k for k in entries[-1] if k.startswith("loss_")]
     with plt.rc_context(_STYLE):
-        fig, (loss_ax, lr_ax) = plt.subplots(1, 2, figsize=(_SIZE[0], _SIZE[1]), gridspec_kw={"width_ratios": [2, 1]})
+        fig, (loss_ax, lr_ax) = plt.subplots(1, 2, figsize=_SIZE, gridspec_kw={"width_ratios": [3, 2]})
         loss_ax.plot(iterations, [e["loss"] for e in entries], color="#0f172a", linewidth=2.5, label="total")
         for number, part in enumerate(parts):
             values = [e.get(part, math.nan) for e in entries]
             loss_ax.plot(iterations, values, color=f"C{number}", linewidth=1.5, label=part.removeprefix("loss_"))
         loss_ax.set(title="training loss", xlabel="iteration", yscale="log")
-        loss_ax.legend(fontsize=10, ncol=2)
+        loss_ax.legend(fontsize=9, ncol=2)
         lr_ax.plot(iterations, [e.get("lr", math.nan) for e in entries], color="#1e40af", linewidth=2)
-        lr_ax.set(title="learning rate", xlabel="iteration")
-        lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+        lr_ax.set(title="learning rate", xlabel="iteration", ylim=(0, None))
+        lr_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
         return _save(fig, path)
 
 
 def pr_curves(curves: Mapping[str, Mapping[str, Sequence[float]]], path: Path, title: str) -> Path | None:
     """Precision over recall, one line per curve; COCO's undefined precision (< 0) left out."""
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(_SIZE[0] * 0.62, _SIZE[1]))
+        fig, ax = plt.subplots(figsize=_SIZE)
         drawn = False
         for number, (name, curve) in enumerate(curves.items()):
             points = [(float(r), float(p)) for r, p in zip(curve["recall"], curve["precision"]) if float(p) >= 0]

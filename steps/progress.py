@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from steps.log import get as get_logger
+
 
 def format_duration(seconds: float) -> str:
     """`45s`, `2m16s`, `1h02m`: short enough for a progress line."""
@@ -33,4 +35,4 @@ class Progress:
         self.last = now
         rate = (now - self.started) / max(done, 1)
         eta = f"  eta {format_duration((self.total - done) * rate)}" if done < self.total else ""
-        print(f"{self.prefix}{done}/{self.total} {self.what}  {rate:.2f} s each{eta}", flush=True)
+        get_logger("progress").info(f"{self.prefix}{done}/{self.total} {self.what}  {rate:.2f} s each{eta}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +19,12 @@ from steps.config import Config, save_config
 from steps.db import Database, resolve_url
 from steps.errors import InputError
 from steps.jsonio import write_json
+from steps.log import get as get_logger
 from steps.evaluate.scoring import load_split, predict_split, score
 from steps.evaluate.store import record_evaluation
 from steps.models import get_backend
 
+log = get_logger("evaluate")
 CHECKPOINT = re.compile(r"model_(\d+)\.pth$")
 
 
@@ -76,7 +77,7 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
     predictions: dict[str, list[dict]] = {}
     checkpoints = list_checkpoints(checkpoints_dir)
     for index, (iteration, path) in enumerate(checkpoints, start=1):
-        print(f"evaluate: [{index}/{len(checkpoints)}] {path.name} on {len(gt['images'])} val images", flush=True)
+        log.info(f"evaluate: [{index}/{len(checkpoints)}] {path.name} on {len(gt['images'])} val images")
         predictor = backend.load(path)
         results = predict_split(predictor, gt, dataset_dir / "images", config.evaluate.score_threshold)
         metrics = score(gt, results, config.evaluate)
@@ -84,10 +85,10 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
         (out_dir / "predictions" / f"{path.stem}.json").write_text(json.dumps(results))
         predictions[path.name] = results
         rows.append({"checkpoint": path.name, "iteration": iteration, "path": str(path), "metrics": metrics})
-        print(f"evaluate: {path.name}: {_brief(metrics, key)}", flush=True)
+        log.info(f"evaluate: {path.name}: {_brief(metrics, key)}")
     best = select_best(rows, key, mode)
     challenger = best["metrics"][key]
-    print(f"evaluate: best checkpoint {best['checkpoint']} ({key} = {challenger:.4f})", flush=True)
+    log.info(f"evaluate: best checkpoint {best['checkpoint']} ({key} = {challenger:.4f})")
 
     champion = _score_champion(config, gt, dataset_dir)
     champion_score = champion["metrics"][key] if champion else None
@@ -97,7 +98,7 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
         # Refused if production moved since we scored it: a newer champion must be re-checked.
         registry.promote(config.promotion.registry, model.model_id, reason,
                          expected_champion=champion["model_id"] if champion else "")
-    print(f"evaluate: {'promoted' if promote else 'not promoted'} {model.model_id}: {reason}", flush=True)
+    log.info(f"evaluate: {'promoted' if promote else 'not promoted'} {model.model_id}: {reason}")
 
     evaluation = {
         "run_id": run_id,
@@ -151,7 +152,7 @@ def _score_champion(config: Config, gt: dict, dataset_dir: Path) -> dict | None:
     current = registry.production(config.promotion.registry)
     if current is None:
         return None
-    print(f"evaluate: scoring production model {current['model_id']} on the same validation split", flush=True)
+    log.info(f"evaluate: scoring production model {current['model_id']} on the same validation split")
     with tempfile.TemporaryDirectory(prefix="trainyard-champion-") as scratch:
         folder = registry.fetch_model(config.promotion.registry, current["model_id"], Path(scratch))
         predictor = get_backend(config.model.backend).load(folder / "model.pth")
@@ -162,7 +163,10 @@ def _score_champion(config: Config, gt: dict, dataset_dir: Path) -> dict | None:
 def _register(config: Config, best: dict, dataset_version: str, run_id: str) -> registry.RegisteredModel:
     with tempfile.TemporaryDirectory(prefix="trainyard-model-") as scratch:
         folder = Path(scratch)
-        shutil.copyfile(best["path"], folder / "model.pth")
+        # Weights only: the optimizer state is half a training checkpoint and only resuming needs it.
+        from steps.models.checkpoints import save_weights_only
+
+        save_weights_only(Path(best["path"]), folder / "model.pth")
         save_config(config, folder / "config.yaml")
         lineage = _lineage(config, dataset_version, run_id, best)
         return registry.register(config.promotion.registry, folder, best["checkpoint"], best["metrics"], lineage)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
 
 from steps.jsonio import dumps
+from steps.log import get as get_logger
 from steps.progress import format_duration
+
+_log = get_logger("train")
 
 
 def progress_line(iteration: int, total: int, loss: float, lr: float, seconds_per_iter: float) -> str:
@@ -25,7 +27,7 @@ def progress_line(iteration: int, total: int, loss: float, lr: float, seconds_pe
 
 def say(message: str) -> None:
     """One line on stdout, flushed at once so pod logs show it live."""
-    print(message, flush=True)
+    _log.info(message)
 
 
 def last_logged_loss(out_dir: Path, after: int) -> float | None:
@@ -51,7 +53,7 @@ class TrainingLog:
         try:
             entries = json.loads(self.metrics_path.read_text())
         except json.JSONDecodeError:
-            print(f"warning: {self.metrics_path}: unreadable, starting a new one", file=sys.stderr, flush=True)
+            _log.warning(f"warning: {self.metrics_path}: unreadable, starting a new one")
             return []
         return entries if isinstance(entries, list) else []
 

@@ -16,7 +16,10 @@ from steps.config import Config, save_config
 from steps.errors import InputError
 from steps.evaluate.scoring import load_split, predict_split, score
 from steps.jsonio import write_json
+from steps.log import get as get_logger
 from steps.models import get_backend
+
+log = get_logger("test")
 
 
 def _load_model(config: Config, model: str, scratch: Path) -> tuple[object, str]:
@@ -46,7 +49,7 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
         raise InputError(f"{dataset_dir}/test.json: the test split is empty; raise dataset.test_fraction")
     with tempfile.TemporaryDirectory(prefix="trainyard-test-") as scratch:
         predictor, model_id = _load_model(config, model, Path(scratch))
-        print(f"test: model {model_id} on {len(gt['images'])} test images", flush=True)
+        log.info(f"test: model {model_id} on {len(gt['images'])} test images")
         results = predict_split(predictor, gt, dataset_dir / "images", config.evaluate.score_threshold)
     metrics = score(gt, results, config.evaluate)
     write_json(out_dir / "predictions.json", results, indent=None)
@@ -76,8 +79,8 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
         ))
     meta = {"model": model_id, "dataset version": dataset_version, "test images": str(len(gt["images"]))}
     page = write_test_report(out_dir, items, metrics, f"trainyard test report: {model_id}", meta)
-    print(f"test: {_brief(metrics)}", flush=True)
-    print(f"test: report {page}", flush=True)
+    log.info(f"test: {_brief(metrics)}")
+    log.info(f"test: report {page}")
     return page
 
 
