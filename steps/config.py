@@ -73,6 +73,9 @@ class ModelConfig(_Section):
     anchor_sizes: list[int] = Field(default_factory=list, max_length=5)
     # Region proposals kept per image at inference (Mask R-CNN's 1000); fewer is faster on a CPU.
     rpn_proposals_test: int = Field(1000, gt=0)
+    # Detections of one class overlapping more than this (box IoU) are suppressed at inference
+    # (Mask R-CNN's 0.5). Lower it when objects of a class never overlap, e.g. plates.
+    box_nms_thresh: float = Field(0.5, gt=0, le=1)
 
     @field_validator("anchor_sizes")
     @classmethod

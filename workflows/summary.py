@@ -95,11 +95,14 @@ def print_summary(result: RunResult) -> dict:
         print(f"Validation metrics (mask AP50 per class; best by {key}, {evaluation['select_mode']}):")
         rows = [(row["checkpoint"], {**_class_columns(row["metrics"], plate), **row["metrics"]})
                 for row in evaluation["checkpoints"]]
-        keys = list(dict.fromkeys([key, *(_class_columns(rows[0][1], plate) if rows else {}), *TABLE_KEYS]))
-        print("  " + f"{'checkpoint':<22}" + "".join(f"{k:>11}" for k in keys))
+        derived = [k for k in (_class_columns(rows[0][1], plate) if rows else {})
+                   if not (k == f"{plate} AP50" and key == f"segm/AP50-{plate}")]  # the same number twice
+        keys = list(dict.fromkeys([key, *derived, *TABLE_KEYS]))
+        width = max(11, *(len(k) + 2 for k in keys))
+        print("  " + f"{'checkpoint':<22}" + "".join(f"{k:>{width}}" for k in keys))
         for name, metrics in rows:
             mark = " *" if name == evaluation["best"] else "  "
-            print(f"{mark}{name:<22}" + "".join(f"{_fmt(metrics.get(k)):>11}" for k in keys))
+            print(f"{mark}{name:<22}" + "".join(f"{_fmt(metrics.get(k)):>{width}}" for k in keys))
         promotion = evaluation["promotion"]
         verdict = "promoted to production" if promotion["promoted"] else "not promoted"
         print(f"Model {promotion['model_id']}: {verdict} ({promotion['reason']})")

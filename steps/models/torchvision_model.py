@@ -95,6 +95,7 @@ def build_model(model: ModelConfig, num_classes: int, download: bool = False) ->
         # Sampled RoIs per image for the box/mask heads: the heads' cost on a CPU scales with it.
         "box_batch_size_per_image": model.roi_batch_size_per_image,
         "rpn_post_nms_top_n_test": model.rpn_proposals_test,
+        "box_nms_thresh": model.box_nms_thresh,
     }
     if model.backbone == "mobilenet_v3_large":
         backbone = mobilenet_backbone(

@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     backend.check(config)  # and on a bad setting, before the dataset checkout
     with dataset_folder(parser, args, config) as data:
         summary = backend.train(data, args.output, config)
-    print(f"train: {summary.describe()}", flush=True)
+    print(f"train: done: {summary.describe()}", flush=True)
     return 0
 
 
