@@ -47,3 +47,4 @@ def test_summary_shows_plate_and_character_ap50_tensorboard_and_file_links(tmp_p
     assert f"Evaluation report: file://{evaluation / 'report.html'}" in out
     assert f"Test report: file://{report / 'index.html'}" in out
     assert out.count("first model") == 1
+    assert f"models: trainyard models list --registry {Config().promotion.registry}" in out

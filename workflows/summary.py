@@ -66,15 +66,15 @@ def _class_columns(metrics: dict, plate: str) -> dict[str, float]:
     return columns
 
 
-def _plate_label(summary: dict) -> str:
-    """The plate label of the config the evaluate step saved; the default without one."""
+def _evaluation_config(summary: dict):  # -> Config | None
+    """The config the evaluate step saved beside its report; None without one."""
     config = Path(summary.get("evaluation_report") or ".").parent / "config.yaml"
     try:
         from steps.config import load_config
 
-        return load_config(config).evaluate.plate_label
+        return load_config(config)
     except Exception:  # no evaluation, or a config this version cannot read
-        return "plate"
+        return None
 
 
 def print_summary(result: RunResult) -> dict:
@@ -89,7 +89,8 @@ def print_summary(result: RunResult) -> dict:
     if "iterations" in summary:
         print(f"Training: {summary['iterations']} iterations, final loss {_fmt(summary.get('final_loss')).strip()}")
     evaluation = summary.get("evaluation")
-    plate = _plate_label(summary)
+    config = _evaluation_config(summary)
+    plate = config.evaluate.plate_label if config else "plate"
     if evaluation:
         key = evaluation["select_key"]
         print(f"Validation metrics (mask AP50 per class; best by {key}, {evaluation['select_mode']}):")
@@ -107,6 +108,8 @@ def print_summary(result: RunResult) -> dict:
         verdict = "promoted to production" if promotion["promoted"] else "not promoted"
         print(f"Model {promotion['model_id']}: {verdict} ({promotion['reason']})")
         print(f"  registered at {promotion['model_uri']}")
+        if config:
+            print(f"  models: trainyard models list --registry {config.promotion.registry}")
     test_metrics = summary.get("test_metrics")
     if test_metrics:
         cells = {**_class_columns(test_metrics, plate), **{k: test_metrics[k] for k in TABLE_KEYS if k in test_metrics}}
