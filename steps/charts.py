@@ -78,7 +78,10 @@ def training_curves(log: Sequence[Mapping[str, float]], path: Path) -> Path | No
             values = [e.get(part, math.nan) for e in entries]
             loss_ax.plot(iterations, values, color=f"C{number}", linewidth=1.5, label=part.removeprefix("loss_"))
         loss_ax.set(title="training loss", xlabel="iteration", yscale="log")
-        loss_ax.legend(fontsize=9, ncol=2)
+        plain = FuncFormatter(lambda value, _: f"{value:.3g}")  # 0.6, not 6x10^-1
+        loss_ax.yaxis.set_major_formatter(plain)
+        loss_ax.yaxis.set_minor_formatter(plain)
+        loss_ax.legend(fontsize=9, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
         lr_ax.plot(iterations, [e.get("lr", math.nan) for e in entries], color="#1e40af", linewidth=2)
         lr_ax.set(title="learning rate", xlabel="iteration", ylim=(0, None))
         lr_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
@@ -99,7 +102,7 @@ def pr_curves(curves: Mapping[str, Mapping[str, Sequence[float]]], path: Path, t
             plt.close(fig)
             return None
         ax.set(title=title, xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
-        ax.legend(loc="lower left")
+        ax.legend(loc="lower left", fontsize=9)
         return _save(fig, path)
 
 

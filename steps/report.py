@@ -195,7 +195,7 @@ def _pr_figures(curves: Mapping[str, object], charts_dir: Path) -> list[dict[str
     if drawn:
         path = charts.pr_curves(drawn, charts_dir / "pr_curves.png", "precision / recall")
         if path:
-            figures.append({"src": _link(path, charts_dir.parent), "caption": "; ".join(drawn)})
+            figures.append({"src": _link(path, charts_dir.parent), "caption": "precision over recall: " + "; ".join(drawn)})
     for number, (caption, curve) in enumerate(curves.items()):
         if isinstance(curve, str | Path):
             target = charts_dir / f"pr_{number:02d}_{_slug(str(caption))}{Path(curve).suffix or '.png'}"
