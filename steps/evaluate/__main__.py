@@ -7,8 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from steps.cli import add_config_arguments, run_cli
-from steps.config import load_config
+from steps.cli import add_config_arguments, add_dataset_arguments, dataset_folder, load_step_config, run_cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -17,8 +16,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Score every checkpoint on the validation split (COCO AP, dv_mAP, EIR), select the best "
         "by evaluate.select_key, register it, and promote it if it beats the production model.",
     )
-    parser.add_argument("--repo", help="dataset repo (git URL or path); default: dataset.repo")
-    parser.add_argument("--dataset-version", required=True, help="training dataset tag, e.g. datasets/v1")
+    add_dataset_arguments(parser, "evaluate on")
     parser.add_argument("--checkpoints", type=Path, required=True, help="the train step's output folder")
     parser.add_argument("--run-id", default="manual", help="pipeline run id recorded in the lineage")
     parser.add_argument("--output", type=Path, required=True, help="evaluation folder (evaluation.json, report.html)")
@@ -26,13 +24,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output-model-uri", type=Path, help="write the registered model's URI here")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.overrides, args.set_list)
+    config = load_step_config(args)
 
-    from steps.dataset_repo import checkout_dataset
     from steps.evaluate.evaluate import evaluate
 
-    with checkout_dataset(args.repo or config.dataset.repo, args.dataset_version, config.dataset.dataset_dir) as data:
-        result = evaluate(config, data, args.checkpoints, args.output, args.run_id, args.dataset_version)
+    with dataset_folder(parser, args, config) as data:
+        version = args.dataset_version or str(args.dataset_dir)  # what the lineage records
+        result = evaluate(config, data, args.checkpoints, args.output, args.run_id, version)
     for path, value in ((args.output_promoted, str(result.promoted).lower()), (args.output_model_uri, result.model_uri)):
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from workflows.chart import CHART_DIR
-from workflows.render import RENDERED_DIR
+# workflows.chart/render import the Hera definitions (a second): only `run` loads them.
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,10 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workflows.chart import render_chart, stale_chart
+    from workflows.chart import CHART_DIR, render_chart, stale_chart
     from workflows.chart_readme import render_readme, stale_readme
     from workflows.checkout import checkout_root
-    from workflows.render import render, stale
+    from workflows.render import RENDERED_DIR, render, stale
 
     if args.out is None or args.chart is None:  # the checkout the user is in, not the package's folder
         root = checkout_root()

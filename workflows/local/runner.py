@@ -416,7 +416,8 @@ class LocalRunner:
         """One pod: the container's exit decides Failed (controller/operator.go inferFailedReason:
         `main: Error (exit code N)`); outputs that cannot be saved make it Error (the wait container)."""
         try:
-            code = self._process.run(argv, self.cwd, env, log, lambda line: self.echo(f"  {name} | {line}"))
+            # Steps name themselves ("train: ...", for Argo's logs): don't say it twice.
+            code = self._process.run(argv, self.cwd, env, log, lambda line: self.echo(f"  {name} | {line.removeprefix(f'{name}: ')}"))
         except OSError as exc:
             # cmd/argoexec/commands/emissary.go runEmissary: a command that cannot start leaves the
             # main container's default exit code 64, so the node is Failed like any other exit.
