@@ -8,6 +8,7 @@ locally, `gs://...` on a cluster).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -64,16 +65,42 @@ def failure_reason(output: str) -> str:
     return reason if len(reason) <= _REASON_CHARS else reason[: _REASON_CHARS - 3] + "..."
 
 
+def deadline_seconds() -> float:
+    """The overall deadline of one git or DVC command (env TRAINYARD_VCS_TIMEOUT, default an hour):
+    a server that stops answering fails the step instead of holding its pod forever."""
+    raw = os.environ.get("TRAINYARD_VCS_TIMEOUT", "3600")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"TRAINYARD_VCS_TIMEOUT={raw[:40]!r}: give a positive number of seconds")
+    return seconds
+
+
 def run(cmd: list[str], cwd: Path | None, what: str) -> str:
     """Run a command; on failure raise ExternalError with the line of its output that says why."""
+    deadline = deadline_seconds()
     try:
-        done = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
+        # A session of its own, so that a deadline stops git's helpers (ssh, remote-https) too.
+        process = subprocess.Popen(cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, start_new_session=True)
     except FileNotFoundError:
         raise ExternalError(f"{what}: {cmd[0]!r} is not installed") from None
-    if done.returncode != 0:
-        reason = failure_reason(f"{done.stderr}\n{done.stdout}")
-        raise ExternalError(f"{what} failed (exit {done.returncode}): {reason}")
-    return done.stdout
+    try:
+        stdout, stderr = process.communicate(timeout=deadline)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise ExternalError(f"{what} did not finish within {deadline:g} s (TRAINYARD_VCS_TIMEOUT); "
+                            "check that the repo or DVC remote answers, or raise the deadline") from None
+    except BaseException:  # SIGTERM/Ctrl-C while waiting: don't leave git running behind the step
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    if process.returncode != 0:
+        reason = failure_reason(f"{stderr}\n{stdout}")
+        raise ExternalError(f"{what} failed (exit {process.returncode}): {reason}")
+    return stdout
 
 
 def check_repo(repo_url: str) -> str:
