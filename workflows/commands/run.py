@@ -23,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--artifacts", metavar="gs://BUCKET/PREFIX",
                    help="also store output artifacts in this bucket under Argo's keys (the chart's keyFormat); "
                    "steps then read their inputs from there (default: folders only)")
+    p.add_argument("--parallel", type=int, default=1, metavar="N",
+                   help="run up to N steps at once, e.g. the fan-out evaluation's pods (default 1)")
     p.set_defaults(func=run)
 
 
@@ -39,8 +41,11 @@ def parse_params(items: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     if not args.local:
         raise InputError("only local runs are supported by `run`: add --local (on a cluster: `argo submit`)")
+    if args.parallel < 1:
+        raise InputError(f"--parallel {args.parallel}: give at least 1")
     from workflows.local.run import run_local
 
     result = run_local(config=args.config, overrides=args.overrides, parameters=parse_params(args.param),
-                       runs_dir=args.output, dataset_repo=args.dataset_repo, artifacts=args.artifacts)
+                       runs_dir=args.output, dataset_repo=args.dataset_repo, artifacts=args.artifacts,
+                       parallel=args.parallel)
     return 0 if result.succeeded else 1

@@ -84,13 +84,13 @@ def plan_local_run(config: Path | None, overrides: list[str], parameters: dict[s
 
 
 def run_local(config: Path | None, overrides: list[str], parameters: dict[str, str], runs_dir: Path | None,
-              dataset_repo: str | None, artifacts: str | None = None) -> RunResult:
+              dataset_repo: str | None, artifacts: str | None = None, parallel: int = 1) -> RunResult:
     """`artifacts`: gs://BUCKET[/PREFIX] to store output artifacts there under Argo's keys (default: folders)."""
     store = BucketArtifacts(artifacts, chart_key_format()) if artifacts else None
     plan = plan_local_run(config, overrides, parameters, runs_dir, dataset_repo)
     print(plan.header() + (f"\n  artifacts: {artifacts}/{store.key_format}" if store else ""))
     runner = LocalRunner(build_pipeline().to_dict(), plan.run_dir, plan.parameters,
-                         secrets={DATABASE_SECRET: plan.database}, artifacts=store)
+                         secrets={DATABASE_SECRET: plan.database}, artifacts=store, parallel=parallel)
     result = runner.run()
     print_summary(result)
     return result
