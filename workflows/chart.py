@@ -83,9 +83,14 @@ def _secret_holes(template: dict[str, Any], base: tuple[PathElement, ...]) -> li
     return holes
 
 
+# Templates that take another step's chart values: select is the fan-out evaluation's last pod,
+# on the same GPU pool, image, resources, deadline and retries as the evaluate pods.
+STEP_VALUES = {"select": "evaluate"}
+
+
 def _container_holes(template: dict[str, Any]) -> list[Hole]:
-    name = template["name"]
-    base: tuple[PathElement, ...] = ("spec", "templates", _named(name))
+    base: tuple[PathElement, ...] = ("spec", "templates", _named(template["name"]))
+    name = STEP_VALUES.get(template["name"], template["name"])
     step = f'(list . "{name}")'
     holes = [
         Hole((*base, "container", "image"), f'include "trainyard.image" (list . "{STEP_IMAGES[name]}") | toJson'),
@@ -127,6 +132,7 @@ def pipeline_holes(manifest: dict[str, Any]) -> list[Hole]:
         Hole(("spec", "podGC"), ".Values.podGC | toJson"),
         Hole(("spec", "ttlStrategy"), ".Values.ttlStrategy | toJson"),
         Hole(("spec", "podPriorityClassName"), ".Values.priorityClassName | default nil | toJson", create=True),
+        Hole(("spec", "templates", _named("pipeline"), "parallelism"), ".Values.steps.evaluate.parallelism | int | toJson"),
     ]
     for template in manifest["spec"]["templates"]:
         if "container" in template:

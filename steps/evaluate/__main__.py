@@ -7,8 +7,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from steps.cli import add_config_arguments, run_cli
+from steps.cli import run_cli
 from steps.config import load_config
+from steps.evaluate.arguments import add_arguments, write_outputs
+from steps.jsonio import write_json
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -17,26 +19,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Score every checkpoint on the validation split (COCO AP, dv_mAP, EIR), select the best "
         "by evaluate.select_key, register it, and promote it if it beats the production model.",
     )
-    parser.add_argument("--repo", help="dataset repo (git URL or path); default: dataset.repo")
-    parser.add_argument("--dataset-version", required=True, help="training dataset tag, e.g. datasets/v1")
-    parser.add_argument("--checkpoints", type=Path, required=True, help="the train step's output folder")
-    parser.add_argument("--run-id", default="manual", help="pipeline run id recorded in the lineage")
-    parser.add_argument("--output", type=Path, required=True, help="evaluation folder (evaluation.json, report.html)")
-    parser.add_argument("--output-promoted", type=Path, help="write true/false here")
-    parser.add_argument("--output-model-uri", type=Path, help="write the registered model's URI here")
-    add_config_arguments(parser)
+    parser.add_argument("--only", metavar="NAMES",
+                        help="fan-out mode: score only these checkpoints (comma-separated file names, one item of "
+                        "train's checkpoint groups) into --output/scores.json; `python -m steps.select` then "
+                        "selects and promotes")
+    parser.add_argument("--output-scores", type=Path, help="with --only: write the scores (a JSON list) here too")
+    add_arguments(parser)
     args = parser.parse_args(argv)
     config = load_config(args.config, args.overrides, args.set_list)
 
     from steps.dataset_repo import checkout_dataset
-    from steps.evaluate.evaluate import evaluate
+    from steps.evaluate.evaluate import evaluate, score_only
 
     with checkout_dataset(args.repo or config.dataset.repo, args.dataset_version, config.dataset.dataset_dir) as data:
+        if args.only is not None:
+            scores = score_only(config, data, args.checkpoints, args.only, args.output)
+            if args.output_scores:
+                args.output_scores.parent.mkdir(parents=True, exist_ok=True)
+                write_json(args.output_scores, scores, indent=None)
+            return 0
         result = evaluate(config, data, args.checkpoints, args.output, args.run_id, args.dataset_version)
-    for path, value in ((args.output_promoted, str(result.promoted).lower()), (args.output_model_uri, result.model_uri)):
-        if path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(value)
+    write_outputs(args, result.promoted, result.model_uri)
     return 0
 
 

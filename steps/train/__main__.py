@@ -32,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--checkpoint-root", default="", metavar="URI",
                         help="like --checkpoint-uri, as ROOT/RUN_ID: how the workflow passes it (empty: off)")
     parser.add_argument("--run-id", default="", help="pipeline run id, the last part of --checkpoint-root's location")
+    parser.add_argument("--output-checkpoint-groups", type=Path, metavar="FILE",
+                        help="write the checkpoints as a JSON list of groups of evaluate.checkpoints_per_pod file "
+                        "names (comma-separated): the list the fan-out evaluation runs one pod per item of")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     config = load_config(args.config, args.overrides, args.set_list)
@@ -58,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with checkout_dataset(args.repo or config.dataset.repo, args.dataset_version, config.dataset.dataset_dir) as data:
         summary = backend.train(data, args.output, config)
     print(f"train: done: {summary.describe()}", flush=True)
+    if args.output_checkpoint_groups:
+        from steps.evaluate.groups import write_groups
+
+        write_groups(args.output, config.evaluate.checkpoints_per_pod, args.output_checkpoint_groups)
     return 0
 
 
