@@ -140,6 +140,10 @@ def write_evaluation_report(out_dir: Path, evaluation: dict, pr_curves: dict | N
     best_points = [(float(c["iteration"]), float(c["metrics"][key])) for c in scored if _name(c) == best]
     champion = evaluation.get("champion")
     series = [Series(key, points), Series(f"selected ({mode})", best_points, marker_only=True)]
+    branches = evaluation.get("branches") or []
+    if branches:  # a sweep: one curve per branch instead of one for all
+        series[:1] = [Series(str(b["branch"]), [(float(c["iteration"]), float(c["metrics"][key])) for c in scored
+                                                 if c.get("branch") == b["branch"]]) for b in branches]
     if champion and _finite(champion["metrics"].get(key)) and points:
         # Production's score as a flat line: the bar the selected checkpoint has to clear.
         level = float(champion["metrics"][key])
@@ -154,7 +158,7 @@ def write_evaluation_report(out_dir: Path, evaluation: dict, pr_curves: dict | N
 
     header_meta = {"selection": f"{mode} of {key}", "selected checkpoint": str(best)}
     for name, value in evaluation.items():
-        if name not in {"select_key", "select_mode", "best", "checkpoints", "champion"}:
+        if name not in {"select_key", "select_mode", "best", "checkpoints", "champion", "branches"}:
             header_meta.update(_scalars(name, value))
     figure_html = "".join(
         f'<figure><img src="{escape(link)}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'
@@ -162,7 +166,7 @@ def write_evaluation_report(out_dir: Path, evaluation: dict, pr_curves: dict | N
     ) or f'<p class="summary">No chart: no checkpoint has a finite {escape(key)}.</p>'
     body = f"""
 <header><h1>Evaluation</h1>{_meta_list(header_meta)}</header>
-<h2>Checkpoints</h2>
+{_branch_table(branches, key) if branches else ""}<h2>Checkpoints</h2>
 <p class="summary">Best checkpoint: the {'highest' if mode == 'max' else 'lowest'} <b>{escape(key)}</b>
 (highlighted row).</p>
 <div class="scroll">{_checkpoint_table(checkpoints, key, best, champion)}</div>
@@ -172,6 +176,20 @@ def write_evaluation_report(out_dir: Path, evaluation: dict, pr_curves: dict | N
     page = out_dir / "report.html"
     page.write_text(_page("Evaluation", body), encoding="utf-8")
     return page
+
+
+def _branch_table(branches: list[dict], key: str) -> str:
+    """A sweep's branches side by side: settings, checkpoints scored, the best one and its scores."""
+    shown = list(dict.fromkeys([key, "bbox/AP", "segm/AP", "dv_mAP", "EIR"]))
+    head = "".join(f"<th>{escape(k)}</th>" for k in ["branch", "overrides", "checkpoints", "best", *shown])
+    rows = []
+    for b in branches:
+        metrics = b.get("metrics", {})
+        cells = [str(b["branch"]), str(b.get("overrides", "")), str(b.get("checkpoints", "")), str(b.get("best", ""))]
+        cells += [f"{metrics[k]:.4f}" if _finite(metrics.get(k)) else "-" for k in shown]
+        rows.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    return (f'<h2>Branches</h2><div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>\n')
 
 
 def _card(item: ReportItem, link: str, truth_link: str | None) -> str:

@@ -121,7 +121,8 @@ def _scenario(name: str) -> str:
 
 
 def _kind(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = [d for d in docs if d["kind"] == kind]
+    # The sweep is a WorkflowTemplate too: "WorkflowTemplate" means the pipeline here.
+    found = [d for d in docs if d["kind"] == kind and d.get("spec", {}).get("entrypoint") != "sweep"]
     assert len(found) == 1, f"expected one {kind}, got {len(found)}"
     return found[0]
 
@@ -176,6 +177,21 @@ def test_default_values_render_the_hera_workflow_template() -> None:
     assert hera["metadata"].pop("labels").items() <= labels.items()
     assert labels["app.kubernetes.io/instance"] == RELEASE
     assert _without_empty(rendered) == _without_empty(hera)
+
+
+def test_default_values_render_the_hera_sweep_template() -> None:
+    from workflows.sweep import build_sweep
+
+    docs = _docs(_render("sweep: {parallelism: 4}\n"))
+    rendered = next(d for d in docs if d["kind"] == "WorkflowTemplate" and d["spec"]["entrypoint"] == "sweep")
+    hera = build_sweep().to_dict()
+    assert hera["metadata"].pop("labels").items() <= rendered["metadata"].pop("labels").items()
+    assert _without_empty(rendered) == _without_empty(hera)
+    # The values that bound the fan-outs reach the DAGs.
+    sweep = _docs(_render("sweep: {parallelism: 7}\nsteps: {evaluate: {parallelism: 3}}\n"))
+    dags = {d["spec"]["entrypoint"]: next(t for t in d["spec"]["templates"] if t["name"] == d["spec"]["entrypoint"])
+            for d in sweep if d["kind"] == "WorkflowTemplate"}
+    assert dags["sweep"]["parallelism"] == 7 and dags["pipeline"]["parallelism"] == 3
 
 
 REPO = "workflow: {datasetRepo: https://github.com/example/plates-dataset.git}\n"

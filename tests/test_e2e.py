@@ -131,3 +131,36 @@ def test_fan_out_evaluation_of_three_checkpoints_in_parallel_promotes_once(sampl
         decisions = tx.query("SELECT promoted FROM promotions")
     assert decisions == [(1,)]
     assert json.loads((runs / "registry" / "production.json").read_text())["model_id"] == evaluation["promotion"]["model_id"]
+
+
+def test_a_two_branch_sweep_records_once_and_promotes_the_best_branch_once(
+        sample_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from workflows.sweep_sets import from_grid
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    runs = tmp_path / "runs"
+    result = run_local(config, [], {}, runs, str(sample_repo), parallel=2,
+                       sweep=from_grid("train.lr=[0.01,0.02]"))
+    out = capsys.readouterr().out
+    assert result.succeeded, out
+    assert [t for t in result.tasks] == ["record", "train", "evaluate", "select", "notify"]
+    assert [c.name for c in result.tasks["train"].children] == ["train(0:branch:b0,overrides:train.lr=0.01)",
+                                                                 "train(1:branch:b1,overrides:train.lr=0.02)"]
+    assert len(result.tasks["evaluate"].children) == 2
+    evaluation = json.loads((result.tasks["select"].artifacts["evaluation"] / "evaluation.json").read_text())
+    assert [(b["branch"], b["overrides"], b["checkpoints"]) for b in evaluation["branches"]] == [
+        ("b0", "train.lr=0.01", 2), ("b1", "train.lr=0.02", 2)]
+    assert sorted(row["checkpoint"] for row in evaluation["checkpoints"]) == [
+        "b0/model_0000001.pth", "b0/model_0000002.pth", "b1/model_0000001.pth", "b1/model_0000002.pth"]
+    page = (result.tasks["select"].artifacts["evaluation"] / "report.html").read_text()
+    assert "Branches" in page and "train.lr=0.02" in page
+    # The registered model carries its branch's settings; one decision, one promotion.
+    model = evaluation["promotion"]["model_id"]
+    saved = yaml.safe_load((runs / "registry" / "models" / model / "config.yaml").read_text())
+    assert saved["train"]["lr"] == (0.01 if evaluation["best"].startswith("b0/") else 0.02)
+    from steps.db import Database
+
+    with Database(f"sqlite:///{runs / 'trainyard.sqlite'}").transaction() as tx:
+        assert tx.query("SELECT promoted FROM promotions") == [(1,)]
+        assert len(tx.query("SELECT id FROM training_datasets")) == 1

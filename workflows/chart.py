@@ -27,6 +27,7 @@ import yaml
 from workflows.images import STEP_IMAGES
 from workflows.nightly import build_nightly
 from workflows.pipeline import DATABASE_SECRET, GIT_SECRET, POD_GPUS_ENV, WEBHOOK_SECRET, build_pipeline
+from workflows.sweep import build_sweep
 
 CHART_DIR = Path(__file__).resolve().parents[1] / "charts" / "trainyard"
 HEADER = (
@@ -116,10 +117,12 @@ def _container_holes(template: dict[str, Any]) -> list[Hole]:
     return holes
 
 
-def pipeline_holes(manifest: dict[str, Any]) -> list[Hole]:
+def pipeline_holes(manifest: dict[str, Any], component: str = "pipeline",
+                   parallelism: str = ".Values.steps.evaluate.parallelism") -> list[Hole]:
+    """The pipeline's holes; the sweep's too (`component` sweep: its DAG template's name)."""
     parameters = ("spec", "arguments", "parameters")
     holes = [
-        Hole(("metadata", "labels"), 'include "trainyard.labelsJson" (list . "pipeline")'),
+        Hole(("metadata", "labels"), f'include "trainyard.labelsJson" (list . "{component}")'),
         Hole((*parameters, _named("dataset-repo"), "value"), ".Values.workflow.datasetRepo | toJson"),
         Hole((*parameters, _named("config"), "value"), ".Values.workflow.config | toJson"),
         Hole((*parameters, _named("chart-overrides"), "value"), 'include "trainyard.overrides" .'),
@@ -132,7 +135,7 @@ def pipeline_holes(manifest: dict[str, Any]) -> list[Hole]:
         Hole(("spec", "podGC"), ".Values.podGC | toJson"),
         Hole(("spec", "ttlStrategy"), ".Values.ttlStrategy | toJson"),
         Hole(("spec", "podPriorityClassName"), ".Values.priorityClassName | default nil | toJson", create=True),
-        Hole(("spec", "templates", _named("pipeline"), "parallelism"), ".Values.steps.evaluate.parallelism | int | toJson"),
+        Hole(("spec", "templates", _named(component), "parallelism"), f"{parallelism} | int | toJson"),
     ]
     for template in manifest["spec"]["templates"]:
         if "container" in template:
@@ -156,9 +159,11 @@ NIGHTLY_CONDITION = ('and .Values.nightly.enabled '
 
 
 def generated_templates() -> list[GeneratedTemplate]:
-    pipeline, nightly = build_pipeline().to_dict(), build_nightly().to_dict()
+    pipeline, nightly, sweep = build_pipeline().to_dict(), build_nightly().to_dict(), build_sweep().to_dict()
     return [
         GeneratedTemplate("workflowtemplate.yaml", "pipeline.py", pipeline, pipeline_holes(pipeline)),
+        GeneratedTemplate("sweep-workflowtemplate.yaml", "sweep.py", sweep,
+                          pipeline_holes(sweep, "sweep", ".Values.sweep.parallelism")),
         GeneratedTemplate("cronworkflow.yaml", "nightly.py", nightly, nightly_holes(nightly), NIGHTLY_CONDITION),
     ]
 

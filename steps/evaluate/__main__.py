@@ -9,7 +9,7 @@ from pathlib import Path
 
 from steps.cli import run_cli
 from steps.config import load_config
-from steps.evaluate.arguments import add_arguments, write_outputs
+from steps.evaluate.arguments import add_arguments, checkpoints_folder, set_list, write_outputs
 from steps.jsonio import write_json
 
 
@@ -26,19 +26,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output-scores", type=Path, help="with --only: write the scores (a JSON list) here too")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.overrides, args.set_list)
+    config = load_config(args.config, args.overrides, set_list(args))
 
     from steps.dataset_repo import checkout_dataset
     from steps.evaluate.evaluate import evaluate, score_only
 
-    with checkout_dataset(args.repo or config.dataset.repo, args.dataset_version, config.dataset.dataset_dir) as data:
+    with checkout_dataset(args.repo or config.dataset.repo, args.dataset_version, config.dataset.dataset_dir) as data, \
+            checkpoints_folder(args) as checkpoints:
         if args.only is not None:
-            scores = score_only(config, data, args.checkpoints, args.only, args.output)
+            scores = score_only(config, data, checkpoints, args.only, args.output)
+            # A sweep branch's scores say which branch, with which settings and where its checkpoints are.
+            branch = {"branch": args.branch, "overrides": args.branch_overrides, "source": args.checkpoint_uri}
+            scores = [{**row, **branch} for row in scores] if args.branch else scores
             if args.output_scores:
                 args.output_scores.parent.mkdir(parents=True, exist_ok=True)
                 write_json(args.output_scores, scores, indent=None)
             return 0
-        result = evaluate(config, data, args.checkpoints, args.output, args.run_id, args.dataset_version)
+        result = evaluate(config, data, checkpoints, args.output, args.run_id, args.dataset_version)
     write_outputs(args, result.promoted, result.model_uri)
     return 0
 

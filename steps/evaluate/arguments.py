@@ -3,20 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from steps.cli import add_config_arguments
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, checkpoints_required: bool = True) -> None:
     parser.add_argument("--repo", help="dataset repo (git URL or path); default: dataset.repo")
     parser.add_argument("--dataset-version", required=True, help="training dataset tag, e.g. datasets/v1")
-    parser.add_argument("--checkpoints", type=Path, required=True, help="the train step's output folder")
+    source = parser.add_mutually_exclusive_group(required=checkpoints_required)
+    source.add_argument("--checkpoints", type=Path, help="the train step's output folder")
+    source.add_argument("--checkpoint-uri", metavar="URI",
+                        help="or the train run's durable checkpoints (folder or gs://; a sweep branch's), downloaded first")
+    parser.add_argument("--branch", default="", help="sweep branch this train run is (scores are labelled with it)")
+    parser.add_argument("--branch-overrides", default="", metavar="'K=V K=V'",
+                        help="the branch's own config overrides, applied after --set-list")
     parser.add_argument("--run-id", default="manual", help="pipeline run id recorded in the lineage")
     parser.add_argument("--output", type=Path, required=True, help="evaluation folder (evaluation.json, report.html)")
     parser.add_argument("--output-promoted", type=Path, help="write true/false here")
     parser.add_argument("--output-model-uri", type=Path, help="write the registered model's URI here")
     add_config_arguments(parser)
+
+
+def set_list(args: argparse.Namespace) -> str:
+    """--set-list with the sweep branch's own overrides last (they win)."""
+    return f"{args.set_list} {args.branch_overrides}".strip()
+
+
+@contextmanager
+def checkpoints_folder(args: argparse.Namespace) -> Iterator[Path]:
+    """The train output folder: --checkpoints, or a download of --checkpoint-uri."""
+    if args.checkpoints is not None:
+        yield args.checkpoints
+        return
+    from steps.models.durable_checkpoints import CheckpointMirror
+    from steps.storage import check_location
+
+    with tempfile.TemporaryDirectory(prefix="trainyard-checkpoints-") as scratch:
+        CheckpointMirror(check_location(args.checkpoint_uri), Path(scratch)).restore()
+        yield Path(scratch)
 
 
 def write_outputs(args: argparse.Namespace, promoted: bool, model_uri: str) -> None:

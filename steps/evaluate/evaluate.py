@@ -141,6 +141,7 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
         "checkpoints": [{k: v for k, v in row.items() if k != "path"} for row in rows],
         "best": best["checkpoint"],
         "champion": None if champion is None else {k: v for k, v in champion.items() if k != "results"},
+        **({"branches": branch_summary(rows, key, mode)} if any("branch" in row for row in rows) else {}),
         "promotion": {**decision.as_dict(), "model_id": model.model_id, "model_uri": model.uri,
                       "min_gain": config.promotion.min_gain, "min_confidence": config.promotion.min_confidence},
     }
@@ -159,6 +160,17 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
     record_evaluation(db, evaluation, rows, model, key, promote if decision.promoted else None)
     print(f"evaluate: {'promoted' if decision.promoted else 'not promoted'} {model.model_id}", flush=True)
     return EvaluateResult(best["checkpoint"], challenger, decision.promoted, model.model_id, model.uri, decision.reason)
+
+
+def branch_summary(rows: list[dict], key: str, mode: str) -> list[dict]:
+    """A sweep's branches side by side: each one's settings and its best checkpoint's scores."""
+    branches = []
+    for name in dict.fromkeys(row["branch"] for row in rows):
+        own = [row for row in rows if row["branch"] == name]
+        best = select_best(own, key, mode)
+        branches.append({"branch": name, "overrides": best.get("overrides", ""), "checkpoints": len(own),
+                         "best": best["checkpoint"], "metrics": best["metrics"]})
+    return branches
 
 
 def _decide(config: Config, gt: dict, best: dict, results: list[dict], champion: dict | None,

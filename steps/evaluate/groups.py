@@ -31,6 +31,14 @@ def write_groups(folder: Path, per_pod: int, out: Path) -> None:
     out.write_text(json.dumps(checkpoint_groups(folder, per_pod)))
 
 
+def write_branch(folder: Path, branch: str, overrides: str, uri: str, out: Path) -> None:
+    """A sweep branch as the item its evaluate pod gets: `{{item.branch}}`, `{{item.overrides}}`,
+    `{{item.checkpoints}}` (all of them, one pod per branch) and `{{item.source}}` (durable copy)."""
+    names = checkpoint_groups(folder, 10**9)[0]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"branch": branch, "overrides": overrides, "checkpoints": names, "source": uri}))
+
+
 def pick(checkpoints: list[tuple[int, Path]], only: str) -> list[tuple[int, Path]]:
     """The checkpoints named in `only` (comma-separated file names, as in a group)."""
     wanted = [name for name in only.split(",") if name]

@@ -35,9 +35,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output-checkpoint-groups", type=Path, metavar="FILE",
                         help="write the checkpoints as a JSON list of groups of evaluate.checkpoints_per_pod file "
                         "names (comma-separated): the list the fan-out evaluation runs one pod per item of")
+    parser.add_argument("--branch", default="", help="sweep branch name (with --output-branch)")
+    parser.add_argument("--branch-overrides", default="", metavar="'K=V K=V'",
+                        help="the sweep branch's own config overrides, applied after --set-list")
+    parser.add_argument("--output-branch", type=Path, metavar="FILE",
+                        help="write the branch (name, overrides, checkpoints, their durable URI) as JSON here: the "
+                        "item the sweep's evaluate pods fan out over; needs --checkpoint-root")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.overrides, args.set_list)
+    config = load_config(args.config, args.overrides, f"{args.set_list} {args.branch_overrides}".strip())
+    if args.output_branch and not (args.branch and args.checkpoint_root):
+        parser.error("--output-branch needs --branch and --checkpoint-root (the branch's checkpoints are read back from there)")
     from steps.storage import check_location, join
 
     if args.checkpoint_root:
@@ -65,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from steps.evaluate.groups import write_groups
 
         write_groups(args.output, config.evaluate.checkpoints_per_pod, args.output_checkpoint_groups)
+    if args.output_branch:
+        from steps.evaluate.groups import write_branch
+
+        write_branch(args.output, args.branch, args.branch_overrides, config.train.checkpoint_uri, args.output_branch)
     return 0
 
 
