@@ -121,8 +121,11 @@ def _scenario(name: str) -> str:
 
 
 def _kind(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    # The sweep is a WorkflowTemplate too: "WorkflowTemplate" means the pipeline here.
-    found = [d for d in docs if d["kind"] == kind and d.get("spec", {}).get("entrypoint") != "sweep"]
+    # The sweep is a WorkflowTemplate too, and the memoize cache a ConfigMap with its Role: here
+    # "WorkflowTemplate" means the pipeline's, "ConfigMap" the artifact repositories, and so on.
+    found = [d for d in docs if d["kind"] == kind and d.get("spec", {}).get("entrypoint") != "sweep"
+             and d["metadata"].get("labels", {}).get("workflows.argoproj.io/configmap-type") != "Cache"
+             and not d["metadata"]["name"].endswith("-memoize")]
     assert len(found) == 1, f"expected one {kind}, got {len(found)}"
     return found[0]
 
@@ -280,6 +283,9 @@ def test_names_agree_across_manifests_for_any_release() -> None:
                                                "verbs": ["create", "patch"]}]
     assert _kind(docs, "CronWorkflow")["spec"]["workflowSpec"]["workflowTemplateRef"]["name"] == template["metadata"]["name"]
     assert template["metadata"]["name"] == PIPELINE_NAME
+    sweep = next(d for d in docs if d["kind"] == "WorkflowTemplate" and d["spec"]["entrypoint"] == "sweep")
+    record = next(t for t in sweep["spec"]["templates"] if t["name"] == "record")
+    assert record["memoize"]["cache"]["configMap"]["name"] == "team-a-trainyard-record-cache"
 
 
 # -- scenarios take effect --------------------------------------------------------------------------
@@ -407,3 +413,24 @@ def _comment_block(lines_above: list[str]) -> list[str]:
             break
         block.append(line)
     return block
+
+
+def test_the_memoize_cache_and_exactly_its_rbac() -> None:
+    # controller/cache/configmap_cache.go: Argo's controller gets the cache ConfigMap, refuses one
+    # without the Cache label, and updates it (create only when missing: the chart creates it).
+    from workflows.sweep import SWEEP_NAME
+
+    docs = _docs(_render())
+    sweep = next(d for d in docs if d["kind"] == "WorkflowTemplate" and d["metadata"]["name"] == SWEEP_NAME)
+    record = next(t for t in sweep["spec"]["templates"] if t["name"] == "record")
+    cache = record["memoize"]["cache"]["configMap"]["name"]
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == cache)
+    assert config_map["metadata"]["labels"]["workflows.argoproj.io/configmap-type"] == "Cache"
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-memoize"))
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [cache],
+                              "verbs": ["get", "update"]}]
+    binding = next(d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-memoize"))
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "argo-workflows-workflow-controller",
+                                    "namespace": "argo"}]
+    off = _docs(_render("memoize: {enabled: false}\n"))
+    assert not [d for d in off if d["kind"] in ("ConfigMap", "Role") and cache in str(d)]

@@ -162,8 +162,11 @@ def generated_templates() -> list[GeneratedTemplate]:
     pipeline, nightly, sweep = build_pipeline().to_dict(), build_nightly().to_dict(), build_sweep().to_dict()
     return [
         GeneratedTemplate("workflowtemplate.yaml", "pipeline.py", pipeline, pipeline_holes(pipeline)),
-        GeneratedTemplate("sweep-workflowtemplate.yaml", "sweep.py", sweep,
-                          pipeline_holes(sweep, "sweep", ".Values.sweep.parallelism")),
+        GeneratedTemplate("sweep-workflowtemplate.yaml", "sweep.py", sweep, [
+            *pipeline_holes(sweep, "sweep", ".Values.sweep.parallelism"),
+            # The cache the chart creates (templates/memoize.yaml), named after the release.
+            Hole(("spec", "templates", _named("record"), "memoize", "cache", "configMap", "name"),
+                 'include "trainyard.recordCache" . | toJson')]),
         GeneratedTemplate("cronworkflow.yaml", "nightly.py", nightly, nightly_holes(nightly), NIGHTLY_CONDITION),
     ]
 

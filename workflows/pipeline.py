@@ -192,7 +192,7 @@ def _gpu_step(name: str, args: list[str], **kwargs) -> Container:
     )
 
 
-def record_template() -> Container:
+def record_template(memoize: m.Memoize | None = None) -> Container:
     return _step(
         "record",
         [
@@ -206,6 +206,7 @@ def record_template() -> Container:
         outputs=[_output_parameter("dataset-version"), _output_parameter("needs-training")],
         env=[*_database_env(), *_git_env()],
         resources=_resources("record", "1", "2Gi"),
+        memoize=memoize,
     )
 
 

@@ -39,6 +39,16 @@ SWEEP_PARAMETERS = {
               "--sweep FILE` writes it from a YAML list of override sets or a grid"),
 }
 BRANCH_RUN = "{{workflow.name}}-{{inputs.parameters.branch}}"
+# record is memoized by dataset repo + annotation version, so a rerun of a sweep does not record
+# again. Argo keys must match ^[a-zA-Z0-9][-a-zA-Z0-9]*$ (controller/cache/cache.go): a sha256
+# of both. An empty annotation version means "the newest", which changes: such a run keys on its
+# own name, a miss. (The pipeline's record is not memoized: it also decides needs-training, which
+# must be fresh on every run.) The chart creates the ConfigMap and lets Argo's controller
+# read and update it (templates/memoize.yaml).
+RECORD_CACHE = "trainyard-record-cache"
+RECORD_CACHE_MAX_AGE = "720h"  # a recorded version is immutable; this bounds a cache outliving its database
+RECORD_KEY = ("record-{{=sprig.sha256sum(inputs.parameters['dataset-repo'] + ' ' + "
+              "(inputs.parameters['annotation-version'] == '' ? workflow.name : inputs.parameters['annotation-version']))}}")
 
 
 def _branch_args() -> list[str]:
@@ -110,7 +120,9 @@ def build_sweep() -> WorkflowTemplate:
                      "Record once, train and evaluate one branch per override set, promote the best branch's model."},
         arguments=[Parameter(name=n, value=v, description=t) for n, (v, t) in SWEEP_PARAMETERS.items()],
     ) as template:
-        record, train = record_template(), branch_train_template()
+        cache = m.Cache(config_map=m.LocalObjectReference(name=RECORD_CACHE))
+        record = record_template(m.Memoize(key=RECORD_KEY, cache=cache, max_age=RECORD_CACHE_MAX_AGE))
+        train = branch_train_template()
         evaluate, select = branch_evaluate_template(), branch_select_template()
         notify_template()
         with DAG(name="sweep", parallelism=SWEEP_PARALLELISM):

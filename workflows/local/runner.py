@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from workflows.local import dag as dags
-from workflows.local import fanout
+from workflows.local import fanout, memoize
 from workflows.local import retry
 from workflows.local.artifacts import BucketArtifacts
 from workflows.local.expr import ExprError
@@ -35,7 +35,7 @@ from workflows.local.templating import AbsentOptionalError, TemplateError, subst
 from workflows.local.when import WhenError, should_execute
 
 # Fields the local runner understands. Scheduling fields only matter to Kubernetes: ignored here.
-TEMPLATE_FIELDS = {"name", "container", "dag", "inputs", "outputs", "retryStrategy", "metadata", "parallelism"}
+TEMPLATE_FIELDS = {"name", "container", "dag", "inputs", "outputs", "retryStrategy", "metadata", "parallelism", "memoize"}
 SCHEDULING_FIELDS = {"nodeSelector", "tolerations", "affinity", "activeDeadlineSeconds", "podSpecPatch",
                      "securityContext", "serviceAccountName", "priorityClassName", "timeout", "volumes"}
 CONTAINER_FIELDS = {"image", "command", "args", "env", "resources", "imagePullPolicy", "securityContext",
@@ -128,6 +128,8 @@ class LocalRunner:
                 refuse(f"{where}.container", set(template["container"]), CONTAINER_FIELDS)
             if "retryStrategy" in template:
                 retry.check_strategy(template["retryStrategy"], where)
+            if "memoize" in template:
+                memoize.check(template["memoize"], where)
             if "dag" in template:
                 refuse(f"{where}.dag", set(template["dag"]), dags.DAG_FIELDS)
             tasks = template.get("dag", {}).get("tasks", [])
@@ -425,6 +427,16 @@ class LocalRunner:
         container = template["container"]
         tmpl_where = f"template {template['name']!r}"
         log = task_dir / "log.txt"
+        cache, key = None, ""
+        if template.get("memoize"):
+            try:
+                cache, key, hit = self._memoized(template, local_values, tmpl_where)
+            except TemplateError as exc:
+                # operator.go executeTemplate: a bad key or maxAge marks the node Error.
+                return self._result(node.finish("Error", str(exc)))
+            if hit is not None:
+                self.echo(f"  {name}: memoized: outputs of cache entry {key}, no pod")
+                return self._result(node.finish("Succeeded"), log=None, **hit)
         strategy = template.get("retryStrategy")
         attempts: list[Node] = []
         while True:
@@ -473,7 +485,23 @@ class LocalRunner:
             for artifact in outputs:
                 keys[artifact["name"]] = self.artifacts.key(artifact, key_values, tmpl_where)
                 self.artifacts.save(artifacts[artifact["name"]], keys[artifact["name"]])
+        if cache is not None:  # operator.go: a succeeded memoized node's outputs are saved
+            cache.save(key, node.name, {"parameters": [{"name": k, "value": v} for k, v in parameters.items()],
+                                        "artifacts": [{"name": k, "path": str(v)} for k, v in artifacts.items()]})
         return self._result(node, parameters=parameters, artifacts=artifacts, log=log, artifact_keys=keys)
+
+    def _memoized(self, template: dict, values: dict[str, str | None], where: str
+                  ) -> tuple[memoize.Cache, str, dict[str, Any] | None]:
+        """The template's cache, its key, and on a hit the cached outputs as TaskResult fields."""
+        memo = template["memoize"]
+        key = memoize.resolve_key(memo["key"], values, where)
+        age = memoize.max_age(memo["maxAge"]) if memo.get("maxAge") else None
+        cache = memoize.Cache(self.run_dir.parent, memo["cache"]["configMap"]["name"])
+        outputs = cache.load(key, age)
+        if outputs is None:
+            return cache, key, None
+        return cache, key, {"parameters": {p["name"]: p.get("value") for p in outputs.get("parameters", [])},
+                            "artifacts": {a["name"]: Path(a["path"]) for a in outputs.get("artifacts", [])}}
 
     def _sleep(self, seconds: float, note: str) -> bool:
         """Wait out a retry backoff; False when the run was stopped meanwhile."""
