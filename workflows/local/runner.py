@@ -359,6 +359,7 @@ class LocalRunner:
             return self._result(node.finish("Error", str(exc)))
 
         def job() -> TaskResult:
+            node.started_at = datetime.now(timezone.utc)  # when a slot (a pod) was free, as the pod's start
             if self._stopping:
                 return self._result(node.finish("Failed", NOT_STARTED_MESSAGE))
             try:
