@@ -52,13 +52,15 @@ class LocalPlan:
 
 
 def plan_local_run(config: Path | None, overrides: list[str], parameters: dict[str, str], runs_dir: Path | None,
-                   dataset_repo: str | None) -> LocalPlan:
+                   dataset_repo: str | None, sweep: list[dict[str, str]] | None = None) -> LocalPlan:
     runs = (runs_dir or Path("runs")).resolve()
     # A `-p config=` / `-p overrides=` of the user's is what the steps get; the local defaults
     # (configs/local.yaml, the registry folder under the runs folder) fill in only what is not given.
     config_path = Path(parameters["config"]) if "config" in parameters else (config or _default_config()).resolve()
     user_overrides = shlex.split(parameters.get("overrides", ""))
     resolved = load_config(config_path, [*overrides, *user_overrides])  # bad config fails here, before any work
+    for branch in sweep or []:  # and so does a sweep branch's bad key or value
+        load_config(config_path, [*overrides, *user_overrides, *shlex.split(branch["overrides"])])
     registry = resolved.promotion.registry
     local = []
     if "://" not in registry and not Path(registry).is_absolute():
@@ -91,7 +93,7 @@ def run_local(config: Path | None, overrides: list[str], parameters: dict[str, s
     """`artifacts`: gs://BUCKET[/PREFIX] to store output artifacts there under Argo's keys (default: folders).
     `sweep`: run `trainyard-sweep` with these branches (workflows/sweep_sets.py) instead of the pipeline."""
     store = BucketArtifacts(artifacts, chart_key_format()) if artifacts else None
-    plan = plan_local_run(config, overrides, parameters, runs_dir, dataset_repo)
+    plan = plan_local_run(config, overrides, parameters, runs_dir, dataset_repo, sweep)
     manifest = build_pipeline().to_dict()
     if sweep is not None:
         manifest = build_sweep().to_dict()
@@ -99,8 +101,6 @@ def run_local(config: Path | None, overrides: list[str], parameters: dict[str, s
         plan.parameters.setdefault("checkpoint-root", "")
         if not plan.parameters["checkpoint-root"]:
             plan.parameters["checkpoint-root"] = str(plan.run_dir / "durable-checkpoints")
-        for branch in sweep:  # a bad key or value fails here, not in a pod after record
-            load_config(plan.config, [*shlex.split(plan.parameters["overrides"]), *shlex.split(branch["overrides"])])
         plan.parameters["sweep"] = sweep_sets.parameter(sweep)
         print(f"Sweep of {len(sweep)} branches: " + "; ".join(f"{b['branch']}: {b['overrides']}" for b in sweep))
     print(plan.header() + (f"\n  artifacts: {artifacts}/{store.key_format}" if store else ""))
