@@ -7,9 +7,11 @@
 #   scripts/build-images.sh --pin-digests      # print the digests of the base images
 #
 # TAG defaults to trainyard's version (steps/__init__.py). DOCKER=... picks another docker CLI.
+# Each image is labelled (OCI) with TAG, the commit it is built from (`git rev-parse HEAD`) and the
+# repository URL ([project.urls] Source of pyproject.toml; SOURCE=... overrides it).
 set -euo pipefail
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 docker="${DOCKER:-docker}"
@@ -49,12 +51,20 @@ registry="${positional[0]%/}"
 tag="${positional[1]:-$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$root/steps/__init__.py")}"
 [ -n "$tag" ] || { echo "error: no TAG given and no __version__ in steps/__init__.py" >&2; exit 2; }
 
+[ "$platform" = linux/amd64 ] || echo "warning: the dependency locks are resolved for x86_64 Linux (scripts/lock-images.sh), not $platform" >&2
+source="${SOURCE:-$(sed -n 's/^Source = "\(.*\)"$/\1/p' "$root/pyproject.toml")}"
+revision="$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)"
+if [ "$revision" != unknown ] && [ -n "$(git -C "$root" status --porcelain 2>/dev/null)" ]; then
+    echo "warning: uncommitted changes: the images are labelled with revision $revision, which lacks them" >&2
+fi
+
 cd "$root"
 for name in "${images[@]}"; do
     ref="$registry/trainyard-$name:$tag"
     echo "==> building $ref"
     DOCKER_BUILDKIT=1 "$docker" build --platform "$platform" --file "images/$name/Dockerfile" \
-        --label "org.opencontainers.image.version=$tag" --tag "$ref" .
+        --build-arg "VERSION=$tag" --build-arg "REVISION=$revision" --build-arg "SOURCE=$source" \
+        --tag "$ref" .
 done
 if $push; then
     for name in "${images[@]}"; do

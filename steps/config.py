@@ -74,7 +74,7 @@ class ModelConfig(_Section):
     backend: Literal["torchvision", "detectron2"] = "torchvision"
     # Backbone of Mask R-CNN (with FPN): resnet18/34/50/101 on both backends, mobilenet_v3_large
     # on torchvision only.
-    backbone: str = "resnet50"
+    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_large"] = "resnet50"
     # `none` trains from scratch; `imagenet`/`coco` download the backend's weights; or a file/URI.
     pretrained: str = "none"
     # Shorter / longer image side after resizing (at inference, and in training unless
@@ -87,6 +87,21 @@ class ModelConfig(_Section):
     # RoIs sampled per training image for the box and mask heads (Mask R-CNN's 512). On a CPU the
     # heads dominate the step time, so small local configs lower it.
     roi_batch_size_per_image: int = Field(512, gt=0)
+    # Anchor sizes in pixels, one per FPN level from the finest (5 for the ResNets); empty: the
+    # backend's 32-512. Small objects (characters of a few pixels) need smaller anchors.
+    anchor_sizes: list[int] = Field(default_factory=list, max_length=5)
+    # Region proposals kept per image at inference (Mask R-CNN's 1000); fewer is faster on a CPU.
+    rpn_proposals_test: int = Field(1000, gt=0)
+    # Detections of one class overlapping more than this (box IoU) are suppressed at inference
+    # (Mask R-CNN's 0.5). Lower it when objects of a class never overlap, e.g. plates.
+    box_nms_thresh: float = Field(0.5, gt=0, le=1)
+
+    @field_validator("anchor_sizes")
+    @classmethod
+    def _five_levels(cls, sizes: list[int]) -> list[int]:
+        if sizes and (len(sizes) != 5 or min(sizes) <= 0):
+            raise ValueError("give 5 positive sizes, one per FPN level, e.g. [16, 32, 64, 128, 256]")
+        return sizes
 
 
 class TrainConfig(_Section):

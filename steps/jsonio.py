@@ -22,6 +22,11 @@ def finite(value: Any) -> Any:
     return value
 
 
+def dumps(value: Any, indent: int | None = None) -> str:
+    """Strict JSON text of `value`: non-finite floats as null."""
+    return json.dumps(finite(value), indent=indent, allow_nan=False, default=str)
+
+
 def write_json(path: Path, value: Any, indent: int | None = 2) -> Path:
-    path.write_text(json.dumps(finite(value), indent=indent, allow_nan=False, default=str))
+    path.write_text(dumps(value, indent=indent))
     return path

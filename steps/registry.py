@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from steps import storage
 from steps.errors import ConfigError, ExternalError, InputError, excerpt
+from steps.jsonio import dumps
 
 REQUIRED_FILES = ("model.pth", "config.yaml")
 # Keys every lineage.json has (None when unknown, e.g. no image tags on a laptop run).
@@ -63,8 +64,8 @@ def register(registry_uri: str, model_dir: Path, name: str, metrics: dict, linea
         **lineage,
     }
     storage.upload_dir(model_dir, uri)
-    storage.write_text(storage.join(uri, "metrics.json"), json.dumps(metrics, indent=2))
-    storage.write_text(storage.join(uri, "lineage.json"), json.dumps(record, indent=2))  # last: marks it complete
+    storage.write_text(storage.join(uri, "metrics.json"), dumps(metrics, indent=2))
+    storage.write_text(storage.join(uri, "lineage.json"), dumps(record, indent=2))  # last: marks it complete
     return _model(uri, metrics, record)
 
 
@@ -78,7 +79,7 @@ def list_models(registry_uri: str) -> list[RegisteredModel]:
 def show(registry_uri: str, model_id: str) -> RegisteredModel:
     model = _load(registry_uri, model_id)
     if model is None:
-        raise InputError(f"{registry_uri}: no model {model_id!r}; `list_models` shows the registered ids")
+        raise InputError(f"{registry_uri}: no model {model_id!r}; `trainyard models list --registry {registry_uri}` shows the registered ids")
     return model
 
 
@@ -124,7 +125,7 @@ def promote(registry_uri: str, model_id: str, reason: str, *, expected_champion:
         "metrics": model.metrics,
         "previous": _trim(current, HISTORY_DEPTH),
     }
-    storage.write_text_if_unchanged(_pointer_uri(registry_uri), json.dumps(pointer, indent=2), version)
+    storage.write_text_if_unchanged(_pointer_uri(registry_uri), dumps(pointer, indent=2), version)
     return pointer
 
 
@@ -134,7 +135,7 @@ def rollback(registry_uri: str) -> dict[str, Any]:
     if not current or not current.get("previous"):
         raise InputError(f"{_pointer_uri(registry_uri)}: no previous production model to roll back to")
     pointer = {**current["previous"], "promoted_at": _now(), "reason": f"rollback from {current['model_id']}"}
-    storage.write_text_if_unchanged(_pointer_uri(registry_uri), json.dumps(pointer, indent=2), version)
+    storage.write_text_if_unchanged(_pointer_uri(registry_uri), dumps(pointer, indent=2), version)
     return pointer
 
 

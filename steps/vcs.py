@@ -23,7 +23,7 @@ _IDENTITY = {
     "GIT_COMMITTER_NAME": "trainyard",
     "GIT_COMMITTER_EMAIL": "trainyard@localhost",
 }
-# gcsfs otherwise probes a gRPC endpoint for 60 s on every call (see DESIGN.md).
+# gcsfs otherwise probes a gRPC endpoint for 60 s on every call (see docs/datasets.md).
 _GCS_DEFAULTS = {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
 # Against an emulator there is no metadata server to ask for credentials; on GKE there is, and
 # Workload Identity needs it, so the check is only skipped when an emulator is configured.

@@ -167,9 +167,14 @@ def _render(
     plate_font = load_font(style.plate_text)
     for box, text, color in plates:
         _tag(draw, canvas.size, box, text, color, plate_font, style.pad * 2, taken, boxes, prefer_below=True)
+    # Instance tags only where they cover no other tag and at most a tenth of the image's area
+    # in all: at a low score threshold, dozens of tags would otherwise hide the picture. The
+    # box and mask keep the class colour, so an untagged instance is still seen.
+    budget = 0.1 * canvas.width * canvas.height
     for inst in instances:
         font = style.tag_font(inst.box)
-        _tag(draw, canvas.size, inst.box, inst.tag, inst.color, font, style.pad, taken, boxes)
+        budget -= _tag(draw, canvas.size, inst.box, inst.tag, inst.color, font, style.pad, taken, boxes,
+                       optional=True, budget=budget)
     return canvas
 
 
@@ -195,15 +200,25 @@ def _tag(
     taken: list[Box],
     boxes: list[Box],
     prefer_below: bool = False,
-) -> None:
-    """Draw `text` on a filled tag near `box`, inside the image, off other tags and boxes."""
+    optional: bool = False,
+    budget: float = float("inf"),
+) -> float:
+    """Draw `text` on a filled tag near `box`, inside the image, off other tags and boxes.
+
+    `optional`: leave the tag out when it would cover another tag or exceed `budget` (pixels).
+    Returns the area drawn (0 when left out).
+    """
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     size = (right - left + 2 * pad, bottom - top + 2 * pad)
-    spot = _place(size, box, image_size, taken, boxes, prefer_below)
+    spot, covers_tags = _place(size, box, image_size, taken, boxes, prefer_below)
+    area = float(size[0] * size[1])
+    if optional and (covers_tags or area > budget):
+        return 0.0
     taken.append(spot)
     draw.rectangle(spot, fill=color)
     ink = (0, 0, 0) if _is_light(color) else (255, 255, 255)
     draw.text((spot[0] + pad - left, spot[1] + pad - top), text, fill=ink, font=font)
+    return area
 
 
 def _place(
@@ -213,8 +228,9 @@ def _place(
     taken: list[Box],
     boxes: list[Box],
     prefer_below: bool,
-) -> Box:
-    """The cheapest spot for a tag: next to its box, stacked up to 4 rows away if need be.
+) -> tuple[Box, bool]:
+    """The cheapest spot for a tag, and whether it covers another tag: next to its box, stacked up
+    to 4 rows away if need be.
 
     Covering another tag costs most, then hiding an instance (its own included; a small one
     wholly hidden costs more than a corner of a large one), and each step away from the box
@@ -237,7 +253,8 @@ def _place(
     hidden = (overlaps / areas).sum(axis=1) if boxes else 0.0
     on_boxes = overlaps.sum(axis=1) / tag_area
     cost = 100 * covered_tags + hidden + 0.3 * on_boxes + 0.05 * np.arange(len(candidates))
-    return candidates[int(np.argmin(cost))]
+    best = int(np.argmin(cost))
+    return candidates[best], bool(covered_tags[best] > 0)
 
 
 def _fit(x: float, y: float, w: int, h: int, width: int, height: int) -> Box:

@@ -21,9 +21,11 @@ import yaml
 
 from steps import __version__
 from workflows.chart import CHART_DIR, escape_argo, render_chart, stale_chart
+from workflows.chart_readme import documented_values, readme_text, render_readme, stale_readme
+from workflows.images import REGISTRY
 from workflows.lint import lint_text
 from workflows.nightly import NIGHTLY_NAME, build_nightly
-from workflows.pipeline import PIPELINE_NAME, POD_GPUS_ENV, WORKFLOW_PARAMETERS, build_pipeline
+from workflows.pipeline import CHECKPOINT_ROOT, PIPELINE_NAME, POD_GPUS_ENV, WORKFLOW_PARAMETERS, build_pipeline
 
 KUBERNETES_VERSION = "1.30.0"
 RELEASE, NAMESPACE = "trainyard", "ml"
@@ -31,6 +33,11 @@ SCENARIOS = {"default": None, **{p.name.removesuffix("-values.yaml"): p for p in
 ARGO_KINDS = {"WorkflowTemplate", "CronWorkflow"}
 CORE_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ConfigMap"}
 ARGO_TAG = re.compile(r"\{\{.*?\}\}")
+# The values the chart cannot default (it names no registry or bucket of its own): every render
+# below sets them under its own values, to the registry and bucket the Hera definitions name.
+MODEL_REGISTRY = "gs://example-models/registry"
+REQUIRED = {"image": {"registry": REGISTRY}, "artifacts": {"bucket": CHECKPOINT_ROOT.split("/")[2]},
+            "modelRegistry": MODEL_REGISTRY}
 
 
 class HelmError(Exception):
@@ -52,10 +59,20 @@ def _sdk() -> Any:
     return helm_python
 
 
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Values files as Helm merges them: maps key by key, anything else replaced."""
+    merged = dict(base)
+    for key, value in over.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
+
+
 @cache
-def _render(values: str = "", release: str = RELEASE) -> dict[str, str]:
-    """Template file name -> rendered text, with `values` (YAML text) over the chart defaults."""
-    given = yaml.safe_load(values) or {}
+def _render(values: str = "", release: str = RELEASE, required: bool = True) -> dict[str, str]:
+    """Template file name -> rendered text, with `values` (YAML text) over the chart defaults and,
+    unless `required` is false, over REQUIRED."""
+    given = _merge(REQUIRED if required else {}, yaml.safe_load(values) or {})
+    values = yaml.safe_dump(given)
     if _helm_binary():
         done = _helm_cli("template", release, str(CHART_DIR), "--namespace", NAMESPACE, values=values)
         files: dict[str, str] = {}
@@ -100,6 +117,7 @@ class _values_file:
 
 def _lint(values: str) -> list[str]:
     """Helm lint findings of warning severity or worse (strict: warnings fail)."""
+    values = yaml.safe_dump(_merge(REQUIRED, yaml.safe_load(values) or {}))
     if _helm_binary():
         with _values_file(values) as path:
             done = subprocess.run([_helm_binary(), "lint", "--strict", str(CHART_DIR), "--values", path],
@@ -145,11 +163,12 @@ def _without_empty(value: Any) -> Any:
 
 
 # -- the generated templates ----------------------------------------------------------------------
-def test_generated_chart_templates_are_up_to_date() -> None:
+def test_generated_chart_templates_and_readme_are_up_to_date() -> None:
     # TRAINYARD_REGENERATE=1 rewrites them (like `trainyard render`).
     if os.environ.get("TRAINYARD_REGENERATE"):
         render_chart(CHART_DIR)
-    assert stale_chart(CHART_DIR) == []
+        render_readme(CHART_DIR)
+    assert stale_chart(CHART_DIR) + stale_readme(CHART_DIR) == []
 
 
 def test_a_hand_edit_of_a_generated_template_is_detected(tmp_path: Path) -> None:
@@ -172,6 +191,44 @@ def test_chart_versions_follow_trainyard() -> None:
     assert chart["appVersion"] == __version__ and chart["apiVersion"] == "v2"
 
 
+def test_chart_names_its_home_sources_and_maintainers() -> None:
+    import tomllib
+
+    chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+    urls = tomllib.loads((CHART_DIR.parents[1] / "pyproject.toml").read_text())["project"]["urls"]
+    assert chart["home"] == urls["Homepage"] and chart["sources"] == [urls["Source"]]
+    assert chart["maintainers"] and all(m["name"] for m in chart["maintainers"])
+
+
+# -- the chart's README, generated from the `# --` comments ------------------------------------------------
+def test_chart_readme_follows_a_changed_comment(tmp_path: Path) -> None:
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART_DIR, chart)
+    values = chart / "values.yaml"
+    values.write_text(values.read_text().replace("# -- Cron schedule of the nightly run.", "# -- When the nightly | runs."))
+    assert stale_readme(chart)
+    render_readme(chart)
+    assert "| `nightly.schedule` | string | `\"0 2 * * *\"` | When the nightly \\| runs. |" in (chart / "README.md").read_text()
+    assert stale_readme(chart) == []
+
+
+def test_chart_readme_lists_every_documented_value_once() -> None:
+    text = readme_text(CHART_DIR)
+    rows = re.findall(r"^\| `([\w.-]+)` \|", text, flags=re.M)
+    assert len(rows) == len(set(rows)) and "steps.train.gpus" in rows and "nightly.parameters" in rows
+    # A documented map is one row: its keys are not listed on their own.
+    assert "podGC.strategy" not in rows and "podGC" in rows and "image" not in rows
+    assert "| `image.registry` | string | required |" in text
+
+
+def test_values_parser_reads_continued_comments_and_skips_documented_maps() -> None:
+    text = ("# header, no value\n\n# -- A map,\n# documented as a whole.\nmap:\n  inner: 1\n"
+            "group:\n  # -- (required) A leaf.\n  leaf: \"\"\n  undocumented: 2\n")
+    values = documented_values(text)
+    assert [(v.key, v.default, v.description, v.required) for v in values] == [
+        ("map", {"inner": 1}, "A map, documented as a whole.", False), ("group.leaf", "", "(required) A leaf.", True)]
+
+
 # -- default values render exactly what the Hera objects define ------------------------------------
 def test_default_values_render_the_hera_workflow_template() -> None:
     docs = _docs(_render())
@@ -179,6 +236,10 @@ def test_default_values_render_the_hera_workflow_template() -> None:
     labels = rendered["metadata"].pop("labels")
     assert hera["metadata"].pop("labels").items() <= labels.items()
     assert labels["app.kubernetes.io/instance"] == RELEASE
+    # The one difference: the required model registry reaches the steps as an install override.
+    overrides = next(p for p in rendered["spec"]["arguments"]["parameters"] if p["name"] == "chart-overrides")
+    assert overrides.pop("value") == f"promotion.registry={MODEL_REGISTRY}"
+    next(p for p in hera["spec"]["arguments"]["parameters"] if p["name"] == "chart-overrides").pop("value")
     assert _without_empty(rendered) == _without_empty(hera)
 
 
@@ -189,6 +250,10 @@ def test_default_values_render_the_hera_sweep_template() -> None:
     rendered = next(d for d in docs if d["kind"] == "WorkflowTemplate" and d["spec"]["entrypoint"] == "sweep")
     hera = build_sweep().to_dict()
     assert hera["metadata"].pop("labels").items() <= rendered["metadata"].pop("labels").items()
+    # As for the pipeline: the required model registry reaches the steps as an install override.
+    overrides = next(p for p in rendered["spec"]["arguments"]["parameters"] if p["name"] == "chart-overrides")
+    assert overrides.pop("value") == f"promotion.registry={MODEL_REGISTRY}"
+    next(p for p in hera["spec"]["arguments"]["parameters"] if p["name"] == "chart-overrides").pop("value")
     assert _without_empty(rendered) == _without_empty(hera)
     # The values that bound the fan-outs reach the DAGs.
     sweep = _docs(_render("sweep: {parallelism: 7}\nsteps: {evaluate: {parallelism: 3}}\n"))
@@ -282,10 +347,60 @@ def test_names_agree_across_manifests_for_any_release() -> None:
     assert _kind(docs, "Role")["rules"] == [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"],
                                                "verbs": ["create", "patch"]}]
     assert _kind(docs, "CronWorkflow")["spec"]["workflowSpec"]["workflowTemplateRef"]["name"] == template["metadata"]["name"]
-    assert template["metadata"]["name"] == PIPELINE_NAME
+    assert template["metadata"]["name"] == "team-a-trainyard-pipeline"
+    assert _kind(docs, "CronWorkflow")["metadata"]["name"] == "team-a-trainyard-nightly"
     sweep = next(d for d in docs if d["kind"] == "WorkflowTemplate" and d["spec"]["entrypoint"] == "sweep")
+    assert sweep["metadata"]["name"] == "team-a-trainyard-sweep"
     record = next(t for t in sweep["spec"]["templates"] if t["name"] == "record")
     assert record["memoize"]["cache"]["configMap"]["name"] == "team-a-trainyard-record-cache"
+
+
+def test_the_release_trainyard_keeps_the_names_of_the_hera_definitions() -> None:
+    docs = _docs(_render(REPO))
+    assert _kind(docs, "WorkflowTemplate")["metadata"]["name"] == PIPELINE_NAME
+    assert _kind(docs, "CronWorkflow")["metadata"]["name"] == NIGHTLY_NAME
+
+
+def test_two_releases_in_one_namespace_do_not_collide() -> None:
+    def objects(release: str) -> set[tuple[str, str]]:
+        return {(d["kind"], d["metadata"]["name"]) for d in _docs(_render(REPO, release=release))}
+
+    first, second = objects("trainyard"), objects("team-b")
+    assert {kind for kind, _ in first} == ARGO_KINDS | CORE_KINDS
+    assert first & second == set()
+    # Each release's nightly runs its own template, with its own ServiceAccount and artifact repository.
+    for release in ("trainyard", "team-b"):
+        docs = _docs(_render(REPO, release=release))
+        template = _kind(docs, "WorkflowTemplate")
+        assert _kind(docs, "CronWorkflow")["spec"]["workflowSpec"]["workflowTemplateRef"]["name"] == template["metadata"]["name"]
+        assert (_kind(docs, "ServiceAccount")["metadata"]["name"], _kind(docs, "ConfigMap")["metadata"]["name"]) == (
+            template["spec"]["serviceAccountName"], template["spec"]["artifactRepositoryRef"]["configMap"])
+
+
+# -- required values: no registry or bucket the user does not own ---------------------------------------
+REQUIRED_KEYS = ["image.registry", "artifacts.bucket", "modelRegistry"]
+
+
+def test_a_default_install_fails_naming_every_required_value() -> None:
+    with pytest.raises(HelmError) as failed:
+        _render(required=False)
+    message = str(failed.value)
+    assert "trainyard needs these values" in message
+    assert [key for key in REQUIRED_KEYS if f"  {key}: " in message] == REQUIRED_KEYS
+
+
+def test_a_partial_install_names_only_what_is_missing() -> None:
+    values = f"image: {{registry: {REGISTRY}}}\nmodelRegistry: {MODEL_REGISTRY}\n"
+    with pytest.raises(HelmError) as failed:
+        _render(values, required=False)
+    assert [key for key in REQUIRED_KEYS if f"  {key}: " in str(failed.value)] == ["artifacts.bucket"]
+
+
+def test_no_default_names_a_registry_or_bucket() -> None:
+    defaults = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    assert (defaults["image"]["registry"], defaults["artifacts"]["bucket"], defaults["modelRegistry"]) == ("", "", "")
+    marked = [v.key for v in documented_values((CHART_DIR / "values.yaml").read_text()) if v.required]
+    assert sorted(marked) == sorted(REQUIRED_KEYS)  # the README lists what the install asks for
 
 
 # -- scenarios take effect --------------------------------------------------------------------------

@@ -108,3 +108,17 @@ def test_labelme_file_that_is_not_json_fails_the_run_with_one_line(sample_repo: 
     errors = [line for line in done.stdout.splitlines() if "| error:" in line]
     assert len(errors) == 1 and "broken.json" in errors[0] and "JSON" in errors[0]
     assert "Step record failed" in done.stdout
+
+
+def test_version_and_fast_help_without_heavy_imports() -> None:
+    done = _trainyard("--version")
+    assert done.returncode == 0 and done.stdout.startswith("trainyard ")
+    # --help must not import the Hera definitions, torch or the metrics (a second or more each)
+    probe = ("import sys; from workflows.cli import build_parser; build_parser(); "
+             "print(sorted(m for m in ('hera', 'torch', 'faster_coco_eval', 'matplotlib') if m in sys.modules))")
+    assert _run("-c", probe).stdout.strip() == "[]"
+
+
+def test_steps_without_config_say_which_defaults_apply(tmp_path: Path) -> None:
+    done = _run("-m", "steps.test", "--output", str(tmp_path / "out"), "--dataset-dir", str(tmp_path / "missing"))
+    assert done.returncode == 2 and "no --config" in done.stderr and "not a COCO dataset folder" in done.stderr

@@ -192,3 +192,65 @@ def test_coco_eval_accepts_polygon_segmentations_as_pycocotools_does(tmp_path: P
     for key, value in zip(["AP", "AP50", "AP75"], _pycocotools_stats(gt, res, "segm")[:3]):
         assert ours[key] == pytest.approx(value, abs=1e-9), key
     assert 0 < ours["AP"] < 1
+def test_models_takes_the_registry_after_the_action_too(tmp_path: Path) -> None:
+    reg = str(tmp_path / "registry")
+    first = _register(tmp_path, "a", 0.1)
+    assert _trainyard("models", "promote", first, "--registry", reg)[0] == 0
+    code, out, _ = _trainyard("models", "list", "--registry", reg)
+    assert code == 0 and out.startswith(f"* {first}")
+    code, _, err = _trainyard("models", "show", "nope", "--registry", reg)
+    assert code == 2 and "trainyard models list" in err and "list_models" not in err
+
+
+def test_models_without_a_registry_here_says_where_to_look(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _trainyard("models", "list")
+    assert code == 2 and err.count("\n") == 1 and "--registry DIR/registry" in err
+
+
+def test_coco_eval_reports_recall_and_per_class_ap50(tmp_path: Path) -> None:
+    gt, res = _coco_files(tmp_path)
+    code, out, _ = _trainyard("coco-eval", str(gt), str(res), "--json")
+    summary = json.loads(out)
+    assert code == 0 and {"AR1", "AR10", "AR100", "ARs", "ARm", "ARl"} <= set(summary)
+    assert 0 <= summary["AR100"] <= 1 and set(summary["per_class50"]) == {"plate", "7"}
+    code, out, _ = _trainyard("coco-eval", str(gt), str(res))
+    assert "AR100" in out and "AP50" in out
+
+
+def _record_run(database: Path, run_id: str, status: str, promoted: int | None) -> None:
+    from steps.db import Database
+
+    db = Database(f"sqlite:///{database}")
+    db.migrate()
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO pipeline_runs (run_id, dataset_version, status, started_at, duration_seconds, model_id, "
+                   "promoted) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (run_id, "datasets/v1", status, f"2026-01-0{run_id[-1]}T00:00:00Z", 240.0, f"m-{run_id}", promoted))
+
+
+def test_runs_lists_pipeline_runs_newest_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRAINYARD_DATABASE_URL", raising=False)
+    _record_run(tmp_path / "trainyard.sqlite", "local-1", "Succeeded", 1)
+    _record_run(tmp_path / "trainyard.sqlite", "local-2", "Failed", None)
+    code, out, _ = _trainyard("runs", "--runs-dir", str(tmp_path))
+    lines = out.splitlines()
+    assert code == 0 and lines[1].startswith("local-2") and "Failed" in lines[1]
+    assert lines[2].startswith("local-1") and "m-local-1 (promoted)" in lines[2] and "4.0" in lines[2]
+    code, _, err = _trainyard("runs", "--runs-dir", str(tmp_path / "none"))
+    assert code == 2 and "no local database" in err and "sqlite:///" not in err  # a path, never a URL
+
+
+def test_prune_lists_then_removes_old_runs_and_unpromoted_models(tmp_path: Path) -> None:
+    for name in ("local-20260101-000000", "local-20260102-000000", "local-20260103-000000"):
+        (tmp_path / name / "train").mkdir(parents=True)
+        (tmp_path / name / "train" / "model.pth").write_bytes(b"x" * 1000)
+    kept_model, unpromoted = _register(tmp_path, "a", 0.1), _register(tmp_path, "b", 0.05)
+    registry.promote(str(tmp_path / "registry"), kept_model, "test")
+
+    code, out, _ = _trainyard("prune", "--runs-dir", str(tmp_path), "--keep", "1", "--models")
+    assert code == 0 and out.count("would remove") == 3 and (tmp_path / "local-20260101-000000").is_dir()
+    code, out, _ = _trainyard("prune", "--runs-dir", str(tmp_path), "--keep", "1", "--models", "--yes")
+    assert code == 0 and sorted(p.name for p in tmp_path.glob("local-*")) == ["local-20260103-000000"]
+    assert [m.model_id for m in registry.list_models(str(tmp_path / "registry"))] == [kept_model]
+    assert unpromoted not in out or "removing" in out

@@ -108,7 +108,7 @@ def test_dockerfile_shape(image: str) -> None:
     steps = [i for i, (op, args) in enumerate(ops) if op == "COPY" and args.startswith("steps ")]
     deps = [i for i, (op, args) in enumerate(ops) if op == "RUN" and "--requirement" in args]
     assert deps and steps and deps[0] < steps[0]
-    assert ops[[op for op, _ in ops].index("COPY")][1].startswith(f"images/{image}/requirements.txt")
+    assert ops[[op for op, _ in ops].index("COPY")][1].startswith(f"images/build-requirements.txt images/{image}/requirements.txt")
     # Non-root with the fixed UID the chart's pod security context expects.
     users = [args for op, args in ops if op == "USER"]
     assert users and users[-1] == f"{RUN_AS}:{RUN_AS}"
@@ -127,7 +127,7 @@ def test_image_requirements_are_pinned_and_cover_pyproject(image: str) -> None:
     for extra in IMAGE_EXTRAS[image]:
         wanted |= {_normalise(r) for r in project["optional-dependencies"][extra]}
     wanted.discard("trainyard")  # an extra naming another extra (trainyard[train]) is covered by it
-    pins = _requirement_names(IMAGES / image / "requirements.txt")
+    pins = _requirement_names(IMAGES / image / "requirements.in")
     assert sorted(wanted - set(pins)) == []
 
 
@@ -136,7 +136,7 @@ def test_train_image_builds_torch_and_detectron2_from_a_pinned_commit() -> None:
     commit = re.search(r"^ARG DETECTRON2_COMMIT=([0-9a-f]+)$", text, flags=re.M)
     assert commit and len(commit.group(1)) == 40
     assert "detectron2.git@${DETECTRON2_COMMIT}" in text and "--no-build-isolation" in text
-    pins = _requirement_names(IMAGES / "train" / "requirements.txt")
+    pins = _requirement_names(IMAGES / "train" / "requirements.in")
     constraints = _requirement_names(ROOT / "requirements" / "constraints.txt")
     assert {k: pins[k] for k in ("torch", "torchvision")} == {k: constraints[k] for k in ("torch", "torchvision")}
 
@@ -192,9 +192,13 @@ def test_build_script_builds_and_pushes_every_image_with_one_tag(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     images = sorted(p.parent.name for p in IMAGES.glob("*/Dockerfile"))
     builds = [c for c in calls if c.startswith("build ")]
+    revision = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    source = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Source"]
     assert len(builds) == len(images)
     for image, build in zip(images, builds, strict=True):
         assert f"--file images/{image}/Dockerfile" in build and build.endswith(f"--tag registry.example.com/ml/trainyard-{image}:2024.06.1 .")
+        # The OCI labels' build args: the tag, the commit built, the repository of pyproject.toml.
+        assert f"--build-arg VERSION=2024.06.1 --build-arg REVISION={revision} --build-arg SOURCE={source} " in build
     assert [c for c in calls if c.startswith("push ")] == [f"push registry.example.com/ml/trainyard-{i}:2024.06.1" for i in images]
 
 

@@ -540,10 +540,10 @@ def test_unresolved_task_output_references_are_reported() -> None:
     base = "spec.templates[name=pipeline].dag.tasks[name=publish]"
     assert found == {
         f"{base}.arguments.parameters[name=count].value": (
-            "{{tasks.merge.outputs.parameters.total}}: "
-            "the template of 'merge' declares no output parameter 'total'"
+            "{{tasks.merge.outputs.parameters.total}}: task 'merge' does not produce this "
+            "(it has: outputs.artifacts.merged, outputs.parameters.count, outputs.result)"
         ),
-        f"{base}.when": "{{tasks.mrege.outputs.result}}: there is no task 'mrege' in template 'pipeline'",
+        f"{base}.when": "{{tasks.mrege.outputs.result}}: there is no task 'mrege' in this DAG",
     }
 
 
@@ -562,9 +562,9 @@ def test_step_output_references_check_the_step_and_its_order() -> None:
     after = doc["spec"]["templates"][0]["steps"][2][0]
     after["arguments"]["parameters"][0]["value"] = "{{steps.say.outputs.artifacts.said}}"
     found = {p.path: p.message for p in lint_manifest(doc)}
-    assert "runs later" in found["spec.templates[name=main].steps[0][name=say].when"]
+    assert "has not run yet" in found["spec.templates[name=main].steps[0][name=say].when"]
     assert (
-        "declares no output artifact 'said'"
+        "step 'say' does not produce this"
         in found["spec.templates[name=main].steps[2][name=after].arguments.parameters[name=message].value"]
     )
 
@@ -579,9 +579,10 @@ def test_undeclared_inputs_and_workflow_parameters_are_reported() -> None:
     ]
     found = [p.message for p in lint_manifest(doc)]
     assert found == [
-        "{{inputs.parameters.mesage}}: template 'echo' has no input parameter 'mesage'",
-        "{{workflow.parameters.greting}}: 'greting' is not declared in spec.arguments.parameters",
-        "{{inputs.artifacts.data.path}}: template 'echo' has no input artifact 'data'",
+        "{{inputs.parameters.mesage}}: template 'echo' has no such input (declared: inputs.parameters.message)",
+        "{{workflow.parameters.greting}}: workflow parameter 'greting' is not declared in "
+        "spec.arguments.parameters; did you mean 'greeting'?",
+        "{{inputs.artifacts.data.path}}: template 'echo' has no such input (declared: inputs.parameters.message)",
     ]
 
 
@@ -627,7 +628,7 @@ def test_documents_in_a_stream_are_told_apart_and_other_kinds_skipped() -> None:
     text = USES_A_TEMPLATE + "\n---\n" + yaml.safe_dump(second)
     problems = lint_text(text, "stream.yaml")
     assert messages(problems) == [
-        "stream.yaml: documents[3].spec.workflowSpec.templates[name=run].container.imagee: "
+        "stream.yaml:50: documents[3].spec.workflowSpec.templates[name=run].container.imagee: "
         "unknown key 'imagee' in Container; did you mean 'image'?"
     ]
 
@@ -652,7 +653,7 @@ def test_lint_paths_reads_files_and_folders_and_reports_missing_files(tmp_path: 
     problems = lint_paths([tmp_path / "manifests", missing])
     bad = tmp_path / "manifests" / "bad.yml"
     assert messages(problems) == [
-        f"{bad}: spec.startingDeadlineSeconds: expected an integer, got the string 'soon'",
+        f"{bad}:10: spec.startingDeadlineSeconds: expected an integer, got the string 'soon'",
         f"{missing}: file not found",
     ]
 

@@ -127,7 +127,8 @@ EVALUATION = {  # the shape evaluate writes to evaluation.json
     "select_mode": "max",
     "best": "model_0000599.pth",
     "champion": {"model_id": "m-prod", "metrics": {"segm/AP": 0.6, "EIR": 0.25}},
-    "promotion": {"promoted": True, "reason": "0.66 > <0.6>", "champion_score": 0.6, "model_uri": None},
+    "promotion": {"promoted": True, "reason": "0.66 > <0.6>", "challenger_score": 0.66, "champion_score": 0.6,
+                  "model_id": "m-new", "model_uri": None},
     "checkpoints": [
         {"checkpoint": "model_0000999.pth", "iteration": 999, "metrics": {"segm/AP": 0.61, "EIR": 0.5}},
         {"checkpoint": "model_0000199.pth", "iteration": 199, "metrics": {"segm/AP": 0.25, "EIR": 0.0}},
@@ -155,8 +156,10 @@ def test_evaluation_report_highlights_the_best_checkpoint(tmp_path: Path) -> Non
     assert ["production: m-prod", "", "0.6000", "0.2500"] in [cells for cls, cells in page.rows if cls == "champion"]
     text = page.all_text()
     assert "max of segm/AP" in text and "highest" in text
-    for shown in ("run-7", "promotion promoted", "yes", "0.66 > <0.6>", "promotion model uri", "n/a"):
+    # the promotion decision is the headline: verdict, both scores, the reason (escaped, once)
+    for shown in ("run-7", "Promoted to production", "challenger 0.6600 vs production 0.6000", "0.66 > <0.6>"):
         assert shown in text
+    assert text.count("0.66 > <0.6>") == 1
     (chart,) = [attrs["src"] for attrs in page.attrs_of("img")]
     with Image.open(tmp_path / str(chart)) as image:
         assert image.format == "PNG" and image.width > 300

@@ -65,14 +65,14 @@ def test_files_are_valid_labelme_with_a_matching_jpeg(tmp_path: Path) -> None:
         assert (image.format, image.size) == ("JPEG", (200, 150))
 
 
-def test_plates_have_4_to_7_characters_modest_rotation_and_do_not_overlap(sample: list[Path]) -> None:
+def test_plates_have_4_to_5_characters_modest_rotation_and_do_not_overlap(sample: list[Path]) -> None:
     for path in sample:
         plates, chars = _plates_and_chars(path)
         assert 1 <= len(plates) <= 2
         assert len(chars) == sum(len(p["description"]) for p in plates)
         boxes = []
         for plate in plates:
-            assert 4 <= len(plate["description"]) <= 7 and set(plate["description"]) <= set(ALPHABET)
+            assert 4 <= len(plate["description"]) <= 5 and set(plate["description"]) <= set(ALPHABET)
             (x0, y0), (x1, y1) = plate["points"][:2]  # the top edge, left to right
             assert abs(math.degrees(math.atan2(y1 - y0, x1 - x0))) <= 25.1
             xs, ys = [p[0] for p in plate["points"]], [p[1] for p in plate["points"]]

@@ -169,12 +169,10 @@ def test_a_checkpoint_file_can_start_a_model_with_other_categories(first_run: tu
     assert {key.rsplit(".", 2)[0] for key in missing} == {"roi_heads.box_predictor", "roi_heads.mask_predictor"}
 
 
-def test_unknown_backbone_is_a_config_error_before_any_work(dataset: Path, tmp_path: Path) -> None:
-    config = tiny_config()
-    config.model.backbone = "vgg16"
-    with pytest.raises(ConfigError, match="model.backbone: 'vgg16'"):
-        get_backend("torchvision").train(dataset, tmp_path / "out", config)
-    assert not (tmp_path / "out").exists()
+def test_unknown_backbone_is_a_config_error_before_any_work() -> None:
+    # A choice in the config itself: refused when the config loads, before record runs.
+    with pytest.raises(ConfigError, match="model.backbone: Input should be 'resnet18'.*got 'vgg16'"):
+        load_config(None, ["model.backbone=vgg16"])
 
 
 @pytest.mark.parametrize(
@@ -185,7 +183,7 @@ def test_unknown_backbone_is_a_config_error_before_any_work(dataset: Path, tmp_p
         ({"backbone": "resnet18", "min_size": 400, "max_size": 300}, "model.min_size"),
         ({"backbone": "resnet18", "min_size_train": [0, 800]}, r"model.min_size_train: \[0\]"),
         ({"backbone": "resnet18", "train": {"lr_steps": [0.5, 1.0]}}, "train.lr_steps"),
-        ({"backbone": "resnet18", "train": {"gpus": 2, "device": "cpu"}}, "train.gpus=2 needs train.device auto or cuda"),
+        ({"backbone": "resnet18", "train": {"gpus": 2, "device": "cpu"}}, "train.gpus is 2: that needs train.device auto or cuda"),
         ({"backbone": "resnet18", "train": {"device": "tpu"}}, "train.device"),
     ],
     ids=["coco-needs-resnet50", "missing-weights-file", "min-above-max", "resize-range", "lr-steps", "gpus-on-cpu", "device"],
@@ -325,3 +323,10 @@ def test_no_file_a_training_run_writes_holds_the_database_password(dataset: Path
     assert read_checkpoint(out / "checkpoints" / "model_0000002.pth")["config"]["database"]["url"] == \
         "postgresql://trainer:***@db/trainyard"
     assert load_config(out / "config.yaml").database.url == "postgresql://trainer:***@db/trainyard"
+def test_anchor_sizes_and_inference_settings_reach_the_model() -> None:
+    model = ModelConfig(backbone="resnet18", anchor_sizes=[16, 32, 64, 128, 256], rpn_proposals_test=300, box_nms_thresh=0.3)
+    net = build_model(model, num_classes=3)
+    assert net.rpn.anchor_generator.sizes == ((16,), (32,), (64,), (128,), (256,))
+    assert net.rpn._post_nms_top_n["testing"] == 300 and net.roi_heads.nms_thresh == 0.3
+    with pytest.raises(ConfigError, match="model.anchor_sizes: .*5 positive sizes"):
+        load_config(None, ["model.anchor_sizes=[16,32]"])

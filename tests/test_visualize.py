@@ -138,3 +138,15 @@ def test_ground_truth_polygons_are_filled_and_plate_string_shown_neutral() -> No
 def test_category_colours_are_stable_and_distinct() -> None:
     assert category_color(4) == category_color(4)
     assert len({category_color(i) for i in range(1, 21)}) == 20
+
+
+def test_many_low_score_predictions_leave_most_of_the_image_untagged() -> None:
+    # What a low score threshold draws: dozens of overlapping guesses. Their boxes are drawn, but
+    # tags that would pile on other tags are left out, so the picture stays visible.
+    predictions = [{**rectangle_prediction(2, 100 + 3 * (i % 8), 90 + 4 * (i // 8) % 40, 30, 24), "score": 0.05 + i / 1000}
+                   for i in range(120)]
+    drawn = pixels(draw_predictions(grey_image(), predictions, CATEGORIES))
+    outside = np.ones(drawn.shape[:2], dtype=bool)
+    outside[88:140, 98:156] = False  # the boxes' union, with their outline
+    changed = (drawn != GREY).any(axis=2) & outside
+    assert 0 < changed.mean() < 0.07  # every tag placed somewhere: over 0.1

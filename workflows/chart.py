@@ -11,8 +11,10 @@ files are stale. The generator
 3. replaces each sentinel with a Helm action that prints the value as JSON (valid YAML flow
    style), so holes need no indentation logic and can hold strings, maps or lists alike.
 
-The chart's default values equal the Hera constants, so with default values Helm renders the
-very manifest Hera does (plus Helm's labels): tests/test_chart.py checks exactly that.
+The chart's default values equal the Hera constants, so a release named `trainyard` with the
+required values set to the registry and bucket Hera names renders the very manifest Hera does (plus
+Helm's labels and the model registry override): tests/test_chart.py checks exactly that. Every
+object's name is a hole too: Hera's `trainyard-<role>` becomes `<release's full name>-<role>`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import yaml
 
 from workflows.images import STEP_IMAGES
 from workflows.nightly import build_nightly
-from workflows.pipeline import DATABASE_SECRET, GIT_SECRET, POD_GPUS_ENV, WEBHOOK_SECRET, build_pipeline
+from workflows.pipeline import DATABASE_SECRET, GIT_SECRET, PIPELINE_NAME, POD_GPUS_ENV, WEBHOOK_SECRET, build_pipeline
 from workflows.sweep import build_sweep
 
 CHART_DIR = Path(__file__).resolve().parents[1] / "charts" / "trainyard"
@@ -146,6 +148,7 @@ def pipeline_holes(manifest: dict[str, Any], component: str = "pipeline",
 def nightly_holes(manifest: dict[str, Any]) -> list[Hole]:
     return [
         Hole(("metadata", "labels"), 'include "trainyard.labelsJson" (list . "nightly")'),
+        Hole(("spec", "workflowSpec", "workflowTemplateRef", "name"), _release_name(PIPELINE_NAME)),
         Hole(("spec", "schedules"), "list .Values.nightly.schedule | toJson"),
         Hole(("spec", "timezone"), ".Values.nightly.timezone | toJson"),
         Hole(("spec", "suspend"), ".Values.nightly.suspend | toJson", create=True),
@@ -156,6 +159,17 @@ def nightly_holes(manifest: dict[str, Any]) -> list[Hole]:
 # A nightly run without a dataset repo fails every night: it is installed only once one is set.
 NIGHTLY_CONDITION = ('and .Values.nightly.enabled '
                      '(or .Values.workflow.datasetRepo (index (default (dict) .Values.nightly.parameters) "dataset-repo"))')
+
+
+# Hera names every object `trainyard-<role>`; the chart names it `<release's full name>-<role>`, so two
+# releases in one namespace do not collide, and a release named `trainyard` keeps Hera's names.
+NAME_PREFIX = "trainyard-"
+
+
+def _release_name(hera_name: str) -> str:
+    if not hera_name.startswith(NAME_PREFIX):
+        raise ValueError(f"{hera_name}: a generated object's name must start with {NAME_PREFIX!r}")
+    return f'include "trainyard.objectName" (list . "{hera_name.removeprefix(NAME_PREFIX)}") | toJson'
 
 
 def generated_templates() -> list[GeneratedTemplate]:
@@ -175,7 +189,8 @@ def helm_template(generated: GeneratedTemplate) -> str:
     """The Helm template text of one generated manifest."""
     doc = yaml.safe_load(yaml.safe_dump(generated.manifest))  # a copy to punch holes into
     actions = {}
-    for index, hole in enumerate(generated.holes):
+    name = Hole(("metadata", "name"), _release_name(generated.manifest["metadata"]["name"]))
+    for index, hole in enumerate([name, *generated.holes]):
         sentinel = f"__trainyard_hole_{index}__"
         _put(doc, hole.path, sentinel, hole.create)
         actions[sentinel] = "{{ " + hole.expression + " }}"

@@ -7,10 +7,12 @@ import sys
 from collections.abc import Sequence
 
 from steps.cli import run_cli
-from workflows.commands import coco_eval, labelme2coco, lint, models, render, run, sample_data, submit
+from steps import __version__
+from workflows.commands import coco_eval, labelme2coco, lint, models, prune, render, run, runs, sample_data, submit
 
-# Add a command: write workflows/commands/<name>.py with add_parser(), list it here.
-COMMANDS = [sample_data, run, render, lint, coco_eval, models, labelme2coco, submit]
+# Add a command: write workflows/commands/<name>.py with add_parser(), list it here. Command
+# modules import their heavy dependencies (torch, Hera) inside run(), so `--help` stays fast.
+COMMANDS = [sample_data, run, runs, render, lint, coco_eval, models, prune, labelme2coco, submit]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="trainyard",
         description="trainyard: record, train, evaluate and test Mask R-CNN on Argo Workflows, or on this machine.",
     )
+    parser.add_argument("--version", action="version", version=f"trainyard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)

@@ -29,7 +29,8 @@ from workflows.pipeline import PIPELINE_NAME, WORKFLOW_PARAMETERS
 REQUEST_TIMEOUT_SECONDS = 30  # per socket operation
 DEADLINE_SECONDS = 60  # per call, overall: a server that trickles its answer cannot hang us
 FINISHED = {"Succeeded", "Failed", "Error"}
-PORT_FORWARD_HINT = "e.g. `kubectl -n argo port-forward svc/argo-server 2746:2746` and ARGO_SERVER=localhost:2746"
+PORT_FORWARD_HINT = ("e.g. `kubectl -n argo port-forward svc/argo-workflows-server 2746:2746` (the argo-helm chart's service, "
+                     "see docs/cluster.md) and ARGO_SERVER=localhost:2746")
 
 
 def _true(value: str | None) -> bool:
@@ -207,7 +208,8 @@ class ArgoClient:
                     f"namespace {namespace}: it needs create on workflows and get on workflowtemplates there")
         if exc.status == 404:
             return (f"{resource} not found in namespace {namespace} on {server}{said}; install the templates with "
-                    f"`helm install trainyard charts/trainyard -n {namespace}` or pass --namespace")
+                    f"`helm install trainyard charts/trainyard -n {namespace}` (its README lists the required values), "
+                    "or pass --namespace, or --template for a release not named trainyard")
         return f"the Argo server at {server} answered {exc.status}{said}"
 
 

@@ -7,9 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from steps.cli import run_cli
-from steps.config import load_config
-from steps.evaluate.arguments import add_arguments, checkpoints_folder, set_list, write_outputs
+from steps.cli import dataset_folder, run_cli
+from steps.evaluate.arguments import add_arguments, checkpoints_folder, load_branch_config, write_outputs
 from steps.jsonio import write_json
 
 
@@ -26,13 +25,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output-scores", type=Path, help="with --only: write the scores (a JSON list) here too")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.overrides, set_list(args))
+    config = load_branch_config(args, args.branch_overrides)
 
-    from steps.dataset_repo import checkout_dataset
     from steps.evaluate.evaluate import evaluate, score_only
 
-    with checkout_dataset(args.repo or config.dataset.repo, args.dataset_version, config.dataset.dataset_dir) as data, \
-            checkpoints_folder(args) as checkpoints:
+    with dataset_folder(parser, args, config) as data, checkpoints_folder(args) as checkpoints:
         if args.only is not None:
             scores = score_only(config, data, checkpoints, args.only, args.output)
             # A sweep branch's scores say which branch, with which settings and where its checkpoints are.
@@ -42,7 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.output_scores.parent.mkdir(parents=True, exist_ok=True)
                 write_json(args.output_scores, scores, indent=None)
             return 0
-        result = evaluate(config, data, checkpoints, args.output, args.run_id, args.dataset_version)
+        version = args.dataset_version or str(args.dataset_dir)  # what the lineage records
+        result = evaluate(config, data, checkpoints, args.output, args.run_id, version)
     write_outputs(args, result.promoted, result.model_uri)
     return 0
 

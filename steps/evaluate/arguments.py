@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from steps.cli import add_config_arguments
+from steps.cli import add_config_arguments, add_dataset_arguments, load_step_config
+from steps.config import Config
 
 
 def add_arguments(parser: argparse.ArgumentParser, checkpoints_required: bool = True) -> None:
-    parser.add_argument("--repo", help="dataset repo (git URL or path); default: dataset.repo")
-    parser.add_argument("--dataset-version", required=True, help="training dataset tag, e.g. datasets/v1")
+    add_dataset_arguments(parser, "evaluate on")
     source = parser.add_mutually_exclusive_group(required=checkpoints_required)
     source.add_argument("--checkpoints", type=Path, help="the train step's output folder")
     source.add_argument("--checkpoint-uri", metavar="URI",
@@ -28,9 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser, checkpoints_required: bool = 
     add_config_arguments(parser)
 
 
-def set_list(args: argparse.Namespace) -> str:
-    """--set-list with the sweep branch's own overrides last (they win)."""
-    return f"{args.set_list} {args.branch_overrides}".strip()
+def load_branch_config(args: argparse.Namespace, branch_overrides: str = "") -> Config:
+    """The step's config, a sweep branch's own overrides applied last (they win)."""
+    return load_step_config(argparse.Namespace(**{**vars(args), "set_list": f"{args.set_list} {branch_overrides}".strip()}))
 
 
 @contextmanager

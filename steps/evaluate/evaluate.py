@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,12 @@ from steps.evaluate.promotion import Decision, decide, decide_first
 from steps.evaluate.scoring import category_map, load_split, predict_split, score
 from steps.evaluate.store import reconcile, record_evaluation
 from steps.jsonio import write_json
+from steps.log import get as get_logger
 from steps.metrics.summary import check_select_key, family_metrics, family_of
 from steps.models import get_backend
+
+log = get_logger("evaluate")
+
 
 @dataclass(frozen=True)
 class EvaluateResult:
@@ -69,7 +72,7 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
     """Score every checkpoint in this process, then select, register and promote."""
     gt = prepare(config, dataset_dir, out_dir)
     rows, predictions = score_checkpoints(config, gt, dataset_dir, list_checkpoints(checkpoints_dir), out_dir)
-    return conclude(config, gt, dataset_dir, rows, predictions, out_dir, run_id, dataset_version)
+    return conclude(config, gt, dataset_dir, rows, predictions, out_dir, run_id, dataset_version, checkpoints_dir)
 
 
 def prepare(config: Config, dataset_dir: Path, out_dir: Path) -> dict:
@@ -99,7 +102,7 @@ def score_checkpoints(config: Config, gt: dict, dataset_dir: Path, checkpoints: 
     rows = []
     predictions: dict[str, list[dict]] = {}
     for index, (iteration, path) in enumerate(checkpoints, start=1):
-        print(f"evaluate: [{index}/{len(checkpoints)}] {path.name} on {len(gt['images'])} val images", flush=True)
+        log.info(f"evaluate: [{index}/{len(checkpoints)}] {path.name} on {len(gt['images'])} val images")
         results = predict_split(backend.load(path), gt, dataset_dir / "images", config.evaluate.score_threshold,
                                 path.name)
         metrics = score(gt, results, config.evaluate)
@@ -107,31 +110,31 @@ def score_checkpoints(config: Config, gt: dict, dataset_dir: Path, checkpoints: 
         (out_dir / "predictions" / f"{path.stem}.json").write_text(json.dumps(results))
         predictions[path.name] = results
         rows.append({"checkpoint": path.name, "iteration": iteration, "path": str(path), "metrics": metrics})
-        print(f"evaluate: {path.name}: {_brief(metrics, config.evaluate.select_key)}", flush=True)
+        log.info(f"evaluate: {path.name}: {_brief(metrics, config.evaluate.select_key)}")
     return rows, predictions
 
 
 def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], predictions: dict[str, list[dict]],
-             out_dir: Path, run_id: str, dataset_version: str) -> EvaluateResult:
+             out_dir: Path, run_id: str, dataset_version: str, training_dir: Path | None = None) -> EvaluateResult:
     """Select the best of `rows`, score production on the same split, register the challenger,
     decide, write evaluation.json and the report, and promote: once per run, whoever scored.
-    `predictions` must hold the best checkpoint's (the bootstrap and the PR curves use them)."""
+    `predictions` must hold the best checkpoint's (the bootstrap and the PR curves use them);
+    `training_dir`, the train output the report takes the training curves from."""
     db = Database(resolve_url(config.database.url))
     db.migrate()
     repaired = reconcile(db, config.promotion.registry)
     if repaired:
-        print(f"evaluate: production model {repaired} was missing from the database (an earlier run stopped "
-              "between promoting and recording it); recorded it now", flush=True)
+        log.info(f"evaluate: production model {repaired} was missing from the database (an earlier run stopped "
+                 "between promoting and recording it); recorded it now")
     key, mode = config.evaluate.select_key, config.evaluate.select_mode
     best = select_best(rows, key, mode)
     challenger = best["metrics"][key]
-    print(f"evaluate: best checkpoint {best['checkpoint']} ({key} = {challenger:.4f})", flush=True)
+    log.info(f"evaluate: best checkpoint {best['checkpoint']} ({key} = {challenger:.4f})")
 
     champion = _score_champion(config, gt, dataset_dir)
     decision = _decide(config, gt, best, predictions[best["checkpoint"]], champion, len(rows))
     model = _register(config, best, dataset_version, run_id)
-    print(f"evaluate: {'promoting' if decision.promoted else 'not promoting'} {model.model_id}: {decision.reason}",
-          flush=True)
+    log.info(f"evaluate: {'promoting' if decision.promoted else 'not promoting'} {model.model_id}: {decision.reason}")
 
     evaluation = {
         "run_id": run_id,
@@ -150,7 +153,8 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
 
     curves = pr_curves(gt, predictions[best["checkpoint"]], config)
     write_json(out_dir / "pr_curves.json", curves, indent=None)
-    write_evaluation_report(out_dir, evaluation, {f"{best['checkpoint']}: {name}": c for name, c in curves.items()})
+    write_evaluation_report(out_dir, evaluation, {f"{best['checkpoint']}: {name}": c for name, c in curves.items()},
+                            training_dir=training_dir)
 
     def promote() -> None:
         # Refused if production moved since we scored it: a newer champion must be re-checked.
@@ -158,7 +162,7 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
                          expected_champion=champion["model_id"] if champion else "")
 
     record_evaluation(db, evaluation, rows, model, key, promote if decision.promoted else None)
-    print(f"evaluate: {'promoted' if decision.promoted else 'not promoted'} {model.model_id}", flush=True)
+    log.info(f"evaluate: {'promoted' if decision.promoted else 'not promoted'} {model.model_id}")
     return EvaluateResult(best["checkpoint"], challenger, decision.promoted, model.model_id, model.uri, decision.reason)
 
 
@@ -189,8 +193,8 @@ def _decide(config: Config, gt: dict, best: dict, results: list[dict], champion:
         def metric(sample_gt: dict, sample_results: list[dict]) -> float:
             return family_metrics(family, sample_gt, sample_results, config.evaluate).get(key, float("nan"))
 
-        print(f"evaluate: paired bootstrap of {key}, {promotion.bootstrap_samples} resamples of "
-              f"{len(gt['images'])} val images", flush=True)
+        log.info(f"evaluate: paired bootstrap of {key}, {promotion.bootstrap_samples} resamples of "
+                 f"{len(gt['images'])} val images")
         comparison = paired_bootstrap(gt, results, champion["results"], metric, promotion.bootstrap_samples, mode)
     return decide(challenger, champion_score, comparison, promotion, mode, candidates) if comparison else naive
 
@@ -229,7 +233,7 @@ def _score_champion(config: Config, gt: dict, dataset_dir: Path) -> dict | None:
     model_id = current["model_id"]
     model = registry.show(config.promotion.registry, model_id)
     backend = model.lineage.get("backend") or config.model.backend
-    print(f"evaluate: scoring production model {model_id} ({backend}) on the same validation split", flush=True)
+    log.info(f"evaluate: scoring production model {model_id} ({backend}) on the same validation split")
     with tempfile.TemporaryDirectory(prefix="trainyard-champion-") as scratch:
         folder = registry.fetch_model(config.promotion.registry, model_id, Path(scratch))
         predictor = get_backend(backend).load(folder / "model.pth")
@@ -243,7 +247,10 @@ def _score_champion(config: Config, gt: dict, dataset_dir: Path) -> dict | None:
 def _register(config: Config, best: dict, dataset_version: str, run_id: str) -> registry.RegisteredModel:
     with tempfile.TemporaryDirectory(prefix="trainyard-model-") as scratch:
         folder = Path(scratch)
-        shutil.copyfile(best["path"], folder / "model.pth")
+        # Weights only: the optimizer state is half a training checkpoint and only resuming needs it.
+        from steps.models.checkpoints import save_weights_only
+
+        save_weights_only(Path(best["path"]), folder / "model.pth")
         save_config(config, folder / "config.yaml")
         lineage = _lineage(config, dataset_version, run_id, best)
         return registry.register(config.promotion.registry, folder, best["checkpoint"], best["metrics"], lineage)

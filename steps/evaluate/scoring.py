@@ -52,20 +52,24 @@ def category_map(model_categories: list[dict[str, Any]], gt: dict) -> CategoryMa
     )
 
 
-def predict_split(predictor: Any, gt: dict, images_dir: Path, score_threshold: float, label: str = "") -> list[dict]:
-    """COCO results for every image of the split, in the split's category ids, with progress."""
+def predict_split(predictor: Any, gt: dict, images_dir: Path, score_threshold: float, label: str = "",
+                  prefix: str = "  ") -> list[dict]:
+    """COCO results for every image of the split, in the split's category ids, with a progress line
+    (rate, ETA) every 10 s."""
+    from steps.progress import Progress
+
     mapping = category_map(predictor.categories, gt)
     if mapping.missing or mapping.extra:
         print(f"evaluate: {label or 'the model'} {mapping.describe()}", flush=True)
     results: list[dict] = []
     images = gt["images"]
+    progress = Progress(len(images), "images predicted", prefix)
     for index, image in enumerate(images, start=1):
         for res in predictor.predict(images_dir / image["file_name"], image["id"], score_threshold):
             category = mapping.to_gt.get(int(res["category_id"]))
             if category is not None:
                 results.append({**res, "category_id": category})
-        if index % 25 == 0 or index == len(images):
-            print(f"  predicted {index}/{len(images)} images", flush=True)
+        progress.update(index)
     return results
 
 

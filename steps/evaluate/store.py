@@ -8,11 +8,11 @@ closed by `reconcile`, which every evaluate run calls first.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from steps import registry
 from steps.db import Database
+from steps.jsonio import dumps
 from steps.record.metadata import now
 from steps.registry import RegisteredModel
 
@@ -31,7 +31,7 @@ def record_evaluation(db: Database, evaluation: dict, rows: list[dict], model: R
             tx.execute(
                 "INSERT INTO evaluations (run_id, checkpoint, iteration, metrics, selected, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (evaluation["run_id"], row["checkpoint"], row["iteration"], json.dumps(row["metrics"]),
+                (evaluation["run_id"], row["checkpoint"], row["iteration"], dumps(row["metrics"]),
                  int(row["checkpoint"] == evaluation["best"]), stamp),
             )
         _insert_model(tx, model.model_id, evaluation["run_id"], evaluation["dataset_version"], model.uri,
@@ -76,5 +76,5 @@ def _insert_model(tx, model_id: str, run_id: str | None, dataset_version: str | 
                   stamp: str) -> None:
     tx.execute(
         "INSERT INTO models (model_id, run_id, dataset_version, uri, metrics, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        (model_id, run_id, dataset_version, uri, json.dumps(metrics), stamp),
+        (model_id, run_id, dataset_version, uri, dumps(metrics), stamp),
     )

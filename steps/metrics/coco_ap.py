@@ -17,17 +17,23 @@ from steps.metrics.ground_truth import check_results
 
 IouType = Literal["bbox", "segm"]
 SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # the first six COCO stats, in order
+RECALL_KEYS = ("AR1", "AR10", "AR100", "ARs", "ARm", "ARl")  # the last six
+# Per-class columns: AP over IoU 0.50:0.95 and at the two thresholds COCO reports (indexes into
+# params.iouThrs = 0.50, 0.55, ..., 0.95).
+PER_CLASS_IOUS = {"": slice(None), "50": slice(0, 1), "75": slice(5, 6)}
 
 
 def coco_evaluate(
     gt: dict[str, Any], results: list[dict[str, Any]], iou_type: IouType, verbose: bool = False,
-    curves: bool = False,
+    curves: bool = False, recall: bool = False,
 ) -> dict[str, Any]:
-    """{"AP", "AP50", "AP75", "APs", "APm", "APl", "per_class": {name: AP}}, floats in [0, 1].
+    """{"AP", "AP50", "AP75", "APs", "APm", "APl", "per_class": {name: AP}, "per_class50": ...,
+    "per_class75": ...}, floats in [0, 1].
 
     `per_class` is AP@[.50:.95] of each category that has ground truth (others are omitted),
-    read from the precision array as pycocotools/detectron2 do. `verbose` prints the libraries'
-    usual summary table. `curves` adds "pr50": the precision/recall curve at IoU 0.50 per class.
+    read from the precision array as pycocotools/detectron2 do; `per_class50`/`per_class75` the
+    same at IoU 0.50/0.75. `verbose` prints the libraries' usual summary table. `curves` adds
+    "pr50": the precision/recall curve at IoU 0.50 per class. `recall` adds AR1 ... ARl.
     """
     if iou_type not in ("bbox", "segm"):
         raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
@@ -42,8 +48,11 @@ def coco_evaluate(
     evaluator.accumulate()
     evaluator.summarize()
     summary = {key: _defined(value) for key, value in zip(SUMMARY_KEYS, evaluator.stats[:6])}
+    if recall:
+        summary.update({key: _defined(value) for key, value in zip(RECALL_KEYS, evaluator.stats[6:12])})
     extra = {"pr50": _pr_curves(evaluator, coco_gt)} if curves else {}
-    return {**summary, "per_class": _per_class(evaluator, coco_gt), **extra}
+    per_class = {f"per_class{suffix}": _per_class(evaluator, coco_gt, ious) for suffix, ious in PER_CLASS_IOUS.items()}
+    return {**summary, **per_class, **extra}
 
 
 def _pr_curves(evaluator: COCOeval_faster, coco_gt: COCO) -> dict[str, dict[str, list[float]]]:
@@ -58,13 +67,13 @@ def _pr_curves(evaluator: COCOeval_faster, coco_gt: COCO) -> dict[str, dict[str,
     return curves
 
 
-def _per_class(evaluator: COCOeval_faster, coco_gt: COCO) -> dict[str, float]:
+def _per_class(evaluator: COCOeval_faster, coco_gt: COCO, ious: slice) -> dict[str, float]:
     # precision: [IoU thresholds, recall thresholds, categories, area ranges, max dets];
     # area "all" is index 0, maxDets=100 the last; -1 marks "no ground truth".
     precision = np.asarray(evaluator.eval["precision"])
     per_class = {}
     for k, cat_id in enumerate(evaluator.params.catIds):
-        values = precision[:, :, k, 0, -1]
+        values = precision[ious, :, k, 0, -1]
         values = values[values > -1]
         if values.size:
             per_class[coco_gt.cats[cat_id]["name"]] = float(values.mean())

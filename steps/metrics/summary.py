@@ -1,9 +1,9 @@
 """All evaluation metrics of one set of predictions, as flat `family/name` keys.
 
 The keys are what `evaluate.select_key` names: `bbox/AP`, `segm/AP50`, `segm/AP-plate`,
-`dv_mAP`, `dv_AP-plate`, `EIR`. `metric_keys` lists them from the ground truth alone, so that a
-mistyped key is refused before any model is run; `family_metrics` computes only the family one
-key belongs to (the bootstrap recomputes one key many times).
+`segm/AP50-plate`, `dv_mAP`, `dv_AP-plate`, `EIR`. `metric_keys` lists them from the ground truth
+alone, so that a mistyped key is refused before any model is run; `family_metrics` computes only
+the family one key belongs to (the bootstrap recomputes one key many times).
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ def family_metrics(family: str, gt: dict[str, Any], results: list[dict[str, Any]
     kept = [res for res in results if float(res["score"]) >= config.score_threshold]
     if family in ("bbox", "segm"):
         coco = coco_evaluate(gt, kept, family)  # type: ignore[arg-type]
-        return {**{f"{family}/{key}": value for key, value in coco.items() if key != "per_class"},
-                **{f"{family}/AP-{name}": value for name, value in coco["per_class"].items()}}
+        metrics = {f"{family}/{key}": value for key, value in coco.items() if not key.startswith("per_class")}
+        for suffix in ("", "50", "75"):
+            metrics.update({f"{family}/AP{suffix}-{name}": value for name, value in coco[f"per_class{suffix}"].items()})
+        return metrics
     if not _has_plates(gt, config):
         return {}  # not a plate dataset: dv_mAP and EIR are not defined
     if family == "dv":
@@ -60,7 +62,8 @@ def family_metrics(family: str, gt: dict[str, Any], results: list[dict[str, Any]
 def metric_keys(gt: dict[str, Any], config: EvaluateConfig) -> set[str]:
     """Every key all_metrics can return on this ground truth (per-class keys for every category)."""
     names = [c["name"] for c in gt.get("categories", [])]
-    keys = {f"{family}/{key}" for family in ("bbox", "segm") for key in (*SUMMARY_KEYS, *(f"AP-{n}" for n in names))}
+    per_class = [f"AP{suffix}-{n}" for suffix in ("", "50", "75") for n in names]
+    keys = {f"{family}/{key}" for family in ("bbox", "segm") for key in (*SUMMARY_KEYS, *per_class)}
     if _has_plates(gt, config):
         keys |= {"dv_mAP", "EIR", *(f"dv_AP-{n}" for n in names)}
     return keys
@@ -72,7 +75,7 @@ def check_select_key(gt: dict[str, Any], config: EvaluateConfig) -> None:
     if config.select_key not in keys:
         known = ", ".join(sorted(k for k in keys if "-" not in k))
         raise ConfigError(f"evaluate.select_key: {config.select_key!r} is not a metric of this dataset "
-                          f"(known: {known}, and per class bbox/AP-<class>, segm/AP-<class>, dv_AP-<class>)")
+                          f"(known: {known}, and per class bbox/AP-<class>, segm/AP50-<class>, segm/AP75-<class>, dv_AP-<class>)")
 
 
 def _has_plates(gt: dict[str, Any], config: EvaluateConfig) -> bool:

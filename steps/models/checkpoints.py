@@ -103,6 +103,16 @@ def open_checkpoint(path: Path, backend: str) -> dict[str, Any]:
     return state
 
 
+# What only resuming needs: a registered model keeps the weights and what describes them.
+TRAINING_ONLY_KEYS = ("optimizer", "scheduler", "scaler", "rng")
+
+
+def save_weights_only(checkpoint: Path, target: Path) -> Path:
+    """Copy a checkpoint without its optimizer/scheduler/RNG state: half the size, still loadable."""
+    state = read_checkpoint(checkpoint)
+    return save_checkpoint({k: v for k, v in state.items() if k not in TRAINING_ONLY_KEYS}, target)
+
+
 def load_latest(checkpoint_dir: Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]] | None:
     """The newest checkpoint that loads; unreadable newer ones are renamed `*.corrupt` with a warning.
 

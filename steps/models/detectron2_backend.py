@@ -248,7 +248,6 @@ def _train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
             log.close()
         unregister(name)
     seconds = time.perf_counter() - started
-    if main:
-        say(f"done: {t.iterations} iterations in {seconds:.0f} s; checkpoints in {checkpoint_dir}")
+    # The summary line ("train: done: ...") is the caller's: one line per run, not one per layer.
     final = progress.final_loss if main and progress else None
     return TrainSummary(NAME, t.iterations, start, final, [p for _, p in list_checkpoints(checkpoint_dir)], seconds)

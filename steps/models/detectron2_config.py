@@ -80,6 +80,10 @@ def build_cfg(config: Config, num_classes: int, device: str, out_dir: Path | Non
     cfg.MODEL.BACKBONE.FREEZE_AT = 0 if scratch else 2
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = num_classes
     cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = m.roi_batch_size_per_image
+    if m.anchor_sizes:
+        cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[size] for size in m.anchor_sizes]
+    cfg.MODEL.RPN.POST_NMS_TOPK_TEST = m.rpn_proposals_test
+    cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST = m.box_nms_thresh
 
     cfg.INPUT.MIN_SIZE_TRAIN = train_min_sizes(m)
     cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING = "choice"

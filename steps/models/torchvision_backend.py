@@ -239,6 +239,5 @@ def _train(rank: int, world: int, dataset_dir: Path, out_dir: Path, config: Conf
         if log:
             log.close()
     seconds = time.perf_counter() - started
-    if main:
-        say(f"done: {t.iterations} iterations in {seconds:.0f} s; checkpoints in {checkpoint_dir}")
+    # The summary line ("train: done: ...") is the caller's: one line per run, not one per layer.
     return TrainSummary(NAME, t.iterations, start, final_loss, [p for _, p in list_checkpoints(checkpoint_dir)], seconds)

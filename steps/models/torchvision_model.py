@@ -96,6 +96,8 @@ def build_model(model: ModelConfig, num_classes: int, download: bool = False) ->
         "max_size": model.max_size,
         # Sampled RoIs per image for the box/mask heads: the heads' cost on a CPU scales with it.
         "box_batch_size_per_image": model.roi_batch_size_per_image,
+        "rpn_post_nms_top_n_test": model.rpn_proposals_test,
+        "box_nms_thresh": model.box_nms_thresh,
     }
     if model.backbone == "mobilenet_v3_large":
         backbone = mobilenet_backbone(
@@ -106,7 +108,8 @@ def build_model(model: ModelConfig, num_classes: int, download: bool = False) ->
             trainable_layers=6 if scratch else 3,
         )
         # This FPN has two feature maps plus a pooled level: anchors and RoI pooling must match.
-        anchors = AnchorGenerator(sizes=((32, 64, 128, 256, 512),) * 3, aspect_ratios=((0.5, 1.0, 2.0),) * 3)
+        sizes = tuple(model.anchor_sizes or (32, 64, 128, 256, 512))
+        anchors = AnchorGenerator(sizes=(sizes,) * 3, aspect_ratios=((0.5, 1.0, 2.0),) * 3)
         return MaskRCNN(
             backbone,
             rpn_anchor_generator=anchors,
@@ -120,6 +123,10 @@ def build_model(model: ModelConfig, num_classes: int, download: bool = False) ->
         norm_layer=norm_layer,
         trainable_layers=5 if scratch else 3,
     )
+    if model.anchor_sizes:  # one size per FPN level (four stages and a pooled one)
+        common["rpn_anchor_generator"] = AnchorGenerator(
+            sizes=tuple((size,) for size in model.anchor_sizes), aspect_ratios=((0.5, 1.0, 2.0),) * len(model.anchor_sizes)
+        )
     return MaskRCNN(backbone, **common)
 
 

@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
 
+from steps.jsonio import dumps
+from steps.log import get as get_logger
+from steps.progress import format_duration
 
-def format_duration(seconds: float) -> str:
-    """`45s`, `2m16s`, `1h02m`: short enough for a progress line."""
-    seconds = int(round(max(seconds, 0)))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+_log = get_logger("train")
 
 
 def progress_line(iteration: int, total: int, loss: float, lr: float, seconds_per_iter: float) -> str:
@@ -32,7 +27,7 @@ def progress_line(iteration: int, total: int, loss: float, lr: float, seconds_pe
 
 def say(message: str) -> None:
     """One line on stdout, flushed at once so pod logs show it live."""
-    print(message, flush=True)
+    _log.info(message)
 
 
 def last_logged_loss(out_dir: Path, after: int) -> float | None:
@@ -58,7 +53,7 @@ class TrainingLog:
         try:
             entries = json.loads(self.metrics_path.read_text())
         except json.JSONDecodeError:
-            print(f"warning: {self.metrics_path}: unreadable, starting a new one", file=sys.stderr, flush=True)
+            _log.warning(f"warning: {self.metrics_path}: unreadable, starting a new one")
             return []
         return entries if isinstance(entries, list) else []
 
@@ -77,7 +72,7 @@ class TrainingLog:
 
     def _write(self) -> None:
         tmp = self.metrics_path.with_name(f".{self.metrics_path.name}.tmp")
-        tmp.write_text(json.dumps(self.entries, indent=1))
+        tmp.write_text(dumps(self.entries, indent=1))
         os.replace(tmp, self.metrics_path)
 
     def flush(self) -> None:

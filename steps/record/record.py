@@ -22,6 +22,7 @@ from steps.db import Database, resolve_url
 from steps.errors import ExternalError, InputError
 from steps.labelme import read_labels_file
 from steps.labelme2coco import find_labelme_files
+from steps.log import get as get_logger
 from steps.record.metadata import DatasetRow, ImageRow, find_dataset, image_splits, insert_dataset, lock_version
 
 ANNOTATION_PREFIX = "annotations/"
@@ -41,6 +42,8 @@ class RecordResult:
     categories: list[str]
     skipped: int = 0
 
+log = get_logger("record")
+
 
 def dataset_version_for(annotation_version: str) -> str:
     """`annotations/v3` is recorded as `datasets/v3`; any other tag `t` as `datasets/t`."""
@@ -49,7 +52,7 @@ def dataset_version_for(annotation_version: str) -> str:
 
 
 def _log(message: str) -> None:
-    print(f"record: {message}", flush=True)
+    log.info(f"record: {message}")
 
 
 def _existing(db: Database, repo: str, version: str) -> tuple[RecordResult | None, bool]:
@@ -119,9 +122,9 @@ def _show(title: str, lines: list[str]) -> None:
     if lines:
         _log(title)
         for line in lines[:_SHOWN]:
-            print(f"  {line}", flush=True)
+            log.info(f"  {line}")
         if len(lines) > _SHOWN:
-            print(f"  ... and {len(lines) - _SHOWN} more", flush=True)
+            log.info(f"  ... and {len(lines) - _SHOWN} more")
 
 
 def _convert(config: Config, where: str, ann_dir: Path) -> tuple[CocoBuild, str]:

@@ -17,11 +17,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from steps.cli import run_cli
-from steps.config import load_config
-from steps.evaluate.arguments import add_arguments, write_outputs
+from steps.cli import dataset_folder, run_cli
 from steps.errors import InputError
+from steps.evaluate.arguments import add_arguments, load_branch_config, write_outputs
 from steps.evaluate.groups import CHECKPOINT
+from steps.log import get as get_logger
+
+log = get_logger("select")
 
 BRANCH = re.compile(r"b\d{1,3}")
 
@@ -85,25 +87,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the evaluate pods' scores: a JSON list with each pod's list of scores")
     add_arguments(parser, checkpoints_required=False)
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.overrides, args.set_list)
+    config = load_branch_config(args)
 
-    from steps.dataset_repo import checkout_dataset
     from steps.evaluate.evaluate import conclude, prepare, score_checkpoints, select_best
 
     rows = parse_scores(args.scores)  # before the checkout: bad input fails at once
-    print(f"select: {len(rows)} checkpoints scored by the evaluate pods", flush=True)
+    log.info(f"select: {len(rows)} checkpoints scored by the evaluate pods")
     best = select_best(rows, config.evaluate.select_key, config.evaluate.select_mode)
     if best.get("overrides"):
         # The model is registered with the settings of the branch that trained it.
-        print(f"select: best branch {best['branch']}: {best['overrides']}", flush=True)
-        config = load_config(args.config, args.overrides, f"{args.set_list} {best['overrides']}".strip())
-    with checkout_dataset(args.repo or config.dataset.repo, args.dataset_version, config.dataset.dataset_dir) as data, \
-            best_checkpoint(args, best) as path:
+        log.info(f"select: best branch {best['branch']}: {best['overrides']}")
+        config = load_branch_config(args, best["overrides"])
+    with dataset_folder(parser, args, config) as data, best_checkpoint(args, best) as path:
         best["path"] = str(path)
         gt = prepare(config, data, args.output)
         _, predicted = score_checkpoints(config, gt, data, [(best["iteration"], path)], args.output)
         predictions = {best["checkpoint"]: predicted[path.name]}
-        result = conclude(config, gt, data, rows, predictions, args.output, args.run_id, args.dataset_version)
+        version = args.dataset_version or str(args.dataset_dir)  # what the lineage records
+        training = path.parent.parent if path.parent.name == "checkpoints" else path.parent  # the train output
+        result = conclude(config, gt, data, rows, predictions, args.output, args.run_id, version, training)
     write_outputs(args, result.promoted, result.model_uri)
     return 0
 

@@ -7,8 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from steps.cli import add_config_arguments, run_cli
-from steps.config import load_config
+from steps.cli import add_config_arguments, add_dataset_arguments, dataset_folder, load_step_config, run_cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -17,8 +16,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Run a model on the held-out test split: predictions.json, metrics.json and an index.html "
         "report with masks, boxes, labels and the read plate strings drawn on each image.",
     )
-    parser.add_argument("--repo", help="dataset repo (git URL or path); default: dataset.repo")
-    parser.add_argument("--dataset-version", required=True, help="training dataset tag, e.g. datasets/v1")
+    add_dataset_arguments(parser, "test on")
     parser.add_argument("--model", default="production",
                         help="'production' (default), a registered model id or URI (evaluate's model-uri), or a .pth file")
     parser.add_argument("--compare", choices=["production", "none"], default="none",
@@ -30,13 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--evaluation-page", type=Path, help="write --evaluation's report as one self-contained HTML file here")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.overrides, args.set_list)
+    config = load_step_config(args)
 
-    from steps.dataset_repo import checkout_dataset
     from steps.test.inference import run_test
 
-    with checkout_dataset(args.repo or config.dataset.repo, args.dataset_version, config.dataset.dataset_dir) as data:
-        page = run_test(config, data, args.model, args.output, args.dataset_version, compare=args.compare == "production")
+    with dataset_folder(parser, args, config) as data:
+        page = run_test(config, data, args.model, args.output, args.dataset_version or str(args.dataset_dir),
+                        compare=args.compare == "production")
     from steps.report_page import inline_page
 
     if args.test_page:

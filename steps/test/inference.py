@@ -16,7 +16,10 @@ from steps.config import Config, save_config
 from steps.errors import InputError
 from steps.evaluate.scoring import load_split, predict_split, score
 from steps.jsonio import write_json
+from steps.log import get as get_logger
 from steps.models import get_backend
+
+log = get_logger("test")
 
 
 def model_id_of(config: Config, model: str) -> str:
@@ -87,11 +90,11 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
     production_metrics = None
     with tempfile.TemporaryDirectory(prefix="trainyard-test-") as scratch:
         predictor, model_id = _load_model(config, model, Path(scratch))
-        print(f"test: model {model_id} on {len(gt['images'])} test images", flush=True)
+        log.info(f"test: model {model_id} on {len(gt['images'])} test images")
         results = predict_split(predictor, gt, dataset_dir / "images", config.evaluate.score_threshold)
         if production_id and production_id != model_id:
             champion, _ = _load_model(config, production_id, Path(scratch))
-            print(f"test: production model {production_id} on the same images, for comparison", flush=True)
+            log.info(f"test: production model {production_id} on the same images, for comparison")
             production_metrics = score(gt, predict_split(champion, gt, dataset_dir / "images",
                                                          config.evaluate.score_threshold), config.evaluate)
     metrics = score(gt, results, config.evaluate)
@@ -133,8 +136,8 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
         meta["production"] = status
         title += f" ({status})"
     page = write_test_report(out_dir, items, table, title, meta)
-    print(f"test: {_brief(metrics)}", flush=True)
-    print(f"test: report {page}", flush=True)
+    log.info(f"test: {_brief(metrics)}")
+    log.info(f"test: report {page}")
     return page
 
 

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from steps.cli import add_config_arguments, run_cli
-from steps.config import load_config
+from steps.cli import add_config_arguments, add_dataset_arguments, dataset_folder, run_cli
+from steps.evaluate.arguments import load_branch_config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,9 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tensorboard/ and config.yaml to --output, and resumes from the checkpoints already there "
         "(or at --checkpoint-uri). SIGTERM writes a checkpoint and exits with 143 so a retry resumes.",
     )
-    parser.add_argument("--repo", help="dataset repo (git URL or path); default: dataset.repo")
-    parser.add_argument("--dataset-version", help="training dataset tag, e.g. datasets/v1")
-    parser.add_argument("--dataset-dir", type=Path, help="train on this COCO folder instead of a repo version")
+    add_dataset_arguments(parser, "train on")
     parser.add_argument("--output", type=Path, required=True, help="output folder (the checkpoints artifact)")
     parser.add_argument(
         "--checkpoint-uri",
@@ -43,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "item the sweep's evaluate pods fan out over; needs --checkpoint-root")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.overrides, f"{args.set_list} {args.branch_overrides}".strip())
+    config = load_branch_config(args, args.branch_overrides)
     if args.output_branch and not (args.branch and args.checkpoint_root):
         parser.error("--output-branch needs --branch and --checkpoint-root (the branch's checkpoints are read back from there)")
     from steps.storage import check_location, join
@@ -55,18 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.checkpoint_uri:
         config.train.checkpoint_uri = check_location(args.checkpoint_uri)  # a one-line error, not pydantic's
 
-    from steps.dataset_repo import checkout_dataset
     from steps.models import get_backend
 
     backend = get_backend(config.model.backend)  # fails fast when the backend is not installed
     backend.check(config)  # and on a bad setting, before the dataset checkout
-    if args.dataset_dir:
-        summary = backend.train(args.dataset_dir, args.output, config)
-        print(f"train: done: {summary.describe()}", flush=True)
-        return 0
-    if not args.dataset_version:
-        parser.error("give --dataset-version (with --repo) or --dataset-dir")
-    with checkout_dataset(args.repo or config.dataset.repo, args.dataset_version, config.dataset.dataset_dir) as data:
+    with dataset_folder(parser, args, config) as data:
         summary = backend.train(data, args.output, config)
     print(f"train: done: {summary.describe()}", flush=True)
     if args.output_checkpoint_groups:

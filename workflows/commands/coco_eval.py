@@ -9,13 +9,13 @@ from pathlib import Path
 
 from steps.errors import InputError
 
-SUMMARY_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
+SUMMARY_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("coco-eval", help="COCO AP of a results file against ground truth",
                        description="Evaluate COCO results (a list of detections) against a COCO ground-truth file: "
-                       "AP, AP50, AP75, APs/APm/APl and per-class AP, equal to pycocotools' COCOeval.")
+                       "AP, AP50, AP75, APs/APm/APl, AR1/AR10/AR100, ARs/ARm/ARl and per-class AP/AP50/AP75, equal to pycocotools' COCOeval.")
     p.add_argument("gt", type=Path, metavar="GT_JSON", help="COCO ground truth (images, annotations, categories)")
     p.add_argument("results", type=Path, metavar="RESULTS_JSON", help="COCO results: a list of detections")
     p.add_argument("--iou-type", choices=["bbox", "segm"], default="bbox", help="what to match (default bbox)")
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(results, list):
         raise InputError(f"{args.results}: expected a JSON list of detections")
     try:
-        summary = coco_evaluate(gt, results, args.iou_type)  # checks every detection first
+        summary = coco_evaluate(gt, results, args.iou_type, recall=True)  # checks every detection first
     except InputError as exc:
         raise InputError(f"{args.results}: {exc}") from None
     if args.json:
@@ -65,10 +65,11 @@ def run(args: argparse.Namespace) -> int:
     for key in SUMMARY_KEYS:
         print(f"  {key:<6} {_fmt(summary[key])}")
     if summary["per_class"]:
-        print("  per class:")
         width = max(len(name) for name in summary["per_class"])
+        print(f"  per class:{' ' * (width - 6)}AP    AP50    AP75")
         for name, value in summary["per_class"].items():
-            print(f"    {name:<{width}}  {_fmt(value)}")
+            cells = [_fmt(summary[f"per_class{s}"].get(name, math.nan)) for s in ("50", "75")]
+            print(f"    {name:<{width}}  {_fmt(value)}  {'  '.join(cells)}")
     return 0
 
 

@@ -10,19 +10,29 @@ from pathlib import Path
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("lint", help="check Argo manifests strictly offline",
                        description="Check Workflow, WorkflowTemplate, CronWorkflow and ClusterWorkflowTemplate manifests "
-                       "against Argo's API (unknown keys, wrong types) and DAG sanity. One line per problem; "
-                       "exit 1 when there is one. No files: trainyard's own rendered templates.")
-    p.add_argument("files", nargs="*", help="YAML files or folders (multi-document files allowed)")
+                       "as Argo's validator does (names, arguments, variables, outputs, DAGs, ...) and against Argo's "
+                       "API (unknown keys, wrong types). templateRef and workflowTemplateRef are followed among the "
+                       "files given. One line per problem (file:line: path: message); exit 1 when there is one or "
+                       "when no file was checked. No files: the rendered templates of the checkout you are in.")
+    p.add_argument("files", nargs="*",
+                   help="YAML files or folders (multi-document files allowed); - reads standard input")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from workflows.lint import lint_paths
-    from workflows.render import RENDERED_DIR
+    from workflows.checkout import checkout_root
+    from workflows.lint import lint_sources
 
-    paths = [Path(p) for p in args.files] or sorted(RENDERED_DIR.glob("*.yaml"))
-    problems = lint_paths(paths)
+    paths = [Path(p) if p != "-" else p for p in args.files]
+    if not paths:
+        rendered = checkout_root() / "workflows" / "rendered"
+        paths = sorted(rendered.glob("*.yaml"))
+        print(f"checking the rendered templates in {rendered}", file=sys.stderr)
+    problems, count = lint_sources(paths)
     for problem in problems:
         print(problem)
-    print(f"{len(paths)} file(s) checked, {len(problems)} problem(s)", file=sys.stderr)
+    print(f"{count} file(s) checked, {len(problems)} problem(s)", file=sys.stderr)
+    if count == 0:
+        print("error: no file to check (a folder without *.yaml files?)", file=sys.stderr)
+        return 1
     return 1 if problems else 0

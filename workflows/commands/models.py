@@ -6,28 +6,45 @@ import argparse
 import json
 
 DEFAULT_REGISTRY = "runs/registry"  # where `trainyard run --local` registers models
+REGISTRY_HELP = f"registry folder or gs://bucket/prefix (default {DEFAULT_REGISTRY}; after `run --local --output DIR`: DIR/registry)"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list, show, promote or roll back registered models",
                        description="Work with the model registry: every registered model with its metrics and "
                        "lineage, and the production pointer that the test step and deployments use.")
-    p.add_argument("--registry", default=DEFAULT_REGISTRY,
-                   help=f"registry folder or gs://bucket/prefix (default {DEFAULT_REGISTRY})")
+    p.add_argument("--registry", help=REGISTRY_HELP)
+    # --registry also after the action (`models list --registry DIR`), where users type it.
+    registry = argparse.ArgumentParser(add_help=False)
+    registry.add_argument("--registry", default=argparse.SUPPRESS, help=REGISTRY_HELP)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("list", help="every model, oldest first; * marks production")
-    show = actions.add_parser("show", help="one model's metrics and lineage as JSON")
+    actions.add_parser("list", parents=[registry], help="every model, oldest first; * marks production")
+    show = actions.add_parser("show", parents=[registry], help="one model's metrics and lineage as JSON")
     show.add_argument("model_id", help="model id, or 'production'")
-    promote = actions.add_parser("promote", help="make a model production (by hand: no champion check)")
+    promote = actions.add_parser("promote", parents=[registry], help="make a model production (by hand: no champion check)")
     promote.add_argument("model_id")
     promote.add_argument("--reason", default="promoted by hand", help="recorded in the pointer's history")
-    actions.add_parser("rollback", help="put the previous production model back")
+    actions.add_parser("rollback", parents=[registry], help="put the previous production model back")
     p.set_defaults(func=run)
+
+
+def _registry(given: str | None) -> str:
+    if given:
+        return given
+    from pathlib import Path
+
+    if not Path(DEFAULT_REGISTRY).is_dir():
+        from steps.errors import InputError
+
+        raise InputError(f"{DEFAULT_REGISTRY}: no registry in this folder; `trainyard run --local --output DIR` "
+                         "registers models in DIR/registry: pass --registry DIR/registry")
+    return DEFAULT_REGISTRY
 
 
 def run(args: argparse.Namespace) -> int:
     from steps import registry
 
+    args.registry = _registry(args.registry)
     current = registry.production(args.registry)
     current_id = current["model_id"] if current else None
     if args.action == "list":

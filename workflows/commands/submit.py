@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from workflows.pipeline import PIPELINE_NAME, WORKFLOW_PARAMETERS
+# The Hera definitions take a second to import: only `run` loads them, so `--help` stays fast.
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit", help="submit a run of the installed WorkflowTemplate to an Argo server",
-                       description=f"Submit a run of the WorkflowTemplate {PIPELINE_NAME} (installed by the Helm chart) "
+                       description="Submit a run of the pipeline's WorkflowTemplate (installed by the Helm chart) "
                        "through the Argo server API, print its name and UI link, and with --watch follow its steps to "
                        "the end (exit 1 unless it succeeds). Server, token and namespace come from the flags or "
                        "ARGO_SERVER, ARGO_TOKEN, ARGO_NAMESPACE, ARGO_SECURE, ARGO_INSECURE_SKIP_VERIFY, ARGO_BASE_HREF.")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                   help=f"workflow parameter (repeatable): {', '.join(WORKFLOW_PARAMETERS)}")
+                   help="workflow parameter (repeatable), e.g. -p annotation-version=annotations/v3; names are "
+                   "checked before sending (docs/cluster.md lists them)")
     p.add_argument("--watch", action="store_true", help="follow the run until it ends")
     p.add_argument("--watch-only", metavar="NAME", help="submit nothing: follow the existing run NAME (e.g. after a token expired)")
     p.add_argument("--server", help="Argo server, host:port or URL (default: ARGO_SERVER)")
@@ -23,13 +24,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token", help="bearer token (default: ARGO_TOKEN, else the kubeconfig user's token or credential plugin)")
     p.add_argument("--insecure-skip-verify", action="store_true",
                    help="do not verify the server's TLS certificate (default: ARGO_INSECURE_SKIP_VERIFY)")
-    p.add_argument("--template", default=PIPELINE_NAME, help=f"WorkflowTemplate to run (default {PIPELINE_NAME})")
+    p.add_argument("--template",
+                   help="WorkflowTemplate to run (default trainyard-pipeline, the Helm release `trainyard`'s; "
+                   "a release RELEASE installs RELEASE-trainyard-pipeline)")
     p.add_argument("--poll", type=float, default=5.0, metavar="SECONDS", help="--watch polling interval (default 5)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from workflows.pipeline import PIPELINE_NAME
     from workflows.submit import ArgoClient, ArgoServer, check_poll, parse_parameters, watch
+
+    args.template = args.template or PIPELINE_NAME
 
     check_poll(args.poll)
     parse_parameters(args.param, known=None)  # the form (NAME=VALUE) before anything is resolved

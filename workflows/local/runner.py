@@ -544,7 +544,9 @@ class LocalRunner:
             with self._lock:
                 self._processes.add(process)
             try:
-                code = process.run(argv, self.cwd, env, log, lambda line: self.echo(f"  {name} | {line}"))
+                # Steps name themselves ("train: ...", for Argo's logs): don't say it twice.
+                code = process.run(argv, self.cwd, env, log,
+                                   lambda line: self.echo(f"  {name} | {line.removeprefix(f'{name}: ')}"))
             finally:
                 with self._lock:
                     self._processes.discard(process)

@@ -6,10 +6,11 @@ import json
 import math
 from pathlib import Path
 
+from steps.class_metrics import class_rows
 from steps.jsonio import write_json
 from workflows.local.runner import RunResult, TaskResult
 
-TABLE_KEYS = ["bbox/AP", "segm/AP", "segm/AP50", "dv_mAP", "EIR"]
+TABLE_KEYS = ["segm/AP", "dv_mAP", "EIR"]
 
 
 def _read_json(path: Path) -> object | None:
@@ -44,6 +45,8 @@ def summarize(result: RunResult) -> dict:
             summary["iterations"] = log[-1].get("iteration")
             summary["final_loss"] = log[-1].get("loss")
         summary["checkpoints"] = str(tasks["train"].artifacts["checkpoints"])
+        if (tasks["train"].artifacts["checkpoints"] / "tensorboard").is_dir():
+            summary["tensorboard"] = str(tasks["train"].artifacts["checkpoints"] / "tensorboard")
     if "select" in tasks and "evaluation" in tasks["select"].artifacts:
         folder = tasks["select"].artifacts["evaluation"]
         evaluation = _read_json(folder / "evaluation.json")
@@ -54,7 +57,32 @@ def summarize(result: RunResult) -> dict:
         summary["model_uri"] = tasks["select"].parameters.get("model-uri")
     if "test" in tasks and "report" in tasks["test"].artifacts:
         summary["test_report"] = str(tasks["test"].artifacts["report"] / "index.html")
+        test_metrics = _read_json(tasks["test"].artifacts["report"] / "metrics.json")
+        if isinstance(test_metrics, dict):
+            summary["test_metrics"] = test_metrics
     return summary
+
+
+def _class_columns(metrics: dict, plate: str) -> dict[str, float]:
+    """Mask AP50 of the plate class and the mean of the character classes (what the mean hides)."""
+    columns = {}
+    for row in class_rows(metrics, plate):
+        if row.kind == "plate":
+            columns[f"{plate} AP50"] = row.values["AP50"]
+        elif row.kind == "mean":
+            columns["chars AP50"] = row.values["AP50"]
+    return columns
+
+
+def _evaluation_config(summary: dict):  # -> Config | None
+    """The config the evaluate step saved beside its report; None without one."""
+    config = Path(summary.get("evaluation_report") or ".").parent / "config.yaml"
+    try:
+        from steps.config import load_config
+
+        return load_config(config)
+    except Exception:  # no evaluation, or a config this version cannot read
+        return None
 
 
 def print_summary(result: RunResult) -> dict:
@@ -70,23 +98,37 @@ def print_summary(result: RunResult) -> dict:
     if "iterations" in summary:
         print(f"Training: {summary['iterations']} iterations, final loss {_fmt(summary.get('final_loss')).strip()}")
     evaluation = summary.get("evaluation")
+    config = _evaluation_config(summary)
+    plate = config.evaluate.plate_label if config else "plate"
     if evaluation:
         key = evaluation["select_key"]
-        keys = list(dict.fromkeys([key, *TABLE_KEYS]))
-        print(f"Validation metrics (best by {key}, {evaluation['select_mode']}):")
-        print("  " + f"{'checkpoint':<22}" + "".join(f"{k:>11}" for k in keys))
-        for row in evaluation["checkpoints"]:
-            mark = " *" if row["checkpoint"] == evaluation["best"] else "  "
-            cells = "".join(f"{_fmt(row['metrics'].get(k)):>11}" for k in keys)
-            print(f"{mark}{row['checkpoint']:<22}{cells}")
+        print(f"Validation metrics (mask AP50 per class; best by {key}, {evaluation['select_mode']}):")
+        rows = [(row["checkpoint"], {**_class_columns(row["metrics"], plate), **row["metrics"]})
+                for row in evaluation["checkpoints"]]
+        derived = [k for k in (_class_columns(rows[0][1], plate) if rows else {})
+                   if not (k == f"{plate} AP50" and key == f"segm/AP50-{plate}")]  # the same number twice
+        keys = list(dict.fromkeys([key, *derived, *TABLE_KEYS]))
+        width = max(11, *(len(k) + 2 for k in keys))
+        print("  " + f"{'checkpoint':<22}" + "".join(f"{k:>{width}}" for k in keys))
+        for name, metrics in rows:
+            mark = " *" if name == evaluation["best"] else "  "
+            print(f"{mark}{name:<22}" + "".join(f"{_fmt(metrics.get(k)):>{width}}" for k in keys))
         promotion = evaluation["promotion"]
         verdict = "promoted to production" if promotion["promoted"] else "not promoted"
         print(f"Model {promotion['model_id']}: {verdict} ({promotion['reason']})")
         print(f"  registered at {promotion['model_uri']}")
-        print(f"Evaluation report: {summary['evaluation_report']}")
+        if config:
+            print(f"  models: trainyard models list --registry {config.promotion.registry}")
+    test_metrics = summary.get("test_metrics")
+    if test_metrics:
+        cells = {**_class_columns(test_metrics, plate), **{k: test_metrics[k] for k in TABLE_KEYS if k in test_metrics}}
+        print("Test split: " + "  ".join(f"{k} {_fmt(v).strip()}" for k, v in cells.items()))
+    if summary.get("tensorboard"):
+        print(f"TensorBoard: tensorboard --logdir {summary['tensorboard']}")
+    if summary.get("evaluation_report"):
+        print(f"Evaluation report: file://{summary['evaluation_report']}")
     if summary.get("test_report"):
-        print(f"Test report: {summary['test_report']}")
-        print(f"  open it: file://{summary['test_report']}")
+        print(f"Test report: file://{summary['test_report']}")
     if not result.succeeded:
         for name, task in result.tasks.items():
             if task.status in ("Failed", "Error"):

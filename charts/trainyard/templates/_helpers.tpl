@@ -16,6 +16,12 @@
 {{- end }}
 {{- end }}
 
+{{/* The name of a generated object (list $ "pipeline"): `<full name>-pipeline`, so two releases in one
+     namespace do not collide; the release `trainyard` gives the names of workflows/rendered/. */}}
+{{- define "trainyard.objectName" -}}
+{{- printf "%s-%s" (include "trainyard.fullname" (index . 0)) (index . 1) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "trainyard.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}

@@ -10,7 +10,7 @@ import contextlib
 import re
 from typing import Any
 
-from workflows.lint_walk import as_list
+from workflows.lint.walk import as_list
 
 TASK_RESULTS = (
     "Succeeded",

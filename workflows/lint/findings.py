@@ -15,10 +15,12 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
 
 
 class Finding(NamedTuple):
-    """One problem found in a manifest, before it is tied to a file."""
+    """One problem found in a manifest, before it is tied to a file; `target` is the manifest it
+    lies in when that is another one than the manifest being checked (see crossdoc)."""
 
     path: str
     message: str
+    target: Any = None
 
 
 def key_path(base: str, key: object) -> str:
@@ -35,3 +37,10 @@ def item_path(base: str, index: int, item: Any) -> str:
     if isinstance(name, str) and name and "]" not in name:
         return f"{base}[name={name}]"
     return f"{base}[{index}]"
+
+
+def excerpt(value: object, limit: int = 40) -> str:
+    """A value as quoted in a message: never more than `limit` characters of it (a hostile or
+    alias-expanded value must not flood the terminal)."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -21,8 +21,8 @@ from typing import Any
 import pydantic
 from hera.workflows import models as m
 
-from workflows.lint_findings import Finding, item_path, key_path
-from workflows.lint_schema_v4 import EXTRA_FIELDS
+from workflows.lint.findings import Finding, excerpt, item_path, key_path
+from workflows.lint.schema_v4 import EXTRA_FIELDS
 
 KIND_MODELS: dict[str, type[pydantic.BaseModel]] = {
     "Workflow": m.Workflow,
@@ -147,7 +147,7 @@ def _check_quantity(value: Any, path: str) -> Iterator[Finding]:
     if not isinstance(value, str):
         yield Finding(path, f"expected a quantity such as 500m or 2Gi, got {_show(value)}")
     elif "{{" not in value and not _QUANTITY.match(value.strip()):
-        yield Finding(path, f"{value!r} is not a Kubernetes quantity (e.g. 500m, 1.5, 2Gi)")
+        yield Finding(path, f"{excerpt(value)!r} is not a Kubernetes quantity (e.g. 500m, 1.5, 2Gi)")
 
 
 def _check_object(value: Any, model: type[pydantic.BaseModel], path: str) -> Iterator[Finding]:
@@ -177,7 +177,7 @@ def model_fields(model: type[pydantic.BaseModel]) -> dict[str, Any]:
 
 
 def _unknown_key(key: str, model: type, fields: dict[str, Any]) -> str:
-    message = f"unknown key {key!r} in {model.__name__}"
+    message = f"unknown key {excerpt(key)!r} in {model.__name__}"
     close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
     if not close:
         close = [f for f in fields if f.lower() == key.lower()]

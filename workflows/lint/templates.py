@@ -11,30 +11,22 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from workflows.lint_dag import check_dag
-from workflows.lint_findings import Finding, key_path
-from workflows.lint_walk import all_templates, as_list, callers, workflow_spec
-
-TEMPLATE_KINDS = (
-    "container",
-    "containerSet",
-    "script",
-    "resource",
-    "dag",
-    "steps",
-    "suspend",
-    "data",
-    "http",
-    "plugin",
-)
+from workflows.lint.dag import check_dag
+from workflows.lint.findings import Finding, excerpt, key_path
+from workflows.lint.model import TEMPLATE_KINDS, Manifest
+from workflows.lint.walk import all_templates, as_list, callers
 
 
-def check_templates(doc: dict[str, Any], kind: str) -> list[Finding]:
-    """Findings about template names, template kinds, steps and DAGs in a supported manifest."""
-    spec, spec_path = workflow_spec(doc, kind)
+
+def check_templates(m: Manifest) -> list[Finding]:
+    """Findings about template names, template kinds, steps and DAGs in a supported manifest.
+
+    Mirrors validate.go's `validateTemplateType`, `validateTemplateHolder` ("template name '%s'
+    undefined"), the entrypoint check of `Workflow` and the loops of `addItemsToScope`."""
+    spec, spec_path, kind = m.spec, m.spec_path, m.kind
     findings: list[Finding] = []
     defined = _template_names(spec, spec_path, findings)
-    known = None if "workflowTemplateRef" in spec else defined  # None: names cannot be judged
+    known = None if "workflowTemplateRef" in spec else defined  # None: judged by crossdoc
     findings += _check_entrypoint(spec, spec_path, kind, known)
     if isinstance(spec.get("onExit"), str):
         findings += _check_name(spec["onExit"], key_path(spec_path, "onExit"), known)
@@ -57,7 +49,7 @@ def _template_names(spec: dict[str, Any], spec_path: str, findings: list[Finding
         if not isinstance(name, str) or not name:
             findings.append(Finding(path, "template has no name"))
         elif name in defined:
-            findings.append(Finding(path, f"template name {name!r} is used twice"))
+            findings.append(Finding(path, f"template name {excerpt(name)!r} is used twice"))
         if isinstance(name, str):
             defined.add(name)
     return defined
@@ -81,7 +73,7 @@ def _check_name(name: str, path: str, known: set[str] | None) -> list[Finding]:
         return []
     close = difflib.get_close_matches(name, sorted(known), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return [Finding(path, f"template {name!r} is not defined in this manifest{hint}")]
+    return [Finding(path, f"template {excerpt(name)!r} is not defined in this manifest{hint}")]
 
 
 def _check_hooks(hooks: Any, path: str, known: set[str] | None) -> list[Finding]:
@@ -108,7 +100,7 @@ def _check_caller(caller: dict[str, Any], path: str, known: set[str] | None, see
     if not isinstance(name, str) or not name:
         findings.append(Finding(path, "needs a name"))
     elif name in seen:
-        findings.append(Finding(path, f"name {name!r} is used twice in this template"))
+        findings.append(Finding(path, f"name {excerpt(name)!r} is used twice in this template"))
     if isinstance(name, str):
         seen.add(name)
     if "templateRef" not in caller and "inline" not in caller:
@@ -116,6 +108,13 @@ def _check_caller(caller: dict[str, Any], path: str, known: set[str] | None, see
             findings += _check_name(caller["template"], key_path(path, "template"), known)
         else:
             findings.append(Finding(path, "needs a template, a templateRef or an inline template"))
+    looping = [key for key in ("withItems", "withParam", "withSequence") if caller.get(key) not in (None, "", [])]
+    if len(looping) > 1:
+        findings.append(Finding(path,
+                                f"use only one of withItems, withParam, withSequence (it has {', '.join(looping)})"))
+    sequence = caller.get("withSequence")
+    if isinstance(sequence, dict) and sequence.get("count") is not None and sequence.get("end") is not None:
+        findings.append(Finding(key_path(path, "withSequence"), "give either count or end, not both"))
     if isinstance(caller.get("onExit"), str):
         findings += _check_name(caller["onExit"], key_path(path, "onExit"), known)
     return findings + _check_hooks(caller.get("hooks"), key_path(path, "hooks"), known)

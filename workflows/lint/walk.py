@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from workflows.lint_findings import item_path, key_path
+from workflows.lint.findings import item_path, key_path
 
 STEPS_GROUP_NONE = -1  # the "group" of a DAG task, which has no step groups
 
@@ -72,3 +72,16 @@ def _inline_templates(template: dict[str, Any], path: str) -> Iterator[tuple[str
             inline_path = key_path(caller_path, "inline")
             yield inline_path, inline
             yield from _inline_templates(inline, inline_path)
+
+
+def strings(value: Any, path: str, skip: str = "") -> Iterator[tuple[str, str]]:
+    """Every string inside `value` with its path, leaving out the top-level key `skip`."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key != skip:
+                yield from strings(item, key_path(path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from strings(item, item_path(path, index, item))

@@ -1,0 +1,11 @@
+#!/bin/sh
+# Render an HTML report in headless Chromium to a PNG, to look at it as a reader would.
+#   scripts/screenshot-reports.sh runs/<run>/evaluate/evaluation/report.html /tmp/evaluation.png
+# Needs Debian's chromium (apt-get install chromium).
+set -eu
+page=$1
+shot=${2:-report.png}
+size=${SIZE:-1400,2000}
+case $page in /*) ;; *) page=$(pwd)/$page ;; esac
+exec chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --screenshot="$shot" \
+    --window-size="$size" "file://$page" 2>/dev/null
