@@ -24,6 +24,7 @@ from steps.evaluate.evaluate import evaluate, select_best
 from steps.evaluate.scoring import category_map, predict_split, score
 from steps.evaluate.store import RECONCILED
 from steps.masks import encode, polygons_to_mask
+from steps.models.checkpoints import read_checkpoint, save_checkpoint
 
 H, W = 60, 80
 
@@ -52,15 +53,15 @@ def write_model(path: Path, labels: list[str], misses: list[int] = (), backend: 
     """A stand-in checkpoint: its categories (ids = positions in `labels`), and the images
     (by file name number) whose objects it misses."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"labels": labels, "misses": list(misses), "backend": backend}))
-    return path
+    # A real checkpoint file (evaluate registers its weights), with no weights in it.
+    return save_checkpoint({"model": {}, "labels": labels, "misses": list(misses), "backend": backend}, path)
 
 
 class StandIn:
     """Predicts the ground truth of the val split for the labels it knows, in its own category ids."""
 
     def __init__(self, path: Path, gt: dict) -> None:
-        state = json.loads(Path(path).read_text())
+        state = read_checkpoint(Path(path))
         self.categories = [{"id": k + 1, "name": n} for k, n in enumerate(state["labels"])]
         self.misses = set(state["misses"])
         self.gt = gt
