@@ -146,6 +146,9 @@ class EvaluateConfig(_Section):
     # Metric that selects the best checkpoint, e.g. `segm/AP`, `bbox/AP50`, `dv_mAP`, `EIR`.
     select_key: str = "segm/AP"
     select_mode: Literal["max", "min"] = "max"
+    # Fan-out evaluation: checkpoints scored per pod (train lists them in groups of this size; the
+    # workflow runs one evaluate pod per group, `steps.evaluate.parallelism` of them at once).
+    checkpoints_per_pod: int = Field(1, ge=1)
     # Predictions below this score are dropped before COCO evaluation.
     score_threshold: float = Field(0.05, ge=0, le=1)
     # Label of the plate category (for dv_mAP slicing and EIR reading).

@@ -139,7 +139,11 @@ def _scenario(name: str) -> str:
 
 
 def _kind(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = [d for d in docs if d["kind"] == kind]
+    # The sweep is a WorkflowTemplate too, and the memoize cache a ConfigMap with its Role: here
+    # "WorkflowTemplate" means the pipeline's, "ConfigMap" the artifact repositories, and so on.
+    found = [d for d in docs if d["kind"] == kind and d.get("spec", {}).get("entrypoint") != "sweep"
+             and d["metadata"].get("labels", {}).get("workflows.argoproj.io/configmap-type") != "Cache"
+             and not d["metadata"]["name"].endswith("-memoize")]
     assert len(found) == 1, f"expected one {kind}, got {len(found)}"
     return found[0]
 
@@ -239,6 +243,25 @@ def test_default_values_render_the_hera_workflow_template() -> None:
     assert _without_empty(rendered) == _without_empty(hera)
 
 
+def test_default_values_render_the_hera_sweep_template() -> None:
+    from workflows.sweep import build_sweep
+
+    docs = _docs(_render("sweep: {parallelism: 4}\n"))
+    rendered = next(d for d in docs if d["kind"] == "WorkflowTemplate" and d["spec"]["entrypoint"] == "sweep")
+    hera = build_sweep().to_dict()
+    assert hera["metadata"].pop("labels").items() <= rendered["metadata"].pop("labels").items()
+    # As for the pipeline: the required model registry reaches the steps as an install override.
+    overrides = next(p for p in rendered["spec"]["arguments"]["parameters"] if p["name"] == "chart-overrides")
+    assert overrides.pop("value") == f"promotion.registry={MODEL_REGISTRY}"
+    next(p for p in hera["spec"]["arguments"]["parameters"] if p["name"] == "chart-overrides").pop("value")
+    assert _without_empty(rendered) == _without_empty(hera)
+    # The values that bound the fan-outs reach the DAGs.
+    sweep = _docs(_render("sweep: {parallelism: 7}\nsteps: {evaluate: {parallelism: 3}}\n"))
+    dags = {d["spec"]["entrypoint"]: next(t for t in d["spec"]["templates"] if t["name"] == d["spec"]["entrypoint"])
+            for d in sweep if d["kind"] == "WorkflowTemplate"}
+    assert dags["sweep"]["parallelism"] == 7 and dags["pipeline"]["parallelism"] == 3
+
+
 REPO = "workflow: {datasetRepo: https://github.com/example/plates-dataset.git}\n"
 
 
@@ -326,6 +349,10 @@ def test_names_agree_across_manifests_for_any_release() -> None:
     assert _kind(docs, "CronWorkflow")["spec"]["workflowSpec"]["workflowTemplateRef"]["name"] == template["metadata"]["name"]
     assert template["metadata"]["name"] == "team-a-trainyard-pipeline"
     assert _kind(docs, "CronWorkflow")["metadata"]["name"] == "team-a-trainyard-nightly"
+    sweep = next(d for d in docs if d["kind"] == "WorkflowTemplate" and d["spec"]["entrypoint"] == "sweep")
+    assert sweep["metadata"]["name"] == "team-a-trainyard-sweep"
+    record = next(t for t in sweep["spec"]["templates"] if t["name"] == "record")
+    assert record["memoize"]["cache"]["configMap"]["name"] == "team-a-trainyard-record-cache"
 
 
 def test_the_release_trainyard_keeps_the_names_of_the_hera_definitions() -> None:
@@ -501,3 +528,24 @@ def _comment_block(lines_above: list[str]) -> list[str]:
             break
         block.append(line)
     return block
+
+
+def test_the_memoize_cache_and_exactly_its_rbac() -> None:
+    # controller/cache/configmap_cache.go: Argo's controller gets the cache ConfigMap, refuses one
+    # without the Cache label, and updates it (create only when missing: the chart creates it).
+    from workflows.sweep import SWEEP_NAME
+
+    docs = _docs(_render())
+    sweep = next(d for d in docs if d["kind"] == "WorkflowTemplate" and d["metadata"]["name"] == SWEEP_NAME)
+    record = next(t for t in sweep["spec"]["templates"] if t["name"] == "record")
+    cache = record["memoize"]["cache"]["configMap"]["name"]
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == cache)
+    assert config_map["metadata"]["labels"]["workflows.argoproj.io/configmap-type"] == "Cache"
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-memoize"))
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [cache],
+                              "verbs": ["get", "update"]}]
+    binding = next(d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-memoize"))
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "argo-workflows-workflow-controller",
+                                    "namespace": "argo"}]
+    off = _docs(_render("memoize: {enabled: false}\n"))
+    assert not [d for d in off if d["kind"] in ("ConfigMap", "Role") and cache in str(d)]

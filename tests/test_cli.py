@@ -73,10 +73,21 @@ def test_run_without_local_says_how(tmp_path: Path) -> None:
     assert "--local" in _one_line_error(_trainyard("run"))
 
 
+def test_a_bad_sweep_or_parallel_is_one_line_before_anything_runs(tmp_path: Path) -> None:
+    out = str(tmp_path / "runs")
+    assert "KEY=[V1,V2,...]" in _one_line_error(_trainyard("run", "--local", "--output", out, "--sweep", "train.lr=0.01"))
+    assert "not a config key" in _one_line_error(_trainyard("run", "--local", "--output", out, "--sweep", "x=[1,2]"))
+    # A valid key with a value the config refuses fails before the sample dataset is generated.
+    error = _one_line_error(_trainyard("run", "--local", "--output", out, "--sweep", "train.lr=[0.01,-1]"))
+    assert "train.lr" in error
+    assert "at least 1" in _one_line_error(_trainyard("run", "--local", "--output", out, "--parallel", "0"))
+    assert not (tmp_path / "runs").exists()
+
+
 def test_lint_with_no_files_checks_our_templates_and_passes() -> None:
     done = _trainyard("lint")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 file(s) checked, 0 problem(s)" in done.stderr
+    assert "3 file(s) checked, 0 problem(s)" in done.stderr  # pipeline, nightly, sweep
 
 
 def test_render_check_passes_on_the_committed_files() -> None:

@@ -33,7 +33,10 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     out = capsys.readouterr().out
 
     assert first.succeeded, out
-    assert [t for t in first.tasks] == ["record", "train", "evaluate", "test", "notify"]
+    assert [t for t in first.tasks] == ["record", "train", "evaluate", "select", "test", "notify"]
+    # evaluate fanned out: one pod per checkpoint (evaluate.checkpoints_per_pod: 1)
+    assert [c.name for c in first.tasks["evaluate"].children] == [
+        "evaluate(0:model_0000001.pth)", "evaluate(1:model_0000002.pth)"]
     assert first.tasks["record"].parameters["dataset-version"] == "datasets/v1"
     # train: checkpoints, the loss log, TensorBoard events and the resolved config
     train = first.tasks["train"].artifacts["checkpoints"]
@@ -41,11 +44,11 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     assert json.loads((train / "metrics.json").read_text())[-1]["iteration"] == 2
     assert list((train / "tensorboard").rglob("events.out.tfevents.*"))
     assert yaml.safe_load((train / "config.yaml").read_text())["train"]["iterations"] == 2
-    # evaluate: every checkpoint scored, the best one registered and (first model) promoted
-    evaluation = json.loads((first.tasks["evaluate"].artifacts["evaluation"] / "evaluation.json").read_text())
+    # select: every checkpoint's scores gathered, the best one registered and (first model) promoted
+    evaluation = json.loads((first.tasks["select"].artifacts["evaluation"] / "evaluation.json").read_text())
     assert [row["checkpoint"] for row in evaluation["checkpoints"]] == ["model_0000001.pth", "model_0000002.pth"]
     assert {"bbox/AP", "segm/AP", "dv_mAP", "EIR"} <= set(evaluation["checkpoints"][0]["metrics"])
-    assert first.tasks["evaluate"].parameters["promoted"] == "true"
+    assert first.tasks["select"].parameters["promoted"] == "true"
     production = json.loads((runs / "registry" / "production.json").read_text())
     assert production["model_id"] == evaluation["promotion"]["model_id"]
     assert (runs / "registry" / "models" / production["model_id"] / "model.pth").is_file()
@@ -74,10 +77,10 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     out = capsys.readouterr().out
     assert second.succeeded, out
     assert "already recorded" in out
-    evaluation = json.loads((second.tasks["evaluate"].artifacts["evaluation"] / "evaluation.json").read_text())
+    evaluation = json.loads((second.tasks["select"].artifacts["evaluation"] / "evaluation.json").read_text())
     assert evaluation["champion"]["model_id"] == production["model_id"]
     assert evaluation["promotion"]["promoted"] is False
-    assert second.tasks["evaluate"].parameters["promoted"] == "false"
+    assert second.tasks["select"].parameters["promoted"] == "false"
     assert json.loads((runs / "registry" / "production.json").read_text())["model_id"] == production["model_id"]
     assert (runs / "registry" / "models" / evaluation["promotion"]["model_id"] / "lineage.json").is_file()
     assert "not promoted" in out
@@ -100,4 +103,64 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     # Nothing changed and a model was trained on this version: a third run skips the GPU steps.
     third = run_local(config, [], {}, runs, str(sample_repo))
     assert third.succeeded and third.tasks["record"].parameters["needs-training"] == "false"
-    assert [third.tasks[name].status for name in ("train", "evaluate", "test")] == ["Skipped"] * 3
+    assert [third.tasks[name].status for name in ("train", "evaluate", "select", "test")] == ["Skipped"] * 4
+
+
+def test_fan_out_evaluation_of_three_checkpoints_in_parallel_promotes_once(sample_repo: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], "iterations": 3},
+                                      "evaluate": {**TINY["evaluate"], "checkpoints_per_pod": 2}}))
+    runs = tmp_path / "runs"
+    result = run_local(config, [], {}, runs, str(sample_repo), parallel=2)
+    out = capsys.readouterr().out
+    assert result.succeeded, out
+    # Three checkpoints in groups of two: two evaluate pods; select saw all three.
+    group = result.tasks["evaluate"]
+    assert [c.name for c in group.children] == ["evaluate(0:model_0000001.pth,model_0000002.pth)",
+                                                 "evaluate(1:model_0000003.pth)"]
+    # operator.go processAggregateNodeOutputs: the pods' JSON lists, as one list of lists.
+    assert [len(scores) for scores in json.loads(group.parameters["scores"])] == [2, 1]
+    evaluation = json.loads((result.tasks["select"].artifacts["evaluation"] / "evaluation.json").read_text())
+    assert [row["checkpoint"] for row in evaluation["checkpoints"]] == [
+        "model_0000001.pth", "model_0000002.pth", "model_0000003.pth"]
+    # ... and exactly one promotion decision, by select.
+    from steps.db import Database
+
+    with Database(f"sqlite:///{runs / 'trainyard.sqlite'}").transaction() as tx:
+        decisions = tx.query("SELECT promoted FROM promotions")
+    assert decisions == [(1,)]
+    assert json.loads((runs / "registry" / "production.json").read_text())["model_id"] == evaluation["promotion"]["model_id"]
+
+
+def test_a_two_branch_sweep_records_once_and_promotes_the_best_branch_once(
+        sample_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from workflows.sweep_sets import from_grid
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    runs = tmp_path / "runs"
+    result = run_local(config, [], {}, runs, str(sample_repo), parallel=2,
+                       sweep=from_grid("train.lr=[0.01,0.02]"))
+    out = capsys.readouterr().out
+    assert result.succeeded, out
+    assert [t for t in result.tasks] == ["record", "train", "evaluate", "select", "notify"]
+    assert [c.name for c in result.tasks["train"].children] == ["train(0:branch:b0,overrides:train.lr=0.01)",
+                                                                 "train(1:branch:b1,overrides:train.lr=0.02)"]
+    assert len(result.tasks["evaluate"].children) == 2
+    evaluation = json.loads((result.tasks["select"].artifacts["evaluation"] / "evaluation.json").read_text())
+    assert [(b["branch"], b["overrides"], b["checkpoints"]) for b in evaluation["branches"]] == [
+        ("b0", "train.lr=0.01", 2), ("b1", "train.lr=0.02", 2)]
+    assert sorted(row["checkpoint"] for row in evaluation["checkpoints"]) == [
+        "b0/model_0000001.pth", "b0/model_0000002.pth", "b1/model_0000001.pth", "b1/model_0000002.pth"]
+    page = (result.tasks["select"].artifacts["evaluation"] / "report.html").read_text()
+    assert "Branches" in page and "train.lr=0.02" in page
+    # The registered model carries its branch's settings; one decision, one promotion.
+    model = evaluation["promotion"]["model_id"]
+    saved = yaml.safe_load((runs / "registry" / "models" / model / "config.yaml").read_text())
+    assert saved["train"]["lr"] == (0.01 if evaluation["best"].startswith("b0/") else 0.02)
+    from steps.db import Database
+
+    with Database(f"sqlite:///{runs / 'trainyard.sqlite'}").transaction() as tx:
+        assert tx.query("SELECT promoted FROM promotions") == [(1,)]
+        assert len(tx.query("SELECT id FROM training_datasets")) == 1

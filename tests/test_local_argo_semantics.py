@@ -276,7 +276,7 @@ def test_pod_name_matches_argos_fnv_hash() -> None:
 
 
 def test_unsupported_constructs_are_refused_by_name(tmp_path: Path) -> None:
-    for field, value in (("withItems", ["a"]), ("continueOn", {"failed": True}), ("hooks", {})):
+    for field, value in (("withSequence", {"count": "2"}), ("continueOn", {"failed": True}), ("hooks", {})):
         spec = manifest([{"name": "a", "template": "ok", field: value}], [OK])
         with pytest.raises(TemplateError, match=rf"tasks\[0\]\.{field}: not supported"):
             run(spec, tmp_path)

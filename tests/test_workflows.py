@@ -35,17 +35,35 @@ def test_stale_golden_file_is_detected(tmp_path) -> None:
     assert [p for p in stale(tmp_path) if PIPELINE_NAME in p]
 
 
-def test_dag_runs_the_four_steps_in_order() -> None:
+def test_dag_runs_the_steps_in_order() -> None:
     dag = _templates()["pipeline"]["dag"]["tasks"]
-    assert [t["name"] for t in dag] == ["record", "train", "evaluate", "test"]
-    assert [t.get("depends") for t in dag] == [None, "record", "train", "evaluate"]
-    evaluate = next(t for t in dag if t["name"] == "evaluate")
-    assert evaluate["arguments"]["artifacts"] == [{"name": "checkpoints", "from": "{{tasks.train.outputs.artifacts.checkpoints}}"}]
+    assert [t["name"] for t in dag] == ["record", "train", "evaluate", "select", "test"]
+    assert [t.get("depends") for t in dag] == [None, "record", "train", "evaluate", "select"]
+    checkpoints = [{"name": "checkpoints", "from": "{{tasks.train.outputs.artifacts.checkpoints}}"}]
+    evaluate, select = (next(t for t in dag if t["name"] == name) for name in ("evaluate", "select"))
+    assert evaluate["arguments"]["artifacts"] == select["arguments"]["artifacts"] == checkpoints
+
+
+def test_evaluation_fans_out_over_trains_checkpoint_groups_and_select_gathers_the_scores() -> None:
+    templates = _templates()
+    dag = {t["name"]: t for t in templates["pipeline"]["dag"]["tasks"]}
+    assert dag["evaluate"]["withParam"] == "{{tasks.train.outputs.parameters.checkpoint-groups}}"
+    assert {"name": "checkpoint-group", "value": "{{item}}"} in dag["evaluate"]["arguments"]["parameters"]
+    # operator.go processAggregateNodeOutputs: a withParam task's output parameter is the JSON list
+    # of its children's values, which select gets whole.
+    assert {"name": "scores", "value": "{{tasks.evaluate.outputs.parameters.scores}}"} in dag["select"]["arguments"]["parameters"]
+    # A skipped train lists no groups (its output's default), so the evaluate group is skipped.
+    groups = next(p for p in templates["train"]["outputs"]["parameters"] if p["name"] == "checkpoint-groups")
+    assert groups["valueFrom"]["default"] == "[]"
+    assert templates["pipeline"]["parallelism"] >= 1
+    # Only select promotes: evaluate pods get no database.
+    assert "TRAINYARD_DATABASE_URL" not in str(templates["evaluate"]["container"].get("env"))
+    assert {p["name"] for p in templates["select"]["outputs"]["parameters"]} == {"promoted", "model-uri"}
 
 
 def test_gpu_steps_request_gpus_on_gpu_nodes() -> None:
     templates = _templates()
-    for name in ("train", "evaluate"):
+    for name in ("train", "evaluate", "select"):
         t = templates[name]
         assert t["container"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
         assert "cloud.google.com/gke-accelerator" in t["nodeSelector"]

@@ -29,6 +29,7 @@ import yaml
 from workflows.images import STEP_IMAGES
 from workflows.nightly import build_nightly
 from workflows.pipeline import DATABASE_SECRET, GIT_SECRET, PIPELINE_NAME, POD_GPUS_ENV, WEBHOOK_SECRET, build_pipeline
+from workflows.sweep import build_sweep
 
 CHART_DIR = Path(__file__).resolve().parents[1] / "charts" / "trainyard"
 HEADER = (
@@ -85,9 +86,14 @@ def _secret_holes(template: dict[str, Any], base: tuple[PathElement, ...]) -> li
     return holes
 
 
+# Templates that take another step's chart values: select is the fan-out evaluation's last pod,
+# on the same GPU pool, image, resources, deadline and retries as the evaluate pods.
+STEP_VALUES = {"select": "evaluate"}
+
+
 def _container_holes(template: dict[str, Any]) -> list[Hole]:
-    name = template["name"]
-    base: tuple[PathElement, ...] = ("spec", "templates", _named(name))
+    base: tuple[PathElement, ...] = ("spec", "templates", _named(template["name"]))
+    name = STEP_VALUES.get(template["name"], template["name"])
     step = f'(list . "{name}")'
     holes = [
         Hole((*base, "container", "image"), f'include "trainyard.image" (list . "{STEP_IMAGES[name]}") | toJson'),
@@ -113,10 +119,12 @@ def _container_holes(template: dict[str, Any]) -> list[Hole]:
     return holes
 
 
-def pipeline_holes(manifest: dict[str, Any]) -> list[Hole]:
+def pipeline_holes(manifest: dict[str, Any], component: str = "pipeline",
+                   parallelism: str = ".Values.steps.evaluate.parallelism") -> list[Hole]:
+    """The pipeline's holes; the sweep's too (`component` sweep: its DAG template's name)."""
     parameters = ("spec", "arguments", "parameters")
     holes = [
-        Hole(("metadata", "labels"), 'include "trainyard.labelsJson" (list . "pipeline")'),
+        Hole(("metadata", "labels"), f'include "trainyard.labelsJson" (list . "{component}")'),
         Hole((*parameters, _named("dataset-repo"), "value"), ".Values.workflow.datasetRepo | toJson"),
         Hole((*parameters, _named("config"), "value"), ".Values.workflow.config | toJson"),
         Hole((*parameters, _named("chart-overrides"), "value"), 'include "trainyard.overrides" .'),
@@ -129,6 +137,7 @@ def pipeline_holes(manifest: dict[str, Any]) -> list[Hole]:
         Hole(("spec", "podGC"), ".Values.podGC | toJson"),
         Hole(("spec", "ttlStrategy"), ".Values.ttlStrategy | toJson"),
         Hole(("spec", "podPriorityClassName"), ".Values.priorityClassName | default nil | toJson", create=True),
+        Hole(("spec", "templates", _named(component), "parallelism"), f"{parallelism} | int | toJson"),
     ]
     for template in manifest["spec"]["templates"]:
         if "container" in template:
@@ -164,9 +173,14 @@ def _release_name(hera_name: str) -> str:
 
 
 def generated_templates() -> list[GeneratedTemplate]:
-    pipeline, nightly = build_pipeline().to_dict(), build_nightly().to_dict()
+    pipeline, nightly, sweep = build_pipeline().to_dict(), build_nightly().to_dict(), build_sweep().to_dict()
     return [
         GeneratedTemplate("workflowtemplate.yaml", "pipeline.py", pipeline, pipeline_holes(pipeline)),
+        GeneratedTemplate("sweep-workflowtemplate.yaml", "sweep.py", sweep, [
+            *pipeline_holes(sweep, "sweep", ".Values.sweep.parallelism"),
+            # The cache the chart creates (templates/memoize.yaml), named after the release.
+            Hole(("spec", "templates", _named("record"), "memoize", "cache", "configMap", "name"),
+                 'include "trainyard.recordCache" . | toJson')]),
         GeneratedTemplate("cronworkflow.yaml", "nightly.py", nightly, nightly_holes(nightly), NIGHTLY_CONDITION),
     ]
 

@@ -10,8 +10,8 @@ from steps import __version__
 
 REGISTRY = "ghcr.io/trainyard"
 # Which image runs which step: record is light (git, DVC, DB driver) and also runs the exit
-# handler (notify); train, evaluate and test need torch + CUDA.
-STEP_IMAGES = {"record": "record", "train": "train", "evaluate": "train", "test": "train", "notify": "record"}
+# handler (notify); train, evaluate, select and test need torch + CUDA.
+STEP_IMAGES = {"record": "record", "train": "train", "evaluate": "train", "select": "train", "test": "train", "notify": "record"}
 
 
 def image_tag() -> str:

@@ -1,4 +1,5 @@
-"""The `trainyard-pipeline` WorkflowTemplate: record -> train -> evaluate -> test, then notify.
+"""The `trainyard-pipeline` WorkflowTemplate: record -> train -> evaluate (fan-out) -> select -> test,
+then notify.
 
 This Hera object is the only definition of the workflow: the golden YAML, the Helm chart, what
 `trainyard submit` sends and what `trainyard run --local` executes are all generated from it.
@@ -65,7 +66,7 @@ GPU_TOLERATIONS = [
     m.Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),
     m.Toleration(key="cloud.google.com/gke-spot", operator="Equal", value="true", effect="NoSchedule"),
 ]
-GPU_STEPS = ("train", "evaluate")
+GPU_STEPS = ("train", "evaluate", "select")
 DATABASE_SECRET = ("trainyard-database", "url")
 WEBHOOK_SECRET = ("trainyard-webhook", "url")  # optional: without it the summary is only stored
 # Optional: git configuration for a private dataset repo, as git's GIT_CONFIG_COUNT/KEY_0/VALUE_0
@@ -95,10 +96,15 @@ EVALUATE_RETRIES = "2"
 GRACE_SECONDS = 30
 # Per-template limits (activeDeadlineSeconds) so no pod runs forever; the workflow's deadline also
 # fails pods still Pending (operator.go, `failNodesWithoutCreatedPodsAfterDeadlineOrShutdown`).
-DEADLINES = {"record": 3600, "train": 86400, "evaluate": 14400, "test": 7200, "notify": 600}
+DEADLINES = {"record": 3600, "train": 86400, "evaluate": 14400, "select": 14400, "test": 7200, "notify": 600}
 WORKFLOW_DEADLINE = 172800
 # Scratch space each step may write to its emptyDirs (evaluate downloads every checkpoint).
-EPHEMERAL_STORAGE = {"record": "10Gi", "train": "20Gi", "evaluate": "20Gi", "test": "10Gi", "notify": "1Gi"}
+EPHEMERAL_STORAGE = {"record": "10Gi", "train": "20Gi", "evaluate": "20Gi", "select": "20Gi", "test": "10Gi",
+                     "notify": "1Gi"}
+# Fan-out evaluation: train lists its checkpoints in groups (evaluate.checkpoints_per_pod), one
+# evaluate pod scores each group (`withParam`), at most this many at once (the DAG's
+# `parallelism`, so at most this many GPU nodes for evaluation); select gathers the scores.
+EVALUATE_PARALLELISM = 4
 POD_GC_STRATEGY = "OnPodSuccess"  # failed pods stay for inspection until the workflow's TTL
 TTL_AFTER_SUCCESS = 7 * 86400
 TTL_AFTER_FAILURE = 14 * 86400
@@ -146,8 +152,8 @@ def _folder(name: str, path: str) -> Artifact:
     return Artifact(name=name, path=path, archive=NoneArchiveStrategy())
 
 
-def _output_parameter(name: str) -> Parameter:
-    return Parameter(name=name, value_from=m.ValueFrom(path=f"{OUT}/{name}"))
+def _output_parameter(name: str, default: str | None = None) -> Parameter:
+    return Parameter(name=name, value_from=m.ValueFrom(path=f"{OUT}/{name}", default=default))
 
 
 def _scratch(*extra: EmptyDirVolume) -> list[EmptyDirVolume]:
@@ -186,7 +192,7 @@ def _gpu_step(name: str, args: list[str], **kwargs) -> Container:
     )
 
 
-def record_template() -> Container:
+def record_template(memoize: m.Memoize | None = None) -> Container:
     return _step(
         "record",
         [
@@ -200,6 +206,7 @@ def record_template() -> Container:
         outputs=[_output_parameter("dataset-version"), _output_parameter("needs-training")],
         env=[*_database_env(), *_git_env()],
         resources=_resources("record", "1", "2Gi"),
+        memoize=memoize,
     )
 
 
@@ -217,32 +224,59 @@ def train_template() -> Container:
             "--output", f"{OUT}/train",
             "--checkpoint-root", "{{inputs.parameters.checkpoint-root}}",
             "--run-id", "{{workflow.name}}",
+            "--output-checkpoint-groups", f"{OUT}/checkpoint-groups",
         ],
         inputs=_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, "checkpoint-root"),
-        outputs=[_folder("checkpoints", f"{OUT}/train")],
+        # The default: a skipped train lists nothing, so the evaluate group is skipped too.
+        outputs=[_folder("checkpoints", f"{OUT}/train"), _output_parameter("checkpoint-groups", default="[]")],
         # Empty with one GPU (and on a laptop): train.gpus decides; the chart sets it above one.
         env=[*_git_env(), Env(name=POD_GPUS_ENV, value="")],
         retry_strategy=_preemption_retry(TRAIN_RETRIES),
     )
 
 
+def _evaluation_args() -> list[str]:
+    return [
+        "--repo", "{{inputs.parameters.dataset-repo}}",
+        "--dataset-version", "{{inputs.parameters.dataset-version}}",
+        *_config_args(),
+        "--checkpoints", f"{IN}/train",
+        "--run-id", "{{workflow.name}}",
+    ]
+
+
+def _evaluation_inputs(*names: str) -> list[Parameter | Artifact]:
+    return [*_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, *names), Artifact(name="checkpoints", path=f"{IN}/train")]
+
+
 def evaluate_template() -> Container:
+    """One pod of the fan-out evaluation: scores one group of checkpoints (an item of train's list)."""
     return _gpu_step(
         "evaluate",
-        [
-            "--repo", "{{inputs.parameters.dataset-repo}}",
-            "--dataset-version", "{{inputs.parameters.dataset-version}}",
-            *_config_args(),
-            "--checkpoints", f"{IN}/train",
-            "--run-id", "{{workflow.name}}",
-            "--output", f"{OUT}/evaluation",
-            "--output-promoted", f"{OUT}/promoted",
-            "--output-model-uri", f"{OUT}/model-uri",
-        ],
-        inputs=[*_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS), Artifact(name="checkpoints", path=f"{IN}/train")],
+        [*_evaluation_args(), "--only", "{{inputs.parameters.checkpoint-group}}",
+         "--output", f"{OUT}/scores", "--output-scores", f"{OUT}/scores.json"],
+        inputs=_evaluation_inputs("checkpoint-group"),
+        # The folder (with predictions) for people; the parameter for select, which gets the
+        # group's values as one JSON list (Argo aggregates a withParam task's output parameters).
+        outputs=[_folder("scores", f"{OUT}/scores"),
+                 Parameter(name="scores", value_from=m.ValueFrom(path=f"{OUT}/scores.json"))],
+        env=_git_env(),
+        # Evaluate may land on spot GPUs too; it starts over cheaply, so the same rule applies.
+        retry_strategy=_preemption_retry(EVALUATE_RETRIES),
+    )
+
+
+def select_template() -> Container:
+    """The fan-in: picks the best checkpoint of all scores, registers it, promotes it at most once."""
+    return _gpu_step(
+        "select",
+        [*_evaluation_args(), "--scores", "{{inputs.parameters.scores}}",
+         "--output", f"{OUT}/evaluation",
+         "--output-promoted", f"{OUT}/promoted",
+         "--output-model-uri", f"{OUT}/model-uri"],
+        inputs=_evaluation_inputs("scores"),
         outputs=[_folder("evaluation", f"{OUT}/evaluation"), _output_parameter("promoted"), _output_parameter("model-uri")],
         env=[*_database_env(), *_git_env()],
-        # Evaluate may land on spot GPUs too; it starts over cheaply, so the same rule applies.
         retry_strategy=_preemption_retry(EVALUATE_RETRIES),
     )
 
@@ -329,18 +363,31 @@ def build_pipeline() -> WorkflowTemplate:
         annotations={"workflows.argoproj.io/description": "Record, train, evaluate and test a Mask R-CNN model."},
         arguments=[Parameter(name=name, value=value, description=text) for name, (value, text) in WORKFLOW_PARAMETERS.items()],
     ) as template:
-        record, train, evaluate, test = record_template(), train_template(), evaluate_template(), test_template()
+        record, train, test = record_template(), train_template(), test_template()
+        evaluate, select = evaluate_template(), select_template()
         notify_template()
-        with DAG(name="pipeline"):
+        # parallelism bounds the DAG's running pods: only the evaluate group ever runs side by side.
+        with DAG(name="pipeline", parallelism=EVALUATE_PARALLELISM):
             record_task = record(name="record", arguments={**common, **_pass("annotation-version")})
             train_task = train(name="train", when=TRAIN_WHEN,
                                arguments={**common, **dataset_version, **_pass("checkpoint-root")})
+            checkpoints = m.Artifact(name="checkpoints", from_="{{tasks.train.outputs.artifacts.checkpoints}}")
             evaluate_task = evaluate(
                 name="evaluate",
                 when=TRAIN_WHEN,
+                with_param="{{tasks.train.outputs.parameters.checkpoint-groups}}",
                 arguments=[
-                    *[Parameter(name=k, value=v) for k, v in {**common, **dataset_version}.items()],
-                    m.Artifact(name="checkpoints", from_="{{tasks.train.outputs.artifacts.checkpoints}}"),
+                    *[Parameter(name=k, value=v) for k, v in {**common, **dataset_version, "checkpoint-group": "{{item}}"}.items()],
+                    checkpoints,
+                ],
+            )
+            select_task = select(
+                name="select",
+                when=TRAIN_WHEN,
+                arguments=[
+                    *[Parameter(name=k, value=v) for k, v in {
+                        **common, **dataset_version, "scores": "{{tasks.evaluate.outputs.parameters.scores}}"}.items()],
+                    checkpoints,
                 ],
             )
             test_task = test(
@@ -348,9 +395,9 @@ def build_pipeline() -> WorkflowTemplate:
                 when=TRAIN_WHEN,
                 arguments=[
                     *[Parameter(name=k, value=v) for k, v in {
-                        **common, **dataset_version, "model-uri": "{{tasks.evaluate.outputs.parameters.model-uri}}"}.items()],
-                    m.Artifact(name="evaluation", from_="{{tasks.evaluate.outputs.artifacts.evaluation}}"),
+                        **common, **dataset_version, "model-uri": "{{tasks.select.outputs.parameters.model-uri}}"}.items()],
+                    m.Artifact(name="evaluation", from_="{{tasks.select.outputs.artifacts.evaluation}}"),
                 ],
             )
-            record_task >> train_task >> evaluate_task >> test_task
+            record_task >> train_task >> evaluate_task >> select_task >> test_task
     return template

@@ -7,7 +7,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from steps.cli import add_config_arguments, add_dataset_arguments, dataset_folder, load_step_config, run_cli
+from steps.cli import dataset_folder, run_cli
+from steps.evaluate.arguments import add_arguments, checkpoints_folder, load_branch_config, write_outputs
+from steps.jsonio import write_json
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -16,25 +18,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Score every checkpoint on the validation split (COCO AP, dv_mAP, EIR), select the best "
         "by evaluate.select_key, register it, and promote it if it beats the production model.",
     )
-    add_dataset_arguments(parser, "evaluate on")
-    parser.add_argument("--checkpoints", type=Path, required=True, help="the train step's output folder")
-    parser.add_argument("--run-id", default="manual", help="pipeline run id recorded in the lineage")
-    parser.add_argument("--output", type=Path, required=True, help="evaluation folder (evaluation.json, report.html)")
-    parser.add_argument("--output-promoted", type=Path, help="write true/false here")
-    parser.add_argument("--output-model-uri", type=Path, help="write the registered model's URI here")
-    add_config_arguments(parser)
+    parser.add_argument("--only", metavar="NAMES",
+                        help="fan-out mode: score only these checkpoints (comma-separated file names, one item of "
+                        "train's checkpoint groups) into --output/scores.json; `python -m steps.select` then "
+                        "selects and promotes")
+    parser.add_argument("--output-scores", type=Path, help="with --only: write the scores (a JSON list) here too")
+    add_arguments(parser)
     args = parser.parse_args(argv)
-    config = load_step_config(args)
+    config = load_branch_config(args, args.branch_overrides)
 
-    from steps.evaluate.evaluate import evaluate
+    from steps.evaluate.evaluate import evaluate, score_only
 
-    with dataset_folder(parser, args, config) as data:
+    with dataset_folder(parser, args, config) as data, checkpoints_folder(args) as checkpoints:
+        if args.only is not None:
+            scores = score_only(config, data, checkpoints, args.only, args.output)
+            # A sweep branch's scores say which branch, with which settings and where its checkpoints are.
+            branch = {"branch": args.branch, "overrides": args.branch_overrides, "source": args.checkpoint_uri}
+            scores = [{**row, **branch} for row in scores] if args.branch else scores
+            if args.output_scores:
+                args.output_scores.parent.mkdir(parents=True, exist_ok=True)
+                write_json(args.output_scores, scores, indent=None)
+            return 0
         version = args.dataset_version or str(args.dataset_dir)  # what the lineage records
-        result = evaluate(config, data, args.checkpoints, args.output, args.run_id, version)
-    for path, value in ((args.output_promoted, str(result.promoted).lower()), (args.output_model_uri, result.model_uri)):
-        if path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(value)
+        result = evaluate(config, data, checkpoints, args.output, args.run_id, version)
+    write_outputs(args, result.promoted, result.model_uri)
     return 0
 
 

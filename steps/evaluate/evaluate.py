@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from steps.config import Config, save_config
 from steps.db import Database, resolve_url
 from steps.errors import InputError
 from steps.evaluate.bootstrap import paired_bootstrap
+from steps.evaluate.groups import list_checkpoints, pick
 from steps.evaluate.promotion import Decision, decide, decide_first
 from steps.evaluate.scoring import category_map, load_split, predict_split, score
 from steps.evaluate.store import reconcile, record_evaluation
@@ -31,7 +31,6 @@ from steps.metrics.summary import check_select_key, family_metrics, family_of
 from steps.models import get_backend
 
 log = get_logger("evaluate")
-CHECKPOINT = re.compile(r"model_(\d+)\.pth$")
 
 
 @dataclass(frozen=True)
@@ -42,14 +41,6 @@ class EvaluateResult:
     model_id: str
     model_uri: str
     reason: str
-
-
-def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
-    """(iteration, path) of every checkpoint in a train output folder, oldest first."""
-    found = [(int(m.group(1)), p) for p in folder.rglob("model_*.pth") if (m := CHECKPOINT.search(p.name))]
-    if not found:
-        raise InputError(f"{folder}: no checkpoints (model_<iteration>.pth); did the train step finish?")
-    return sorted(found)
 
 
 def better(a: float, b: float, mode: str) -> bool:
@@ -78,33 +69,64 @@ def select_best(rows: list[dict], key: str, mode: str) -> dict:
 
 def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: Path, run_id: str,
              dataset_version: str) -> EvaluateResult:
+    """Score every checkpoint in this process, then select, register and promote."""
+    gt = prepare(config, dataset_dir, out_dir)
+    rows, predictions = score_checkpoints(config, gt, dataset_dir, list_checkpoints(checkpoints_dir), out_dir)
+    return conclude(config, gt, dataset_dir, rows, predictions, out_dir, run_id, dataset_version, checkpoints_dir)
+
+
+def prepare(config: Config, dataset_dir: Path, out_dir: Path) -> dict:
+    """The validation split, checked (and select_key with it) before any checkpoint is scored."""
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, out_dir / "config.yaml")
     gt = load_split(dataset_dir, "val")
     if not gt["images"]:
         raise InputError(f"{dataset_dir}/val.json: the validation split is empty; raise dataset.val_fraction")
-    check_select_key(gt, config.evaluate)  # before any checkpoint is scored
+    check_select_key(gt, config.evaluate)
+    return gt
+
+
+def score_only(config: Config, dataset_dir: Path, checkpoints_dir: Path, only: str, out_dir: Path) -> list[dict]:
+    """One pod of the fan-out evaluation: score the checkpoints named in `only`, write
+    scores.json and their predictions; selection and promotion are the select step's."""
+    gt = prepare(config, dataset_dir, out_dir)
+    rows, _ = score_checkpoints(config, gt, dataset_dir, pick(list_checkpoints(checkpoints_dir), only), out_dir)
+    scores = [{k: v for k, v in row.items() if k != "path"} for row in rows]
+    write_json(out_dir / "scores.json", scores)
+    return scores
+
+
+def score_checkpoints(config: Config, gt: dict, dataset_dir: Path, checkpoints: list[tuple[int, Path]],
+                      out_dir: Path) -> tuple[list[dict], dict[str, list[dict]]]:
+    backend = get_backend(config.model.backend)
+    rows = []
+    predictions: dict[str, list[dict]] = {}
+    for index, (iteration, path) in enumerate(checkpoints, start=1):
+        log.info(f"evaluate: [{index}/{len(checkpoints)}] {path.name} on {len(gt['images'])} val images")
+        results = predict_split(backend.load(path), gt, dataset_dir / "images", config.evaluate.score_threshold,
+                                path.name)
+        metrics = score(gt, results, config.evaluate)
+        (out_dir / "predictions").mkdir(exist_ok=True)
+        (out_dir / "predictions" / f"{path.stem}.json").write_text(json.dumps(results))
+        predictions[path.name] = results
+        rows.append({"checkpoint": path.name, "iteration": iteration, "path": str(path), "metrics": metrics})
+        log.info(f"evaluate: {path.name}: {_brief(metrics, config.evaluate.select_key)}")
+    return rows, predictions
+
+
+def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], predictions: dict[str, list[dict]],
+             out_dir: Path, run_id: str, dataset_version: str, training_dir: Path | None = None) -> EvaluateResult:
+    """Select the best of `rows`, score production on the same split, register the challenger,
+    decide, write evaluation.json and the report, and promote: once per run, whoever scored.
+    `predictions` must hold the best checkpoint's (the bootstrap and the PR curves use them);
+    `training_dir`, the train output the report takes the training curves from."""
     db = Database(resolve_url(config.database.url))
     db.migrate()
     repaired = reconcile(db, config.promotion.registry)
     if repaired:
         log.info(f"evaluate: production model {repaired} was missing from the database (an earlier run stopped "
                  "between promoting and recording it); recorded it now")
-    backend = get_backend(config.model.backend)
     key, mode = config.evaluate.select_key, config.evaluate.select_mode
-    rows = []
-    predictions: dict[str, list[dict]] = {}
-    checkpoints = list_checkpoints(checkpoints_dir)
-    for index, (iteration, path) in enumerate(checkpoints, start=1):
-        log.info(f"evaluate: [{index}/{len(checkpoints)}] {path.name} on {len(gt['images'])} val images")
-        predictor = backend.load(path)
-        results = predict_split(predictor, gt, dataset_dir / "images", config.evaluate.score_threshold, path.name)
-        metrics = score(gt, results, config.evaluate)
-        (out_dir / "predictions").mkdir(exist_ok=True)
-        (out_dir / "predictions" / f"{path.stem}.json").write_text(json.dumps(results))
-        predictions[path.name] = results
-        rows.append({"checkpoint": path.name, "iteration": iteration, "path": str(path), "metrics": metrics})
-        log.info(f"evaluate: {path.name}: {_brief(metrics, key)}")
     best = select_best(rows, key, mode)
     challenger = best["metrics"][key]
     log.info(f"evaluate: best checkpoint {best['checkpoint']} ({key} = {challenger:.4f})")
@@ -122,6 +144,7 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
         "checkpoints": [{k: v for k, v in row.items() if k != "path"} for row in rows],
         "best": best["checkpoint"],
         "champion": None if champion is None else {k: v for k, v in champion.items() if k != "results"},
+        **({"branches": branch_summary(rows, key, mode)} if any("branch" in row for row in rows) else {}),
         "promotion": {**decision.as_dict(), "model_id": model.model_id, "model_uri": model.uri,
                       "min_gain": config.promotion.min_gain, "min_confidence": config.promotion.min_confidence},
     }
@@ -131,7 +154,7 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
     curves = pr_curves(gt, predictions[best["checkpoint"]], config)
     write_json(out_dir / "pr_curves.json", curves, indent=None)
     write_evaluation_report(out_dir, evaluation, {f"{best['checkpoint']}: {name}": c for name, c in curves.items()},
-                            training_dir=checkpoints_dir)
+                            training_dir=training_dir)
 
     def promote() -> None:
         # Refused if production moved since we scored it: a newer champion must be re-checked.
@@ -141,6 +164,17 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
     record_evaluation(db, evaluation, rows, model, key, promote if decision.promoted else None)
     log.info(f"evaluate: {'promoted' if decision.promoted else 'not promoted'} {model.model_id}")
     return EvaluateResult(best["checkpoint"], challenger, decision.promoted, model.model_id, model.uri, decision.reason)
+
+
+def branch_summary(rows: list[dict], key: str, mode: str) -> list[dict]:
+    """A sweep's branches side by side: each one's settings and its best checkpoint's scores."""
+    branches = []
+    for name in dict.fromkeys(row["branch"] for row in rows):
+        own = [row for row in rows if row["branch"] == name]
+        best = select_best(own, key, mode)
+        branches.append({"branch": name, "overrides": best.get("overrides", ""), "checkpoints": len(own),
+                         "best": best["checkpoint"], "metrics": best["metrics"]})
+    return branches
 
 
 def _decide(config: Config, gt: dict, best: dict, results: list[dict], champion: dict | None,

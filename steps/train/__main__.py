@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from steps.cli import add_config_arguments, add_dataset_arguments, dataset_folder, load_step_config, run_cli
+from steps.cli import add_config_arguments, add_dataset_arguments, dataset_folder, run_cli
+from steps.evaluate.arguments import load_branch_config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,9 +30,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--checkpoint-root", default="", metavar="URI",
                         help="like --checkpoint-uri, as ROOT/RUN_ID: how the workflow passes it (empty: off)")
     parser.add_argument("--run-id", default="", help="pipeline run id, the last part of --checkpoint-root's location")
+    parser.add_argument("--output-checkpoint-groups", type=Path, metavar="FILE",
+                        help="write the checkpoints as a JSON list of groups of evaluate.checkpoints_per_pod file "
+                        "names (comma-separated): the list the fan-out evaluation runs one pod per item of")
+    parser.add_argument("--branch", default="", help="sweep branch name (with --output-branch)")
+    parser.add_argument("--branch-overrides", default="", metavar="'K=V K=V'",
+                        help="the sweep branch's own config overrides, applied after --set-list")
+    parser.add_argument("--output-branch", type=Path, metavar="FILE",
+                        help="write the branch (name, overrides, checkpoints, their durable URI) as JSON here: the "
+                        "item the sweep's evaluate pods fan out over; needs --checkpoint-root")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
-    config = load_step_config(args)
+    config = load_branch_config(args, args.branch_overrides)
+    if args.output_branch and not (args.branch and args.checkpoint_root):
+        parser.error("--output-branch needs --branch and --checkpoint-root (the branch's checkpoints are read back from there)")
     from steps.storage import check_location, join
 
     if args.checkpoint_root:
@@ -48,6 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with dataset_folder(parser, args, config) as data:
         summary = backend.train(data, args.output, config)
     print(f"train: done: {summary.describe()}", flush=True)
+    if args.output_checkpoint_groups:
+        from steps.evaluate.groups import write_groups
+
+        write_groups(args.output, config.evaluate.checkpoints_per_pod, args.output_checkpoint_groups)
+    if args.output_branch:
+        from steps.evaluate.groups import write_branch
+
+        write_branch(args.output, args.branch, args.branch_overrides, config.train.checkpoint_uri, args.output_branch)
     return 0
 
 

@@ -23,6 +23,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--artifacts", metavar="gs://BUCKET/PREFIX",
                    help="also store output artifacts in this bucket under Argo's keys (the chart's keyFormat); "
                    "steps then read their inputs from there (default: folders only)")
+    p.add_argument("--parallel", type=int, default=1, metavar="N",
+                   help="run up to N steps at once, e.g. the fan-out evaluation's pods (default 1)")
+    p.add_argument("--sweep", metavar="FILE|GRID",
+                   help="run the trainyard-sweep workflow: one train+evaluate branch per override set, from a YAML "
+                   "file (a list of override sets, or grid:) or a grid, e.g. 'train.lr=[0.01,0.02] "
+                   "model.backbone=[resnet34,resnet50]'")
     p.set_defaults(func=run)
 
 
@@ -39,8 +45,18 @@ def parse_params(items: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     if not args.local:
         raise InputError("only local runs are supported by `run`: add --local (on a cluster: `argo submit`)")
+    if args.parallel < 1:
+        raise InputError(f"--parallel {args.parallel}: give at least 1")
     from workflows.local.run import run_local
 
+    sweep = None
+    if args.sweep is not None:
+        from workflows import sweep_sets
+
+        path = Path(args.sweep)
+        sweep = sweep_sets.from_file(path) if path.is_file() else sweep_sets.from_grid(args.sweep)
+
     result = run_local(config=args.config, overrides=args.overrides, parameters=parse_params(args.param),
-                       runs_dir=args.output, dataset_repo=args.dataset_repo, artifacts=args.artifacts)
+                       runs_dir=args.output, dataset_repo=args.dataset_repo, artifacts=args.artifacts,
+                       parallel=args.parallel, sweep=sweep)
     return 0 if result.succeeded else 1

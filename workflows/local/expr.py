@@ -9,6 +9,7 @@ TemplateError naming the construct, never a guess.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,7 +21,7 @@ _TOKEN = re.compile(r"""
       (?P<number>\d+\.\d+|\d+)
     | (?P<string>'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")
     | (?P<name>[A-Za-z_$][A-Za-z0-9_$]*)
-    | (?P<op>==|!=|<=|>=|&&|\|\||[<>!()\[\],.\-])
+    | (?P<op>==|!=|<=|>=|&&|\|\||[<>!()\[\],.\-+?:])
     )""", re.VERBOSE)
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
 _WORD_OPS = {"and": "&&", "or": "||", "not": "!"}
@@ -96,6 +97,10 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "asInt": _as_int, "int": _as_int, "asFloat": _as_float, "float": _as_float,
     "string": lambda v: v if isinstance(v, str) else str(v), "len": len,
 }
+# util/expr/env/env.go: sprig's functions under `sprig.` (only these here).
+SPRIG: dict[str, Callable[..., Any]] = {
+    "sha256sum": lambda v: hashlib.sha256(str(v).encode()).hexdigest(),
+}
 
 
 class _Parser:
@@ -120,10 +125,26 @@ class _Parser:
 
     # Each level returns a thunk, so that && and || short-circuit as in expr.
     def parse(self) -> Any:
-        thunk = self.or_()
+        thunk = self.ternary()
         if self.peek() is not None:
             raise ExprError(f"unexpected {self.peek()[1]!r}")
         return thunk()
+
+    def ternary(self) -> Callable[[], Any]:
+        condition = self.or_()
+        if not self.at("?"):
+            return condition
+        self.take()
+        yes = self.ternary()
+        self.take(":")
+        no = self.ternary()
+
+        def run() -> Any:
+            value = condition()
+            if not isinstance(value, bool):
+                raise ExprError(f"invalid operation: {value!r} used as a boolean")
+            return yes() if value else no()
+        return run
 
     def or_(self) -> Callable[[], Any]:
         left = self.and_()
@@ -154,12 +175,12 @@ class _Parser:
         return run
 
     def compare(self) -> Callable[[], Any]:
-        left = self.unary()
+        left = self.additive()
         op = self.at(*_COMPARATORS)
         if not op:
             return left
         self.take()
-        right = self.unary()
+        right = self.additive()
 
         def run() -> bool:
             a, b = left(), right()
@@ -173,6 +194,34 @@ class _Parser:
                 return {"matches": lambda: re.search(b, a) is not None, "contains": lambda: b in a,
                         "startsWith": lambda: a.startswith(b), "endsWith": lambda: a.endswith(b)}[op]()
             return _order(op, a, b)
+        return run
+
+    def _call(self, function: Callable[..., Any]) -> Callable[[], Any]:
+        self.take("(")
+        args = []
+        while not self.at(")"):
+            args.append(self.ternary())
+            if not self.at(")"):
+                self.take(",")
+        self.take(")")
+        return lambda: function(*[arg() for arg in args])
+
+    def additive(self) -> Callable[[], Any]:
+        left = self.unary()
+        while self.at("+"):
+            self.take()
+            left = self._add(left, self.unary())
+        return left
+
+    @staticmethod
+    def _add(left: Callable[[], Any], right: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            a, b = left(), right()
+            if isinstance(a, str) and isinstance(b, str):
+                return a + b
+            if _is_number(a) and _is_number(b):
+                return a + b
+            raise ExprError(f"invalid operation: {a!r} + {b!r} (mismatched types)")
         return run
 
     def unary(self) -> Callable[[], Any]:
@@ -197,37 +246,41 @@ class _Parser:
         if kind == "lit":
             return lambda: value
         if (kind, value) == ("op", "("):
-            inner = self.or_()
+            inner = self.ternary()
             self.take(")")
             return inner
         if (kind, value) == ("op", "["):
             items = []
             while not self.at("]"):
-                items.append(self.or_())
+                items.append(self.ternary())
                 if not self.at("]"):
                     self.take(",")
             self.take("]")
             return lambda: [item() for item in items]
         if kind != "name":
             raise ExprError(f"unexpected {value!r}")
+        if value == "sprig" and self.at("."):
+            self.take()
+            name = self.take()[1]
+            if name not in SPRIG or not self.at("("):
+                raise ExprError(f"function sprig.{name}() is not supported by the local runner")
+            return self._call(SPRIG[name])
         if self.at("("):
             if value not in FUNCTIONS:
                 raise ExprError(f"function {value}() is not supported by the local runner")
-            self.take()
-            args = []
-            while not self.at(")"):
-                args.append(self.or_())
-                if not self.at(")"):
-                    self.take(",")
-            self.take(")")
-            function = FUNCTIONS[value]
-            return lambda: function(*[arg() for arg in args])
+            return self._call(FUNCTIONS[value])
         if value not in self.env:
             raise ExprError(f"unknown name {value}")
         path = [value]
-        while self.at("."):
-            self.take()
-            path.append(self.take()[1])
+        while self.at(".", "["):
+            if self.take()[1] == ".":
+                path.append(self.take()[1])
+                continue
+            kind, key = self.take()  # a['key']: member access by a quoted name
+            if kind != "lit" or not isinstance(key, str):
+                raise ExprError("only a['quoted name'] indexing is supported by the local runner")
+            self.take("]")
+            path.append(key)
         env = self.env
 
         def lookup() -> Any:

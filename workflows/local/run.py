@@ -22,7 +22,9 @@ from workflows.local.artifacts import BucketArtifacts, chart_key_format
 from workflows.local.runner import LocalRunner, RunResult
 from workflows.local.sample_repo import create_sample_repo
 from workflows.local.summary import print_summary
+from workflows import sweep_sets
 from workflows.pipeline import DATABASE_SECRET, build_pipeline
+from workflows.sweep import build_sweep
 
 DEFAULT_CONFIG = Path("configs/local.yaml")
 
@@ -50,13 +52,15 @@ class LocalPlan:
 
 
 def plan_local_run(config: Path | None, overrides: list[str], parameters: dict[str, str], runs_dir: Path | None,
-                   dataset_repo: str | None) -> LocalPlan:
+                   dataset_repo: str | None, sweep: list[dict[str, str]] | None = None) -> LocalPlan:
     runs = (runs_dir or Path("runs")).resolve()
     # A `-p config=` / `-p overrides=` of the user's is what the steps get; the local defaults
     # (configs/local.yaml, the registry folder under the runs folder) fill in only what is not given.
     config_path = Path(parameters["config"]) if "config" in parameters else (config or _default_config()).resolve()
     user_overrides = shlex.split(parameters.get("overrides", ""))
     resolved = load_config(config_path, [*overrides, *user_overrides])  # bad config fails here, before any work
+    for branch in sweep or []:  # and so does a sweep branch's bad key or value
+        load_config(config_path, [*overrides, *user_overrides, *shlex.split(branch["overrides"])])
     registry = resolved.promotion.registry
     local = []
     if "://" not in registry and not Path(registry).is_absolute():
@@ -84,13 +88,24 @@ def plan_local_run(config: Path | None, overrides: list[str], parameters: dict[s
 
 
 def run_local(config: Path | None, overrides: list[str], parameters: dict[str, str], runs_dir: Path | None,
-              dataset_repo: str | None, artifacts: str | None = None) -> RunResult:
-    """`artifacts`: gs://BUCKET[/PREFIX] to store output artifacts there under Argo's keys (default: folders)."""
+              dataset_repo: str | None, artifacts: str | None = None, parallel: int = 1,
+              sweep: list[dict[str, str]] | None = None) -> RunResult:
+    """`artifacts`: gs://BUCKET[/PREFIX] to store output artifacts there under Argo's keys (default: folders).
+    `sweep`: run `trainyard-sweep` with these branches (workflows/sweep_sets.py) instead of the pipeline."""
     store = BucketArtifacts(artifacts, chart_key_format()) if artifacts else None
-    plan = plan_local_run(config, overrides, parameters, runs_dir, dataset_repo)
+    plan = plan_local_run(config, overrides, parameters, runs_dir, dataset_repo, sweep)
+    manifest = build_pipeline().to_dict()
+    if sweep is not None:
+        manifest = build_sweep().to_dict()
+        # Branches hand their checkpoints on through a durable folder: locally, one in the run's folder.
+        plan.parameters.setdefault("checkpoint-root", "")
+        if not plan.parameters["checkpoint-root"]:
+            plan.parameters["checkpoint-root"] = str(plan.run_dir / "durable-checkpoints")
+        plan.parameters["sweep"] = sweep_sets.parameter(sweep)
+        print(f"Sweep of {len(sweep)} branches: " + "; ".join(f"{b['branch']}: {b['overrides']}" for b in sweep))
     print(plan.header() + (f"\n  artifacts: {artifacts}/{store.key_format}" if store else ""))
-    runner = LocalRunner(build_pipeline().to_dict(), plan.run_dir, plan.parameters,
-                         secrets={DATABASE_SECRET: plan.database}, artifacts=store)
+    runner = LocalRunner(manifest, plan.run_dir, plan.parameters,
+                         secrets={DATABASE_SECRET: plan.database}, artifacts=store, parallel=parallel)
     result = runner.run()
     print_summary(result)
     return result

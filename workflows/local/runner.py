@@ -7,12 +7,14 @@ trainyard's templates use and refuses anything else with a message naming the fi
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from workflows.local import dag as dags
+from workflows.local import fanout, memoize
 from workflows.local import retry
 from workflows.local.artifacts import BucketArtifacts
 from workflows.local.expr import ExprError
@@ -32,12 +35,12 @@ from workflows.local.templating import AbsentOptionalError, TemplateError, subst
 from workflows.local.when import WhenError, should_execute
 
 # Fields the local runner understands. Scheduling fields only matter to Kubernetes: ignored here.
-TEMPLATE_FIELDS = {"name", "container", "dag", "inputs", "outputs", "retryStrategy", "metadata"}
+TEMPLATE_FIELDS = {"name", "container", "dag", "inputs", "outputs", "retryStrategy", "metadata", "parallelism", "memoize"}
 SCHEDULING_FIELDS = {"nodeSelector", "tolerations", "affinity", "activeDeadlineSeconds", "podSpecPatch",
                      "securityContext", "serviceAccountName", "priorityClassName", "timeout", "volumes"}
 CONTAINER_FIELDS = {"image", "command", "args", "env", "resources", "imagePullPolicy", "securityContext",
                     "volumeMounts", "workingDir", "name"}
-TASK_FIELDS = {"name", "template", "arguments", "depends", "dependencies", "when"}
+TASK_FIELDS = {"name", "template", "arguments", "depends", "dependencies", "when", "withItems", "withParam"}
 STOP_MESSAGE = "workflow shutdown with strategy:  Stop"  # controller/exec_control.go (two spaces)
 NOT_STARTED_MESSAGE = "workflow shutdown with strategy: Stop"  # controller/workflowpod.go createWorkflowPod
 SPEC_FIELDS = {"entrypoint", "templates", "arguments", "onExit"}
@@ -59,6 +62,7 @@ class TaskResult:
     log: Path | None = None
     message: str = ""
     artifact_keys: dict[str, str] = field(default_factory=dict)  # with --artifacts: each output's bucket key
+    children: list[TaskResult] = field(default_factory=list)  # a withItems/withParam task's expanded tasks
 
 
 @dataclass
@@ -84,6 +88,7 @@ class LocalRunner:
         echo: Callable[[str], None] = print,
         cwd: Path | None = None,
         artifacts: BucketArtifacts | None = None,
+        parallel: int = 1,
     ):
         self.manifest = manifest
         self.spec = manifest.get("spec", {})
@@ -96,7 +101,9 @@ class LocalRunner:
         self.templates = {t["name"]: t for t in self.spec.get("templates", [])}
         self.check_supported()
         self.parameters = self._workflow_parameters(parameters)
-        self._process = Process()
+        self.parallel = parallel  # pods at once, like --parallel; Argo's `parallelism` fields bound it too
+        self._processes: set[Process] = set()
+        self._lock = threading.Lock()
         self._stopping = self._stopped = False
         self._terminating = False
         self._in_exit_handler = False
@@ -121,6 +128,8 @@ class LocalRunner:
                 refuse(f"{where}.container", set(template["container"]), CONTAINER_FIELDS)
             if "retryStrategy" in template:
                 retry.check_strategy(template["retryStrategy"], where)
+            if "memoize" in template:
+                memoize.check(template["memoize"], where)
             if "dag" in template:
                 refuse(f"{where}.dag", set(template["dag"]), dags.DAG_FIELDS)
             tasks = template.get("dag", {}).get("tasks", [])
@@ -173,13 +182,19 @@ class LocalRunner:
     def _stop(self) -> str:
         if self._stopped:
             self._terminating = True
-            self._process.stop(grace=0)
+            self._stop_processes(grace=0)
             return "Terminating: killing the running step"
         self._stopping = self._stopped = True
         if self._in_exit_handler:
             return "Stopping: the exit handler runs to its end (Ctrl-C again to kill it)"
-        self._process.stop()
+        self._stop_processes()
         return "Stopping: the running step gets SIGTERM; the exit handler still runs (Ctrl-C again to kill it)"
+
+    def _stop_processes(self, **grace: float) -> None:
+        with self._lock:
+            running = list(self._processes)
+        for process in running:
+            process.stop(**grace)
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
@@ -223,25 +238,60 @@ class LocalRunner:
         self._check_acyclic(deps)
         goals = dags.targets(dag, deps)
         todo = [name for name in tasks if name in dags.needed(goals, deps)]
-        index = 0
+        total = len(todo)
+        # Argo starts every task whose dependencies are done, bounded by `parallelism`
+        # (controller/operator.go checkParallelism); here also by --parallel.
+        limit = max(1, min(n for n in (self.parallel, self.spec.get("parallelism"), template.get("parallelism"))
+                           if isinstance(n, int) and n > 0))
+        running: dict[Future[TaskResult], tuple[str, int]] = {}
+        groups: dict[str, list[TaskResult | None]] = {}
+        group_nodes: dict[str, Node] = {}
         # After a stop, Argo's next pass still walks the DAG from its targets (dag.go executeDAG):
         # tasks whose dependencies are done get Omitted/Skipped as usual, or a node that fails
-        # without a pod. So the loop goes on; _visit starts nothing.
-        while todo:
-            ready = next((n for n in todo if all(d in results for d in deps[n])), None)
-            if ready is None:
-                break
-            todo.remove(ready)
-            index += 1
-            self.echo(f"[{index}/{index + len(todo)}] {ready}")
-            result = self._visit(tasks[ready], resolved[ready][1], results)
-            results[ready] = result
-            mark = {"Succeeded": "done", "Skipped": "skipped", "Omitted": "omitted"}.get(result.status, result.status.upper())
-            self.echo(f"[{index}/{index + len(todo)}] {ready} {mark} in {result.seconds:.1f}s"
-                      + (f" ({result.message})" if result.message and result.status != "Succeeded" else ""))
+        # without a pod. So the loop goes on; nothing new starts.
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="task") as pool:
+            while todo or running:
+                ready = [n for n in todo if all(d in results for d in deps[n])]
+                for name in ready:
+                    todo.remove(name)
+                    self.echo(f"[{total - len(todo)}/{total}] {name}")
+                    visit = self._visit(tasks[name], resolved[name][1], results)
+                    if isinstance(visit, TaskResult):
+                        self._finished(name, visit, results, total - len(todo), total)
+                        continue
+                    node, jobs = visit
+                    if node is not None:
+                        group_nodes[name] = node
+                        groups[name] = [None] * len(jobs)
+                    for index, job in enumerate(jobs):
+                        running[pool.submit(job)] = (name, index)
+                if not running:
+                    if ready:
+                        continue  # a task finished at once (skipped, omitted): look again
+                    break  # nothing ready and nothing running: dependencies that never finish
+                done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    name, index = running.pop(future)
+                    result = future.result()
+                    if name not in groups:
+                        self._finished(name, result, results, total - len(todo), total)
+                        continue
+                    groups[name][index] = result
+                    children = groups[name]
+                    if all(child is not None for child in children):
+                        finished = [c for c in children if c is not None]
+                        del groups[name]
+                        self._finished(name, self._group_result(group_nodes.pop(name), finished), results,
+                                       total - len(todo), total)
         fail_fast = dag.get("failFast", True) is not False
         phases = {name: r.status for name, r in results.items()}
         return dags.assess(goals, deps, phases, fail_fast, shutdown=self._stopping)
+
+    def _finished(self, name: str, result: TaskResult, results: dict[str, TaskResult], index: int, total: int) -> None:
+        results[name] = result
+        mark = {"Succeeded": "done", "Skipped": "skipped", "Omitted": "omitted"}.get(result.status, result.status.upper())
+        self.echo(f"[{index}/{total}] {name} {mark} in {result.seconds:.1f}s"
+                  + (f" ({result.message})" if result.message and result.status != "Succeeded" else ""))
 
     @staticmethod
     def _check_acyclic(deps: dict[str, list[str]]) -> None:
@@ -250,8 +300,11 @@ class LocalRunner:
         except CycleError as exc:
             raise TemplateError(f"dag tasks form a cycle: {' -> '.join(exc.args[1])}") from None
 
-    def _visit(self, task: dict, logic: str, results: dict[str, TaskResult]) -> TaskResult:
-        """dag.go executeDAGTask: depends logic (Omitted), then `when` (Skipped), then the template."""
+    def _visit(self, task: dict, logic: str, results: dict[str, TaskResult]
+               ) -> TaskResult | tuple[Node | None, list[Callable[[], TaskResult]]]:
+        """dag.go executeDAGTask: depends logic (Omitted), then the expansion of withItems/withParam
+        (a TaskGroup node), then each task's `when` (Skipped), then the template. Returns the
+        finished result, or the group node (None for a plain task) and the jobs that run pods."""
         name = task["name"]
         node = Node(f"{self.run_id}.{name}", name, task["template"], started_at=datetime.now(timezone.utc))
         self.root.children.append(node)
@@ -263,20 +316,64 @@ class LocalRunner:
             if not allowed:
                 return self._result(node.finish("Omitted", "omitted: depends condition not met"))
         values = self._values(results)
+        snapshot = dict(results)  # the jobs read their inputs from what was done when they were due
+        if "withItems" not in task and "withParam" not in task:
+            outcome = self._child(task, node, snapshot, values)
+            return outcome if isinstance(outcome, TaskResult) else (None, [outcome])
+        try:
+            if "withItems" in task:
+                items = fanout.parse_items(json.dumps(task["withItems"]), f"dag task {name!r}.withItems")
+            else:
+                items = fanout.parse_items(substitute(str(task["withParam"]), values, f"dag task {name!r}.withParam"),
+                                           f"dag task {name!r}.withParam")
+        except TemplateError as exc:
+            # dag.go executeDAGTask: an expansion error makes the task Error (expandTask).
+            return self._result(node.finish("Error", str(exc)))
+        children = fanout.expand(name, items)
+        if not children:
+            return self._result(node.finish("Skipped", "Skipped, empty params"))
+        jobs = []
+        for child in children:
+            child_node = Node(f"{self.run_id}.{child.name}", child.name, task["template"],
+                              started_at=datetime.now(timezone.utc))
+            node.children.append(child_node)
+            child_task = {**task, "name": child.name, "folder": f"{name}/{child.index}"}
+            outcome = self._child(child_task, child_node, snapshot, {**values, **child.values})
+            jobs.append((lambda done=outcome: done) if isinstance(outcome, TaskResult) else outcome)
+        return node, jobs
+
+    def _child(self, task: dict, node: Node, results: dict[str, TaskResult], values: dict[str, str | None]
+               ) -> TaskResult | Callable[[], TaskResult]:
+        """A task (or an expanded child): its `when`, then a job running its template."""
+        where = f"dag task {task['name']!r}"
         try:
             if task.get("when"):
                 try:
-                    proceed = should_execute(substitute(task["when"], values, f"dag task {name!r}.when"))
+                    proceed = should_execute(substitute(task["when"], values, f"{where}.when"))
                 except WhenError as exc:
                     return self._result(node.finish("Error", f"Invalid 'when' expression '{task['when']}': {exc}"))
                 if not proceed:
                     return self._result(node.finish("Skipped", f"when '{task['when']}' evaluated false"))
-            if self._stopping:
-                return self._result(node.finish("Failed", NOT_STARTED_MESSAGE))
-            return self._run_task(task, node, results, values)
         except AbsentOptionalError as exc:
             # dag.go executeDAGTask: a reference that cannot be resolved makes the task Error.
             return self._result(node.finish("Error", str(exc)))
+
+        def job() -> TaskResult:
+            node.started_at = datetime.now(timezone.utc)  # when a slot (a pod) was free, as the pod's start
+            if self._stopping:
+                return self._result(node.finish("Failed", NOT_STARTED_MESSAGE))
+            try:
+                return self._run_task(task, node, results, values)
+            except AbsentOptionalError as exc:
+                return self._result(node.finish("Error", str(exc)))
+
+        return job
+
+    def _group_result(self, node: Node, children: list[TaskResult]) -> TaskResult:
+        """The TaskGroup's phase and its children's outputs aggregated as Argo shapes them."""
+        node.finish(fanout.group_phase([c.status for c in children]))
+        parameters = fanout.aggregate([(c.status, c.parameters) for c in children])
+        return TaskResult(node.display_name, node.phase, node.seconds, parameters=parameters, children=children)
 
     def _result(self, node: Node, **kwargs: Any) -> TaskResult:
         if node.phase in ("Skipped", "Omitted"):
@@ -311,7 +408,8 @@ class LocalRunner:
         values.update(self._exit_values)
         for task, result in results.items():
             for param, value in result.parameters.items():
-                values[f"tasks.{task}.outputs.parameters.{param}"] = value
+                # A TaskGroup's "" entry is `tasks.T.outputs.parameters`, the list of maps.
+                values[f"tasks.{task}.outputs.parameters" + (f".{param}" if param else "")] = value
             values[f"tasks.{task}.status"] = result.status
         return values
 
@@ -321,7 +419,7 @@ class LocalRunner:
         template = self.templates[task["template"]]
         if "container" not in template:
             raise TemplateError(f"template {template['name']!r}: only container templates run locally")
-        task_dir = self.run_dir / name
+        task_dir = self.run_dir / task.get("folder", name)  # an expanded task's: <task>/<index>
         task_dir.mkdir(parents=True, exist_ok=True)
         arguments = task.get("arguments", {})
         inputs = input_parameters(template, arguments, values, where)
@@ -330,6 +428,16 @@ class LocalRunner:
         container = template["container"]
         tmpl_where = f"template {template['name']!r}"
         log = task_dir / "log.txt"
+        cache, key = None, ""
+        if template.get("memoize"):
+            try:
+                cache, key, hit = self._memoized(template, local_values, tmpl_where)
+            except TemplateError as exc:
+                # operator.go executeTemplate: a bad key or maxAge marks the node Error.
+                return self._result(node.finish("Error", str(exc)))
+            if hit is not None:
+                self.echo(f"  {name}: memoized: outputs of cache entry {key}, no pod")
+                return self._result(node.finish("Succeeded"), log=None, **hit)
         strategy = template.get("retryStrategy")
         attempts: list[Node] = []
         while True:
@@ -378,7 +486,23 @@ class LocalRunner:
             for artifact in outputs:
                 keys[artifact["name"]] = self.artifacts.key(artifact, key_values, tmpl_where)
                 self.artifacts.save(artifacts[artifact["name"]], keys[artifact["name"]])
+        if cache is not None:  # operator.go: a succeeded memoized node's outputs are saved
+            cache.save(key, node.name, {"parameters": [{"name": k, "value": v} for k, v in parameters.items()],
+                                        "artifacts": [{"name": k, "path": str(v)} for k, v in artifacts.items()]})
         return self._result(node, parameters=parameters, artifacts=artifacts, log=log, artifact_keys=keys)
+
+    def _memoized(self, template: dict, values: dict[str, str | None], where: str
+                  ) -> tuple[memoize.Cache, str, dict[str, Any] | None]:
+        """The template's cache, its key, and on a hit the cached outputs as TaskResult fields."""
+        memo = template["memoize"]
+        key = memoize.resolve_key(memo["key"], values, where)
+        age = memoize.max_age(memo["maxAge"]) if memo.get("maxAge") else None
+        cache = memoize.Cache(self.run_dir.parent, memo["cache"]["configMap"]["name"])
+        outputs = cache.load(key, age)
+        if outputs is None:
+            return cache, key, None
+        return cache, key, {"parameters": {p["name"]: p.get("value") for p in outputs.get("parameters", [])},
+                            "artifacts": {a["name"]: Path(a["path"]) for a in outputs.get("artifacts", [])}}
 
     def _sleep(self, seconds: float, note: str) -> bool:
         """Wait out a retry backoff; False when the run was stopped meanwhile."""
@@ -416,8 +540,16 @@ class LocalRunner:
         """One pod: the container's exit decides Failed (controller/operator.go inferFailedReason:
         `main: Error (exit code N)`); outputs that cannot be saved make it Error (the wait container)."""
         try:
-            # Steps name themselves ("train: ...", for Argo's logs): don't say it twice.
-            code = self._process.run(argv, self.cwd, env, log, lambda line: self.echo(f"  {name} | {line.removeprefix(f'{name}: ')}"))
+            process = Process()
+            with self._lock:
+                self._processes.add(process)
+            try:
+                # Steps name themselves ("train: ...", for Argo's logs): don't say it twice.
+                code = process.run(argv, self.cwd, env, log,
+                                   lambda line: self.echo(f"  {name} | {line.removeprefix(f'{name}: ')}"))
+            finally:
+                with self._lock:
+                    self._processes.discard(process)
         except OSError as exc:
             # cmd/argoexec/commands/emissary.go runEmissary: a command that cannot start leaves the
             # main container's default exit code 64, so the node is Failed like any other exit.

@@ -47,14 +47,14 @@ def summarize(result: RunResult) -> dict:
         summary["checkpoints"] = str(tasks["train"].artifacts["checkpoints"])
         if (tasks["train"].artifacts["checkpoints"] / "tensorboard").is_dir():
             summary["tensorboard"] = str(tasks["train"].artifacts["checkpoints"] / "tensorboard")
-    if "evaluate" in tasks and "evaluation" in tasks["evaluate"].artifacts:
-        folder = tasks["evaluate"].artifacts["evaluation"]
+    if "select" in tasks and "evaluation" in tasks["select"].artifacts:
+        folder = tasks["select"].artifacts["evaluation"]
         evaluation = _read_json(folder / "evaluation.json")
         if isinstance(evaluation, dict):
             summary["evaluation"] = evaluation
             summary["evaluation_report"] = str(folder / "report.html")
-        summary["promoted"] = tasks["evaluate"].parameters.get("promoted")
-        summary["model_uri"] = tasks["evaluate"].parameters.get("model-uri")
+        summary["promoted"] = tasks["select"].parameters.get("promoted")
+        summary["model_uri"] = tasks["select"].parameters.get("model-uri")
     if "test" in tasks and "report" in tasks["test"].artifacts:
         summary["test_report"] = str(tasks["test"].artifacts["report"] / "index.html")
         test_metrics = _read_json(tasks["test"].artifacts["report"] / "metrics.json")

@@ -1,0 +1,1 @@
+"""`python -m steps.select`: the fan-in of the fan-out evaluation."""

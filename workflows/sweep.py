@@ -1,0 +1,141 @@
+"""The `trainyard-sweep` WorkflowTemplate: record once, one train + evaluate branch per override
+set, in parallel, then one selection across every branch and at most one promotion.
+
+Built from the same step templates as the pipeline (workflows/pipeline.py); Argo-native fan-out
+without nested DAGs:
+
+    record -> train (withParam: the `sweep` parameter, one pod per branch)
+           -> evaluate (withParam: train's aggregated `branch` outputs, one pod per branch)
+           -> select (all branches' scores) ; notify on exit
+
+A branch's evaluate pod cannot take that branch's output artifact (Argo does not fan artifacts of a
+task group in), so each branch trains with its own durable checkpoint folder,
+`checkpoint-root/<workflow>-<branch>`, and evaluate and select read the checkpoints from there.
+"""
+
+from __future__ import annotations
+
+from hera.workflows import DAG, Container, Env, Parameter, WorkflowTemplate
+from hera.workflows import models as m
+
+from workflows.pipeline import (
+    ARTIFACT_REPOSITORY, CONFIG_INPUTS, EVALUATE_RETRIES, EXIT_HANDLER, OUT, POD_GC_STRATEGY, POD_GPUS_ENV,
+    POD_SECURITY_CONTEXT, SERVICE_ACCOUNT, TRAIN_RETRIES, TTL_AFTER_FAILURE, TTL_AFTER_SUCCESS, WORKFLOW_DEADLINE,
+    WORKFLOW_PARAMETERS, _config_args, _database_env, _folder, _git_env, _gpu_step, _inputs, _output_parameter, _pass,
+    _preemption_retry, notify_template, record_template,
+)
+
+SWEEP_NAME = "trainyard-sweep"
+# Branches (train pods, then evaluate pods) at once: each needs a GPU node.
+SWEEP_PARALLELISM = 4
+EXAMPLE = '[{"branch":"b0","overrides":"train.lr=0.01"},{"branch":"b1","overrides":"train.lr=0.02"}]'
+SWEEP_PARAMETERS = {
+    **{name: WORKFLOW_PARAMETERS[name] for name in ("dataset-repo", "annotation-version", "config", "overrides",
+                                                    "chart-overrides", "webhook-url")},
+    "checkpoint-root": (WORKFLOW_PARAMETERS["checkpoint-root"][0],
+                        "durable checkpoints, ROOT/<workflow name>-<branch>: evaluate and select read a branch's "
+                        "checkpoints from there (required)"),
+    "sweep": (EXAMPLE, "the branches: a JSON list of {branch: bN, overrides: 'K=V K=V'}; `trainyard run --local "
+              "--sweep FILE` writes it from a YAML list of override sets or a grid"),
+}
+BRANCH_RUN = "{{workflow.name}}-{{inputs.parameters.branch}}"
+# record is memoized by dataset repo + annotation version, so a rerun of a sweep does not record
+# again. Argo keys must match ^[a-zA-Z0-9][-a-zA-Z0-9]*$ (controller/cache/cache.go): a sha256
+# of both. An empty annotation version means "the newest", which changes: such a run keys on its
+# own name, a miss. (The pipeline's record is not memoized: it also decides needs-training, which
+# must be fresh on every run.) The chart creates the ConfigMap and lets Argo's controller
+# read and update it (templates/memoize.yaml).
+RECORD_CACHE = "trainyard-record-cache"
+RECORD_CACHE_MAX_AGE = "720h"  # a recorded version is immutable; this bounds a cache outliving its database
+RECORD_KEY = ("record-{{=sprig.sha256sum(inputs.parameters['dataset-repo'] + ' ' + "
+              "(inputs.parameters['annotation-version'] == '' ? workflow.name : inputs.parameters['annotation-version']))}}")
+
+
+def _branch_args() -> list[str]:
+    return ["--repo", "{{inputs.parameters.dataset-repo}}",
+            "--dataset-version", "{{inputs.parameters.dataset-version}}", *_config_args()]
+
+
+def branch_train_template() -> Container:
+    return _gpu_step(
+        "train",
+        [*_branch_args(), "--output", f"{OUT}/train",
+         "--checkpoint-root", "{{inputs.parameters.checkpoint-root}}", "--run-id", BRANCH_RUN,
+         "--branch", "{{inputs.parameters.branch}}", "--branch-overrides", "{{inputs.parameters.branch-overrides}}",
+         "--output-branch", f"{OUT}/branch"],
+        inputs=_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, "checkpoint-root", "branch", "branch-overrides"),
+        outputs=[_folder("checkpoints", f"{OUT}/train"), _output_parameter("branch")],
+        env=[*_git_env(), Env(name=POD_GPUS_ENV, value="")],
+        retry_strategy=_preemption_retry(TRAIN_RETRIES),
+    )
+
+
+def branch_evaluate_template() -> Container:
+    return _gpu_step(
+        "evaluate",
+        [*_branch_args(), "--checkpoint-uri", "{{inputs.parameters.source}}", "--run-id", "{{workflow.name}}",
+         "--only", "{{inputs.parameters.checkpoints}}",
+         "--branch", "{{inputs.parameters.branch}}", "--branch-overrides", "{{inputs.parameters.branch-overrides}}",
+         "--output", f"{OUT}/scores", "--output-scores", f"{OUT}/scores.json"],
+        inputs=_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, "source", "checkpoints", "branch",
+                       "branch-overrides"),
+        outputs=[_folder("scores", f"{OUT}/scores"), Parameter(name="scores", value_from=m.ValueFrom(path=f"{OUT}/scores.json"))],
+        env=_git_env(),
+        retry_strategy=_preemption_retry(EVALUATE_RETRIES),
+    )
+
+
+def branch_select_template() -> Container:
+    return _gpu_step(
+        "select",
+        [*_branch_args(), "--scores", "{{inputs.parameters.scores}}", "--run-id", "{{workflow.name}}",
+         "--output", f"{OUT}/evaluation", "--output-promoted", f"{OUT}/promoted", "--output-model-uri", f"{OUT}/model-uri"],
+        inputs=_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, "scores"),
+        outputs=[_folder("evaluation", f"{OUT}/evaluation"), _output_parameter("promoted"), _output_parameter("model-uri")],
+        env=[*_database_env(), *_git_env()],
+        retry_strategy=_preemption_retry(EVALUATE_RETRIES),
+    )
+
+
+def _arguments(values: dict[str, str]) -> list[Parameter]:
+    return [Parameter(name=k, value=v) for k, v in values.items()]
+
+
+def build_sweep() -> WorkflowTemplate:
+    common = _pass("dataset-repo", *CONFIG_INPUTS)
+    dataset_version = {"dataset-version": "{{tasks.record.outputs.parameters.dataset-version}}"}
+    name, key = ARTIFACT_REPOSITORY
+    with WorkflowTemplate(
+        name=SWEEP_NAME,
+        entrypoint="sweep",
+        on_exit=EXIT_HANDLER,
+        service_account_name=SERVICE_ACCOUNT,
+        artifact_repository_ref=m.ArtifactRepositoryRef(config_map=name, key=key),
+        security_context=POD_SECURITY_CONTEXT,
+        active_deadline_seconds=WORKFLOW_DEADLINE,
+        pod_gc=m.PodGC(strategy=POD_GC_STRATEGY),
+        ttl_strategy=m.TTLStrategy(seconds_after_success=TTL_AFTER_SUCCESS, seconds_after_failure=TTL_AFTER_FAILURE),
+        labels={"app.kubernetes.io/name": "trainyard", "app.kubernetes.io/component": "sweep"},
+        annotations={"workflows.argoproj.io/description":
+                     "Record once, train and evaluate one branch per override set, promote the best branch's model."},
+        arguments=[Parameter(name=n, value=v, description=t) for n, (v, t) in SWEEP_PARAMETERS.items()],
+    ) as template:
+        cache = m.Cache(config_map=m.LocalObjectReference(name=RECORD_CACHE))
+        record = record_template(m.Memoize(key=RECORD_KEY, cache=cache, max_age=RECORD_CACHE_MAX_AGE))
+        train = branch_train_template()
+        evaluate, select = branch_evaluate_template(), branch_select_template()
+        notify_template()
+        with DAG(name="sweep", parallelism=SWEEP_PARALLELISM):
+            record_task = record(name="record", arguments={**common, **_pass("annotation-version")})
+            train_task = train(name="train", with_param="{{workflow.parameters.sweep}}", arguments=_arguments({
+                **common, **dataset_version, **_pass("checkpoint-root"),
+                "branch": "{{item.branch}}", "branch-overrides": "{{item.overrides}}"}))
+            evaluate_task = evaluate(name="evaluate", with_param="{{tasks.train.outputs.parameters.branch}}",
+                                     arguments=_arguments({
+                                         **common, **dataset_version, "source": "{{item.source}}",
+                                         "checkpoints": "{{item.checkpoints}}", "branch": "{{item.branch}}",
+                                         "branch-overrides": "{{item.overrides}}"}))
+            select_task = select(name="select", arguments=_arguments({
+                **common, **dataset_version, "scores": "{{tasks.evaluate.outputs.parameters.scores}}"}))
+            record_task >> train_task >> evaluate_task >> select_task
+    return template
