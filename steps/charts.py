@@ -14,7 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display in a pod or a test; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 _SIZE = (6.4, 4.0)  # inches
 _DPI = 150
@@ -78,9 +78,11 @@ def training_curves(log: Sequence[Mapping[str, float]], path: Path) -> Path | No
             values = [e.get(part, math.nan) for e in entries]
             loss_ax.plot(iterations, values, color=f"C{number}", linewidth=1.5, label=part.removeprefix("loss_"))
         loss_ax.set(title="training loss", xlabel="iteration", yscale="log")
-        plain = FuncFormatter(lambda value, _: f"{value:.3g}")  # 0.6, not 6x10^-1
-        loss_ax.yaxis.set_major_formatter(plain)
-        loss_ax.yaxis.set_minor_formatter(plain)
+        # Labels at 1, 2 and 5 of each decade, as plain numbers (0.5, not 5x10^-1); unlabelled minor
+        # ticks: labelling every minor tick piles the labels on top of each other.
+        loss_ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        loss_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+        loss_ax.yaxis.set_minor_formatter(NullFormatter())
         loss_ax.legend(fontsize=9, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
         lr_ax.plot(iterations, [e.get("lr", math.nan) for e in entries], color="#1e40af", linewidth=2)
         lr_ax.set(title="learning rate", xlabel="iteration", ylim=(0, None))
