@@ -122,3 +122,10 @@ def test_version_and_fast_help_without_heavy_imports() -> None:
 def test_steps_without_config_say_which_defaults_apply(tmp_path: Path) -> None:
     done = _run("-m", "steps.test", "--output", str(tmp_path / "out"), "--dataset-dir", str(tmp_path / "missing"))
     assert done.returncode == 2 and "no --config" in done.stderr and "not a COCO dataset folder" in done.stderr
+
+
+def test_a_misspelt_run_parameter_gets_a_hint_before_anything_is_made(tmp_path: Path) -> None:
+    done = _trainyard("run", "--local", "-p", "annotation-versoin=annotations/v1", "--output", str(tmp_path / "runs"),
+                      cwd=tmp_path)
+    assert "did you mean 'annotation-version'?" in _one_line_error(done)
+    assert not (tmp_path / "runs").exists()  # no sample dataset, no run folder

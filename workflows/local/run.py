@@ -19,7 +19,7 @@ from steps.config import load_config
 from steps.db import URL_ENV, redact
 from steps.errors import InputError
 from workflows.local.artifacts import BucketArtifacts, chart_key_format
-from workflows.local.runner import LocalRunner, RunResult
+from workflows.local.runner import LocalRunner, RunResult, check_parameter_names
 from workflows.local.sample_repo import create_sample_repo
 from workflows.local.summary import print_summary
 from workflows import sweep_sets
@@ -93,10 +93,11 @@ def run_local(config: Path | None, overrides: list[str], parameters: dict[str, s
     """`artifacts`: gs://BUCKET[/PREFIX] to store output artifacts there under Argo's keys (default: folders).
     `sweep`: run `trainyard-sweep` with these branches (workflows/sweep_sets.py) instead of the pipeline."""
     store = BucketArtifacts(artifacts, chart_key_format()) if artifacts else None
+    manifest = (build_sweep() if sweep is not None else build_pipeline()).to_dict()
+    # Before anything is made (the sample dataset, the run folder): a misspelt -p fails at once.
+    check_parameter_names(parameters, [p["name"] for p in manifest["spec"].get("arguments", {}).get("parameters", [])])
     plan = plan_local_run(config, overrides, parameters, runs_dir, dataset_repo, sweep)
-    manifest = build_pipeline().to_dict()
     if sweep is not None:
-        manifest = build_sweep().to_dict()
         # Branches hand their checkpoints on through a durable folder: locally, one in the run's folder.
         plan.parameters.setdefault("checkpoint-root", "")
         if not plan.parameters["checkpoint-root"]:

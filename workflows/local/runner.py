@@ -7,13 +7,14 @@ trainyard's templates use and refuses anything else with a message naming the fi
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -153,9 +154,7 @@ class LocalRunner:
     def _workflow_parameters(self, given: dict[str, str]) -> dict[str, str]:
         declared_list = self.spec.get("arguments", {}).get("parameters", [])
         declared = {p["name"]: p.get("value") for p in declared_list}
-        unknown = sorted(set(given) - set(declared))
-        if unknown:
-            raise TemplateError(f"-p {unknown[0]}: not a parameter of this workflow (known: {', '.join(declared)})")
+        check_parameter_names(given, declared)
         values = {**declared, **given}
         missing = [name for name, value in values.items() if value is None]
         if missing:
@@ -570,3 +569,13 @@ class LocalRunner:
             return {}
         node.finish("Succeeded")
         return parameters
+
+
+def check_parameter_names(given: Mapping[str, object], declared: Iterable[str]) -> None:
+    """Refuse a `-p NAME` the workflow does not declare, with the nearest declared name as a hint."""
+    declared = list(declared)
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], declared, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise TemplateError(f"-p {unknown[0]}: not a parameter of this workflow{hint} (known: {', '.join(declared)})")
