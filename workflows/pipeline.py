@@ -282,9 +282,12 @@ def select_template() -> Container:
 
 
 def _page(name: str) -> Artifact:
-    # One self-contained HTML file: the Argo UI shows an artifact inline only when its key ends in
-    # .html (a folder cannot be browsed on GCS); see steps/report_page.py.
-    return Artifact(name=name, path=f"{OUT}/pages/{name}.html", archive=NoneArchiveStrategy())
+    # One HTML file: the Argo UI shows an artifact inline only when its key ends in .html (a folder
+    # cannot be browsed on GCS). It sits at <OUT>/<name>.html beside the output folders <OUT>/<name>
+    # and the input folders <IN>/<name> (IN = OUT/../inputs), as Argo's artifact URLs do
+    # (.../<nodeId>/outputs/<name>, .../<nodeId>/inputs/<name>), so that its relative file links to
+    # their images are its URLs in the Argo UI; see steps/report_page.py.
+    return Artifact(name=name, path=f"{OUT}/{name}.html", archive=NoneArchiveStrategy())
 
 
 def test_template() -> Container:
@@ -298,9 +301,9 @@ def test_template() -> Container:
             "--model", "{{inputs.parameters.model-uri}}",
             "--compare", "production",
             "--output", f"{OUT}/report",
-            "--test-page", f"{OUT}/pages/test-report.html",
+            "--test-page", _page("test-report").path,
             "--evaluation", f"{IN}/evaluation",
-            "--evaluation-page", f"{OUT}/pages/evaluation-report.html",
+            "--evaluation-page", _page("evaluation-report").path,
         ],
         inputs=[*_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, "model-uri"),
                 Artifact(name="evaluation", path=f"{IN}/evaluation")],

@@ -23,9 +23,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="production: also score the production model on the same images and show it beside")
     parser.add_argument("--output", type=Path, required=True, help="report folder")
     parser.add_argument("--test-page", type=Path,
-                        help="also write the report as one self-contained HTML file here (what the Argo UI can show)")
+                        help="also write the report page here, its links rebased to this file (what the Argo UI shows; "
+                        "see steps/report_page.py)")
     parser.add_argument("--evaluation", type=Path, help="the evaluate step's folder (its report.html)")
-    parser.add_argument("--evaluation-page", type=Path, help="write --evaluation's report as one self-contained HTML file here")
+    parser.add_argument("--evaluation-page", type=Path, help="write --evaluation's report page here, its links rebased to this file")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     config = load_step_config(args)
@@ -35,12 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     with dataset_folder(parser, args, config) as data:
         page = run_test(config, data, args.model, args.output, args.dataset_version or str(args.dataset_dir),
                         compare=args.compare == "production")
-    from steps.report_page import inline_page
+    from steps.report_page import write_page
 
     if args.test_page:
-        print(f"test: page {inline_page(page, args.test_page)}", flush=True)
+        print(f"test: page {write_page(page, args.test_page)}", flush=True)
     if args.evaluation and args.evaluation_page:
-        print(f"test: page {inline_page(args.evaluation / 'report.html', args.evaluation_page)}", flush=True)
+        print(f"test: page {write_page(args.evaluation / 'report.html', args.evaluation_page)}", flush=True)
     return 0
 
 
