@@ -88,7 +88,9 @@ def write_test_report(
         {"title": "Without ground truth", "cards": [c for c in cards if c["all_read"] is None]},
     ]
     numeric = {k: v for k, v in metrics_table.items() if isinstance(v, int | float)}
-    links = _links(out_dir, evaluation=_existing(out_dir.parent.parent / "evaluate" / "evaluation" / "report.html"))
+    run = out_dir.parent.parent  # the local runner's layout: <run>/<task>/<artifact>
+    links = _links(out_dir, evaluation=next(
+        (page for task in EVALUATION_TASKS if (page := _existing(run / task / "evaluation" / "report.html"))), None))
     page = out_dir / "index.html"
     _render(page, "test.html.j2", title=title, meta=meta, links=links, summary=summary, groups=groups,
             figures=headline(numeric, plate), class_rows=class_rows(numeric, plate),
@@ -216,13 +218,18 @@ def _training_log(training_dir: Path | None) -> list[dict]:
     return [e for e in log if isinstance(e, dict)] if isinstance(log, list) else []
 
 
+# The tasks whose `evaluation` folder holds the evaluation report: select after a fan-out, evaluate
+# when it ran alone (python -m steps.evaluate without --only).
+EVALUATION_TASKS = ("select", "evaluate")
+
+
 def _local_test_report(out_dir: Path) -> Path | None:
-    """The test report of the same local run (`<run>/evaluate/evaluation` -> `<run>/test/report`).
+    """The test report of the same local run (`<run>/select/evaluation` -> `<run>/test/report`).
 
     It is written after this page, so only the local runner's layout tells where it will be; on a
     cluster each artifact lives apart and the Argo UI lists both.
     """
-    if out_dir.parent.name != "evaluate" or not (out_dir.parent.parent / "train").is_dir():
+    if out_dir.parent.name not in EVALUATION_TASKS or not (out_dir.parent.parent / "train").is_dir():
         return None
     return out_dir.parent.parent / "test" / "report" / "index.html"
 

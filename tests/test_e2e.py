@@ -66,6 +66,10 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     test_page = pages["test-report"].read_text()
     assert "data:" not in test_page and f'src="../report/images/{drawn[0].name}"' in test_page
     assert pages["evaluation-report"].read_text().lstrip().lower().startswith("<!doctype html")
+    # Locally the two folder reports link each other (select's evaluation <-> test's report).
+    evaluation_page = (first.tasks["select"].artifacts["evaluation"] / "report.html").read_text()
+    assert 'href="../../test/report/index.html"' in evaluation_page
+    assert 'href="../../select/evaluation/report.html"' in page
     # the summary says where everything is
     assert "Dataset version: datasets/v1" in out and "Training: 2 iterations" in out
     assert "Validation metrics" in out and str(report / "index.html") in out
