@@ -33,7 +33,7 @@ def test_summary_shows_plate_and_character_ap50_tensorboard_and_file_links(tmp_p
     }))
     (report / "metrics.json").write_text(json.dumps(_metrics(0.85, 0.4)))
     tasks = {"train": TaskResult("train", "Succeeded", artifacts={"checkpoints": train}),
-             "evaluate": TaskResult("evaluate", "Succeeded", artifacts={"evaluation": evaluation}),
+             "select": TaskResult("select", "Succeeded", artifacts={"evaluation": evaluation}),
              "test": TaskResult("test", "Succeeded", artifacts={"report": report})}
 
     print_summary(RunResult("local-1", run, tasks))
