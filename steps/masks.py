@@ -61,32 +61,100 @@ def check_rle(rle: RLE) -> None:
     """
     height, width = rle["size"]
     counts = rle["counts"]
-    runs = counts if isinstance(counts, list) else _runs(counts.decode("ascii", "replace") if isinstance(counts, bytes) else counts)
-    if any(run < 0 for run in runs) or sum(runs) != height * width:
-        raise ValueError(f"its runs cover {sum(runs)} pixels (or go negative), not height x width = {height * width}")
+    if isinstance(counts, list):
+        if any(run < 0 for run in counts) or sum(counts) != height * width:
+            raise ValueError(f"its runs cover {sum(counts)} pixels (or go negative), not height x width = {height * width}")
+        return
+    if isinstance(counts, str) and not counts.isascii():
+        raise ValueError(f"the counts string is malformed at character {next(i for i, c in enumerate(counts) if not c.isascii())}")
+    runs = _runs(counts.encode("ascii") if isinstance(counts, str) else counts)
+    total = int(runs.sum())
+    if (runs < 0).any() or total != height * width:
+        raise ValueError(f"its runs cover {total} pixels (or go negative), not height x width = {height * width}")
 
 
-def _runs(text: str) -> list[int]:
+def invalid_rles(rles: Sequence[RLE]) -> np.ndarray:
+    """Boolean per RLE with compressed counts (str or bytes): True where `check_rle` would refuse it.
+
+    The same checks as `check_rle`, on all the RLEs of a result file at once: a file holds tens of
+    thousands, and per-RLE array calls would cost more than the evaluation. `check_rle` on the
+    first refused one gives the message.
+    """
+    count = len(rles)
+    invalid = np.zeros(count, dtype=bool)
+    texts = []
+    for i, rle in enumerate(rles):
+        counts = rle["counts"]
+        if isinstance(counts, str):
+            invalid[i] = not counts.isascii()
+            counts = counts.encode("ascii", "replace")
+        texts.append(counts)
+    pixels = np.array([int(h) * int(w) for h, w in (rle["size"] for rle in rles)], dtype=np.int64)
+    lengths = np.array([len(t) for t in texts], dtype=np.int64)
+    codes = np.frombuffer(b"".join(texts), dtype=np.uint8).astype(np.int64) - 48
+    if not codes.size:
+        return invalid | (pixels != 0)
+    owner = np.repeat(np.arange(count), lengths)  # the RLE each character belongs to
+    invalid[owner[(codes < 0) | (codes >= 64)]] = True
+    last = (codes & 0x20) == 0
+    ends = np.cumsum(lengths)[lengths > 0] - 1
+    invalid[owner[ends[~last[ends]]]] = True  # ends inside a number
+    last[ends] = True  # so that no number runs on into the next RLE
+    group_ends = np.flatnonzero(last)
+    group_starts = np.concatenate(([0], group_ends[:-1] + 1))
+    group_lengths = group_ends - group_starts + 1
+    invalid[owner[group_starts[group_lengths > 12]]] = True
+    shifts = np.minimum(5 * (np.arange(codes.size) - np.repeat(group_starts, group_lengths)), 60)
+    values = np.add.reduceat((codes & 0x1F) << shifts, group_starts)
+    negative = (codes[group_ends] & 0x10) != 0
+    values[negative] -= np.int64(1) << (5 * np.minimum(group_lengths[negative], 12))
+    # Undo the deltas as _runs does, one running sum per (RLE, odd positions / even from the third).
+    group_owner = owner[group_starts]
+    first = np.searchsorted(group_owner, np.arange(count))
+    position = np.arange(values.size) - first[group_owner]
+    kind = np.where(position == 0, 0, np.where(position % 2 == 1, 1, 2))
+    order = np.argsort(group_owner * 3 + kind, kind="stable")
+    keys, ordered = (group_owner * 3 + kind)[order], values[order]
+    sums = np.cumsum(ordered)
+    segment_start = np.concatenate(([True], keys[1:] != keys[:-1]))
+    base = (sums - ordered)[segment_start][np.cumsum(segment_start) - 1]
+    runs = np.empty_like(values)
+    runs[order] = sums - base
+    invalid[group_owner[runs < 0]] = True
+    has_runs = np.bincount(group_owner, minlength=count) > 0
+    totals = np.zeros(count, dtype=np.int64)
+    totals[has_runs] = np.add.reduceat(runs, first[has_runs])
+    return invalid | (totals != pixels)
+
+
+def _runs(text: bytes) -> np.ndarray:
     # COCO's compressed counts: each run a little-endian base-32 varint in characters 48..111
     # (bit 0x20: more follows; 0x10 in the last: negative), stored from the third on as the
-    # difference to the run two before.
-    runs: list[int] = []
-    pos = 0
-    while pos < len(text):
-        value = shift = 0
-        while True:
-            if pos >= len(text):
-                raise ValueError("the counts string ends inside a number")
-            code = ord(text[pos]) - 48
-            if not 0 <= code < 64 or shift > 60:
-                raise ValueError(f"the counts string is malformed at character {pos}")
-            value |= (code & 0x1F) << shift
-            pos, shift = pos + 1, shift + 5
-            if not code & 0x20:
-                if code & 0x10:
-                    value |= -1 << shift
-                break
-        runs.append(value + runs[-2] if len(runs) > 2 else value)
+    # difference to the run two before. Decoded with array operations: a result file holds
+    # hundreds of thousands of characters per image, too many for a Python loop per character.
+    codes = np.frombuffer(text, dtype=np.uint8).astype(np.int64) - 48
+    if codes.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    bad = np.flatnonzero((codes < 0) | (codes >= 64))
+    if bad.size:
+        raise ValueError(f"the counts string is malformed at character {int(bad[0])}")
+    last = (codes & 0x20) == 0  # the last character of each number
+    if not last[-1]:
+        raise ValueError("the counts string ends inside a number")
+    ends = np.flatnonzero(last)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if lengths.max() > 12:  # past 60 bits: no real run is that long, and int64 would overflow
+        raise ValueError(f"the counts string is malformed at character {int(starts[lengths.argmax()] + 12)}")
+    shifts = 5 * (np.arange(codes.size) - np.repeat(starts, lengths))
+    values = np.add.reduceat((codes & 0x1F) << shifts, starts)
+    negative = (codes[ends] & 0x10) != 0
+    values[negative] -= np.int64(1) << (5 * lengths[negative])
+    # run[i] = value[i] + run[i - 2] for i > 2: running sums over odd positions and over even
+    # positions from the third run on.
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])
+    runs[2::2] = np.cumsum(values[2::2])
     return runs
 
 

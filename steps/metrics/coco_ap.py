@@ -33,7 +33,7 @@ def coco_evaluate(
         raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
     sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
     check_results(results, sizes, (c["id"] for c in gt["categories"]),
-                  needs=("bbox",) if iou_type == "bbox" else ("segmentation",))
+                  needs=("bbox",) if iou_type == "bbox" else ("segmentation",), unread=(_unused(iou_type),))
     say = print if verbose else _silent
     coco_gt = COCO(_private_copy(gt), print_function=say)
     coco_dt = _load_results(coco_gt, _prepared(results, iou_type, sizes), iou_type, say)
@@ -90,12 +90,17 @@ def _prepared(results: list[dict[str, Any]], iou_type: IouType, sizes: dict[int,
     # dropped so the area ranges use the mask area (detectron2 does the same); for bbox the mask
     # is dropped, it is not needed. Polygon segmentations (pycocotools evaluates them too) become
     # RLEs of their image's size, rasterised as COCO does.
-    unused = "bbox" if iou_type == "segm" else "segmentation"
+    unused = _unused(iou_type)
     prepared = [{k: v for k, v in res.items() if k != unused} for res in results]
     if iou_type == "segm":
         for res in prepared:
             res["segmentation"] = segmentation_to_rle(res["segmentation"], *sizes[res["image_id"]])
     return prepared
+
+
+def _unused(iou_type: IouType) -> str:
+    """The result field an evaluation of `iou_type` neither checks nor reads."""
+    return "bbox" if iou_type == "segm" else "segmentation"
 
 
 def _private_copy(gt: dict[str, Any]) -> dict[str, Any]:
