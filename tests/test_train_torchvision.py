@@ -325,3 +325,10 @@ def test_no_file_a_training_run_writes_holds_the_database_password(dataset: Path
     assert read_checkpoint(out / "checkpoints" / "model_0000002.pth")["config"]["database"]["url"] == \
         "postgresql://trainer:***@db/trainyard"
     assert load_config(out / "config.yaml").database.url == "postgresql://trainer:***@db/trainyard"
+
+
+def test_batched_prediction_matches_one_by_one(first_run: tuple[Path, TrainSummary], dataset: Path) -> None:
+    from tests.tiny_coco import assert_same_predictions
+
+    predictor = get_backend("torchvision").load(first_run[1].checkpoints[-1], device="cpu")
+    assert_same_predictions(predictor, dataset / "images")
