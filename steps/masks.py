@@ -91,39 +91,46 @@ def invalid_rles(rles: Sequence[RLE]) -> np.ndarray:
         texts.append(counts)
     pixels = np.array([int(h) * int(w) for h, w in (rle["size"] for rle in rles)], dtype=np.int64)
     lengths = np.array([len(t) for t in texts], dtype=np.int64)
-    codes = np.frombuffer(b"".join(texts), dtype=np.uint8).astype(np.int64) - 48
+    codes = np.frombuffer(b"".join(texts), dtype=np.uint8) - np.uint8(48)  # uint8: wraps below '0'
     if not codes.size:
         return invalid | (pixels != 0)
-    owner = np.repeat(np.arange(count), lengths)  # the RLE each character belongs to
-    invalid[owner[(codes < 0) | (codes >= 64)]] = True
-    last = (codes & 0x20) == 0
-    ends = np.cumsum(lengths)[lengths > 0] - 1
-    invalid[owner[ends[~last[ends]]]] = True  # ends inside a number
+    text_ends = np.cumsum(lengths)
+    bad = np.flatnonzero(codes >= 64)
+    if bad.size:
+        invalid[np.searchsorted(text_ends, bad, side="right")] = True
+    last = codes < 32  # bit 0x20 clear: the last character of a number
+    ends = text_ends[lengths > 0] - 1
+    invalid[np.flatnonzero(lengths > 0)[~last[ends]]] = True  # ends inside a number
     last[ends] = True  # so that no number runs on into the next RLE
     group_ends = np.flatnonzero(last)
     group_starts = np.concatenate(([0], group_ends[:-1] + 1))
     group_lengths = group_ends - group_starts + 1
-    invalid[owner[group_starts[group_lengths > 12]]] = True
-    shifts = np.minimum(5 * (np.arange(codes.size) - np.repeat(group_starts, group_lengths)), 60)
-    values = np.add.reduceat((codes & 0x1F) << shifts, group_starts)
+    # The value of each number, one digit position at a time (most numbers have one or two).
+    values = (codes[group_starts] & 0x1F).astype(np.int64)
+    for k in range(1, min(int(group_lengths.max()), 13)):
+        longer = np.flatnonzero(group_lengths > k)
+        values[longer] |= (codes[group_starts[longer] + k] & 0x1F).astype(np.int64) << (5 * k)
     negative = (codes[group_ends] & 0x10) != 0
     values[negative] -= np.int64(1) << (5 * np.minimum(group_lengths[negative], 12))
-    # Undo the deltas as _runs does, one running sum per (RLE, odd positions / even from the third).
-    group_owner = owner[group_starts]
-    first = np.searchsorted(group_owner, np.arange(count))
-    position = np.arange(values.size) - first[group_owner]
-    kind = np.where(position == 0, 0, np.where(position % 2 == 1, 1, 2))
-    order = np.argsort(group_owner * 3 + kind, kind="stable")
-    keys, ordered = (group_owner * 3 + kind)[order], values[order]
-    sums = np.cumsum(ordered)
-    segment_start = np.concatenate(([True], keys[1:] != keys[:-1]))
-    base = (sums - ordered)[segment_start][np.cumsum(segment_start) - 1]
-    runs = np.empty_like(values)
-    runs[order] = sums - base
-    invalid[group_owner[runs < 0]] = True
-    has_runs = np.bincount(group_owner, minlength=count) > 0
+    numbers_before = np.concatenate(([0], np.cumsum(last)))
+    groups = numbers_before[text_ends] - numbers_before[text_ends - lengths]  # numbers per RLE
+    owner = np.repeat(np.arange(count), groups)
+    invalid[owner[group_lengths > 12]] = True
+    # Undo the deltas as _runs does: running sums over odd positions and over even ones from the
+    # third on, each restarted at every RLE.
+    first = np.cumsum(groups) - groups
+    first_seen = np.minimum(first, values.size - 1)  # an RLE without numbers owns none: any index
+    position = np.arange(values.size) - first[owner]
+    odd = (position & 1).astype(bool)
+    runs = values
+    for chosen in (odd, ~odd & (position >= 2)):
+        part = np.where(chosen, values, 0)
+        sums = np.cumsum(part)
+        before = (sums - part)[first_seen]
+        runs = np.where(chosen, sums - before[owner], runs)
+    invalid[owner[runs < 0]] = True
     totals = np.zeros(count, dtype=np.int64)
-    totals[has_runs] = np.add.reduceat(runs, first[has_runs])
+    totals[groups > 0] = np.add.reduceat(runs, first[groups > 0])
     return invalid | (totals != pixels)
 
 
