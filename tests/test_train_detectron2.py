@@ -244,4 +244,4 @@ def test_batched_prediction_matches_one_by_one(first_run: tuple[Path, TrainSumma
     from tests.tiny_coco import assert_same_predictions
 
     predictor = get_backend("detectron2").load(first_run[1].checkpoints[-1], device="cpu")
-    assert_same_predictions(predictor, dataset / "images")
+    assert_same_predictions(predictor, dataset / "images", score_threshold=0.0)  # untrained: low scores
