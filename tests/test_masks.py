@@ -77,3 +77,47 @@ def test_iou_matrix_on_hand_values() -> None:
     ious = iou_matrix([encode(a), encode(b)], [encode(b), polygons_to_rle([[0, 0, 5, 0, 5, 4, 0, 4]], 10, 10)])
     np.testing.assert_allclose(ious, [[12 / 28, 1.0], [1.0, 12 / 28]])
     assert iou_matrix([], [encode(a)]).shape == (0, 1)
+
+
+def _corrupted_rles(seed: int, count: int) -> list[dict]:
+    """Valid RLEs and broken ones: cut short, a character replaced, junk appended, random text,
+    over-long numbers, bytes, non-ASCII, empty."""
+    rng = np.random.default_rng(seed)
+    rles = []
+    for _ in range(count):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        counts = encode(rng.random((h, w)) < rng.random())["counts"]
+        kind = int(rng.integers(0, 9))
+        if kind == 1:
+            counts = counts[: int(rng.integers(0, len(counts) + 1))]
+        elif kind == 2 and counts:
+            i = int(rng.integers(0, len(counts)))
+            counts = counts[:i] + chr(int(rng.integers(30, 300))) + counts[i + 1:]
+        elif kind == 3:
+            counts += "".join(chr(int(c)) for c in rng.integers(48, 112, int(rng.integers(1, 15))))
+        elif kind == 4:
+            counts = "".join(chr(int(c)) for c in rng.integers(48, 112, int(rng.integers(0, 30))))
+        elif kind == 5:
+            counts = "".join(chr(int(c)) for c in rng.integers(80, 112, int(rng.integers(10, 16)))) + "0"
+        elif kind == 6 and counts.isascii():
+            counts = counts.encode("ascii")
+        rles.append({"size": [h, w], "counts": counts})
+    return rles
+
+
+def test_invalid_rles_refuses_exactly_what_check_rle_refuses() -> None:
+    from steps.masks import check_rle, invalid_rles
+
+    def refused(rle: dict) -> bool:
+        try:
+            check_rle(rle)
+        except ValueError:
+            return True
+        return False
+
+    for seed in range(40):
+        rles = _corrupted_rles(seed, 50)
+        expected = [refused(rle) for rle in rles]
+        assert any(expected) and not all(expected)
+        assert invalid_rles(rles).tolist() == expected
+    assert invalid_rles([{"size": [2, 2], "counts": ""}]).tolist() == [True]
