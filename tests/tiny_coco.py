@@ -121,9 +121,10 @@ def assert_same_predictions(predictor: object, images_dir: Path, score_threshold
 
     Same-sized images: the batch is not padded, so only float rounding may differ (a batched
     convolution sums in another order). Each one-by-one detection must have a batched one of the
-    same class with the same box (1e-2 px), score (1e-4) and mask (IoU > 0.99).
+    same class with the same box (1e-2 px), score (1e-4) and mask (at most 1% of the image's pixels
+    differ: an untrained mask head sits near the 0.5 cut, where rounding flips a few pixels).
     """
-    from steps.masks import iou_matrix
+    from steps.masks import decode
     from steps.models.batching import predict_images
 
     paths = sorted(images_dir.glob("img*.png"))[:4]
@@ -138,4 +139,5 @@ def assert_same_predictions(predictor: object, images_dir: Path, score_threshold
             close = [other for other in many if other["category_id"] == res["category_id"]
                      and np.allclose(other["bbox"], res["bbox"], atol=1e-2) and abs(other["score"] - res["score"]) < 1e-4]
             assert close, f"image {image_id}: no batched match for {res['bbox']} score {res['score']}"
-            assert iou_matrix([res["segmentation"]], [close[0]["segmentation"]])[0, 0] > 0.99
+            mine, theirs = decode(res["segmentation"]), decode(close[0]["segmentation"])
+            assert (mine != theirs).sum() <= 0.01 * mine.size
