@@ -55,9 +55,10 @@ def convert(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     import bench_labelme2coco as conversion
 
     data = work / "labelme"
-    labels_file = conversion._sample(data, args.convert_images)
+    width, height = (int(v) for v in args.image_size.lower().split("x"))
+    labels_file = conversion._sample(data, args.convert_images, (width, height))
     ours = conversion._ours(data, labels_file, work / "ours", None)
-    rows = [{"what": f"labelme2coco, {args.convert_images} files", "ours_s": ours}]
+    rows = [{"what": f"labelme2coco, {args.convert_images} files {args.image_size}", "ours_s": ours}]
     if args.labelme_example:
         theirs = conversion._theirs(args.labelme_example, args.labelme_python, data, labels_file, work / "labelme-out")
         rows[0].update(anchor="labelme example --noviz", anchor_s=theirs)
@@ -231,7 +232,7 @@ def main() -> int:
     parser.add_argument("--coco-images", type=int, default=1000, help="synthetic images for coco-eval (issue: 5000)")
     parser.add_argument("--min-size", type=int, default=320, help="model resize, shortest edge (issue: 800)")
     parser.add_argument("--max-size", type=int, default=533, help="model resize, longest edge (issue: 1333)")
-    parser.add_argument("--image-size", default="1280x720", help="synthetic image WIDTHxHEIGHT for infer and train")
+    parser.add_argument("--image-size", default="1280x720", help="synthetic image WIDTHxHEIGHT (all sections)")
     parser.add_argument("--infer-images", type=int, default=8)
     parser.add_argument("--infer-batch", type=int, default=0, help="images per call (default 4 on CPU, 8 on CUDA)")
     parser.add_argument("--train-images", type=int, default=8, help="synthetic images for infer and train")
