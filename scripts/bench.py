@@ -161,13 +161,14 @@ def infer(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         predictor = _predictor(name, gt["categories"], args)
         list(predict_images(predictor, inputs[:1], 0.05))  # warm-up: allocator, cuDNN autotuning
         one_s, _ = _timed(lambda: list(predict_images(predictor, inputs, 0.05, batch_size=1)))
-        many_s, _ = _timed(lambda: list(predict_images(predictor, inputs, 0.05, batch_size=batch)))
+        many_s, predicted = _timed(lambda: list(predict_images(predictor, inputs, 0.05, batch_size=batch)))
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         rows.append({"what": f"inference {name}, {len(inputs)} images, {args.min_size}/{args.max_size}",
                      "ours_s": many_s, "anchor": "one image per call", "anchor_s": one_s,
-                     "note": f"batch {batch}: {len(inputs) / many_s:.2f} images/s, one by one {len(inputs) / one_s:.2f}"
-                             + (", float16 autocast" if _cuda() else "")})
+                     "note": f"batch {batch}: {len(inputs) / many_s:.2f} images/s, one by one {len(inputs) / one_s:.2f}, "
+                             f"{sum(map(len, predicted)) / len(inputs):.0f} detections/image (untrained weights: "
+                             "compare batched with one by one, not backends)" + (", float16 autocast" if _cuda() else "")})
         del predictor
     return rows
 
