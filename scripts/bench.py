@@ -54,7 +54,7 @@ def _timed(function: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
 def convert(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     import bench_labelme2coco as conversion
 
-    data = work / "labelme"
+    data = args.convert_data or work / "labelme"
     width, height = (int(v) for v in args.image_size.lower().split("x"))
     labels_file = conversion._sample(data, args.convert_images, (width, height))
     ours = conversion._ours(data, labels_file, work / "ours", None)
@@ -228,6 +228,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated, of: " + ", ".join(SECTIONS))
     parser.add_argument("--convert-images", type=int, default=200, help="labelme files to convert (issue: 600)")
+    parser.add_argument("--convert-data", type=Path, help="folder for the generated labelme files, kept and reused")
     parser.add_argument("--labelme-example", type=Path, help="labelme's examples/instance_segmentation/labelme2coco.py")
     parser.add_argument("--labelme-python", default=sys.executable, help="interpreter with labelme's example deps")
     parser.add_argument("--coco-images", type=int, default=1000, help="synthetic images for coco-eval (issue: 5000)")
