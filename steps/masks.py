@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import faster_coco_eval.mask_api_new_cpp as _coco_mask_cpp  # the C decoder itself (counts as run lists)
 from faster_coco_eval.core import mask as _coco_mask
 
 RLE = dict[str, Any]
@@ -57,7 +58,8 @@ def check_rle(rle: RLE) -> None:
     """ValueError unless the runs of `rle` cover exactly its height x width pixels.
 
     The C mask code trusts its input (a run past the end, a truncated string): RLEs from files are
-    checked here first. O(length of the counts), no mask is allocated.
+    checked here first. O(length of the counts), no mask is allocated. Compressed counts are
+    checked by `invalid_rles`, so one RLE and a whole file are judged alike.
     """
     height, width = rle["size"]
     counts = rle["counts"]
@@ -65,20 +67,22 @@ def check_rle(rle: RLE) -> None:
         if any(run < 0 for run in counts) or sum(counts) != height * width:
             raise ValueError(f"its runs cover {sum(counts)} pixels (or go negative), not height x width = {height * width}")
         return
+    if not invalid_rles([rle])[0]:
+        return
     if isinstance(counts, str) and not counts.isascii():
         raise ValueError(f"the counts string is malformed at character {next(i for i, c in enumerate(counts) if not c.isascii())}")
-    runs = _runs(counts.encode("ascii") if isinstance(counts, str) else counts)
-    total = int(runs.sum())
-    if (runs < 0).any() or total != height * width:
-        raise ValueError(f"its runs cover {total} pixels (or go negative), not height x width = {height * width}")
+    runs = _runs(counts.encode("ascii") if isinstance(counts, str) else counts)  # raises for a malformed string
+    raise ValueError(f"its runs cover {int(runs.sum())} pixels (or go negative), not height x width = {height * width}")
 
 
 def invalid_rles(rles: Sequence[RLE]) -> np.ndarray:
-    """Boolean per RLE with compressed counts (str or bytes): True where `check_rle` would refuse it.
+    """Boolean per RLE with compressed counts (str or bytes): True where the runs do not cover
+    exactly its height x width pixels, or the counts string is malformed.
 
-    The same checks as `check_rle`, on all the RLEs of a result file at once: a file holds tens of
-    thousands, and per-RLE array calls would cost more than the evaluation. `check_rle` on the
-    first refused one gives the message.
+    A result file holds tens of thousands of RLEs: the string's form is checked with array
+    operations (characters in range, the last number ended, at most 12 characters a number), and
+    only then do the well-formed ones go to the C decoder (the evaluator's own, so the runs
+    summed here are the ones it will walk).
     """
     count = len(rles)
     invalid = np.zeros(count, dtype=bool)
@@ -89,49 +93,42 @@ def invalid_rles(rles: Sequence[RLE]) -> np.ndarray:
             invalid[i] = not counts.isascii()
             counts = counts.encode("ascii", "replace")
         texts.append(counts)
-    pixels = np.array([int(h) * int(w) for h, w in (rle["size"] for rle in rles)], dtype=np.int64)
+    pixels = [int(h) * int(w) for h, w in (rle["size"] for rle in rles)]
     lengths = np.array([len(t) for t in texts], dtype=np.int64)
+    invalid |= lengths == 0  # no runs: covers no pixel
     codes = np.frombuffer(b"".join(texts), dtype=np.uint8) - np.uint8(48)  # uint8: wraps below '0'
-    if not codes.size:
-        return invalid | (pixels != 0)
     text_ends = np.cumsum(lengths)
-    bad = np.flatnonzero(codes >= 64)
-    if bad.size:
-        invalid[np.searchsorted(text_ends, bad, side="right")] = True
-    last = codes < 32  # bit 0x20 clear: the last character of a number
-    ends = text_ends[lengths > 0] - 1
-    invalid[np.flatnonzero(lengths > 0)[~last[ends]]] = True  # ends inside a number
-    last[ends] = True  # so that no number runs on into the next RLE
-    group_ends = np.flatnonzero(last)
-    group_starts = np.concatenate(([0], group_ends[:-1] + 1))
-    group_lengths = group_ends - group_starts + 1
-    # The value of each number, one digit position at a time (most numbers have one or two).
-    values = (codes[group_starts] & 0x1F).astype(np.int64)
-    for k in range(1, min(int(group_lengths.max()), 13)):
-        longer = np.flatnonzero(group_lengths > k)
-        values[longer] |= (codes[group_starts[longer] + k] & 0x1F).astype(np.int64) << (5 * k)
-    negative = (codes[group_ends] & 0x10) != 0
-    values[negative] -= np.int64(1) << (5 * np.minimum(group_lengths[negative], 12))
-    numbers_before = np.concatenate(([0], np.cumsum(last)))
-    groups = numbers_before[text_ends] - numbers_before[text_ends - lengths]  # numbers per RLE
-    owner = np.repeat(np.arange(count), groups)
-    invalid[owner[group_lengths > 12]] = True
-    # Undo the deltas as _runs does: running sums over odd positions and over even ones from the
-    # third on, each restarted at every RLE.
-    first = np.cumsum(groups) - groups
-    first_seen = np.minimum(first, values.size - 1)  # an RLE without numbers owns none: any index
-    position = np.arange(values.size) - first[owner]
-    odd = (position & 1).astype(bool)
-    runs = values
-    for chosen in (odd, ~odd & (position >= 2)):
-        part = np.where(chosen, values, 0)
-        sums = np.cumsum(part)
-        before = (sums - part)[first_seen]
-        runs = np.where(chosen, sums - before[owner], runs)
-    invalid[owner[runs < 0]] = True
-    totals = np.zeros(count, dtype=np.int64)
-    totals[groups > 0] = np.add.reduceat(runs, first[groups > 0])
-    return invalid | (totals != pixels)
+    if codes.size:
+        invalid[np.searchsorted(text_ends, np.flatnonzero(codes >= 64), side="right")] = True
+        more = codes >= 32  # bit 0x20: the number goes on
+        unended = (lengths > 0) & more[np.maximum(text_ends - 1, 0)]
+        invalid |= unended
+        going_on = np.flatnonzero(more)
+        if going_on.size >= 12:  # 12 continuation characters in a row: a number of 13 or more
+            long = going_on[:-11][going_on[11:] - going_on[:-11] == 11]
+            invalid[np.searchsorted(text_ends, long, side="right")] = True
+    checked = [int(i) for i in np.flatnonzero(~invalid)]
+    for i, total in _run_totals([{"size": [int(v) for v in rles[i]["size"]], "counts": texts[i]} for i in checked], checked):
+        invalid[i] = total != pixels[i]
+    return invalid
+
+
+def _run_totals(rles: list[RLE], where: list[int]) -> list[tuple[int, int | None]]:
+    """(index, sum of the runs) of well-formed compressed RLEs; None where the C decoder refuses one.
+
+    One C call for all; when it refuses the batch (runs past the end of the mask), the halves are
+    tried, so the refused RLEs are found in a few calls each.
+    """
+    if not rles:
+        return []
+    try:
+        decoded = _coco_mask_cpp.toUncompressedRLE(rles)
+    except (ValueError, RuntimeError):
+        if len(rles) == 1:
+            return [(where[0], None)]
+        half = len(rles) // 2
+        return _run_totals(rles[:half], where[:half]) + _run_totals(rles[half:], where[half:])
+    return [(i, sum(rle["counts"])) for i, rle in zip(where, decoded)]
 
 
 def _runs(text: bytes) -> np.ndarray:

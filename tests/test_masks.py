@@ -105,19 +105,38 @@ def _corrupted_rles(seed: int, count: int) -> list[dict]:
     return rles
 
 
-def test_invalid_rles_refuses_exactly_what_check_rle_refuses() -> None:
-    from steps.masks import check_rle, invalid_rles
+def _reference_refuses(rle: dict) -> bool:
+    """COCO's compressed counts decoded plainly (rleFrString in Python): refused when malformed,
+    a run is negative or the runs do not add up to height x width."""
+    text = rle["counts"].decode("latin-1") if isinstance(rle["counts"], bytes) else rle["counts"]
+    runs, pos = [], 0
+    while pos < len(text):
+        value = shift = 0
+        while True:
+            if pos >= len(text) or shift > 60 or not 0 <= ord(text[pos]) - 48 < 64:
+                return True
+            code = ord(text[pos]) - 48
+            value |= (code & 0x1F) << shift
+            pos, shift = pos + 1, shift + 5
+            if not code & 0x20:
+                value |= -1 << shift if code & 0x10 else 0
+                break
+        runs.append(value + runs[-2] if len(runs) > 2 else value)
+    return any(r < 0 for r in runs) or sum(runs) != rle["size"][0] * rle["size"][1]
 
-    def refused(rle: dict) -> bool:
-        try:
-            check_rle(rle)
-        except ValueError:
-            return True
-        return False
+
+def test_invalid_rles_refuses_what_a_plain_decoder_refuses() -> None:
+    from steps.masks import check_rle, invalid_rles
 
     for seed in range(40):
         rles = _corrupted_rles(seed, 50)
-        expected = [refused(rle) for rle in rles]
+        expected = [_reference_refuses(rle) for rle in rles]
         assert any(expected) and not all(expected)
         assert invalid_rles(rles).tolist() == expected
+        for rle, refused in zip(rles, expected):
+            if refused:
+                with pytest.raises(ValueError):
+                    check_rle(rle)
+            else:
+                check_rle(rle)
     assert invalid_rles([{"size": [2, 2], "counts": ""}]).tolist() == [True]
