@@ -26,13 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _sample(folder: Path, count: int) -> Path:
+def _sample(folder: Path, count: int, image_size: tuple[int, int] = (320, 240)) -> Path:
     from steps.sample_data import generate_sample
 
     if len(list(folder.glob("*.json"))) != count:
         shutil.rmtree(folder, ignore_errors=True)
         started = time.perf_counter()
-        generate_sample(folder, num_images=count, seed=0)
+        generate_sample(folder, num_images=count, seed=0, image_size=image_size)
         print(f"generated {count} labelme files in {time.perf_counter() - started:.1f} s into {folder}")
     labels = sorted({s["label"] for p in folder.glob("*.json") for s in json.loads(p.read_text())["shapes"]})
     labels_file = folder.parent / f"{folder.name}-labels.txt"

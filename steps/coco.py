@@ -119,13 +119,15 @@ def build_coco(
     clip_tolerance: float = 2.0,
     decode_images: bool = False,
     workers: int | None = None,
+    hash_images: bool = True,
 ) -> CocoBuild:
     """Check and convert labelme files into COCO images, annotations and categories.
 
     `labels` fixes the category order (ids 1..N; `__ignore__`/`_background_` are not categories)
     and makes any other label an error; without it every label found is a category, sorted.
     `root` is the annotation folder: no file outside it is read (each JSON's own folder when
-    None), and file names in messages and the report are relative to it.
+    None), and file names in messages and the report are relative to it. `hash_images=False`
+    leaves `ImageSource.sha256` None (the dataset record stores it; a plain conversion does not).
     """
     if on_invalid not in ("fail", "skip"):
         raise ConfigError(f"on_invalid: {on_invalid!r} is not one of 'fail', 'skip'")
@@ -136,6 +138,7 @@ def build_coco(
         clip_tolerance=clip_tolerance,
         decode_images=decode_images,
         root=Path(root) if root is not None else None,
+        hash_images=hash_images,
     )
     paths = sorted({Path(f) for f in files})
     converted = parallel_map(convert_file, paths, workers, settings=settings)

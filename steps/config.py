@@ -165,6 +165,9 @@ class EvaluateConfig(_Section):
     # EIR: of two characters (any classes) whose boxes overlap by more than this IoU inside a plate,
     # only the higher-scoring one is read. 1 turns the suppression off.
     char_nms_iou: float = Field(0.5, gt=0, le=1)
+    # Images per model call when predicting the val split (float16 autocast on CUDA); the next
+    # images are decoded while the model runs. Lower it when a GPU runs out of memory.
+    batch_size: int = Field(4, gt=0, le=256)
 
     @model_validator(mode="before")
     @classmethod
@@ -219,6 +222,8 @@ class TestConfig(_Section):
     score_threshold: float = Field(0.5, ge=0, le=1)
     # At most this many test images are drawn into the report.
     max_images: int = Field(50, gt=0)
+    # Images per model call when predicting the test split (as evaluate.batch_size).
+    batch_size: int = Field(4, gt=0, le=256)
 
 
 class Config(_Section):

@@ -187,13 +187,14 @@ def parse_labelme(raw: bytes) -> LabelmeFile:
 
 def _depth(value: Any) -> int:
     """How deeply lists and objects nest in parsed JSON (iterative: no recursion to exhaust)."""
-    deepest, stack = 0, [(value, 1)]
+    # Only containers go on the stack: a file's many point coordinates are looked at, not pushed.
+    deepest, stack = 0, [(value, 1)] if isinstance(value, (dict, list)) else []
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth)
-            if depth <= MAX_DEPTH:
-                stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+        deepest = max(deepest, depth)
+        if depth <= MAX_DEPTH:
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
 
 

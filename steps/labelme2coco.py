@@ -80,6 +80,7 @@ def labelme2coco(
         build = build_coco(
             files, labels, on_invalid=on_invalid, root=input_dir, labels_source=str(labels_file or ""),
             clip_tolerance=clip_tolerance, decode_images=decode_images, workers=workers,
+            hash_images=False,  # nothing here stores the digests
         )
     except InvalidFiles as exc:
         raise InputError(

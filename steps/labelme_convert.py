@@ -68,6 +68,8 @@ class ConvertSettings:
     decode_images: bool = False
     # The annotation folder: no file outside it is read. None: each JSON file's own folder.
     root: Path | None = None
+    # SHA-256 of each image (the record step stores it); hashing is ~10% of a conversion.
+    hash_images: bool = True
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class ImageSource:
     json_path: Path
     # The image file; None when the image is embedded in the JSON (imageData).
     path: Path | None
-    sha256: str
+    sha256: str | None  # None when ConvertSettings.hash_images is off
     # The file carries an EXIF orientation other than upright: written upright into datasets.
     exif_transpose: bool = False
 
@@ -200,7 +202,8 @@ def _read_image(
         return (f"imageWidth x imageHeight is {declared[0]}x{declared[1]} but {what} is "
                 f"{upright[0]}x{upright[1]}{rotated}; {hint}")
     name = image_name(labelme) or f"{json_path.stem}{_FORMAT_SUFFIX.get(fmt, '.png')}"
-    source = ImageSource(json_path, path, hashlib.sha256(data).hexdigest(), exif_transpose=orientation not in (0, 1))
+    digest = hashlib.sha256(data).hexdigest() if settings.hash_images else None
+    source = ImageSource(json_path, path, digest, exif_transpose=orientation not in (0, 1))
     return source, name
 
 

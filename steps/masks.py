@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import faster_coco_eval.mask_api_new_cpp as _coco_mask_cpp  # the C decoder itself (counts as run lists)
 from faster_coco_eval.core import mask as _coco_mask
 
 RLE = dict[str, Any]
@@ -57,36 +58,107 @@ def check_rle(rle: RLE) -> None:
     """ValueError unless the runs of `rle` cover exactly its height x width pixels.
 
     The C mask code trusts its input (a run past the end, a truncated string): RLEs from files are
-    checked here first. O(length of the counts), no mask is allocated.
+    checked here first. O(length of the counts), no mask is allocated. Compressed counts are
+    checked by `invalid_rles`, so one RLE and a whole file are judged alike.
     """
     height, width = rle["size"]
     counts = rle["counts"]
-    runs = counts if isinstance(counts, list) else _runs(counts.decode("ascii", "replace") if isinstance(counts, bytes) else counts)
-    if any(run < 0 for run in runs) or sum(runs) != height * width:
-        raise ValueError(f"its runs cover {sum(runs)} pixels (or go negative), not height x width = {height * width}")
+    if isinstance(counts, list):
+        if any(run < 0 for run in counts) or sum(counts) != height * width:
+            raise ValueError(f"its runs cover {sum(counts)} pixels (or go negative), not height x width = {height * width}")
+        return
+    if not invalid_rles([rle])[0]:
+        return
+    if isinstance(counts, str) and not counts.isascii():
+        raise ValueError(f"the counts string is malformed at character {next(i for i, c in enumerate(counts) if not c.isascii())}")
+    runs = _runs(counts.encode("ascii") if isinstance(counts, str) else counts)  # raises for a malformed string
+    raise ValueError(f"its runs cover {int(runs.sum())} pixels (or go negative), not height x width = {height * width}")
 
 
-def _runs(text: str) -> list[int]:
+def invalid_rles(rles: Sequence[RLE]) -> np.ndarray:
+    """Boolean per RLE with compressed counts (str or bytes): True where the runs do not cover
+    exactly its height x width pixels, or the counts string is malformed.
+
+    A result file holds tens of thousands of RLEs: the string's form is checked with array
+    operations (characters in range, the last number ended, at most 12 characters a number), and
+    only then do the well-formed ones go to the C decoder (the evaluator's own, so the runs
+    summed here are the ones it will walk).
+    """
+    count = len(rles)
+    invalid = np.zeros(count, dtype=bool)
+    texts = []
+    for i, rle in enumerate(rles):
+        counts = rle["counts"]
+        if isinstance(counts, str):
+            invalid[i] = not counts.isascii()
+            counts = counts.encode("ascii", "replace")
+        texts.append(counts)
+    pixels = [int(h) * int(w) for h, w in (rle["size"] for rle in rles)]
+    lengths = np.array([len(t) for t in texts], dtype=np.int64)
+    invalid |= lengths == 0  # no runs: covers no pixel
+    codes = np.frombuffer(b"".join(texts), dtype=np.uint8) - np.uint8(48)  # uint8: wraps below '0'
+    text_ends = np.cumsum(lengths)
+    if codes.size:
+        invalid[np.searchsorted(text_ends, np.flatnonzero(codes >= 64), side="right")] = True
+        more = codes >= 32  # bit 0x20: the number goes on
+        unended = (lengths > 0) & more[np.maximum(text_ends - 1, 0)]
+        invalid |= unended
+        going_on = np.flatnonzero(more)
+        if going_on.size >= 12:  # 12 continuation characters in a row: a number of 13 or more
+            long = going_on[:-11][going_on[11:] - going_on[:-11] == 11]
+            invalid[np.searchsorted(text_ends, long, side="right")] = True
+    checked = [int(i) for i in np.flatnonzero(~invalid)]
+    for i, total in _run_totals([{"size": [int(v) for v in rles[i]["size"]], "counts": texts[i]} for i in checked], checked):
+        invalid[i] = total != pixels[i]
+    return invalid
+
+
+def _run_totals(rles: list[RLE], where: list[int]) -> list[tuple[int, int | None]]:
+    """(index, sum of the runs) of well-formed compressed RLEs; None where the C decoder refuses one.
+
+    One C call for all; when it refuses the batch (runs past the end of the mask), the halves are
+    tried, so the refused RLEs are found in a few calls each.
+    """
+    if not rles:
+        return []
+    try:
+        decoded = _coco_mask_cpp.toUncompressedRLE(rles)
+    except (ValueError, RuntimeError):
+        if len(rles) == 1:
+            return [(where[0], None)]
+        half = len(rles) // 2
+        return _run_totals(rles[:half], where[:half]) + _run_totals(rles[half:], where[half:])
+    return [(i, sum(rle["counts"])) for i, rle in zip(where, decoded)]
+
+
+def _runs(text: bytes) -> np.ndarray:
     # COCO's compressed counts: each run a little-endian base-32 varint in characters 48..111
     # (bit 0x20: more follows; 0x10 in the last: negative), stored from the third on as the
-    # difference to the run two before.
-    runs: list[int] = []
-    pos = 0
-    while pos < len(text):
-        value = shift = 0
-        while True:
-            if pos >= len(text):
-                raise ValueError("the counts string ends inside a number")
-            code = ord(text[pos]) - 48
-            if not 0 <= code < 64 or shift > 60:
-                raise ValueError(f"the counts string is malformed at character {pos}")
-            value |= (code & 0x1F) << shift
-            pos, shift = pos + 1, shift + 5
-            if not code & 0x20:
-                if code & 0x10:
-                    value |= -1 << shift
-                break
-        runs.append(value + runs[-2] if len(runs) > 2 else value)
+    # difference to the run two before. Decoded with array operations: a result file holds
+    # hundreds of thousands of characters per image, too many for a Python loop per character.
+    codes = np.frombuffer(text, dtype=np.uint8).astype(np.int64) - 48
+    if codes.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    bad = np.flatnonzero((codes < 0) | (codes >= 64))
+    if bad.size:
+        raise ValueError(f"the counts string is malformed at character {int(bad[0])}")
+    last = (codes & 0x20) == 0  # the last character of each number
+    if not last[-1]:
+        raise ValueError("the counts string ends inside a number")
+    ends = np.flatnonzero(last)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if lengths.max() > 12:  # past 60 bits: no real run is that long, and int64 would overflow
+        raise ValueError(f"the counts string is malformed at character {int(starts[lengths.argmax()] + 12)}")
+    shifts = 5 * (np.arange(codes.size) - np.repeat(starts, lengths))
+    values = np.add.reduceat((codes & 0x1F) << shifts, starts)
+    negative = (codes[ends] & 0x10) != 0
+    values[negative] -= np.int64(1) << (5 * lengths[negative])
+    # run[i] = value[i] + run[i - 2] for i > 2: running sums over odd positions and over even
+    # positions from the third run on.
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])
+    runs[2::2] = np.cumsum(values[2::2])
     return runs
 
 

@@ -516,3 +516,19 @@ def test_stratified_split_totals_are_exact_for_any_strata() -> None:
         parts = list(split.values())
         assert (parts.count("val"), parts.count("test")) == split_counts(len(names), val, test)
         assert parts.count("train") >= 1
+
+
+def test_a_conversion_without_image_hashes_writes_the_same_dataset(tmp_path: Path) -> None:
+    # `trainyard labelme2coco` skips the SHA-256 that only the record step stores.
+    (tmp_path / "src").mkdir()
+    files = _three_images(tmp_path / "src")
+    hashed = build_coco(files, root=tmp_path / "src")
+    plain = build_coco(files, root=tmp_path / "src", hash_images=False)
+    assert (plain.images, plain.annotations, plain.categories) == (hashed.images, hashed.annotations, hashed.categories)
+    assert all(len(source.sha256 or "") == 64 for source in hashed.sources.values())
+    assert all(source.sha256 is None for source in plain.sources.values())
+    split = {"a.png": "train", "b.png": "train", "c.png": "val"}
+    for name, build in (("hashed", hashed), ("plain", plain)):
+        write_coco_dataset(build, split, tmp_path / name)
+    for split_name in ("train", "val"):
+        assert (tmp_path / "plain" / f"{split_name}.json").read_bytes() == (tmp_path / "hashed" / f"{split_name}.json").read_bytes()

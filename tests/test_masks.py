@@ -77,3 +77,66 @@ def test_iou_matrix_on_hand_values() -> None:
     ious = iou_matrix([encode(a), encode(b)], [encode(b), polygons_to_rle([[0, 0, 5, 0, 5, 4, 0, 4]], 10, 10)])
     np.testing.assert_allclose(ious, [[12 / 28, 1.0], [1.0, 12 / 28]])
     assert iou_matrix([], [encode(a)]).shape == (0, 1)
+
+
+def _corrupted_rles(seed: int, count: int) -> list[dict]:
+    """Valid RLEs and broken ones: cut short, a character replaced, junk appended, random text,
+    over-long numbers, bytes, non-ASCII, empty."""
+    rng = np.random.default_rng(seed)
+    rles = []
+    for _ in range(count):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        counts = encode(rng.random((h, w)) < rng.random())["counts"]
+        kind = int(rng.integers(0, 9))
+        if kind == 1:
+            counts = counts[: int(rng.integers(0, len(counts) + 1))]
+        elif kind == 2 and counts:
+            i = int(rng.integers(0, len(counts)))
+            counts = counts[:i] + chr(int(rng.integers(30, 300))) + counts[i + 1:]
+        elif kind == 3:
+            counts += "".join(chr(int(c)) for c in rng.integers(48, 112, int(rng.integers(1, 15))))
+        elif kind == 4:
+            counts = "".join(chr(int(c)) for c in rng.integers(48, 112, int(rng.integers(0, 30))))
+        elif kind == 5:
+            counts = "".join(chr(int(c)) for c in rng.integers(80, 112, int(rng.integers(10, 16)))) + "0"
+        elif kind == 6 and counts.isascii():
+            counts = counts.encode("ascii")
+        rles.append({"size": [h, w], "counts": counts})
+    return rles
+
+
+def _reference_refuses(rle: dict) -> bool:
+    """COCO's compressed counts decoded plainly (rleFrString in Python): refused when malformed,
+    a run is negative or the runs do not add up to height x width."""
+    text = rle["counts"].decode("latin-1") if isinstance(rle["counts"], bytes) else rle["counts"]
+    runs, pos = [], 0
+    while pos < len(text):
+        value = shift = 0
+        while True:
+            if pos >= len(text) or shift > 60 or not 0 <= ord(text[pos]) - 48 < 64:
+                return True
+            code = ord(text[pos]) - 48
+            value |= (code & 0x1F) << shift
+            pos, shift = pos + 1, shift + 5
+            if not code & 0x20:
+                value |= -1 << shift if code & 0x10 else 0
+                break
+        runs.append(value + runs[-2] if len(runs) > 2 else value)
+    return any(r < 0 for r in runs) or sum(runs) != rle["size"][0] * rle["size"][1]
+
+
+def test_invalid_rles_refuses_what_a_plain_decoder_refuses() -> None:
+    from steps.masks import check_rle, invalid_rles
+
+    for seed in range(40):
+        rles = _corrupted_rles(seed, 50)
+        expected = [_reference_refuses(rle) for rle in rles]
+        assert any(expected) and not all(expected)
+        assert invalid_rles(rles).tolist() == expected
+        for rle, refused in zip(rles, expected):
+            if refused:
+                with pytest.raises(ValueError):
+                    check_rle(rle)
+            else:
+                check_rle(rle)
+    assert invalid_rles([{"size": [2, 2], "counts": ""}]).tolist() == [True]

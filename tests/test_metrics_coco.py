@@ -212,3 +212,16 @@ def test_polygon_results_equal_pycocotools_on_their_rles(seed: int) -> None:
         assert math.isnan(got[key]) if expected < 0 else got[key] == pytest.approx(expected, abs=1e-9), key
     assert got["per_class"] == pytest.approx(expected_per_class, abs=1e-9)
     assert 0 < got["AP"] < 1
+
+
+def test_the_first_bad_rle_is_named_though_all_are_checked_at_once() -> None:
+    from steps.metrics.ground_truth import check_results
+
+    good = {"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": encode(np.ones((4, 4), dtype=bool))}
+    bad_runs = {**good, "segmentation": {"size": [4, 4], "counts": "04"}}  # 4 pixels of 16
+    bad_category = {**good, "category_id": 9}
+    with pytest.raises(InputError, match=r"predictions\[1\]\.segmentation: not a valid RLE"):
+        check_results([good, bad_runs, bad_category], {1: (4, 4)}, [1])
+    with pytest.raises(InputError, match=r"predictions\[1\]: category_id 9"):
+        check_results([good, bad_category, bad_runs], {1: (4, 4)}, [1])
+    check_results([good, bad_runs], {1: (4, 4)}, [1], unread=("segmentation",))  # bbox AP never reads it

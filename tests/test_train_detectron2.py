@@ -238,3 +238,10 @@ def test_bad_settings_are_config_errors_before_any_work(
     with pytest.raises(ConfigError, match=message):
         get_backend("detectron2").train(dataset, tmp_path / "out", config)
     assert not (tmp_path / "out").exists()
+
+
+def test_batched_prediction_matches_one_by_one(first_run: tuple[Path, TrainSummary], dataset: Path) -> None:
+    from tests.tiny_coco import assert_same_predictions
+
+    predictor = get_backend("detectron2").load(first_run[1].checkpoints[-1], device="cpu")
+    assert_same_predictions(predictor, dataset / "images", score_threshold=0.0)  # untrained: low scores

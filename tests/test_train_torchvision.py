@@ -323,6 +323,8 @@ def test_no_file_a_training_run_writes_holds_the_database_password(dataset: Path
     assert read_checkpoint(out / "checkpoints" / "model_0000002.pth")["config"]["database"]["url"] == \
         "postgresql://trainer:***@db/trainyard"
     assert load_config(out / "config.yaml").database.url == "postgresql://trainer:***@db/trainyard"
+
+
 def test_anchor_sizes_and_inference_settings_reach_the_model() -> None:
     model = ModelConfig(backbone="resnet18", anchor_sizes=[16, 32, 64, 128, 256], rpn_proposals_test=300, box_nms_thresh=0.3)
     net = build_model(model, num_classes=3)
@@ -330,3 +332,10 @@ def test_anchor_sizes_and_inference_settings_reach_the_model() -> None:
     assert net.rpn._post_nms_top_n["testing"] == 300 and net.roi_heads.nms_thresh == 0.3
     with pytest.raises(ConfigError, match="model.anchor_sizes: .*5 positive sizes"):
         load_config(None, ["model.anchor_sizes=[16,32]"])
+
+
+def test_batched_prediction_matches_one_by_one(first_run: tuple[Path, TrainSummary], dataset: Path) -> None:
+    from tests.tiny_coco import assert_same_predictions
+
+    predictor = get_backend("torchvision").load(first_run[1].checkpoints[-1], device="cpu")
+    assert_same_predictions(predictor, dataset / "images")

@@ -114,3 +114,30 @@ def train_and_sigterm(
     found = re.search(r"SIGTERM: checkpoint written at iteration (\d+)", output)
     return process.returncode, output, int(found.group(1)) if found else -1
 
+
+
+def assert_same_predictions(predictor: object, images_dir: Path, score_threshold: float = 0.05) -> None:
+    """Batched inference (2 images per call, decoded ahead) gives one-by-one's predictions.
+
+    Same-sized images: the batch is not padded, so only float rounding may differ (a batched
+    convolution sums in another order). Each one-by-one detection must have a batched one of the
+    same class with the same box (1e-2 px), score (1e-4) and mask (at most 1% of the image's pixels
+    differ: an untrained mask head sits near the 0.5 cut, where rounding flips a few pixels).
+    """
+    from steps.masks import decode
+    from steps.models.batching import predict_images
+
+    paths = sorted(images_dir.glob("img*.png"))[:4]
+    inputs = [(path, i + 1) for i, path in enumerate(paths)]
+    single = [predictor.predict(path, image_id, score_threshold) for path, image_id in inputs]  # type: ignore[attr-defined]
+    batched = list(predict_images(predictor, inputs, score_threshold, batch_size=2))
+    assert any(single), "the model predicts something to compare"
+    for image_id, (ones, many) in enumerate(zip(single, batched), start=1):
+        assert len(many) == len(ones), f"image {image_id}: {len(ones)} detections one by one, {len(many)} batched"
+        for res in ones:
+            assert res["image_id"] == image_id
+            close = [other for other in many if other["category_id"] == res["category_id"]
+                     and np.allclose(other["bbox"], res["bbox"], atol=1e-2) and abs(other["score"] - res["score"]) < 1e-4]
+            assert close, f"image {image_id}: no batched match for {res['bbox']} score {res['score']}"
+            mine, theirs = decode(res["segmentation"]), decode(close[0]["segmentation"])
+            assert (mine != theirs).sum() <= 0.01 * mine.size

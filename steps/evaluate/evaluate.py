@@ -104,7 +104,7 @@ def score_checkpoints(config: Config, gt: dict, dataset_dir: Path, checkpoints: 
     for index, (iteration, path) in enumerate(checkpoints, start=1):
         log.info(f"evaluate: [{index}/{len(checkpoints)}] {path.name} on {len(gt['images'])} val images")
         results = predict_split(backend.load(path), gt, dataset_dir / "images", config.evaluate.score_threshold,
-                                path.name)
+                                path.name, batch_size=config.evaluate.batch_size)
         metrics = score(gt, results, config.evaluate)
         (out_dir / "predictions").mkdir(exist_ok=True)
         (out_dir / "predictions" / f"{path.stem}.json").write_text(json.dumps(results))
@@ -239,7 +239,7 @@ def _score_champion(config: Config, gt: dict, dataset_dir: Path) -> dict | None:
         predictor = get_backend(backend).load(folder / "model.pth")
         mapping = category_map(predictor.categories, gt)
         results = predict_split(predictor, gt, dataset_dir / "images", config.evaluate.score_threshold,
-                                f"production model {model_id}")
+                                f"production model {model_id}", batch_size=config.evaluate.batch_size)
     return {"model_id": model_id, "backend": backend, "metrics": score(gt, results, config.evaluate),
             "missing_classes": mapping.missing, "results": results}
 

@@ -39,10 +39,10 @@ def coco_evaluate(
         raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
     sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
     check_results(results, sizes, (c["id"] for c in gt["categories"]),
-                  needs=("bbox",) if iou_type == "bbox" else ("segmentation",))
+                  needs=("bbox",) if iou_type == "bbox" else ("segmentation",), unread=(_unused(iou_type),))
     say = print if verbose else _silent
     coco_gt = COCO(_private_copy(gt), print_function=say)
-    coco_dt = _load_results(coco_gt, _prepared(results, iou_type, sizes), iou_type, say)
+    coco_dt = _load_results(coco_gt, results, iou_type, sizes, say)
     evaluator = COCOeval_faster(coco_gt, coco_dt, iou_type, print_function=say)
     evaluator.evaluate()
     evaluator.accumulate()
@@ -80,31 +80,42 @@ def _per_class(evaluator: COCOeval_faster, coco_gt: COCO, ious: slice) -> dict[s
     return per_class
 
 
-def _load_results(coco_gt: COCO, results: list[dict[str, Any]], iou_type: IouType, say: Any) -> COCO:
-    """What `COCO.loadRes` builds, with mask areas and boxes computed in one C call, not one per result."""
-    if iou_type == "bbox" or not results:
-        return coco_gt.loadRes(results)
-    rles = [res["segmentation"] for res in results]
-    for i, (res, area, box) in enumerate(zip(results, _coco_mask.area(rles), _coco_mask.toBbox(rles)), start=1):
-        res.update(id=i, area=float(area), bbox=[float(v) for v in box], iscrowd=0)
+def _load_results(coco_gt: COCO, results: list[dict[str, Any]], iou_type: IouType,
+                  sizes: dict[int, tuple[int, int]], say: Any) -> COCO:
+    """What `COCO.loadRes` builds from copies of `results`, built in one pass of new dicts.
+
+    Only the fields the evaluator reads are copied (the caller's dicts stay untouched: the
+    evaluator writes into the ones it gets). For segm the box and area come from the mask, in one
+    C call each (detectron2 does the same: the area ranges use the mask area); polygon
+    segmentations (pycocotools evaluates them too) become RLEs of their image's size, rasterised as
+    COCO does. For bbox the area is the box's, and no mask is built.
+    """
+    if not results:
+        return coco_gt.loadRes([])
+    if iou_type == "bbox":
+        annotations = [
+            {"image_id": res["image_id"], "category_id": res["category_id"], "score": res["score"],
+             "bbox": res["bbox"], "area": res["bbox"][2] * res["bbox"][3], "id": i, "iscrowd": 0}
+            for i, res in enumerate(results, start=1)
+        ]
+    else:
+        rles = [segmentation_to_rle(res["segmentation"], *sizes[res["image_id"]]) for res in results]
+        annotations = [
+            {"image_id": res["image_id"], "category_id": res["category_id"], "score": res["score"],
+             "segmentation": rle, "area": float(area), "bbox": box.tolist(), "id": i, "iscrowd": 0}
+            for i, (res, rle, area, box) in enumerate(
+                zip(results, rles, _coco_mask.area(rles), np.asarray(_coco_mask.toBbox(rles), dtype=np.float64)), start=1)
+        ]
     coco_dt = COCO(print_function=say)
     coco_dt.dataset = {"images": list(coco_gt.dataset["images"]), "categories": list(coco_gt.dataset["categories"]),
-                       "annotations": results}
+                       "annotations": annotations}
     coco_dt.createIndex()
     return coco_dt
 
 
-def _prepared(results: list[dict[str, Any]], iou_type: IouType, sizes: dict[int, tuple[int, int]]) -> list[dict[str, Any]]:
-    # loadRes writes ids and areas into the dicts it gets: hand it copies. For segm the box is
-    # dropped so the area ranges use the mask area (detectron2 does the same); for bbox the mask
-    # is dropped, it is not needed. Polygon segmentations (pycocotools evaluates them too) become
-    # RLEs of their image's size, rasterised as COCO does.
-    unused = "bbox" if iou_type == "segm" else "segmentation"
-    prepared = [{k: v for k, v in res.items() if k != unused} for res in results]
-    if iou_type == "segm":
-        for res in prepared:
-            res["segmentation"] = segmentation_to_rle(res["segmentation"], *sizes[res["image_id"]])
-    return prepared
+def _unused(iou_type: IouType) -> str:
+    """The result field an evaluation of `iou_type` neither checks nor reads."""
+    return "bbox" if iou_type == "segm" else "segmentation"
 
 
 def _private_copy(gt: dict[str, Any]) -> dict[str, Any]:

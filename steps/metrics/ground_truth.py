@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steps.errors import ConfigError, InputError, excerpt
-from steps.masks import RLE, check_rle, segmentation_to_rle
+from steps.masks import RLE, check_rle, invalid_rles, segmentation_to_rle
 
 
 @dataclass
@@ -75,16 +75,19 @@ def check_results(
     image_sizes: Mapping[int, tuple[int, int]],
     category_ids: Iterable[int],
     needs: tuple[str, ...] = (),
+    unread: tuple[str, ...] = (),
 ) -> None:
     """Raise InputError naming the first prediction that does not fit the ground truth.
 
     Every field the metrics read is checked here, so a bad file is one line naming the item and
     the field, never a traceback from the C evaluators: ids are integers of the ground truth, the
     score a finite number, a bbox four finite numbers with width and height >= 0, a segmentation
-    an RLE (checked by decoding its size) or polygons.
+    an RLE (checked by decoding its size) or polygons. Fields named in `unread` are not checked:
+    the caller drops them unread (bbox AP never looks at a segmentation).
     """
     known_categories = set(category_ids)
     required = ("image_id", "category_id", "score", *needs)
+    good_rles = set() if "segmentation" in unread else _good_rles(results)
     for i, res in enumerate(results):
         where = f"predictions[{i}]"
         if not isinstance(res, dict):
@@ -104,10 +107,32 @@ def check_results(
             )
         if not _is_number(res["score"]):
             raise InputError(f"{where}: score {excerpt(res['score'])} is not a finite number")
-        if "bbox" in res:
+        if "bbox" in res and "bbox" not in unread:
             check_bbox(res["bbox"], f"{where}.bbox")
-        if "segmentation" in res:
-            check_segmentation(res["segmentation"], f"{where}.segmentation", image_sizes[res["image_id"]])
+        if "segmentation" in res and "segmentation" not in unread:
+            check_segmentation(res["segmentation"], f"{where}.segmentation", image_sizes[res["image_id"]],
+                               runs_checked=i in good_rles)
+
+
+def _good_rles(results: list[Any]) -> set[int]:
+    """Indices of the results whose compressed RLE has runs `check_rle` accepts.
+
+    All RLEs are checked in one pass (see `invalid_rles`); the per-result loop then decodes only
+    the others, so the first bad prediction still gets its message.
+    """
+    where, rles = [], []
+    for i, res in enumerate(results):
+        seg = res.get("segmentation") if isinstance(res, dict) else None
+        if isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)) and _is_size(seg.get("size")):
+            where.append(i)
+            rles.append(seg)
+    if not rles:
+        return set()
+    return {i for i, bad in zip(where, invalid_rles(rles)) if not bad}
+
+
+def _is_size(size: Any) -> bool:
+    return isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_int(v) and 0 < v < 2**31 for v in size)
 
 
 def check_ground_truth(gt: Any) -> None:
@@ -149,14 +174,19 @@ def check_bbox(bbox: Any, where: str) -> None:
         raise InputError(f"{where}: width and height must be >= 0, got {excerpt(bbox)} ([x, y, width, height], not corners)")
 
 
-def check_segmentation(segmentation: Any, where: str, image_size: tuple[int, int]) -> None:
-    """An RLE of the image's size whose runs cover it exactly, or a list of polygons."""
+def check_segmentation(segmentation: Any, where: str, image_size: tuple[int, int], runs_checked: bool = False) -> None:
+    """An RLE of the image's size whose runs cover it exactly, or a list of polygons.
+
+    `runs_checked`: the caller has already checked the runs of this RLE (see `_good_rles`).
+    """
     if isinstance(segmentation, dict):
         size, counts = segmentation.get("size"), segmentation.get("counts")
         if not isinstance(size, (list, tuple)) or list(size) != list(image_size):
             raise InputError(f"{where}: RLE size {excerpt(size)} is not the image's [height, width] {list(image_size)}")
         if not isinstance(counts, (str, bytes)) and not (isinstance(counts, list) and all(_is_int(v) and v >= 0 for v in counts)):
             raise InputError(f"{where}: RLE counts must be a COCO string or a list of run lengths, got {excerpt(counts)}")
+        if runs_checked and not isinstance(counts, list):
+            return
         try:
             check_rle(segmentation)
         except ValueError as exc:

@@ -6,9 +6,12 @@ checkpoint into a predictor that returns COCO results. Steps talk to this interf
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from steps.config import Config
 
@@ -33,12 +36,18 @@ class TrainSummary:
 
 
 class Predictor(Protocol):
-    """A loaded model: COCO category list plus per-image inference."""
+    """A loaded model: COCO category list plus batched inference (see steps/models/batching.py)."""
 
     categories: list[dict[str, Any]]
 
     def predict(self, image_path: Path, image_id: int, score_threshold: float) -> list[dict[str, Any]]:
         """COCO results: {image_id, category_id, bbox [x, y, w, h], score, segmentation (RLE)}."""
+        ...
+
+    def predict_batch(self, images: Sequence[np.ndarray], image_ids: Sequence[int],
+                      score_threshold: float) -> list[list[dict[str, Any]]]:
+        """`predict` for decoded H x W x 3 uint8 RGB images in one model call (float16 autocast on
+        CUDA); one result list per image, the same as one-by-one up to padding and rounding."""
         ...
 
 

@@ -91,12 +91,14 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
     with tempfile.TemporaryDirectory(prefix="trainyard-test-") as scratch:
         predictor, model_id = _load_model(config, model, Path(scratch))
         log.info(f"test: model {model_id} on {len(gt['images'])} test images")
-        results = predict_split(predictor, gt, dataset_dir / "images", config.evaluate.score_threshold)
+        results = predict_split(predictor, gt, dataset_dir / "images", config.evaluate.score_threshold,
+                                batch_size=config.test.batch_size)
         if production_id and production_id != model_id:
             champion, _ = _load_model(config, production_id, Path(scratch))
             log.info(f"test: production model {production_id} on the same images, for comparison")
             production_metrics = score(gt, predict_split(champion, gt, dataset_dir / "images",
-                                                         config.evaluate.score_threshold), config.evaluate)
+                                                         config.evaluate.score_threshold,
+                                                         batch_size=config.test.batch_size), config.evaluate)
     metrics = score(gt, results, config.evaluate)
     write_json(out_dir / "predictions.json", results, indent=None)
     write_json(out_dir / "metrics.json", metrics)

@@ -1,0 +1,278 @@
+"""Every trainyard speed figure beside its anchor, in one run (`make bench`).
+
+Sections (each runs in its own process, so that its peak memory is its own):
+  convert    `trainyard labelme2coco` vs labelme's examples/instance_segmentation/labelme2coco.py
+             (optional: --labelme-example and --labelme-python, labelme is not a dependency)
+  coco-eval  coco_evaluate vs pycocotools vs faster-coco-eval called plainly, bbox and segm
+  infer      images/s per backend, one image per call vs --infer-batch images per call
+  train      seconds per step per backend (detectron2 when importable)
+
+The defaults take a few minutes on 2 CPU cores; the figures the project tracks use
+`--convert-images 600 --coco-images 5000 --min-size 800 --max-size 1333`. With CUDA the same
+command measures the GPU (float16 autocast, larger batches, peak GPU memory).
+
+    python scripts/bench.py
+    python scripts/bench.py --sections coco-eval --coco-images 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SCRIPTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(SCRIPTS.parent))  # run from a checkout, installed or not
+sys.path.insert(0, str(SCRIPTS))
+SECTIONS = ("convert", "coco-eval", "infer", "train")
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _peak_gpu_gib() -> float | None:
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+
+
+def _timed(function: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    started = time.perf_counter()
+    value = function(*args, **kwargs)
+    return time.perf_counter() - started, value
+
+
+def convert(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    import bench_labelme2coco as conversion
+
+    data = args.convert_data or work / "labelme"
+    width, height = (int(v) for v in args.image_size.lower().split("x"))
+    labels_file = conversion._sample(data, args.convert_images, (width, height))
+    ours = conversion._ours(data, labels_file, work / "ours", None)
+    rows = [{"what": f"labelme2coco, {args.convert_images} files {args.image_size}", "ours_s": ours}]
+    if args.labelme_example:
+        theirs = conversion._theirs(args.labelme_example, args.labelme_python, data, labels_file, work / "labelme-out")
+        rows[0].update(anchor="labelme example --noviz", anchor_s=theirs)
+    else:
+        rows[0].update(anchor="labelme example: n/a (pass --labelme-example PATH --labelme-python PYTHON)")
+    return rows
+
+
+def faster_coco_eval_alone(gt: dict[str, Any], results: list[dict[str, Any]], iou_type: str) -> float:
+    """The library's own entry points on the same input, nothing around them (the AP)."""
+    import contextlib
+    import io
+
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    unused = "bbox" if iou_type == "segm" else "segmentation"
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = {**gt, "annotations": [dict(a) for a in gt["annotations"]]}
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes([{k: v for k, v in r.items() if k != unused} for r in results])
+        evaluator = COCOeval_faster(coco_gt, coco_dt, iou_type)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return float(evaluator.stats[0])
+
+
+def coco_eval(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    import bench_coco_eval as scoring
+
+    from steps.metrics import coco_evaluate
+
+    gt, results = scoring.build(args.coco_images, 0)
+    rows = []
+    for iou_type in ("bbox", "segm"):
+        reference_s, theirs = _timed(scoring.pycocotools_evaluate, gt, results, iou_type)
+        library_s, _ = _timed(faster_coco_eval_alone, gt, results, iou_type)
+        ours_s, ours = _timed(coco_evaluate, gt, results, iou_type)
+        diff = scoring.largest_difference(ours, theirs)
+        rows.append({"what": f"coco-eval {iou_type}, {args.coco_images} images ({len(results)} results)",
+                     "ours_s": ours_s, "anchor": "pycocotools", "anchor_s": reference_s,
+                     "note": f"faster-coco-eval alone {reference_s / library_s:.1f}x; AP {ours['AP']:.4f}, "
+                             f"max |diff| {diff:.1e}{'' if diff < 1e-6 else ' MISMATCH'}"})
+    return rows
+
+
+def _dataset(args: argparse.Namespace, work: Path) -> Path:
+    from bench_train_gpu import make_dataset
+
+    folder = work / "data" / "coco"
+    if not folder.is_dir():
+        width, height = (int(v) for v in args.image_size.lower().split("x"))
+        make_dataset(work / "data", args.train_images, width, height)
+    return folder
+
+
+def _predictor(name: str, categories: list[dict[str, Any]], args: argparse.Namespace) -> Any:
+    """An untrained model of the default config: throughput does not depend on the weights."""
+    import torch
+
+    from steps.config import Config
+
+    config = Config()
+    config.model.backend, config.model.pretrained = name, "none"
+    config.model.min_size, config.model.max_size = args.min_size, args.max_size
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(0)
+    if name == "torchvision":
+        from steps.models.torchvision_model import build_model
+        from steps.models.torchvision_predictor import TorchvisionPredictor
+
+        return TorchvisionPredictor(build_model(config.model, len(categories) + 1), categories, device)
+    from detectron2.modeling import build_model as build_detectron2
+
+    from steps.models.detectron2_config import build_cfg
+    from steps.models.detectron2_predictor import Detectron2Predictor
+
+    cfg = build_cfg(config, len(categories), str(device))
+    return Detectron2Predictor(build_detectron2(cfg), cfg, categories)
+
+
+def infer(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    import torch
+
+    from steps.models import BACKENDS, get_backend
+    from steps.models.batching import predict_images
+
+    dataset = _dataset(args, work)
+    gt = json.loads((dataset / "train.json").read_text())
+    inputs = [(dataset / "images" / image["file_name"], image["id"]) for image in gt["images"]][:args.infer_images]
+    batch = args.infer_batch or (8 if _cuda() else 4)
+    rows = []
+    for name in BACKENDS:
+        try:
+            get_backend(name)
+        except Exception as exc:  # noqa: BLE001 - an optional backend: say why it is left out
+            rows.append({"what": f"inference {name}", "skipped": str(exc).split(";")[0]})
+            continue
+        predictor = _predictor(name, gt["categories"], args)
+        list(predict_images(predictor, inputs[:1], 0.05))  # warm-up: allocator, cuDNN autotuning
+        one_s, _ = _timed(lambda: list(predict_images(predictor, inputs, 0.05, batch_size=1)))
+        many_s, predicted = _timed(lambda: list(predict_images(predictor, inputs, 0.05, batch_size=batch)))
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        rows.append({"what": f"inference {name}, {len(inputs)} images, {args.min_size}/{args.max_size}",
+                     "ours_s": many_s, "anchor": "one image per call", "anchor_s": one_s,
+                     "note": f"batch {batch}: {len(inputs) / many_s:.2f} images/s, one by one {len(inputs) / one_s:.2f}, "
+                             f"{sum(map(len, predicted)) / len(inputs):.0f} detections/image (untrained weights: "
+                             "compare batched with one by one, not backends)" + (", float16 autocast" if _cuda() else "")})
+        del predictor
+    return rows
+
+
+def train(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    from bench_train_gpu import run_one
+
+    from steps.models import BACKENDS, get_backend
+
+    dataset = _dataset(args, work)
+    args.warmup, args.iterations = args.train_warmup, args.train_iterations
+    args.workers, args.batch_size = args.train_workers, args.train_batch
+    rows, steps = [], {}
+    for name in BACKENDS:
+        try:
+            get_backend(name)
+        except Exception as exc:  # noqa: BLE001 - an optional backend: say why it is left out
+            rows.append({"what": f"train {name}", "skipped": str(exc).split(";")[0]})
+            continue
+        result = run_one(name, dataset, work / "train", args)
+        steps[name] = result["step_p50_s"]
+        rows.append({"what": f"train {name}, batch {result['batch']}, {args.min_size}/{args.max_size}, s/step (p50)",
+                     "ours_s": result["step_p50_s"], "note": f"{result['images_per_s']:.2f} images/s"})
+    if "detectron2" in steps:
+        for row in rows:
+            if row["what"].startswith("train torchvision"):
+                row.update(anchor="detectron2", anchor_s=steps["detectron2"])
+    return rows
+
+
+def run_section(name: str, args: argparse.Namespace) -> None:
+    """In the child process: one section's rows as JSON on the last line of stdout."""
+    with tempfile.TemporaryDirectory(prefix=f"trainyard-bench-{name}-") as scratch:
+        rows = {"convert": convert, "coco-eval": coco_eval, "infer": infer, "train": train}[name](args, Path(scratch))
+    gpu = _peak_gpu_gib() if name in ("infer", "train") else None
+    print(json.dumps({"rows": rows, "peak_gpu_gib": gpu}))
+
+
+def print_table(results: list[tuple[str, dict[str, Any], float]]) -> None:
+    print(f"\n{'figure':<62} {'trainyard':>10} {'anchor':>10} {'speed-up':>9}  {'peak RSS':>9} {'peak GPU':>9}  anchor / notes")
+    for _name, section, rss_gib in results:
+        gpu = section.get("peak_gpu_gib")
+        memory = f"{rss_gib:8.2f}G {'' if gpu is None else f'{gpu:8.2f}G':>9}"
+        for row in section["rows"]:
+            if "skipped" in row:
+                print(f"{row['what']:<62} {'skipped':>10}  {row['skipped']}")
+                continue
+            anchor_s = row.get("anchor_s")
+            ratio = f"{anchor_s / row['ours_s']:8.2f}x" if anchor_s else f"{'n/a':>9}"
+            anchor = f"{anchor_s:9.2f}s" if anchor_s else f"{'n/a':>10}"
+            notes = "; ".join(v for v in (row.get("anchor"), row.get("note")) if v)
+            print(f"{row['what']:<62} {row['ours_s']:9.2f}s {anchor} {ratio}  {memory}  {notes}")
+            memory = f"{'':>19}"  # once per section
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated, of: " + ", ".join(SECTIONS))
+    parser.add_argument("--convert-images", type=int, default=200, help="labelme files to convert (issue: 600)")
+    parser.add_argument("--convert-data", type=Path, help="folder for the generated labelme files, kept and reused")
+    parser.add_argument("--labelme-example", type=Path, help="labelme's examples/instance_segmentation/labelme2coco.py")
+    parser.add_argument("--labelme-python", default=sys.executable, help="interpreter with labelme's example deps")
+    parser.add_argument("--coco-images", type=int, default=1000, help="synthetic images for coco-eval (issue: 5000)")
+    parser.add_argument("--min-size", type=int, default=320, help="model resize, shortest edge (issue: 800)")
+    parser.add_argument("--max-size", type=int, default=533, help="model resize, longest edge (issue: 1333)")
+    parser.add_argument("--image-size", default="1280x720", help="synthetic image WIDTHxHEIGHT (all sections)")
+    parser.add_argument("--infer-images", type=int, default=8)
+    parser.add_argument("--infer-batch", type=int, default=0, help="images per call (default 4 on CPU, 8 on CUDA)")
+    parser.add_argument("--train-images", type=int, default=8, help="synthetic images for infer and train")
+    parser.add_argument("--train-iterations", type=int, default=3, help="timed steps per backend")
+    parser.add_argument("--train-warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--train-batch", type=int, default=1, help="images per step")
+    parser.add_argument("--train-workers", type=int, default=min(2, os.cpu_count() or 1), help="data-loader workers")
+    parser.add_argument("--section", help=argparse.SUPPRESS)  # internal: run one section in this process
+    args = parser.parse_args()
+    if args.section:
+        run_section(args.section, args)
+        return 0
+
+    names = [name for name in args.sections.split(",") if name]
+    unknown = [name for name in names if name not in SECTIONS]
+    if unknown:
+        parser.error(f"--sections: unknown {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
+    print(f"bench: {os.cpu_count()} CPU core(s); sections {', '.join(names)}", flush=True)
+    results, failed = [], []
+    for name in names:
+        command = [sys.executable, __file__, *sys.argv[1:], "--section", name]
+        print(f"bench: {name} ...", flush=True)
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        output = child.stdout.read() if child.stdout else ""
+        _pid, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0 or not output.strip():
+            failed.append(name)
+            print(output, end="")
+            continue
+        *log, last = output.strip().splitlines()
+        print("\n".join(f"  {line}" for line in log))
+        results.append((name, json.loads(last), usage.ru_maxrss / 2**20))  # ru_maxrss: KiB on Linux
+    print_table(results)
+    if failed:
+        print(f"bench: section(s) {', '.join(failed)} failed (output above)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
