@@ -20,7 +20,7 @@ install: $(STAMP) ## create .venv and install trainyard with every step's depend
 
 # PASSIVE: OpenMP threads sleep instead of spinning between ops, ~2.6x faster on a busy CPU.
 demo: install ## run the whole pipeline locally on generated sample data (output in ./runs)
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/trainyard run --local
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/trainyard run --local --parallel 2
 
 services: ## install what the integration tests start (PostgreSQL)
 	@scripts/install-test-services.sh

@@ -123,6 +123,16 @@ def test_when_is_evaluated_as_govaluate_expression(tmp_path: Path, when: str, ru
     assert result.tasks["a"].status == ("Succeeded" if runs else "Skipped")
 
 
+def test_a_skipped_task_quotes_its_when_as_substituted(tmp_path: Path) -> None:
+    # dag.go executeDAGTask: resolveDependencyReferences substitutes the task first, and the Skipped
+    # node's message is fmt.Sprintf("when '%s' evaluated false", t.When) of the substituted task.
+    spec = manifest([{"name": "a", "template": "ok", "when": "'{{workflow.parameters.go}}' == 'yes'"}], [OK],
+                    parameters=[{"name": "go", "value": "no"}])
+    result = run(spec, tmp_path)
+    assert result.tasks["a"].status == "Skipped"
+    assert result.tasks["a"].message == "when ''no' == 'yes'' evaluated false"
+
+
 def test_a_when_argo_cannot_evaluate_makes_the_task_error(tmp_path: Path) -> None:
     # steps.go shouldExecute returns an error; dag.go executeDAGTask initialises the node as Error.
     # Unquoted `my-value` is `my - value` to govaluate.

@@ -347,12 +347,15 @@ class LocalRunner:
         where = f"dag task {task['name']!r}"
         try:
             if task.get("when"):
+                # dag.go executeDAGTask: the message quotes the `when` after resolveDependencyReferences
+                # substituted it, as `argo get` shows it.
+                when = substitute(task["when"], values, f"{where}.when")
                 try:
-                    proceed = should_execute(substitute(task["when"], values, f"{where}.when"))
+                    proceed = should_execute(when)
                 except WhenError as exc:
-                    return self._result(node.finish("Error", f"Invalid 'when' expression '{task['when']}': {exc}"))
+                    return self._result(node.finish("Error", f"Invalid 'when' expression '{when}': {exc}"))
                 if not proceed:
-                    return self._result(node.finish("Skipped", f"when '{task['when']}' evaluated false"))
+                    return self._result(node.finish("Skipped", f"when '{when}' evaluated false"))
         except AbsentOptionalError as exc:
             # dag.go executeDAGTask: a reference that cannot be resolved makes the task Error.
             return self._result(node.finish("Error", str(exc)))
