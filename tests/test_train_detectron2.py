@@ -227,7 +227,7 @@ def test_config_maps_schedule_resize_range_and_backbone() -> None:
         ({"min_size": 400, "max_size": 300}, {}, "model.min_size"),
         ({"min_size_train": [100, 900]}, {}, r"model.min_size_train: \[900\]"),
         ({}, {"lr_steps": [0.8, 0.5]}, "train.lr_steps"),
-        ({}, {"gpus": 2}, "train.gpus=2"),
+        ({}, {"gpus": 2}, "train.gpus is 2"),
     ],
     ids=["mobilenet", "no-imagenet-r18", "missing-weights-file", "min-above-max", "resize-range", "lr-steps", "gpus"],
 )
