@@ -49,16 +49,17 @@ def _expanded_size(root: yaml.Node) -> int:
         node, children_done = stack.pop()
         if id(node) in sizes:
             continue
-        children = _children(node)
-        if children_done or not children:
-            sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in children)
+        kids = children(node)
+        if children_done or not kids:
+            sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in kids)
             continue
         stack.append((node, True))
-        stack.extend((child, False) for child in children if id(child) not in sizes)
+        stack.extend((child, False) for child in kids if id(child) not in sizes)
     return sizes[id(root)]
 
 
-def _children(node: yaml.Node) -> list[yaml.Node]:
+def children(node: yaml.Node) -> list[yaml.Node]:
+    """A YAML node's direct children (a mapping's keys and values), for walks over the node graph."""
     if isinstance(node, yaml.SequenceNode):
         return list(node.value)
     if isinstance(node, yaml.MappingNode):

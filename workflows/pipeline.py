@@ -348,13 +348,11 @@ TRAIN_WHEN = ("'{{tasks.record.outputs.parameters.needs-training}}' == 'true'"
               " || '{{workflow.parameters.force-retrain}}' == 'true'")
 
 
-def build_pipeline() -> WorkflowTemplate:
-    dataset_version = {"dataset-version": "{{tasks.record.outputs.parameters.dataset-version}}"}
-    common = _pass("dataset-repo", *CONFIG_INPUTS)
+def workflow_settings(component: str, description: str, parameters: dict[str, tuple[str, str]]) -> dict:
+    """What every trainyard WorkflowTemplate sets: the exit handler, the service account, the
+    artifact repository, pod security, deadlines, garbage collection, labels and its parameters."""
     name, key = ARTIFACT_REPOSITORY
-    with WorkflowTemplate(
-        name=PIPELINE_NAME,
-        entrypoint="pipeline",
+    return dict(
         on_exit=EXIT_HANDLER,
         service_account_name=SERVICE_ACCOUNT,
         artifact_repository_ref=m.ArtifactRepositoryRef(config_map=name, key=key),
@@ -362,9 +360,19 @@ def build_pipeline() -> WorkflowTemplate:
         active_deadline_seconds=WORKFLOW_DEADLINE,
         pod_gc=m.PodGC(strategy=POD_GC_STRATEGY),
         ttl_strategy=m.TTLStrategy(seconds_after_success=TTL_AFTER_SUCCESS, seconds_after_failure=TTL_AFTER_FAILURE),
-        labels={"app.kubernetes.io/name": "trainyard", "app.kubernetes.io/component": "pipeline"},
-        annotations={"workflows.argoproj.io/description": "Record, train, evaluate and test a Mask R-CNN model."},
-        arguments=[Parameter(name=name, value=value, description=text) for name, (value, text) in WORKFLOW_PARAMETERS.items()],
+        labels={"app.kubernetes.io/name": "trainyard", "app.kubernetes.io/component": component},
+        annotations={"workflows.argoproj.io/description": description},
+        arguments=[Parameter(name=n, value=v, description=t) for n, (v, t) in parameters.items()],
+    )
+
+
+def build_pipeline() -> WorkflowTemplate:
+    dataset_version = {"dataset-version": "{{tasks.record.outputs.parameters.dataset-version}}"}
+    common = _pass("dataset-repo", *CONFIG_INPUTS)
+    with WorkflowTemplate(
+        name=PIPELINE_NAME,
+        entrypoint="pipeline",
+        **workflow_settings("pipeline", "Record, train, evaluate and test a Mask R-CNN model.", WORKFLOW_PARAMETERS),
     ) as template:
         record, train, test = record_template(), train_template(), test_template()
         evaluate, select = evaluate_template(), select_template()

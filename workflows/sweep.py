@@ -19,10 +19,9 @@ from hera.workflows import DAG, Container, Env, Parameter, WorkflowTemplate
 from hera.workflows import models as m
 
 from workflows.pipeline import (
-    ARTIFACT_REPOSITORY, CONFIG_INPUTS, EVALUATE_RETRIES, EXIT_HANDLER, OUT, POD_GC_STRATEGY, POD_GPUS_ENV,
-    POD_SECURITY_CONTEXT, SERVICE_ACCOUNT, TRAIN_RETRIES, TTL_AFTER_FAILURE, TTL_AFTER_SUCCESS, WORKFLOW_DEADLINE,
-    WORKFLOW_PARAMETERS, _config_args, _database_env, _folder, _git_env, _gpu_step, _inputs, _output_parameter, _pass,
-    _preemption_retry, notify_template, record_template,
+    CONFIG_INPUTS, EVALUATE_RETRIES, OUT, POD_GPUS_ENV, TRAIN_RETRIES, WORKFLOW_PARAMETERS, _config_args,
+    _database_env, _folder, _git_env, _gpu_step, _inputs, _output_parameter, _pass, _preemption_retry,
+    notify_template, record_template, workflow_settings,
 )
 
 SWEEP_NAME = "trainyard-sweep"
@@ -104,21 +103,12 @@ def _arguments(values: dict[str, str]) -> list[Parameter]:
 def build_sweep() -> WorkflowTemplate:
     common = _pass("dataset-repo", *CONFIG_INPUTS)
     dataset_version = {"dataset-version": "{{tasks.record.outputs.parameters.dataset-version}}"}
-    name, key = ARTIFACT_REPOSITORY
     with WorkflowTemplate(
         name=SWEEP_NAME,
         entrypoint="sweep",
-        on_exit=EXIT_HANDLER,
-        service_account_name=SERVICE_ACCOUNT,
-        artifact_repository_ref=m.ArtifactRepositoryRef(config_map=name, key=key),
-        security_context=POD_SECURITY_CONTEXT,
-        active_deadline_seconds=WORKFLOW_DEADLINE,
-        pod_gc=m.PodGC(strategy=POD_GC_STRATEGY),
-        ttl_strategy=m.TTLStrategy(seconds_after_success=TTL_AFTER_SUCCESS, seconds_after_failure=TTL_AFTER_FAILURE),
-        labels={"app.kubernetes.io/name": "trainyard", "app.kubernetes.io/component": "sweep"},
-        annotations={"workflows.argoproj.io/description":
-                     "Record once, train and evaluate one branch per override set, promote the best branch's model."},
-        arguments=[Parameter(name=n, value=v, description=t) for n, (v, t) in SWEEP_PARAMETERS.items()],
+        **workflow_settings(
+            "sweep", "Record once, train and evaluate one branch per override set, promote the best branch's model.",
+            SWEEP_PARAMETERS),
     ) as template:
         cache = m.Cache(config_map=m.LocalObjectReference(name=RECORD_CACHE))
         record = record_template(m.Memoize(key=RECORD_KEY, cache=cache, max_age=RECORD_CACHE_MAX_AGE))

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from steps.safe_yaml import children
+
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _DROPPED = {"tag:yaml.org,2002:timestamp", _INT, _FLOAT}
@@ -107,10 +109,10 @@ def _check_expansion(root: yaml.Node) -> None:
         key = id(node)
         if key in sizes:
             continue
-        children = _children(node)
+        kids = children(node)
         if children_done:
             open_nodes.discard(key)
-            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in kids)
             if sizes[key] > MAX_EXPANDED_NODES:
                 raise AliasBombError(
                     f"the document expands to more than {MAX_EXPANDED_NODES:,} values through its aliases "
@@ -120,7 +122,7 @@ def _check_expansion(root: yaml.Node) -> None:
             raise AliasBombError("an alias refers to the node that contains it: refused", node.start_mark)
         open_nodes.add(key)
         stack.append((node, True))
-        for child in children:
+        for child in kids:
             if id(child) in open_nodes:
                 raise AliasBombError("an alias refers to the node that contains it: refused", child.start_mark)
             stack.append((child, False))
@@ -129,14 +131,6 @@ def _check_expansion(root: yaml.Node) -> None:
         raise AliasBombError(
             f"the document's aliases expand its {len(sizes):,} values to {expanded:,} "
             "(a YAML alias bomb?): refused", root.start_mark)
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    return []
 
 
 def load_documents(text: str) -> tuple[list[Any], dict[int, tuple[int, Any]], yaml.YAMLError | None]:
