@@ -286,21 +286,19 @@ def test_a_repo_that_asks_dvc_for_symlinks_still_records(sample_repo: Path, tmp_
 
 
 def test_a_git_server_that_never_answers_fails_the_step_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A real `git ls-remote` against a server that accepts the connection and says nothing."""
+    """A real `git ls-remote` against a server that accepts the connection and says nothing: only
+    the deadline ends it (the message comes from the timeout path alone)."""
     import socket
-    import time
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
     monkeypatch.setenv("TRAINYARD_VCS_TIMEOUT", "2")
-    started = time.monotonic()
     try:
         with pytest.raises(ExternalError, match=r"did not finish within 2 s \(TRAINYARD_VCS_TIMEOUT\)"):
             vcs.remote_tags(f"http://127.0.0.1:{server.getsockname()[1]}/dataset.git", "annotations/v1")
     finally:
         server.close()
-    assert time.monotonic() - started < 60  # stopped by the deadline, not by git giving up on its own
 
 
 def test_the_vcs_deadline_must_be_a_positive_number(monkeypatch: pytest.MonkeyPatch) -> None:
