@@ -313,6 +313,19 @@ print_summary(result)
 """
 
 
+def _start_stoppable(spec: dict, tmp_path: Path, started: Path) -> subprocess.Popen:
+    """The runner in a process of its own (so a signal can stop it), once its step wrote `started`."""
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    runner = subprocess.Popen([PY, "-c", STOPPABLE, str(tmp_path / "spec.json"), str(tmp_path / "run")], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for _ in range(300):
+        if started.exists() or runner.poll() is not None:
+            break
+        time.sleep(0.1)
+    return runner
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_stop_terminates_the_step_runs_the_exit_handler_and_writes_the_summary(tmp_path: Path, sig: signal.Signals) -> None:
     # operator.go operate + exec_control.go: a stopped workflow's running pod is terminated and its
@@ -326,14 +339,7 @@ def test_stop_terminates_the_step_runs_the_exit_handler_and_writes_the_summary(t
     out = tmp_path / "exit.txt"
     spec = _exit_handler(manifest([{"name": "a", "template": "slow"}, {"name": "b", "template": "ok", "depends": "a"},
                                    {"name": "c", "template": "ok", "depends": "a.Failed"}], [slow, OK]), out)
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    runner = subprocess.Popen([PY, "-c", STOPPABLE, str(tmp_path / "spec.json"), str(tmp_path / "run")], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for _ in range(300):
-        if started.exists() or runner.poll() is not None:
-            break
-        time.sleep(0.1)
+    runner = _start_stoppable(spec, tmp_path, started)
     assert started.exists(), runner.communicate()[0]
     # The log already holds the step's output while it runs: written as it comes.
     assert "working" in (tmp_path / "run" / "a" / "log.txt").read_text()
@@ -358,14 +364,7 @@ def test_a_stop_leaves_the_exit_handler_running_and_a_second_one_kills_it(tmp_pa
                           "pathlib.Path(sys.argv[2]).write_text('x'); time.sleep(60)", [str(started), str(finished)])
     spec = manifest([{"name": "a", "template": "ok"}], [OK, slow_exit])
     spec["spec"]["onExit"] = "bye"
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    runner = subprocess.Popen([PY, "-c", STOPPABLE, str(tmp_path / "spec.json"), str(tmp_path / "run")], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for _ in range(300):
-        if started.exists() or runner.poll() is not None:
-            break
-        time.sleep(0.1)
+    runner = _start_stoppable(spec, tmp_path, started)
     runner.send_signal(signal.SIGINT)  # first: the exit handler goes on
     for _ in range(300):
         if finished.exists() or runner.poll() is not None:
