@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import json
 import math
 
 import numpy as np
@@ -15,7 +16,8 @@ from pycocotools.cocoeval import COCOeval
 from steps.errors import InputError
 from steps.masks import encode, polygons_to_mask
 from steps.config import EvaluateConfig
-from steps.metrics import all_metrics, coco_evaluate
+from steps.metrics import all_metrics, coco_evaluate, coco_shards
+from steps.metrics.ground_truth import check_results
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -79,7 +81,7 @@ def _result(image_id: int, category: int, poly: list[float], sizes: dict, rng: n
 
 
 def pycocotools_reference(gt: dict, results: list[dict], iou_type: str) -> tuple[list[float], dict[str, float]]:
-    """The summary stats and per-class AP as pycocotools computes them (detectron2's recipe)."""
+    """The summary stats (all 12) and per-class AP as pycocotools computes them (detectron2's recipe)."""
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = copy.deepcopy(gt)
@@ -96,7 +98,7 @@ def pycocotools_reference(gt: dict, results: list[dict], iou_type: str) -> tuple
         values = precision[:, :, k, 0, -1]
         if (values > -1).any():
             per_class[coco_gt.cats[cat_id]["name"]] = float(values[values > -1].mean())
-    return [float(s) for s in evaluator.stats[:6]], per_class
+    return [float(s) for s in evaluator.stats], per_class  # all 12: AP ... APl, AR1 ... ARl
 
 
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])
@@ -225,3 +227,82 @@ def test_the_first_bad_rle_is_named_though_all_are_checked_at_once() -> None:
     with pytest.raises(InputError, match=r"predictions\[1\]: category_id 9"):
         check_results([good, bad_category, bad_runs], {1: (4, 4)}, [1])
     check_results([good, bad_runs], {1: (4, 4)}, [1], unread=("segmentation",))  # bbox AP never reads it
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_category_shards_in_processes_give_pycocotools_numbers(iou_type: str, seed: int,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # Scored in two forked processes with the categories dealt between them, merged back: every
+    # stat (recall too), per-class AP and curve is pycocotools' and bit for bit one process's.
+    monkeypatch.setattr(coco_shards, "MIN_RESULTS_PER_SHARD", 1)
+    gt = synthetic_gt(seed, images=12)
+    results = jittered_results(gt, seed + 100)
+    shards = coco_shards.plan_shards(gt, results, 2)
+    assert shards is not None and len(shards) == 2
+    assert sorted(i for shard in shards for i in shard.results) == list(range(len(results)))
+    expected_stats, expected_per_class = pycocotools_reference(gt, results, iou_type)
+
+    sharded = coco_evaluate(gt, results, iou_type, recall=True, curves=True, workers=2)
+    single = coco_evaluate(gt, results, iou_type, recall=True, curves=True, workers=1)
+
+    keys = (*coco_shards.SUMMARY_KEYS, *coco_shards.RECALL_KEYS)
+    for key, expected in zip(keys, expected_stats):
+        assert math.isnan(sharded[key]) if expected < 0 else sharded[key] == pytest.approx(expected, abs=1e-12), key
+    assert sharded["per_class"] == pytest.approx(expected_per_class, abs=1e-12)
+    assert json.dumps(sharded, sort_keys=True) == json.dumps(single, sort_keys=True)
+
+
+def test_a_bad_prediction_in_a_later_shard_is_named_by_its_place_in_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(coco_shards, "MIN_RESULTS_PER_SHARD", 1)
+    gt = synthetic_gt(0, images=12)
+    results = jittered_results(gt, 100)
+    shards = coco_shards.plan_shards(gt, results, 2)
+    bad = shards[1].results[3]
+    results[bad] = {**results[bad], "score": float("inf")}
+    with pytest.raises(InputError, match=rf"^predictions\[{bad}\]: score inf is not a finite number"):
+        coco_evaluate(gt, results, "bbox", workers=2)
+
+
+def test_shards_balance_the_work_and_odd_files_stay_in_one_process() -> None:
+    gt = {"categories": [{"id": i, "name": str(i)} for i in (1, 2, 3, 4)], "annotations": []}
+    results = [{"category_id": cat} for cat, count in ((1, 6000), (2, 3000), (3, 2500), (4, 500)) for _ in range(count)]
+    shards = coco_shards.plan_shards(gt, results, 2)
+    assert [shard.categories for shard in shards] == [(1,), (2, 3, 4)]  # 6,000 against 6,000
+    assert coco_shards.plan_shards(gt, results, 1) is None
+    assert coco_shards.plan_shards(gt, results[:3000], 2) is None  # too few to pay for a process
+    assert coco_shards.plan_shards(gt, [*results, "oops"], 2) is None  # the one-process check names it
+    assert coco_shards.plan_shards(gt, [*results, {"category_id": 9}], 2) is None
+
+
+GOOD = {"image_id": 1, "category_id": 1, "score": 0.5, "bbox": [1.0, 2, 3, 4],
+        "segmentation": encode(np.ones((4, 4), dtype=bool))}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"image_id": True}, r"image_id True is not an image"),
+    ({"category_id": 1.0}, r"category_id 1.0 is not a category"),
+    ({"score": True}, r"score True is not a finite number"),
+    ({"score": 10**400}, r"score .* is not a finite number"),
+    ({"bbox": [1, 2, 3]}, r"expected \[x, y, width, height\]"),
+    ({"bbox": [1, 2, True, 4]}, r"expected \[x, y, width, height\]"),
+    ({"bbox": [1, 2, 3, -4]}, r"width and height must be >= 0"),
+    ({"segmentation": {"size": [4.0, 4], "counts": encode(np.ones((4, 4), dtype=bool))["counts"]}}, r"RLE size \[4\.0, 4\] is not"),
+    ({"segmentation": {"size": [4, 5], "counts": "0<"}}, r"RLE size \[4, 5\] is not the image's"),
+    ({"segmentation": [[1, 2, 3]]}, r"expected an RLE object or a list of polygons"),
+], ids=["bool-image", "float-category", "bool-score", "huge-score", "short-bbox", "bool-in-bbox", "negative-height",
+        "float-size", "wrong-size", "short-polygon"])
+def test_a_big_good_file_with_one_bad_field_names_it(change: dict, message: str) -> None:
+    # A good file is passed a column at a time; one bad field anywhere must still be named.
+    results = [dict(GOOD) for _ in range(500)]
+    results[321] = {**GOOD, **change}
+    with pytest.raises(InputError, match=rf"^predictions\[321\]\S*: .*(?:{message})"):
+        check_results(results, {1: (4, 4)}, [1])
+
+
+def test_a_field_on_some_results_only_is_still_checked() -> None:
+    results = [{k: v for k, v in GOOD.items() if k != "bbox"} for _ in range(300)]
+    results[200] = {**results[200], "bbox": [0, 0, -1, 1]}
+    with pytest.raises(InputError, match=r"^predictions\[200\]\.bbox: width and height"):
+        check_results(results, {1: (4, 4)}, [1])
+    check_results([{k: v for k, v in GOOD.items() if k != "bbox"}] * 300, {1: (4, 4)}, [1])  # absent: fine

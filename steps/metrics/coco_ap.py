@@ -12,12 +12,13 @@ import numpy as np
 from faster_coco_eval import COCO, COCOeval_faster
 from faster_coco_eval.core import mask as _coco_mask
 
+from steps.errors import InputError
 from steps.masks import segmentation_to_rle
+from steps.metrics.coco_shards import SUMMARY_KEYS, Job, Scored, Shard, merge, plan_shards, summarize
 from steps.metrics.ground_truth import check_results
+from steps.parallel import gc_paused, parallel_map_shared
 
 IouType = Literal["bbox", "segm"]
-SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # the first six COCO stats, in order
-RECALL_KEYS = ("AR1", "AR10", "AR100", "ARs", "ARm", "ARl")  # the last six
 # Per-class columns: AP over IoU 0.50:0.95 and at the two thresholds COCO reports (indexes into
 # params.iouThrs = 0.50, 0.55, ..., 0.95).
 PER_CLASS_IOUS = {"": slice(None), "50": slice(0, 1), "75": slice(5, 6)}
@@ -25,7 +26,7 @@ PER_CLASS_IOUS = {"": slice(None), "50": slice(0, 1), "75": slice(5, 6)}
 
 def coco_evaluate(
     gt: dict[str, Any], results: list[dict[str, Any]], iou_type: IouType, verbose: bool = False,
-    curves: bool = False, recall: bool = False,
+    curves: bool = False, recall: bool = False, workers: int | None = None,
 ) -> dict[str, Any]:
     """{"AP", "AP50", "AP75", "APs", "APm", "APl", "per_class": {name: AP}, "per_class50": ...,
     "per_class75": ...}, floats in [0, 1].
@@ -34,49 +35,86 @@ def coco_evaluate(
     read from the precision array as pycocotools/detectron2 do; `per_class50`/`per_class75` the
     same at IoU 0.50/0.75. `verbose` prints the libraries' usual summary table. `curves` adds
     "pr50": the precision/recall curve at IoU 0.50 per class. `recall` adds AR1 ... ARl.
+
+    Large inputs are scored in `workers` processes (default: the available cores), each with a
+    share of the categories (see `steps.metrics.coco_shards`); the numbers do not change.
     """
     if iou_type not in ("bbox", "segm"):
         raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
-    sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
-    check_results(results, sizes, (c["id"] for c in gt["categories"]),
-                  needs=("bbox",) if iou_type == "bbox" else ("segmentation",), unread=(_unused(iou_type),))
-    say = print if verbose else _silent
-    coco_gt = COCO(_private_copy(gt), print_function=say)
-    coco_dt = _load_results(coco_gt, results, iou_type, sizes, say)
-    evaluator = COCOeval_faster(coco_gt, coco_dt, iou_type, print_function=say)
-    evaluator.evaluate()
-    evaluator.accumulate()
-    evaluator.summarize()
-    summary = {key: _defined(value) for key, value in zip(SUMMARY_KEYS, evaluator.stats[:6])}
-    if recall:
-        summary.update({key: _defined(value) for key, value in zip(RECALL_KEYS, evaluator.stats[6:12])})
-    extra = {"pr50": _pr_curves(evaluator, coco_gt)} if curves else {}
-    per_class = {f"per_class{suffix}": _per_class(evaluator, coco_gt, ious) for suffix, ious in PER_CLASS_IOUS.items()}
+    job = Job(gt, results, iou_type, {img["id"]: (img["height"], img["width"]) for img in gt["images"]},
+              tuple(c["id"] for c in gt["categories"]))
+    with gc_paused():
+        shards = plan_shards(gt, results, 1 if verbose else workers)
+        if shards is None:
+            evaluated = [evaluate_shard(job, None, print if verbose else _silent)]
+        else:
+            evaluated = parallel_map_shared(evaluate_shard, job, shards, len(shards))
+    scored = merge(evaluated)  # raises the error of the first bad prediction, wherever it was found
+    summary = summarize(scored, recall)
+    extra = {"pr50": _pr_curves(scored, gt)} if curves else {}
+    per_class = {f"per_class{suffix}": _per_class(scored, gt, ious) for suffix, ious in PER_CLASS_IOUS.items()}
     return {**summary, **per_class, **extra}
 
 
-def _pr_curves(evaluator: COCOeval_faster, coco_gt: COCO) -> dict[str, dict[str, list[float]]]:
+def evaluate_shard(job: Job, shard: Shard | None, say: Any = None) -> Scored | InputError:
+    """Check and score the predictions of `shard`'s categories (all of them for None).
+
+    Returns the first bad prediction's error rather than raising it, so that the caller can name
+    the first one over all shards.
+    """
+    say = say or _silent
+    if shard is None:
+        results, positions, gt = job.results, None, job.gt
+    else:
+        results = [job.results[i] for i in shard.results]
+        positions = shard.results
+        wanted = set(shard.categories)
+        gt = {**job.gt, "annotations": [ann for ann in job.gt.get("annotations", []) if ann.get("category_id") in wanted]}
+    try:
+        check_results(results, job.sizes, job.categories, needs=("bbox",) if job.iou_type == "bbox" else ("segmentation",),
+                      unread=(_unused(job.iou_type),), positions=positions)
+    except InputError as error:
+        return error
+    coco_gt = COCO(_private_copy(gt), print_function=say)
+    coco_dt = _load_results(coco_gt, results, job.iou_type, job.sizes, say)
+    evaluator = COCOeval_faster(coco_gt, coco_dt, job.iou_type, print_function=say)
+    # The library's IoU threads contend for the GIL (slower than one thread on 2 cores, measured
+    # by scripts/bench.py); the cores are used by the category shards instead.
+    evaluator.rle_iou_max_workers = 1
+    if shard is not None:
+        evaluator.params.catIds = list(shard.categories)
+    evaluator.evaluate()
+    evaluator.accumulate()
+    if say is not _silent:
+        evaluator.summarize()  # the library's table, for verbose
+    params = evaluator.params
+    return Scored(np.asarray(evaluator.eval["precision"]), np.asarray(evaluator.eval["recall"]),
+                  tuple(int(c) for c in params.catIds), np.asarray(params.iouThrs), np.asarray(params.recThrs),
+                  tuple(int(n) for n in params.maxDets))
+
+
+def _pr_curves(scored: Scored, gt: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
     """{class name: {"recall": [...], "precision": [...]}} at IoU 0.50, area all, 100 detections."""
-    precision = np.asarray(evaluator.eval["precision"])
-    recall = [float(r) for r in evaluator.params.recThrs]
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    recall = [float(r) for r in scored.recall_thresholds]
     curves = {}
-    for k, cat_id in enumerate(evaluator.params.catIds):
-        values = precision[0, :, k, 0, -1]
+    for k, cat_id in enumerate(scored.categories):
+        values = scored.precision[0, :, k, 0, -1]
         if (values > -1).any():
-            curves[coco_gt.cats[cat_id]["name"]] = {"recall": recall, "precision": [max(float(v), 0.0) for v in values]}
+            curves[names[cat_id]] = {"recall": recall, "precision": [max(float(v), 0.0) for v in values]}
     return curves
 
 
-def _per_class(evaluator: COCOeval_faster, coco_gt: COCO, ious: slice) -> dict[str, float]:
+def _per_class(scored: Scored, gt: dict[str, Any], ious: slice) -> dict[str, float]:
     # precision: [IoU thresholds, recall thresholds, categories, area ranges, max dets];
     # area "all" is index 0, maxDets=100 the last; -1 marks "no ground truth".
-    precision = np.asarray(evaluator.eval["precision"])
+    names = {c["id"]: c["name"] for c in gt["categories"]}
     per_class = {}
-    for k, cat_id in enumerate(evaluator.params.catIds):
-        values = precision[ious, :, k, 0, -1]
+    for k, cat_id in enumerate(scored.categories):
+        values = scored.precision[ious, :, k, 0, -1]
         values = values[values > -1]
         if values.size:
-            per_class[coco_gt.cats[cat_id]["name"]] = float(values.mean())
+            per_class[names[cat_id]] = float(values.mean())
     return per_class
 
 
@@ -85,10 +123,11 @@ def _load_results(coco_gt: COCO, results: list[dict[str, Any]], iou_type: IouTyp
     """What `COCO.loadRes` builds from copies of `results`, built in one pass of new dicts.
 
     Only the fields the evaluator reads are copied (the caller's dicts stay untouched: the
-    evaluator writes into the ones it gets). For segm the box and area come from the mask, in one
-    C call each (detectron2 does the same: the area ranges use the mask area); polygon
-    segmentations (pycocotools evaluates them too) become RLEs of their image's size, rasterised as
-    COCO does. For bbox the area is the box's, and no mask is built.
+    evaluator writes into the ones it gets). For segm the area comes from the mask, in one C call
+    (detectron2 does the same: the area ranges use the mask area), and no box is made (loadRes
+    makes one that segm scoring never reads); polygon segmentations (pycocotools evaluates them
+    too) become RLEs of their image's size, rasterised as COCO does. For bbox the area is the
+    box's, and no mask is built.
     """
     if not results:
         return coco_gt.loadRes([])
@@ -102,9 +141,8 @@ def _load_results(coco_gt: COCO, results: list[dict[str, Any]], iou_type: IouTyp
         rles = [segmentation_to_rle(res["segmentation"], *sizes[res["image_id"]]) for res in results]
         annotations = [
             {"image_id": res["image_id"], "category_id": res["category_id"], "score": res["score"],
-             "segmentation": rle, "area": float(area), "bbox": box.tolist(), "id": i, "iscrowd": 0}
-            for i, (res, rle, area, box) in enumerate(
-                zip(results, rles, _coco_mask.area(rles), np.asarray(_coco_mask.toBbox(rles), dtype=np.float64)), start=1)
+             "segmentation": rle, "area": float(area), "id": i, "iscrowd": 0}
+            for i, (res, rle, area) in enumerate(zip(results, rles, _coco_mask.area(rles)), start=1)
         ]
     coco_dt = COCO(print_function=say)
     coco_dt.dataset = {"images": list(coco_gt.dataset["images"]), "categories": list(coco_gt.dataset["categories"]),
@@ -121,10 +159,6 @@ def _unused(iou_type: IouType) -> str:
 def _private_copy(gt: dict[str, Any]) -> dict[str, Any]:
     # The evaluator caches RLEs and flags in the annotation dicts; keep the caller's clean.
     return {**gt, "annotations": [dict(ann) for ann in gt.get("annotations", [])]}
-
-
-def _defined(value: float) -> float:
-    return float("nan") if value < 0 else float(value)
 
 
 def _silent(*_args: object, **_kwargs: object) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from steps.errors import ConfigError, InputError, excerpt
 from steps.masks import RLE, check_rle, invalid_rles, segmentation_to_rle
@@ -76,6 +78,7 @@ def check_results(
     category_ids: Iterable[int],
     needs: tuple[str, ...] = (),
     unread: tuple[str, ...] = (),
+    positions: Sequence[int] | None = None,
 ) -> None:
     """Raise InputError naming the first prediction that does not fit the ground truth.
 
@@ -83,13 +86,16 @@ def check_results(
     the field, never a traceback from the C evaluators: ids are integers of the ground truth, the
     score a finite number, a bbox four finite numbers with width and height >= 0, a segmentation
     an RLE (checked by decoding its size) or polygons. Fields named in `unread` are not checked:
-    the caller drops them unread (bbox AP never looks at a segmentation).
+    the caller drops them unread (bbox AP never looks at a segmentation). `positions`: where each
+    result stands in the caller's whole file, for the messages (default: its index here).
     """
     known_categories = set(category_ids)
     required = ("image_id", "category_id", "score", *needs)
     good_rles = set() if "segmentation" in unread else _good_rles(results)
+    if _all_good(results, image_sizes, known_categories, required, unread, good_rles):
+        return
     for i, res in enumerate(results):
-        where = f"predictions[{i}]"
+        where = f"predictions[{i if positions is None else positions[i]}]"
         if not isinstance(res, dict):
             raise InputError(f"{where}: expected an object with image_id, category_id, score, got {excerpt(res)}")
         missing = [key for key in required if key not in res]
@@ -112,6 +118,59 @@ def check_results(
         if "segmentation" in res and "segmentation" not in unread:
             check_segmentation(res["segmentation"], f"{where}.segmentation", image_sizes[res["image_id"]],
                                runs_checked=i in good_rles)
+
+
+def _all_good(results: list[Any], image_sizes: Mapping[int, tuple[int, int]], known_categories: set[int],
+              required: tuple[str, ...], unread: tuple[str, ...], good_rles: set[int]) -> bool:
+    """True when every result passes check_results' loop, judged a field at a time over all.
+
+    The common case, a good file of tens of thousands of predictions, costs a few set and array
+    operations instead of a Python check per number. False means "maybe not": the loop then
+    finds the first bad item and names it. Polygon segmentations and run-length lists always go
+    to the loop.
+    """
+    if not results:
+        return True
+    if set(map(type, results)) != {dict}:
+        return False
+    optional = [key for key in ("bbox", "segmentation") if key not in unread and key not in required]
+    present = [key for key in optional if key in results[0]]
+    absent = [key for key in optional if key not in present]
+    if absent and any(key in res for res in results for key in absent):
+        return False  # on some results only
+    try:
+        columns = {key: [res[key] for res in results] for key in (*required, *present)}
+    except KeyError:
+        return False  # missing from some
+    image_ids, category_ids, scores = columns["image_id"], columns["category_id"], columns["score"]
+    if not (set(map(type, image_ids)) <= {int} and set(image_ids) <= image_sizes.keys()
+            and set(map(type, category_ids)) <= {int} and set(category_ids) <= known_categories
+            and _finite(scores)):
+        return False
+    if "bbox" in columns:
+        boxes = columns["bbox"]
+        if not (set(map(type, boxes)) <= {list, tuple} and set(map(len, boxes)) == {4}):
+            return False
+        flat = [v for box in boxes for v in box]
+        if not _finite(flat) or (np.asarray(flat, dtype=np.float64).reshape(-1, 4)[:, 2:] < 0).any():
+            return False
+    if "segmentation" in columns:
+        segmentations = columns["segmentation"]
+        if set(map(type, segmentations)) != {dict} or len(good_rles) != len(results):
+            return False  # polygons, run lists or an RLE _good_rles did not pass
+        if any(list(seg["size"]) != list(image_sizes[i]) for seg, i in zip(segmentations, image_ids)):
+            return False
+    return True
+
+
+def _finite(values: list[Any]) -> bool:
+    """All plain ints and floats (not bools), and finite."""
+    if not set(map(type, values)) <= {int, float}:
+        return False
+    try:
+        return bool(np.isfinite(np.asarray(values, dtype=np.float64)).all())
+    except OverflowError:  # an int beyond a double: the loop says which
+        return False
 
 
 def _good_rles(results: list[Any]) -> set[int]:
@@ -181,7 +240,7 @@ def check_segmentation(segmentation: Any, where: str, image_size: tuple[int, int
     """
     if isinstance(segmentation, dict):
         size, counts = segmentation.get("size"), segmentation.get("counts")
-        if not isinstance(size, (list, tuple)) or list(size) != list(image_size):
+        if not _is_size(size) or list(size) != list(image_size):  # ints: the C mask code casts them
             raise InputError(f"{where}: RLE size {excerpt(size)} is not the image's [height, width] {list(image_size)}")
         if not isinstance(counts, (str, bytes)) and not (isinstance(counts, list) and all(_is_int(v) and v >= 0 for v in counts)):
             raise InputError(f"{where}: RLE counts must be a COCO string or a list of run lengths, got {excerpt(counts)}")
@@ -206,7 +265,12 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any double (JSON allows 4,300 digits)
+        return False
 
 
 def by_category(items: Iterable[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:

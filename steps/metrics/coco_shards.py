@@ -1,0 +1,136 @@
+"""COCO evaluation split by category over processes, merged back into pycocotools' numbers.
+
+In pycocotools' COCOeval every category is scored on its own: `evaluateImg` matches the
+detections of one (image, category) pair, and `accumulate` fills the precision and recall arrays
+one category index at a time. So scoring a share of the categories in each process and putting
+the arrays side by side again gives the very arrays one process would build, and `summarize`
+below is pycocotools' own reduction of them (`COCOeval.summarize`, `_summarize`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from steps.errors import InputError
+from steps.parallel import available_cpus
+
+SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # the first six COCO stats, in order
+RECALL_KEYS = ("AR1", "AR10", "AR100", "ARs", "ARm", "ARl")  # the last six
+AREAS = ("all", "small", "medium", "large")  # pycocotools' params.areaRngLbl, in its order
+# Below this many predictions a shard costs more (a forked process) than it saves.
+MIN_RESULTS_PER_SHARD = 2000
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every shard reads: inherited by forked workers, never copied per shard."""
+
+    gt: dict[str, Any]
+    results: list[dict[str, Any]]
+    iou_type: str
+    sizes: dict[int, tuple[int, int]]
+    categories: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Shard:
+    categories: tuple[int, ...]  # ids scored in this shard
+    results: list[int]  # positions in Job.results of their predictions
+
+
+@dataclass(frozen=True)
+class Scored:
+    """COCOeval's `eval` arrays and the parameters that index them."""
+
+    precision: np.ndarray  # [IoU thresholds, recall thresholds, categories, areas, max dets]
+    recall: np.ndarray  # [IoU thresholds, categories, areas, max dets]
+    categories: tuple[int, ...]
+    iou_thresholds: np.ndarray
+    recall_thresholds: np.ndarray
+    max_dets: tuple[int, ...]
+
+
+def plan_shards(gt: dict[str, Any], results: list[Any], workers: int | None) -> list[Shard] | None:
+    """Categories dealt to up to `workers` shards of about equal work; None: score in one process.
+
+    Work is counted in objects (ground truth plus predictions) per category, and the largest go
+    first to the lightest shard. A file that is not a list of objects with category ids gets
+    None, so that the one-process check names the bad item.
+    """
+    workers = available_cpus() if workers is None else workers
+    workers = min(workers, len(results) // MIN_RESULTS_PER_SHARD)
+    if workers < 2:
+        return None
+    positions: dict[Any, list[int]] = defaultdict(list)
+    try:
+        for i, res in enumerate(results):
+            positions[res["category_id"]].append(i)
+    except (KeyError, TypeError):
+        return None
+    known = {c["id"] for c in gt["categories"]}
+    if not set(positions) <= known:
+        return None
+    work = Counter({cat: len(found) for cat, found in positions.items()})
+    work.update(ann.get("category_id") for ann in gt.get("annotations", []) if isinstance(ann, dict))
+    bins: list[tuple[int, int, list[int]]] = [(0, n, []) for n in range(workers)]  # (work, tie-break, ids)
+    for cat in sorted(known, key=lambda cat: (-work[cat], cat)):
+        load, n, cats = heapq.heappop(bins)
+        cats.append(cat)
+        heapq.heappush(bins, (load + work[cat], n, cats))
+    shards = [Shard(tuple(sorted(cats)), sorted(i for cat in cats for i in positions.get(cat, ())))
+              for _, _, cats in sorted(bins, key=lambda b: b[1]) if cats]
+    return shards if len(shards) > 1 else None
+
+
+def merge(scored: list[Scored | InputError]) -> Scored:
+    """The shards' arrays side by side, in category id order (COCOeval's params.catIds order).
+
+    Raises the first shard's error when a shard found a bad prediction.
+    """
+    for part in scored:
+        if isinstance(part, InputError):
+            raise part
+    parts: list[Scored] = scored  # type: ignore[assignment]
+    if len(parts) == 1:
+        return parts[0]
+    categories = np.concatenate([part.categories for part in parts])
+    order = np.argsort(categories, kind="stable")
+    first = parts[0]
+    return Scored(
+        precision=np.concatenate([part.precision for part in parts], axis=2)[:, :, order],
+        recall=np.concatenate([part.recall for part in parts], axis=1)[:, order],
+        categories=tuple(int(c) for c in categories[order]),
+        iou_thresholds=first.iou_thresholds, recall_thresholds=first.recall_thresholds, max_dets=first.max_dets,
+    )
+
+
+def summarize(scored: Scored, recall: bool = False) -> dict[str, float]:
+    """COCOeval.summarize's stats by name: AP ... APl, and AR1 ... ARl with `recall`.
+
+    The mean of the defined entries (> -1) as pycocotools takes it; NaN where it reports -1 (no
+    ground truth in that area range).
+    """
+    top = scored.max_dets.index(max(scored.max_dets))
+
+    def precision(area: str = "all", iou: float | None = None) -> float:
+        values = scored.precision[..., AREAS.index(area), top]
+        return _mean(values if iou is None else values[scored.iou_thresholds == iou])
+
+    stats = {"AP": precision(), "AP50": precision(iou=0.5), "AP75": precision(iou=0.75),
+             "APs": precision("small"), "APm": precision("medium"), "APl": precision("large")}
+    if recall:
+        dets = {f"AR{n}": _mean(scored.recall[:, :, 0, scored.max_dets.index(n)]) for n in scored.max_dets}
+        stats.update(dets)
+        stats.update({f"AR{area[0]}": _mean(scored.recall[:, :, AREAS.index(area), top]) for area in AREAS[1:]})
+    return stats
+
+
+def _mean(values: np.ndarray) -> float:
+    defined = values[values > -1]
+    return float(np.mean(defined)) if defined.size else math.nan
