@@ -21,7 +21,7 @@ from steps.errors import ConfigError, InputError
 from steps.masks import decode
 from steps.models import TrainSummary, get_backend
 from steps.models.checkpoints import CheckpointWarning, list_checkpoints, read_checkpoint, save_checkpoint
-from steps.models.coco_dataset import CocoSegmentationDataset, read_split
+from steps.models.coco_dataset import CocoSegmentationDataset, load_image, read_split, to_model_input
 from steps.models.sampling import IndexSampler, ResumableSampler
 from steps.models.schedule import lr_factor
 from steps.models.torchvision_model import build_model, load_initial_weights
@@ -255,6 +255,17 @@ def test_hflip_mirrors_image_boxes_and_masks(dataset: Path) -> None:
     # the mask's columns match its box: COCO pixel [x1, x2) becomes [W - x2, W - x1)
     columns = flipped[1]["masks"][0].any(dim=0).nonzero().flatten()
     assert (columns.min().item(), columns.max().item() + 1) == (IMAGE_W - x2, IMAGE_W - x1)
+
+
+def test_samples_travel_as_uint8_and_reach_the_model_as_the_same_floats(dataset: Path) -> None:
+    # A quarter of the bytes through the loader's shared memory (and to a GPU); the model still
+    # gets exactly the [0, 1] floats of image / 255.
+    split = read_split(dataset)
+    image, _target = CocoSegmentationDataset(split)[(0, 1)]
+    assert image.dtype == torch.uint8
+    pixels = np.asarray(load_image(split.image_dir / split.images[0]["file_name"]), dtype=np.float32)
+    expected = torch.from_numpy(pixels / 255.0).permute(2, 0, 1)
+    assert torch.equal(to_model_input(image, torch.device("cpu")), expected)
 
 
 def test_lr_schedule_warms_up_linearly_then_decays() -> None:

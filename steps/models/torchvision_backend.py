@@ -31,7 +31,7 @@ from steps.models.checkpoints import (
     restore_rng,
     save_checkpoint,
 )
-from steps.models.coco_dataset import CocoSegmentationDataset, collate, read_split
+from steps.models.coco_dataset import CocoSegmentationDataset, collate, read_split, to_model_input
 from steps.models.devices import resolve_device
 from steps.models.durable_checkpoints import CheckpointMirror
 from steps.models.preemption import Preempted, StopOnSigterm, ignore_sigterm_in_worker
@@ -192,7 +192,7 @@ def _train(rank: int, world: int, dataset_dir: Path, out_dir: Path, config: Conf
         with StopOnSigterm() as sigterm:
             for iteration in range(start, t.iterations):
                 images, targets = next(batches)
-                images = [img.to(device, non_blocking=True) for img in images]
+                images = [to_model_input(img, device) for img in images]
                 targets = [{k: v.to(device, non_blocking=True) for k, v in tgt.items()} for tgt in targets]
                 lr = t.lr * schedule.lr_factor(iteration, t.iterations, t.warmup_iters, t.lr_schedule, milestones)
                 for group in optimizer.param_groups:
