@@ -37,11 +37,14 @@ def _cgroup_cpus() -> float | None:
 
 
 def available_cpus() -> int:
-    """Cores this process may use: its CPU affinity, capped by the container's CPU limit.
+    """Cores this process may use: its CPU affinity, capped by the container's CPU limit; 1 in a
+    worker of these maps (its cores are taken by its siblings).
 
     os.cpu_count() counts the node's cores: in a pod limited to 2 CPUs on a 64-core node,
     64 workers would only be throttled.
     """
+    if _in_worker:
+        return 1
     count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     limit = _cgroup_cpus()
     if limit is not None:
@@ -62,40 +65,42 @@ def parallel_map(function: Callable[..., R], items: Sequence[T], workers: int | 
     if workers == 1:
         return [call(item) for item in items]
     chunksize = max(1, math.ceil(len(items) / (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_mark_worker) as pool:
         return list(pool.map(call, items, chunksize=chunksize))
 
 
-_shared: Any = None  # what parallel_map_shared's workers read: inherited at fork, or set once per worker
+_shared: Any = None  # what parallel_map_shared's workers read: inherited at fork
+_in_worker = False  # set in every worker process: a worker's own maps run in it, not in more processes
 
 
-def _share(value: Any) -> None:
-    global _shared
-    _shared = value
+def _mark_worker() -> None:
+    global _in_worker
+    _in_worker = True
 
 
 def _call_shared(function: Callable[[Any, T], R], item: T) -> R:
     return function(_shared, item)
 
 
-def parallel_map_shared(function: Callable[[Any, T], R], shared: Any, items: Sequence[T], workers: int) -> list[R]:
-    """`[function(shared, item) for item in items]` over `workers` processes.
+def parallel_map_shared(function: Callable[[Any, T], R], shared: Any, items: Sequence[T], workers: int | None = None) -> list[R]:
+    """`[function(shared, item) for item in items]`, spread over forked worker processes.
 
-    `shared` (a whole result file, say) reaches forked workers with the process's memory instead
-    of being pickled for every item; where workers are spawned it is pickled once per worker.
+    `shared` (a whole result file, a closure) reaches the workers with the process's memory:
+    nothing is pickled but the items and the results. Where processes cannot be forked (not
+    Linux) it all runs here. `workers=None` uses the available cores.
     """
-    workers = max(1, min(workers, len(items)))
-    if workers == 1:
-        return [function(shared, item) for item in items]
+    workers = max(1, min(available_cpus() if workers is None else workers, len(items)))
     context = _context()
-    forked = context.get_start_method() == "fork"
-    _share(shared if forked else None)
+    if workers == 1 or context.get_start_method() != "fork":
+        return [function(shared, item) for item in items]
+    global _shared
+    _shared = shared
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=None if forked else _share,
-                                 initargs=() if forked else (shared,)) as pool:
-            return list(pool.map(partial(_call_shared, function), items))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_mark_worker) as pool:
+            chunksize = max(1, math.ceil(len(items) / (workers * 4)))
+            return list(pool.map(partial(_call_shared, function), items, chunksize=chunksize))
     finally:
-        _share(None)
+        _shared = None
 
 
 @contextlib.contextmanager

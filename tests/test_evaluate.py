@@ -288,3 +288,33 @@ def test_the_best_of_several_checkpoints_must_be_surer() -> None:
     assert decide(0.6, 0.5, sure, promotion, "max", candidates=1).promoted
     picked = decide(0.6, 0.5, sure, promotion, "max", candidates=4)
     assert not picked.promoted and "0.975 required" in picked.reason
+
+
+def _cores_seen(_shared: object, _item: int) -> int:
+    from steps.parallel import available_cpus
+
+    return available_cpus()
+
+
+def test_the_bootstrap_on_two_processes_draws_and_scores_as_one(tmp_path: Path) -> None:
+    from steps.config import EvaluateConfig
+    from steps.evaluate.bootstrap import paired_bootstrap
+    from steps.metrics.summary import family_metrics
+    from steps.parallel import parallel_map_shared
+
+    gt = json.loads((dataset(tmp_path, ["a", "plate"], images=12) / "val.json").read_text())
+
+    def predictions(misses: set[int]) -> list[dict[str, Any]]:
+        return [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 0.9, "bbox": a["bbox"],
+                 "segmentation": encode(polygons_to_mask(a["segmentation"], H, W))}
+                for a in gt["annotations"] if a["image_id"] not in misses]
+
+    def metric(sample_gt: dict, sample_results: list[dict]) -> float:  # a closure: it is never pickled
+        return family_metrics("segm", sample_gt, sample_results, EvaluateConfig())["segm/AP"]
+
+    ours, theirs = predictions({2}), predictions({3, 7})
+    one = paired_bootstrap(gt, ours, theirs, metric, samples=40, workers=1)
+    two = paired_bootstrap(gt, ours, theirs, metric, samples=40, workers=2)
+    assert one == two and one.samples == 40 and 0.5 < one.confidence < 1.0
+    # A worker's own maps (coco_evaluate's class shards) stay in it: no processes of processes.
+    assert parallel_map_shared(_cores_seen, None, [0, 1, 2, 3], workers=2) == [1, 1, 1, 1]
