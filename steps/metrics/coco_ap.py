@@ -14,7 +14,7 @@ from faster_coco_eval.core import mask as _coco_mask
 
 from steps.errors import InputError
 from steps.masks import segmentation_to_rle
-from steps.metrics.coco_shards import SUMMARY_KEYS, Job, Scored, Shard, merge, plan_shards, summarize
+from steps.metrics.coco_shards import Job, Scored, Shard, merge, plan_shards, summarize
 from steps.metrics.ground_truth import check_results
 from steps.parallel import gc_paused, parallel_map_shared
 
