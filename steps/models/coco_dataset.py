@@ -115,7 +115,7 @@ class CocoSegmentationDataset(torch.utils.data.Dataset):
         masks = torch.from_numpy(np.stack([_mask(a["segmentation"], height, width) for a in anns]).astype(np.uint8))
         # uint8, a quarter of float32's bytes through the loader's shared memory and on to the GPU;
         # `to_model_input` makes it the [0, 1] floats the model takes, on the device.
-        tensor = torch.from_numpy(np.asarray(image, dtype=np.uint8)).permute(2, 0, 1)
+        tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)  # a writable copy
         if self.hflip > 0 and random.Random(sample_seed).random() < self.hflip:
             tensor = tensor.flip(-1)
             masks = masks.flip(-1)
