@@ -52,26 +52,32 @@ def _timed(function: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
     return time.perf_counter() - started, value
 
 
-def _median_timed(repeat: int, function: Any, *args: Any) -> tuple[float, Any]:
+def _median_timed(repeat: int, function: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
     """The median of `repeat` timed calls (2 shared cores are noisy), and the last call's value."""
     times, value = [], None
     for _ in range(max(1, repeat)):
-        seconds, value = _timed(function, *args)
+        seconds, value = _timed(function, *args, **kwargs)
         times.append(seconds)
     return statistics.median(times), value
 
 
 def convert(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    """`trainyard labelme2coco` and labelme's example, each timed as a whole process (start-up,
+    imports and all), the median of --repeat runs."""
     import bench_labelme2coco as conversion
 
     data = args.convert_data or work / "labelme"
     width, height = (int(v) for v in args.image_size.lower().split("x"))
     labels_file = conversion._sample(data, args.convert_images, (width, height))
-    ours = conversion._ours(data, labels_file, work / "ours", None)
+    command = [sys.executable, "-c", "from workflows.cli import main; raise SystemExit(main())", "labelme2coco",
+               str(data), str(work / "ours"), "--labels", str(labels_file), "--overwrite"]
+    ours, _ = _median_timed(args.repeat, subprocess.run, command, check=True, stdout=subprocess.DEVNULL,
+                            cwd=SCRIPTS.parent)
     rows = [{"what": f"labelme2coco, {args.convert_images} files {args.image_size}", "ours_s": ours}]
     if args.labelme_example:
-        theirs = conversion._theirs(args.labelme_example, args.labelme_python, data, labels_file, work / "labelme-out")
-        rows[0].update(anchor="labelme example --noviz", anchor_s=theirs)
+        theirs, _ = _median_timed(args.repeat, conversion._theirs, args.labelme_example, args.labelme_python, data,
+                                  labels_file, work / "labelme-out")
+        rows[0].update(anchor="labelme example --noviz, whole process against whole process", anchor_s=theirs)
     else:
         rows[0].update(anchor="labelme example: n/a (pass --labelme-example PATH --labelme-python PYTHON)")
     return rows
@@ -242,7 +248,7 @@ def main() -> int:
     parser.add_argument("--labelme-example", type=Path, help="labelme's examples/instance_segmentation/labelme2coco.py")
     parser.add_argument("--labelme-python", default=sys.executable, help="interpreter with labelme's example deps")
     parser.add_argument("--coco-images", type=int, default=1000, help="synthetic images for coco-eval (issue: 5000)")
-    parser.add_argument("--repeat", type=int, default=3, help="coco-eval: median of this many runs each")
+    parser.add_argument("--repeat", type=int, default=3, help="convert, coco-eval: median of this many runs each")
     parser.add_argument("--min-size", type=int, default=320, help="model resize, shortest edge (issue: 800)")
     parser.add_argument("--max-size", type=int, default=533, help="model resize, longest edge (issue: 1333)")
     parser.add_argument("--image-size", default="1280x720", help="synthetic image WIDTHxHEIGHT (all sections)")
