@@ -65,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
     for key in SUMMARY_KEYS:
         print(f"  {key:<6} {_fmt(summary[key])}")
     if summary["per_class"]:
-        width = max(len(name) for name in summary["per_class"])
-        print(f"  per class:{' ' * (width - 6)}AP    AP50    AP75")
+        width = max(7, *(len(name) for name in summary["per_class"]))  # "per class" fits above the names
+        print(f"  {'per class':<{width + 4}}{'AP':>6}  {'AP50':>6}  {'AP75':>6}")
         for name, value in summary["per_class"].items():
             cells = [_fmt(summary[f"per_class{s}"].get(name, math.nan)) for s in ("50", "75")]
             print(f"    {name:<{width}}  {_fmt(value)}  {'  '.join(cells)}")
