@@ -49,7 +49,7 @@ def coco_evaluate(
             evaluated = [evaluate_shard(job, None, print if verbose else _silent)]
         else:
             evaluated = parallel_map_shared(evaluate_shard, job, shards, len(shards))
-    scored = merge(evaluated)  # raises the error of the first bad prediction, wherever it was found
+    scored = merge(evaluated)  # raises a bad prediction's error, named by its place in `results`
     summary = summarize(scored, recall)
     extra = {"pr50": _pr_curves(scored, gt)} if curves else {}
     per_class = {f"per_class{suffix}": _per_class(scored, gt, ious) for suffix, ious in PER_CLASS_IOUS.items()}
@@ -59,8 +59,8 @@ def coco_evaluate(
 def evaluate_shard(job: Job, shard: Shard | None, say: Any = None) -> Scored | InputError:
     """Check and score the predictions of `shard`'s categories (all of them for None).
 
-    Returns the first bad prediction's error rather than raising it, so that the caller can name
-    the first one over all shards.
+    Returns the shard's first bad prediction's error rather than raising it: a worker's exception
+    would come back wrapped in the pool's traceback.
     """
     say = say or _silent
     if shard is None:
