@@ -91,7 +91,7 @@ def plan_shards(gt: dict[str, Any], results: list[Any], workers: int | None) -> 
 def merge(scored: list[Scored | InputError]) -> Scored:
     """The shards' arrays side by side, in category id order (COCOeval's params.catIds order).
 
-    Raises the error of the first shard (in category order) that found a bad prediction.
+    Raises the error of the first shard (in plan_shards' order) that found a bad prediction.
     """
     for part in scored:
         if isinstance(part, InputError):
