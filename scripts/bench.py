@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 SCRIPTS = Path(__file__).resolve().parent
@@ -160,7 +161,6 @@ def _predictor(name: str, categories: list[dict[str, Any]], args: argparse.Names
 def infer(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     import torch
 
-    from steps.models import BACKENDS, get_backend
     from steps.models.batching import predict_images
 
     dataset = _dataset(args, work)
@@ -168,12 +168,7 @@ def infer(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     inputs = [(dataset / "images" / image["file_name"], image["id"]) for image in gt["images"]][:args.infer_images]
     batch = args.infer_batch or (8 if _cuda() else 4)
     rows = []
-    for name in BACKENDS:
-        try:
-            get_backend(name)
-        except Exception as exc:  # noqa: BLE001 - an optional backend: say why it is left out
-            rows.append({"what": f"inference {name}", "skipped": str(exc).split(";")[0]})
-            continue
+    for name in _available_backends("inference", rows):
         predictor = _predictor(name, gt["categories"], args)
         list(predict_images(predictor, inputs[:1], 0.05))  # warm-up: allocator, cuDNN autotuning
         one_s, _ = _timed(lambda: list(predict_images(predictor, inputs, 0.05, batch_size=1)))
@@ -189,21 +184,27 @@ def infer(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _available_backends(what: str, rows: list[dict[str, Any]]) -> Iterator[str]:
+    """The backends that load here; a row saying why for each that does not (detectron2 is optional)."""
+    from steps.models import BACKENDS, get_backend
+
+    for name in BACKENDS:
+        try:
+            get_backend(name)
+        except Exception as exc:  # noqa: BLE001 - an optional backend: say why it is left out
+            rows.append({"what": f"{what} {name}", "skipped": str(exc).split(";")[0]})
+            continue
+        yield name
+
+
 def train(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     from bench_train_gpu import run_one
-
-    from steps.models import BACKENDS, get_backend
 
     dataset = _dataset(args, work)
     args.warmup, args.iterations = args.train_warmup, args.train_iterations
     args.workers, args.batch_size = args.train_workers, args.train_batch
     rows, steps = [], {}
-    for name in BACKENDS:
-        try:
-            get_backend(name)
-        except Exception as exc:  # noqa: BLE001 - an optional backend: say why it is left out
-            rows.append({"what": f"train {name}", "skipped": str(exc).split(";")[0]})
-            continue
+    for name in _available_backends("train", rows):
         result = run_one(name, dataset, work / "train", args)
         steps[name] = result["step_p50_s"]
         rows.append({"what": f"train {name}, batch {result['batch']}, {args.min_size}/{args.max_size}, s/step (p50)",
