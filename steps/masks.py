@@ -77,47 +77,55 @@ def check_rle(rle: RLE) -> None:
 
 def invalid_rles(rles: Sequence[RLE]) -> np.ndarray:
     """Boolean per RLE with compressed counts (str or bytes): True where the runs do not cover
-    exactly its height x width pixels, or the counts string is malformed.
+    exactly its height x width pixels, or the counts string is malformed (see `valid_rle_areas`).
+    """
+    areas = valid_rle_areas(rles)
+    return np.array([area is None for area in areas], dtype=bool)
+
+
+def valid_rle_areas(rles: Sequence[RLE]) -> list[int | None]:
+    """The area (foreground pixels) of each RLE with compressed counts (str or bytes), or None
+    where its runs do not cover exactly its height x width pixels or the string is malformed.
 
     A result file holds tens of thousands of RLEs: the string's form is checked with array
     operations (characters in range, the last number ended, at most 12 characters a number), and
     only then do the well-formed ones go to the C decoder (the evaluator's own, so the runs
-    summed here are the ones it will walk).
+    summed here are the ones it will walk). The area comes from the same decode, so a caller
+    that needs both does not decode twice.
     """
-    count = len(rles)
-    invalid = np.zeros(count, dtype=bool)
-    texts = []
-    for i, rle in enumerate(rles):
-        counts = rle["counts"]
-        if isinstance(counts, str):
-            invalid[i] = not counts.isascii()
-            counts = counts.encode("ascii", "replace")
-        texts.append(counts)
-    pixels = [int(h) * int(w) for h, w in (rle["size"] for rle in rles)]
-    lengths = np.array([len(t) for t in texts], dtype=np.int64)
-    invalid |= lengths == 0  # no runs: covers no pixel
+    # UTF-8 keeps ASCII as it is and makes every other character bytes of 0x80 and up, out of
+    # the counts' range, so a non-ASCII string fails the range check (surrogatepass: a lone
+    # surrogate, which JSON can carry, too).
+    texts = [counts.encode("utf-8", "surrogatepass") if isinstance(counts, str) else counts
+             for counts in (rle["counts"] for rle in rles)]
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    malformed = lengths == 0  # no runs: covers no pixel
     codes = np.frombuffer(b"".join(texts), dtype=np.uint8) - np.uint8(48)  # uint8: wraps below '0'
     text_ends = np.cumsum(lengths)
     if codes.size:
-        invalid[np.searchsorted(text_ends, np.flatnonzero(codes >= 64), side="right")] = True
+        malformed[np.searchsorted(text_ends, np.flatnonzero(codes >= 64), side="right")] = True
         more = codes >= 32  # bit 0x20: the number goes on
-        unended = (lengths > 0) & more[np.maximum(text_ends - 1, 0)]
-        invalid |= unended
+        malformed |= (lengths > 0) & more[np.maximum(text_ends - 1, 0)]  # ends inside a number
         going_on = np.flatnonzero(more)
         if going_on.size >= 12:  # 12 continuation characters in a row: a number of 13 or more
             long = going_on[:-11][going_on[11:] - going_on[:-11] == 11]
-            invalid[np.searchsorted(text_ends, long, side="right")] = True
-    checked = [int(i) for i in np.flatnonzero(~invalid)]
-    for i, total in _run_totals([{"size": [int(v) for v in rles[i]["size"]], "counts": texts[i]} for i in checked], checked):
-        invalid[i] = total != pixels[i]
-    return invalid
+            malformed[np.searchsorted(text_ends, long, side="right")] = True
+    areas: list[int | None] = [None] * len(rles)
+    well_formed = np.flatnonzero(~malformed).tolist()
+    # Well-formed counts are ASCII, which the C decoder reads from str or bytes alike.
+    for i, runs in _decoded_runs([rles[i] for i in well_formed], well_formed):
+        height, width = rles[i]["size"]
+        if runs is not None and sum(runs) == int(height) * int(width):
+            areas[i] = sum(runs[1::2])
+    return areas
 
 
-def _run_totals(rles: list[RLE], where: list[int]) -> list[tuple[int, int | None]]:
-    """(index, sum of the runs) of well-formed compressed RLEs; None where the C decoder refuses one.
+def _decoded_runs(rles: list[RLE], where: list[int]) -> list[tuple[int, list[int] | None]]:
+    """(index, runs) of well-formed compressed RLEs; None where the C decoder refuses one.
 
     One C call for all; when it refuses the batch (runs past the end of the mask), the halves are
-    tried, so the refused RLEs are found in a few calls each.
+    tried, so the refused RLEs are found in a few calls each. A negative run comes back as a
+    number near 2**64, so its sum is never height x width.
     """
     if not rles:
         return []
@@ -127,8 +135,8 @@ def _run_totals(rles: list[RLE], where: list[int]) -> list[tuple[int, int | None
         if len(rles) == 1:
             return [(where[0], None)]
         half = len(rles) // 2
-        return _run_totals(rles[:half], where[:half]) + _run_totals(rles[half:], where[half:])
-    return [(i, sum(rle["counts"])) for i, rle in zip(where, decoded)]
+        return _decoded_runs(rles[:half], where[:half]) + _decoded_runs(rles[half:], where[half:])
+    return [(i, rle["counts"]) for i, rle in zip(where, decoded)]
 
 
 def _runs(text: bytes) -> np.ndarray:

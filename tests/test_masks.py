@@ -140,3 +140,19 @@ def test_invalid_rles_refuses_what_a_plain_decoder_refuses() -> None:
             else:
                 check_rle(rle)
     assert invalid_rles([{"size": [2, 2], "counts": ""}]).tolist() == [True]
+    # Non-ASCII counts, a lone surrogate (JSON's "\\udc80" gives one) among them, are refused.
+    assert invalid_rles([{"size": [1, 1], "counts": text} for text in ("\udc80", "0\u00e9", "01")]).tolist() == [True, True, False]
+
+
+def test_valid_rle_areas_are_the_mask_areas_from_the_same_decode() -> None:
+    from faster_coco_eval.core import mask as coco_mask
+
+    from steps.masks import decode, invalid_rles, valid_rle_areas
+
+    for seed in range(10):
+        rles = _corrupted_rles(seed, 50)
+        areas = valid_rle_areas(rles)
+        assert [area is None for area in areas] == invalid_rles(rles).tolist()
+        for rle, area in zip(rles, areas):
+            if area is not None:
+                assert area == int(decode(rle).sum()) == int(coco_mask.area([rle])[0])

@@ -15,7 +15,7 @@ from faster_coco_eval.core import mask as _coco_mask
 from steps.errors import InputError
 from steps.masks import segmentation_to_rle
 from steps.metrics.coco_shards import Job, Scored, Shard, merge, plan_shards, summarize
-from steps.metrics.ground_truth import check_results
+from steps.metrics.ground_truth import check_results, rle_areas_of
 from steps.parallel import gc_paused, parallel_map_shared
 
 IouType = Literal["bbox", "segm"]
@@ -70,13 +70,14 @@ def evaluate_shard(job: Job, shard: Shard | None, say: Any = None) -> Scored | I
         positions = shard.results
         wanted = set(shard.categories)
         gt = {**job.gt, "annotations": [ann for ann in job.gt.get("annotations", []) if ann.get("category_id") in wanted]}
+    areas = rle_areas_of(results) if job.iou_type == "segm" else {}  # the RLEs' check, and their areas
     try:
         check_results(results, job.sizes, job.categories, needs=("bbox",) if job.iou_type == "bbox" else ("segmentation",),
-                      unread=(_unused(job.iou_type),), positions=positions)
+                      unread=(_unused(job.iou_type),), positions=positions, rle_areas=areas)
     except InputError as error:
         return error
     coco_gt = COCO(_private_copy(gt), print_function=say)
-    coco_dt = _load_results(coco_gt, results, job.iou_type, job.sizes, say)
+    coco_dt = _load_results(coco_gt, results, job.iou_type, job.sizes, areas, say)
     evaluator = COCOeval_faster(coco_gt, coco_dt, job.iou_type, print_function=say)
     # The library's IoU threads contend for the GIL (slower than one thread on 2 cores, measured
     # by scripts/bench.py); the cores are used by the category shards instead.
@@ -119,12 +120,13 @@ def _per_class(scored: Scored, gt: dict[str, Any], ious: slice) -> dict[str, flo
 
 
 def _load_results(coco_gt: COCO, results: list[dict[str, Any]], iou_type: IouType,
-                  sizes: dict[int, tuple[int, int]], say: Any) -> COCO:
+                  sizes: dict[int, tuple[int, int]], areas: dict[int, int], say: Any) -> COCO:
     """What `COCO.loadRes` builds from copies of `results`, built in one pass of new dicts.
 
     Only the fields the evaluator reads are copied (the caller's dicts stay untouched: the
-    evaluator writes into the ones it gets). For segm the area comes from the mask, in one C call
-    (detectron2 does the same: the area ranges use the mask area), and no box is made (loadRes
+    evaluator writes into the ones it gets). For segm the area comes from the mask (detectron2
+    does the same: the area ranges use the mask area): from the check's decode (`areas`, by
+    position in `results`), or one C call for the others; and no box is made (loadRes
     makes one that segm scoring never reads); polygon segmentations (pycocotools evaluates them
     too) become RLEs of their image's size, rasterised as COCO does. For bbox the area is the
     box's, and no mask is built.
@@ -139,10 +141,15 @@ def _load_results(coco_gt: COCO, results: list[dict[str, Any]], iou_type: IouTyp
         ]
     else:
         rles = [segmentation_to_rle(res["segmentation"], *sizes[res["image_id"]]) for res in results]
+        rest = [i for i in range(len(results)) if i not in areas]
+        areas = {**areas, **dict(zip(rest, _coco_mask.area([rles[i] for i in rest]) if rest else ()))}
+        # The mask goes in as "rle", the field COCOeval_faster's computeIoU reads, and not as
+        # "segmentation": from that its _prepare would rebuild "rle" by decoding the string and
+        # encoding the same runs again (calculateRleForAllAnnotations), a fifth of a segm run.
         annotations = [
             {"image_id": res["image_id"], "category_id": res["category_id"], "score": res["score"],
-             "segmentation": rle, "area": float(area), "id": i, "iscrowd": 0}
-            for i, (res, rle, area) in enumerate(zip(results, rles, _coco_mask.area(rles)), start=1)
+             "rle": rle, "area": float(areas[i - 1]), "id": i, "iscrowd": 0}
+            for i, (res, rle) in enumerate(zip(results, rles), start=1)
         ]
     coco_dt = COCO(print_function=say)
     coco_dt.dataset = {"images": list(coco_gt.dataset["images"]), "categories": list(coco_gt.dataset["categories"]),

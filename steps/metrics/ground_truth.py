@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from steps.errors import ConfigError, InputError, excerpt
-from steps.masks import RLE, check_rle, invalid_rles, segmentation_to_rle
+from steps.masks import RLE, check_rle, segmentation_to_rle, valid_rle_areas
 
 
 @dataclass
@@ -79,6 +79,7 @@ def check_results(
     needs: tuple[str, ...] = (),
     unread: tuple[str, ...] = (),
     positions: Sequence[int] | None = None,
+    rle_areas: Mapping[int, int] | None = None,
 ) -> None:
     """Raise InputError naming the first prediction that does not fit the ground truth.
 
@@ -88,10 +89,15 @@ def check_results(
     an RLE (checked by decoding its size) or polygons. Fields named in `unread` are not checked:
     the caller drops them unread (bbox AP never looks at a segmentation). `positions`: where each
     result stands in the caller's whole file, for the messages (default: its index here).
+    `rle_areas`: what `rle_areas_of(results)` returned, when the caller has it (it decodes every RLE).
     """
     known_categories = set(category_ids)
     required = ("image_id", "category_id", "score", *needs)
-    good_rles = set() if "segmentation" in unread else _good_rles(results)
+    if "segmentation" in unread:
+        rle_areas = {}
+    elif rle_areas is None:
+        rle_areas = rle_areas_of(results)
+    good_rles = rle_areas.keys()
     if _all_good(results, image_sizes, known_categories, required, unread, good_rles):
         return
     for i, res in enumerate(results):
@@ -121,7 +127,7 @@ def check_results(
 
 
 def _all_good(results: list[Any], image_sizes: Mapping[int, tuple[int, int]], known_categories: set[int],
-              required: tuple[str, ...], unread: tuple[str, ...], good_rles: set[int]) -> bool:
+              required: tuple[str, ...], unread: tuple[str, ...], good_rles: Collection[int]) -> bool:
     """True when every result passes check_results' loop, judged a field at a time over all.
 
     The common case, a good file of tens of thousands of predictions, costs a few set and array
@@ -157,9 +163,10 @@ def _all_good(results: list[Any], image_sizes: Mapping[int, tuple[int, int]], kn
     if "segmentation" in columns:
         segmentations = columns["segmentation"]
         if set(map(type, segmentations)) != {dict} or len(good_rles) != len(results):
-            return False  # polygons, run lists or an RLE _good_rles did not pass
-        if any(list(seg["size"]) != list(image_sizes[i]) for seg, i in zip(segmentations, image_ids)):
-            return False
+            return False  # polygons, run lists or an RLE rle_areas_of did not pass
+        as_lists = {i: list(size) for i, size in image_sizes.items()}
+        if [seg["size"] for seg in segmentations] != [as_lists[i] for i in image_ids]:
+            return False  # one of another size, or given as a tuple: the loop judges it
     return True
 
 
@@ -173,21 +180,28 @@ def _finite(values: list[Any]) -> bool:
         return False
 
 
-def _good_rles(results: list[Any]) -> set[int]:
-    """Indices of the results whose compressed RLE has runs `check_rle` accepts.
+def rle_areas_of(results: list[Any]) -> dict[int, int]:
+    """{index: mask area} of the results whose compressed RLE has runs `check_rle` accepts.
 
-    All RLEs are checked in one pass (see `invalid_rles`); the per-result loop then decodes only
-    the others, so the first bad prediction still gets its message.
+    All RLEs are checked in one pass (see `valid_rle_areas`); check_results' per-result loop then
+    decodes only the others, so the first bad prediction still gets its message.
     """
     where, rles = [], []
     for i, res in enumerate(results):
         seg = res.get("segmentation") if isinstance(res, dict) else None
-        if isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)) and _is_size(seg.get("size")):
+        if isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)) and _is_size_fast(seg.get("size")):
             where.append(i)
             rles.append(seg)
-    if not rles:
-        return set()
-    return {i for i, bad in zip(where, invalid_rles(rles)) if not bad}
+    return {i: area for i, area in zip(where, valid_rle_areas(rles)) if area is not None}
+
+
+def _is_size_fast(size: Any) -> bool:
+    """_is_size, with the common case (a list of two plain ints) judged without calls."""
+    if type(size) is list and len(size) == 2:
+        height, width = size
+        if type(height) is int and type(width) is int:
+            return 0 < height < 2**31 and 0 < width < 2**31
+    return _is_size(size)
 
 
 def _is_size(size: Any) -> bool:
@@ -236,7 +250,7 @@ def check_bbox(bbox: Any, where: str) -> None:
 def check_segmentation(segmentation: Any, where: str, image_size: tuple[int, int], runs_checked: bool = False) -> None:
     """An RLE of the image's size whose runs cover it exactly, or a list of polygons.
 
-    `runs_checked`: the caller has already checked the runs of this RLE (see `_good_rles`).
+    `runs_checked`: the caller has already checked the runs of this RLE (see `rle_areas_of`).
     """
     if isinstance(segmentation, dict):
         size, counts = segmentation.get("size"), segmentation.get("counts")
