@@ -6,6 +6,8 @@ Sections (each runs in its own process, so that its peak memory is its own):
   coco-eval  coco_evaluate vs pycocotools vs faster-coco-eval called plainly, bbox and segm
   infer      images/s per backend, one image per call vs --infer-batch images per call
   train      seconds per step per backend (detectron2 when importable)
+  bootstrap  the promotion bootstrap of segm/AP as evaluate runs it vs every resample checking the
+             predictions and rasterising the ground truth again (same draws, same confidence)
 
 The defaults take a few minutes on 2 CPU cores; the figures the project tracks use
 `--convert-images 600 --coco-images 5000 --min-size 800 --max-size 1333`. With CUDA the same
@@ -33,7 +35,7 @@ from typing import Any
 SCRIPTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(SCRIPTS.parent))  # run from a checkout, installed or not
 sys.path.insert(0, str(SCRIPTS))
-SECTIONS = ("convert", "coco-eval", "infer", "train")
+SECTIONS = ("convert", "coco-eval", "infer", "train", "bootstrap")
 
 
 def _cuda() -> bool:
@@ -126,6 +128,33 @@ def coco_eval(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
                      "note": f"faster-coco-eval alone {reference_s / library_s:.1f}x; AP {ours['AP']:.4f}, "
                              f"max |diff| {diff:.1e}{'' if diff < 1e-6 else ' MISMATCH'}"})
     return rows
+
+
+def bootstrap(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    """bootstrap_key (evaluate's promotion check) against the plain paired bootstrap, on all cores."""
+    import bench_coco_eval as scoring
+    import numpy as np
+
+    from steps.config import EvaluateConfig
+    from steps.evaluate.bootstrap import bootstrap_key, paired_bootstrap
+    from steps.metrics.summary import family_metrics
+    from steps.parallel import available_cpus
+
+    gt, challenger = scoring.build(args.bootstrap_images, 0)
+    rng = np.random.default_rng(1)  # a close champion: the same detections, a few missed, ranked a bit worse
+    champion = [{**res, "score": float(np.clip(res["score"] + rng.normal(0, 0.1), 0, 1))}
+                for res in challenger if rng.random() < 0.98]
+    config, samples = EvaluateConfig(), args.bootstrap_samples
+
+    def plain(sample_gt: dict[str, Any], sample_results: list[dict[str, Any]]) -> float:
+        return family_metrics("segm", sample_gt, sample_results, config)["segm/AP"]
+
+    anchor_s, theirs = _timed(paired_bootstrap, gt, challenger, champion, plain, samples)
+    ours_s, ours = _timed(bootstrap_key, gt, challenger, champion, "segm/AP", config, samples)
+    return [{"what": f"promotion bootstrap segm/AP, {samples} resamples of {args.bootstrap_images} images",
+             "ours_s": ours_s, "anchor": "each resample checks and rasterises again", "anchor_s": anchor_s,
+             "note": f"{available_cpus()} process(es); confidence {ours.confidence:.3f}"
+                     f"{'' if ours == theirs else ' MISMATCH ' + repr(theirs)}"}]
 
 
 def _dataset(args: argparse.Namespace, work: Path) -> Path:
@@ -224,7 +253,8 @@ def train(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
 def run_section(name: str, args: argparse.Namespace) -> None:
     """In the child process: one section's rows as JSON on the last line of stdout."""
     with tempfile.TemporaryDirectory(prefix=f"trainyard-bench-{name}-") as scratch:
-        rows = {"convert": convert, "coco-eval": coco_eval, "infer": infer, "train": train}[name](args, Path(scratch))
+        rows = {"convert": convert, "coco-eval": coco_eval, "infer": infer, "train": train,
+                "bootstrap": bootstrap}[name](args, Path(scratch))
     gpu = _peak_gpu_gib() if name in ("infer", "train") else None
     print(json.dumps({"rows": rows, "peak_gpu_gib": gpu}))
 
@@ -265,6 +295,8 @@ def main() -> int:
     parser.add_argument("--train-warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--train-batch", type=int, default=1, help="images per step")
     parser.add_argument("--train-workers", type=int, default=min(2, os.cpu_count() or 1), help="data-loader workers")
+    parser.add_argument("--bootstrap-images", type=int, default=500, help="synthetic validation images")
+    parser.add_argument("--bootstrap-samples", type=int, default=50, help="resamples (evaluate: 200)")
     parser.add_argument("--section", help=argparse.SUPPRESS)  # internal: run one section in this process
     args = parser.parse_args()
     if args.section:

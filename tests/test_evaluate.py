@@ -18,7 +18,7 @@ import pytest
 from steps import registry
 from steps.config import Config, load_config
 from steps.db import Database
-from steps.errors import ConfigError
+from steps.errors import ConfigError, InputError
 from steps.evaluate import evaluate as evaluate_module
 from steps.evaluate.evaluate import evaluate, select_best
 from steps.evaluate.scoring import category_map, predict_split, score
@@ -298,7 +298,7 @@ def _cores_seen(_shared: object, _item: int) -> int:
 
 def test_the_bootstrap_on_two_processes_draws_and_scores_as_one(tmp_path: Path) -> None:
     from steps.config import EvaluateConfig
-    from steps.evaluate.bootstrap import paired_bootstrap
+    from steps.evaluate.bootstrap import bootstrap_key, paired_bootstrap
     from steps.metrics.summary import family_metrics
     from steps.parallel import parallel_map_shared
 
@@ -316,5 +316,11 @@ def test_the_bootstrap_on_two_processes_draws_and_scores_as_one(tmp_path: Path) 
     one = paired_bootstrap(gt, ours, theirs, metric, samples=40, workers=1)
     two = paired_bootstrap(gt, ours, theirs, metric, samples=40, workers=2)
     assert one == two and one.samples == 40 and 0.5 < one.confidence < 1.0
+    # As evaluate runs it (predictions checked once, polygons rasterised once): the same draws,
+    # the same scores.
+    assert bootstrap_key(gt, ours, theirs, "segm/AP", EvaluateConfig(), samples=40, workers=2) == one
+    bad = [*theirs[:-1], {**theirs[-1], "segmentation": {"size": [H, W], "counts": "0"}}]
+    with pytest.raises(InputError, match=rf"predictions\[{len(theirs) - 1}\]\.segmentation: not a valid RLE"):
+        bootstrap_key(gt, ours, bad, "segm/AP", EvaluateConfig(), samples=40)
     # A worker's own maps (coco_evaluate's class shards) stay in it: no processes of processes.
     assert parallel_map_shared(_cores_seen, None, [0, 1, 2, 3], workers=2) == [1, 1, 1, 1]

@@ -310,3 +310,40 @@ def test_a_field_on_some_results_only_is_still_checked() -> None:
     with pytest.raises(InputError, match=r"^predictions\[200\]\.bbox: width and height"):
         check_results(results, {1: (4, 4)}, [1])
     check_results([{k: v for k, v in GOOD.items() if k != "bbox"}] * 300, {1: (4, 4)}, [1])  # absent: fine
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_ground_truth_rasterised_once_and_checked_predictions_score_the_same(iou_type: str) -> None:
+    # The promotion bootstrap rasterises the ground truth once (with_mask_rles) and checks the
+    # predictions once (check_predictions, then checked=True): every number stays bit for bit.
+    from steps.metrics.coco_ap import check_predictions, with_mask_rles
+
+    gt = synthetic_gt(3, images=12)
+    results = jittered_results(gt, 103)
+    odd = copy.deepcopy(gt)
+    odd["annotations"][0]["segmentation"].append([1.0, 1.0, 2.0, 2.0])  # 2 points: left to the evaluator
+    plain = {name: coco_evaluate(truth, results, iou_type, recall=True, curves=True) for name, truth in
+             (("gt", gt), ("odd", odd))}
+
+    for name, truth in (("gt", gt), ("odd", odd)):
+        rasterised = with_mask_rles(truth)
+        check_predictions(rasterised, results, iou_type)
+        for checked in (False, True):
+            again = coco_evaluate(rasterised, results, iou_type, recall=True, curves=True, checked=checked)
+            assert json.dumps(again, sort_keys=True) == json.dumps(plain[name], sort_keys=True), (name, checked)
+    kept = with_mask_rles(odd)["annotations"]
+    assert kept[0]["segmentation"] == odd["annotations"][0]["segmentation"]  # the odd one as it was
+    assert all(isinstance(ann["segmentation"], dict) for ann in kept[1:])
+    assert isinstance(gt["annotations"][1]["segmentation"], list)  # the caller's copy untouched
+
+
+def test_check_predictions_names_what_coco_evaluate_would() -> None:
+    from steps.metrics.coco_ap import check_predictions
+
+    gt = synthetic_gt(0)
+    results = jittered_results(gt, 100)
+    results[3] = {**results[3], "segmentation": {"size": [4, 4], "counts": "04"}}
+    for call in (lambda: coco_evaluate(gt, results, "segm"), lambda: check_predictions(gt, results, "segm")):
+        with pytest.raises(InputError, match=r"predictions\[3\]\.segmentation: RLE size"):
+            call()
+    check_predictions(gt, results, "bbox")  # bbox AP never reads the mask

@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from steps.config import EvaluateConfig
+from steps.metrics.coco_ap import check_predictions, with_mask_rles
+from steps.metrics.summary import family_metrics, family_of
 from steps.parallel import parallel_map_shared
 
 Metric = Callable[[dict[str, Any], list[dict[str, Any]]], float]
@@ -49,6 +52,27 @@ def paired_bootstrap(gt: dict[str, Any], challenger: list[dict[str, Any]], champ
         defined += 1
         wins += 1.0 if gain > 0 else 0.5 if gain == 0 else 0.0
     return Comparison(wins / defined if defined else float("nan"), defined, len(images))
+
+
+def bootstrap_key(gt: dict[str, Any], challenger: list[dict[str, Any]], champion: list[dict[str, Any]], key: str,
+                  config: EvaluateConfig, samples: int, mode: str = "max", workers: int | None = None) -> Comparison:
+    """paired_bootstrap of one metric key (`segm/AP50`, `dv_mAP`, ...), as evaluate compares models.
+
+    Each resample scores both models. For COCO keys the predictions are checked once here (a
+    resample only renumbers their images) and, for segm, the ground-truth polygons rasterised
+    once, not twice a resample: COCO scores read masks only (dv_mAP and EIR read the polygons).
+    """
+    family = family_of(key)
+    coco = family in ("bbox", "segm")
+    if coco:
+        for predictions in (challenger, champion):
+            check_predictions(gt, predictions, family)  # type: ignore[arg-type]
+        gt = with_mask_rles(gt) if family == "segm" else gt
+
+    def metric(sample_gt: dict[str, Any], sample_results: list[dict[str, Any]]) -> float:
+        return family_metrics(family, sample_gt, sample_results, config, checked=coco).get(key, float("nan"))
+
+    return paired_bootstrap(gt, challenger, champion, metric, samples, mode, workers=workers)
 
 
 @dataclass(frozen=True)

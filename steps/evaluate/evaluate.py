@@ -20,14 +20,14 @@ from steps import __version__, registry
 from steps.config import Config, save_config
 from steps.db import Database, resolve_url
 from steps.errors import InputError
-from steps.evaluate.bootstrap import paired_bootstrap
+from steps.evaluate.bootstrap import bootstrap_key
 from steps.evaluate.groups import list_checkpoints, pick
 from steps.evaluate.promotion import Decision, decide, decide_first
 from steps.evaluate.scoring import category_map, load_split, predict_split, score
 from steps.evaluate.store import reconcile, record_evaluation
 from steps.jsonio import write_json
 from steps.log import get as get_logger
-from steps.metrics.summary import check_select_key, family_metrics, family_of
+from steps.metrics.summary import check_select_key
 from steps.models import get_backend
 
 log = get_logger("evaluate")
@@ -188,14 +188,10 @@ def _decide(config: Config, gt: dict, best: dict, results: list[dict], champion:
     naive = decide(challenger, champion_score, None, promotion, mode, candidates)
     comparison = None
     if naive.promoted and promotion.min_confidence > 0:  # no gain: nothing for the bootstrap to confirm
-        family = family_of(key)
-
-        def metric(sample_gt: dict, sample_results: list[dict]) -> float:
-            return family_metrics(family, sample_gt, sample_results, config.evaluate).get(key, float("nan"))
-
         log.info(f"evaluate: paired bootstrap of {key}, {promotion.bootstrap_samples} resamples of "
                  f"{len(gt['images'])} val images")
-        comparison = paired_bootstrap(gt, results, champion["results"], metric, promotion.bootstrap_samples, mode)
+        comparison = bootstrap_key(gt, results, champion["results"], key, config.evaluate,
+                                   promotion.bootstrap_samples, mode)
     return decide(challenger, champion_score, comparison, promotion, mode, candidates) if comparison else naive
 
 

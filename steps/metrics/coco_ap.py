@@ -13,7 +13,7 @@ from faster_coco_eval import COCO, COCOeval_faster
 from faster_coco_eval.core import mask as _coco_mask
 
 from steps.errors import InputError
-from steps.masks import segmentation_to_rle
+from steps.masks import polygons_to_rle, segmentation_to_rle
 from steps.metrics.coco_shards import Job, Scored, Shard, merge, plan_shards, summarize
 from steps.metrics.ground_truth import check_results, rle_areas_of
 from steps.parallel import gc_paused, parallel_map_shared
@@ -26,7 +26,7 @@ PER_CLASS_IOUS = {"": slice(None), "50": slice(0, 1), "75": slice(5, 6)}
 
 def coco_evaluate(
     gt: dict[str, Any], results: list[dict[str, Any]], iou_type: IouType, verbose: bool = False,
-    curves: bool = False, recall: bool = False, workers: int | None = None,
+    curves: bool = False, recall: bool = False, workers: int | None = None, checked: bool = False,
 ) -> dict[str, Any]:
     """{"AP", "AP50", "AP75", "APs", "APm", "APl", "per_class": {name: AP}, "per_class50": ...,
     "per_class75": ...}, floats in [0, 1].
@@ -38,11 +38,15 @@ def coco_evaluate(
 
     Large inputs are scored in `workers` processes (default: the available cores), each with a
     share of the categories (see `steps.metrics.coco_shards`); the numbers do not change.
+
+    `checked`: the caller has already passed `results` through check_results against these
+    images and categories (the promotion bootstrap checks once and then scores resamples of them
+    hundreds of times). Never for anything read from outside since: the C mask code trusts it.
     """
     if iou_type not in ("bbox", "segm"):
         raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
     job = Job(gt, results, iou_type, {img["id"]: (img["height"], img["width"]) for img in gt["images"]},
-              tuple(c["id"] for c in gt["categories"]))
+              tuple(c["id"] for c in gt["categories"]), checked)
     with gc_paused():
         shards = plan_shards(gt, results, 1 if verbose else workers)
         if shards is None:
@@ -70,12 +74,14 @@ def evaluate_shard(job: Job, shard: Shard | None, say: Any = None) -> Scored | I
         positions = shard.results
         wanted = set(shard.categories)
         gt = {**job.gt, "annotations": [ann for ann in job.gt.get("annotations", []) if ann.get("category_id") in wanted]}
-    areas = rle_areas_of(results) if job.iou_type == "segm" else {}  # the RLEs' check, and their areas
-    try:
-        check_results(results, job.sizes, job.categories, needs=("bbox",) if job.iou_type == "bbox" else ("segmentation",),
-                      unread=(_unused(job.iou_type),), positions=positions, rle_areas=areas)
-    except InputError as error:
-        return error
+    areas: dict[int, int] = {}  # mask areas by position in `results`, from the RLE check's decode
+    if not job.checked:
+        areas = rle_areas_of(results) if job.iou_type == "segm" else {}
+        try:
+            check_results(results, job.sizes, job.categories, needs=(_needed(job.iou_type),),
+                          unread=(_unused(job.iou_type),), positions=positions, rle_areas=areas)
+        except InputError as error:
+            return error
     coco_gt = COCO(_private_copy(gt), print_function=say)
     coco_dt = _load_results(coco_gt, results, job.iou_type, job.sizes, areas, say)
     evaluator = COCOeval_faster(coco_gt, coco_dt, job.iou_type, print_function=say)
@@ -158,14 +164,58 @@ def _load_results(coco_gt: COCO, results: list[dict[str, Any]], iou_type: IouTyp
     return coco_dt
 
 
+def check_predictions(gt: dict[str, Any], results: list[dict[str, Any]], iou_type: IouType) -> None:
+    """Raise the InputError coco_evaluate(gt, results, iou_type) would raise for a bad prediction."""
+    check_results(results, {img["id"]: (img["height"], img["width"]) for img in gt["images"]},
+                  [c["id"] for c in gt["categories"]], needs=(_needed(iou_type),), unread=(_unused(iou_type),))
+
+
+def _needed(iou_type: IouType) -> str:
+    """The result field an evaluation of `iou_type` scores."""
+    return "bbox" if iou_type == "bbox" else "segmentation"
+
+
 def _unused(iou_type: IouType) -> str:
     """The result field an evaluation of `iou_type` neither checks nor reads."""
     return "bbox" if iou_type == "segm" else "segmentation"
 
 
+def with_mask_rles(gt: dict[str, Any]) -> dict[str, Any]:
+    """`gt` with each polygon segmentation rasterised, once, to its compressed RLE.
+
+    COCO scores of the copy are the original's (the same C rasteriser, and the evaluator scores
+    masks only); scoring it again and again (the promotion bootstrap) no longer rasterises the
+    same polygons each time. Metrics that read the polygons themselves (dv_mAP, EIR) need `gt`.
+    """
+    sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
+    return {**gt, "annotations": [
+        {**ann, "segmentation": polygons_to_rle(ann["segmentation"], *sizes[ann["image_id"]])}
+        if _plain_polygons(ann.get("segmentation")) else ann
+        for ann in gt.get("annotations", [])
+    ]}
+
+
+def _plain_polygons(segmentation: Any) -> bool:
+    # Polygons of 3 points or more, which polygons_to_rle rasterises exactly as the evaluator
+    # does; anything else stays as it is, for the evaluator.
+    return isinstance(segmentation, list) and bool(segmentation) and all(
+        isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in segmentation)
+
+
 def _private_copy(gt: dict[str, Any]) -> dict[str, Any]:
-    # The evaluator caches RLEs and flags in the annotation dicts; keep the caller's clean.
-    return {**gt, "annotations": [dict(ann) for ann in gt.get("annotations", [])]}
+    """The evaluator's own copies of the annotations (it writes flags and RLEs into them).
+
+    A mask given as a compressed RLE goes in as the "rle" the evaluator scores with, as the
+    predictions' do (see _load_results); polygons stay "segmentation", for it to rasterise.
+    """
+    copies = []
+    for ann in gt.get("annotations", []):
+        copy = dict(ann)
+        segmentation = copy.get("segmentation")
+        if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), (str, bytes)):
+            copy["rle"] = copy.pop("segmentation")
+        copies.append(copy)
+    return {**gt, "annotations": copies}
 
 
 def _silent(*_args: object, **_kwargs: object) -> None:

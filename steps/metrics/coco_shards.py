@@ -36,6 +36,7 @@ class Job:
     iou_type: str
     sizes: dict[int, tuple[int, int]]
     categories: tuple[int, ...]
+    checked: bool = False  # results already passed check_results (see coco_evaluate)
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,15 @@ def family_of(key: str) -> str:
 
 
 def family_metrics(family: str, gt: dict[str, Any], results: list[dict[str, Any]],
-                   config: EvaluateConfig) -> dict[str, float]:
-    """The metrics of one family (see FAMILIES); {} for dv/EIR on a dataset without plates."""
+                   config: EvaluateConfig, checked: bool = False) -> dict[str, float]:
+    """The metrics of one family (see FAMILIES); {} for dv/EIR on a dataset without plates.
+
+    `checked`: for bbox and segm, `results` already passed coco_ap.check_predictions (see
+    coco_evaluate).
+    """
     kept = [res for res in results if float(res["score"]) >= config.score_threshold]
     if family in ("bbox", "segm"):
-        coco = coco_evaluate(gt, kept, family)  # type: ignore[arg-type]
+        coco = coco_evaluate(gt, kept, family, checked=checked)  # type: ignore[arg-type]
         metrics = {f"{family}/{key}": value for key, value in coco.items() if not key.startswith("per_class")}
         for suffix in ("", "50", "75"):
             metrics.update({f"{family}/AP{suffix}-{name}": value for name, value in coco[f"per_class{suffix}"].items()})
