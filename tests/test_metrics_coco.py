@@ -322,6 +322,7 @@ def test_ground_truth_rasterised_once_and_checked_predictions_score_the_same(iou
     results = jittered_results(gt, 103)
     odd = copy.deepcopy(gt)
     odd["annotations"][0]["segmentation"].append([1.0, 1.0, 2.0, 2.0])  # 2 points: left to the evaluator
+    odd["annotations"][1]["segmentation"].append([1.0, 1.0, 9.0, 1.0, 5.0, 7.0])  # two polygons: their union
     plain = {name: coco_evaluate(truth, results, iou_type, recall=True, curves=True) for name, truth in
              (("gt", gt), ("odd", odd))}
 
