@@ -348,3 +348,22 @@ def test_check_predictions_names_what_coco_evaluate_would() -> None:
         with pytest.raises(InputError, match=r"predictions\[3\]\.segmentation: RLE size"):
             call()
     check_predictions(gt, results, "bbox")  # bbox AP never reads the mask
+
+
+def test_objects_no_prediction_could_match_go_in_without_their_mask() -> None:
+    # COCOeval computes IoUs only for (image, category) pairs with both ground truth and
+    # predictions: the other objects count as misses by area and flags, so they are not rasterised.
+    from steps.metrics.coco_ap import _private_copy
+
+    gt = synthetic_gt(1, images=12)
+    results = jittered_results(gt, 101)
+    first = gt["annotations"][0]
+    results = [res for res in results if (res["image_id"], res["category_id"]) != (first["image_id"], first["category_id"])]
+    copies = _private_copy(gt, {(res["image_id"], res["category_id"]) for res in results})["annotations"]
+    assert "segmentation" not in copies[0] and "rle" not in copies[0] and copies[0]["area"] == first["area"]
+    assert sum("segmentation" in ann for ann in copies) > len(copies) // 2
+    expected_stats, expected_per_class = pycocotools_reference(gt, results, "segm")
+    got = coco_evaluate(gt, results, "segm")
+    for key, expected in zip(coco_shards.SUMMARY_KEYS, expected_stats):
+        assert math.isnan(got[key]) if expected < 0 else got[key] == pytest.approx(expected, abs=1e-12), key
+    assert got["per_class"] == pytest.approx(expected_per_class, abs=1e-12)

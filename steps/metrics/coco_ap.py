@@ -82,7 +82,8 @@ def evaluate_shard(job: Job, shard: Shard | None, say: Any = None) -> Scored | I
                           unread=(_unused(job.iou_type),), positions=positions, rle_areas=areas)
         except InputError as error:
             return error
-    coco_gt = COCO(_private_copy(gt), print_function=say)
+    predicted = {(res["image_id"], res["category_id"]) for res in results}
+    coco_gt = COCO(_private_copy(gt, predicted), print_function=say)
     coco_dt = _load_results(coco_gt, results, job.iou_type, job.sizes, areas, say)
     evaluator = COCOeval_faster(coco_gt, coco_dt, job.iou_type, print_function=say)
     # The library's IoU threads contend for the GIL (slower than one thread on 2 cores, measured
@@ -202,18 +203,25 @@ def _plain_polygons(segmentation: Any) -> bool:
         isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in segmentation)
 
 
-def _private_copy(gt: dict[str, Any]) -> dict[str, Any]:
+def _private_copy(gt: dict[str, Any], predicted: set[tuple[Any, Any]]) -> dict[str, Any]:
     """The evaluator's own copies of the annotations (it writes flags and RLEs into them).
 
     A mask given as a compressed RLE goes in as the "rle" the evaluator scores with, as the
-    predictions' do (see _load_results); polygons stay "segmentation", for it to rasterise.
+    predictions' do (see _load_results); polygons stay "segmentation", for it to rasterise. An
+    object of an (image, category) pair with no prediction in `predicted` goes in without its
+    mask: nothing is matched against it (COCOeval computes IoUs only for pairs that have both),
+    it counts as a miss by its area and flags alone, and rasterising it would be wasted.
     """
     copies = []
     for ann in gt.get("annotations", []):
         copy = dict(ann)
-        segmentation = copy.get("segmentation")
-        if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), (str, bytes)):
-            copy["rle"] = copy.pop("segmentation")
+        segmentation = copy.pop("segmentation", None)
+        if (ann.get("image_id"), ann.get("category_id")) not in predicted or segmentation is None:
+            pass
+        elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), (str, bytes)):
+            copy["rle"] = segmentation
+        else:
+            copy["segmentation"] = segmentation
         copies.append(copy)
     return {**gt, "annotations": copies}
 
