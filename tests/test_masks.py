@@ -141,7 +141,9 @@ def test_invalid_rles_refuses_what_a_plain_decoder_refuses() -> None:
                 check_rle(rle)
     assert invalid_rles([{"size": [2, 2], "counts": ""}]).tolist() == [True]
     # Non-ASCII counts, a lone surrogate (JSON's "\\udc80" gives one) among them, are refused.
-    assert invalid_rles([{"size": [1, 1], "counts": text} for text in ("\udc80", "0\u00e9", "01")]).tolist() == [True, True, False]
+    # "\u0430" + "1": as UTF-8 bytes the C decoder would read runs [0, 1], the whole 1 x 1 image.
+    texts = ("\udc80", "0\u00e9", "\u04301", "01")
+    assert invalid_rles([{"size": [1, 1], "counts": text} for text in texts]).tolist() == [True, True, True, False]
 
 
 def test_valid_rle_areas_are_the_mask_areas_from_the_same_decode() -> None:

@@ -367,3 +367,62 @@ def test_objects_no_prediction_could_match_go_in_without_their_mask() -> None:
     for key, expected in zip(coco_shards.SUMMARY_KEYS, expected_stats):
         assert math.isnan(got[key]) if expected < 0 else got[key] == pytest.approx(expected, abs=1e-12), key
     assert got["per_class"] == pytest.approx(expected_per_class, abs=1e-12)
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_rle_and_crowd_ground_truth_equal_pycocotools(iou_type: str) -> None:
+    # Ground-truth masks given as compressed RLEs (str and bytes counts) go to the evaluator as
+    # its "rle" as they are; crowd regions (one polygon, one uncompressed RLE) keep their meaning.
+    gt = synthetic_gt(2, images=12)
+    results = jittered_results(gt, 102)
+    sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
+    for k, ann in enumerate(gt["annotations"]):
+        if k % 3:
+            rle = encode(polygons_to_mask(ann["segmentation"], *sizes[ann["image_id"]]))
+            ann["segmentation"] = rle if k % 2 else {**rle, "counts": rle["counts"].encode("ascii")}
+    for k, crowd in enumerate(gt["annotations"][:2]):
+        crowd["iscrowd"] = 1
+        if k:
+            mask = np.asfortranarray(polygons_to_mask([[0, 0, 60, 0, 60, 40, 0, 40]], *sizes[crowd["image_id"]]))
+            flat = mask.ravel(order="F").astype(np.int8)
+            edges = np.flatnonzero(np.diff(np.concatenate(([0], flat, [1 - flat[-1]]))))
+            crowd["segmentation"] = {"size": list(mask.shape), "counts": np.diff(np.concatenate(([0], edges))).tolist()}
+    expected_stats, expected_per_class = pycocotools_reference(gt, results, iou_type)
+
+    got = coco_evaluate(gt, results, iou_type, recall=True)
+
+    keys = (*coco_shards.SUMMARY_KEYS, *coco_shards.RECALL_KEYS)
+    for key, expected in zip(keys, expected_stats):
+        assert math.isnan(got[key]) if expected < 0 else got[key] == pytest.approx(expected, abs=1e-12), key
+    assert got["per_class"] == pytest.approx(expected_per_class, abs=1e-12)
+
+
+def test_segm_needs_every_mask_and_takes_none_from_the_file() -> None:
+    gt = synthetic_gt(0)
+    results = jittered_results(gt, 100)
+    lacking = copy.deepcopy(gt)
+    # No segmentation, but an "rle" of 15 pixels of 256: the evaluator's own field, never read
+    # from a file (its IoU loop would not end on runs that stop short of the image).
+    del lacking["annotations"][1]["segmentation"]
+    lacking["annotations"][1]["rle"] = {"size": [16, 16], "counts": "0?z~"}
+    with pytest.raises(InputError, match=r"annotations\[1\]: no segmentation; segm AP needs every object's mask"):
+        coco_evaluate(lacking, results, "segm")
+    assert coco_evaluate(lacking, results, "bbox")["AP"] == coco_evaluate(gt, results, "bbox")["AP"]
+    with_rle = copy.deepcopy(gt)
+    with_rle["annotations"][1]["rle"] = {"size": [16, 16], "counts": "0?z~"}
+    assert json.dumps(coco_evaluate(with_rle, results, "segm"), sort_keys=True) == \
+        json.dumps(coco_evaluate(gt, results, "segm"), sort_keys=True)
+
+
+def test_ground_truth_image_ids_must_be_unique_and_orphans_stay_unrasterised() -> None:
+    from steps.metrics.coco_ap import with_mask_rles
+    from steps.metrics.ground_truth import check_ground_truth
+
+    gt = synthetic_gt(0)
+    twice = copy.deepcopy(gt)
+    twice["images"].append({**twice["images"][0], "height": 400})
+    with pytest.raises(InputError, match=rf"images\[{len(gt['images'])}\]: id 1 is already the id of an earlier image"):
+        check_ground_truth(twice)
+    orphan = copy.deepcopy(gt)
+    orphan["annotations"].append({**orphan["annotations"][0], "id": 999, "image_id": 77})
+    assert with_mask_rles(orphan)["annotations"][-1]["segmentation"] == orphan["annotations"][0]["segmentation"]

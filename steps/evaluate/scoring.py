@@ -84,4 +84,13 @@ def score(gt: dict, results: list[dict], config: EvaluateConfig) -> dict[str, fl
 
 
 def load_split(dataset_dir: Path, split: str) -> dict:
-    return json.loads((dataset_dir / f"{split}.json").read_text())
+    """The split's COCO ground truth, checked: the C mask code trusts what it is given."""
+    from steps.metrics.ground_truth import check_ground_truth
+
+    path = dataset_dir / f"{split}.json"
+    gt = json.loads(path.read_text())
+    try:
+        check_ground_truth(gt)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    return gt

@@ -45,6 +45,8 @@ def coco_evaluate(
     """
     if iou_type not in ("bbox", "segm"):
         raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
+    if iou_type == "segm":
+        _check_masks_present(gt)
     job = Job(gt, results, iou_type, {img["id"]: (img["height"], img["width"]) for img in gt["images"]},
               tuple(c["id"] for c in gt["categories"]), checked)
     with gc_paused():
@@ -166,9 +168,18 @@ def _load_results(coco_gt: COCO, results: list[dict[str, Any]], iou_type: IouTyp
 
 
 def check_predictions(gt: dict[str, Any], results: list[dict[str, Any]], iou_type: IouType) -> None:
-    """Raise the InputError coco_evaluate(gt, results, iou_type) would raise for a bad prediction."""
+    """Raise an InputError naming the first prediction coco_evaluate(gt, results, iou_type) would
+    refuse (scoring in class shards, coco_evaluate names the first of the first shard that has one)."""
     check_results(results, {img["id"]: (img["height"], img["width"]) for img in gt["images"]},
                   [c["id"] for c in gt["categories"]], needs=(_needed(iou_type),), unread=(_unused(iou_type),))
+
+
+def _check_masks_present(gt: dict[str, Any]) -> None:
+    """Mask AP matches predictions against every object's mask, as pycocotools does."""
+    for i, ann in enumerate(gt.get("annotations", [])):
+        if not isinstance(ann, dict) or "segmentation" not in ann:
+            raise InputError(f"annotations[{i}]: no segmentation; segm AP needs every object's mask "
+                             "(bbox AP does not)")
 
 
 def _needed(iou_type: IouType) -> str:
@@ -191,7 +202,7 @@ def with_mask_rles(gt: dict[str, Any]) -> dict[str, Any]:
     sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
     return {**gt, "annotations": [
         {**ann, "segmentation": polygons_to_rle(ann["segmentation"], *sizes[ann["image_id"]])}
-        if _plain_polygons(ann.get("segmentation")) else ann
+        if _plain_polygons(ann.get("segmentation")) and ann.get("image_id") in sizes else ann
         for ann in gt.get("annotations", [])
     ]}
 
@@ -215,6 +226,8 @@ def _private_copy(gt: dict[str, Any], predicted: set[tuple[Any, Any]]) -> dict[s
     copies = []
     for ann in gt.get("annotations", []):
         copy = dict(ann)
+        for derived in ("rle", "boundary"):  # the evaluator's own fields: never taken from a file
+            copy.pop(derived, None)
         segmentation = copy.pop("segmentation", None)
         if (ann.get("image_id"), ann.get("category_id")) not in predicted or segmentation is None:
             pass

@@ -89,7 +89,8 @@ def check_results(
     an RLE (checked by decoding its size) or polygons. Fields named in `unread` are not checked:
     the caller drops them unread (bbox AP never looks at a segmentation). `positions`: where each
     result stands in the caller's whole file, for the messages (default: its index here).
-    `rle_areas`: what `rle_areas_of(results)` returned, when the caller has it (it decodes every RLE).
+    `rle_areas`: what `rle_areas_of(results)` returned for this very list, when the caller has it
+    (it decodes every RLE); the RLEs it names are taken as checked.
     """
     known_categories = set(category_ids)
     required = ("image_id", "category_id", "score", *needs)
@@ -217,6 +218,8 @@ def check_ground_truth(gt: Any) -> None:
         fields = (img.get("id"), img.get("height"), img.get("width")) if isinstance(img, dict) else (None,)
         if not all(_is_int(v) for v in fields) or min(fields[1:]) <= 0:
             raise InputError(f"images[{i}]: needs an integer id, height and width (> 0), got {excerpt(img)}")
+        if img["id"] in sizes:  # which image would its annotations and predictions be on?
+            raise InputError(f"images[{i}]: id {img['id']} is already the id of an earlier image; ids must be unique")
         sizes[img["id"]] = (img["height"], img["width"])
     categories = set()
     for i, cat in enumerate(gt["categories"]):
