@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from steps import registry
@@ -324,3 +325,41 @@ def test_the_bootstrap_on_two_processes_draws_and_scores_as_one(tmp_path: Path) 
         bootstrap_key(gt, ours, bad, "segm/AP", EvaluateConfig(), samples=40)
     # A worker's own maps (coco_evaluate's class shards) stay in it: no processes of processes.
     assert parallel_map_shared(_cores_seen, None, [0, 1, 2, 3], workers=2) == [1, 1, 1, 1]
+
+
+def test_each_resample_scores_bit_for_bit_as_before(tmp_path: Path) -> None:
+    # bootstrap_key scores resamples of a ground truth rasterised once, with predictions checked
+    # once; every resample's score must be the plain path's, not only the win ratio.
+    from steps.config import EvaluateConfig
+    from steps.evaluate import bootstrap
+    from steps.metrics.coco_ap import with_mask_rles
+    from steps.metrics.summary import family_metrics
+
+    gt = json.loads((dataset(tmp_path, ["a", "plate"], images=12) / "val.json").read_text())
+    # Every fourth object missed, one in three found with the wrong class, scores spread out.
+    results = [{"image_id": a["image_id"], "category_id": a["category_id"] if a["id"] % 3 else 1 + a["category_id"] % 2,
+                "score": 0.5 + 0.04 * (a["id"] % 10), "bbox": a["bbox"],
+                "segmentation": encode(polygons_to_mask(a["segmentation"], H, W))}
+               for a in gt["annotations"] if a["id"] % 4]
+    images, rasterised = list(gt["images"]), with_mask_rles(gt)
+    for draw in range(5):
+        drawn = np.random.default_rng(draw).integers(0, len(images), len(images))
+        predictions = bootstrap._results(drawn, images, bootstrap._by_image(results))
+        for family in ("bbox", "segm"):
+            plain = family_metrics(family, bootstrap._resample(gt, images, drawn, bootstrap._by_image(gt["annotations"])),
+                                   predictions, EvaluateConfig())
+            fast = family_metrics(family, bootstrap._resample(rasterised, images, drawn,
+                                                              bootstrap._by_image(rasterised["annotations"])),
+                                  predictions, EvaluateConfig(), checked=True)
+            assert json.dumps(fast, sort_keys=True) == json.dumps(plain, sort_keys=True), (draw, family)
+
+
+def test_a_split_with_a_repeated_image_id_is_refused_by_name(tmp_path: Path) -> None:
+    from steps.evaluate.scoring import load_split
+
+    folder = dataset(tmp_path, ["a", "plate"], images=3)
+    gt = json.loads((folder / "val.json").read_text())
+    gt["images"].append(dict(gt["images"][0]))
+    (folder / "val.json").write_text(json.dumps(gt))
+    with pytest.raises(InputError, match=r"val\.json: images\[\d+\]: id \d+ is already the id of an earlier image"):
+        load_split(folder, "val")

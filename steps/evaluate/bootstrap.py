@@ -19,7 +19,7 @@ import numpy as np
 
 from steps.config import EvaluateConfig
 from steps.metrics.coco_ap import check_predictions, with_mask_rles
-from steps.metrics.summary import family_metrics, family_of
+from steps.metrics.summary import above_threshold, family_metrics, family_of
 from steps.parallel import parallel_map_shared
 
 Metric = Callable[[dict[str, Any], list[dict[str, Any]]], float]
@@ -65,8 +65,8 @@ def bootstrap_key(gt: dict[str, Any], challenger: list[dict[str, Any]], champion
     family = family_of(key)
     coco = family in ("bbox", "segm")
     if coco:
-        for predictions in (challenger, champion):
-            check_predictions(gt, predictions, family)  # type: ignore[arg-type]
+        for predictions in (challenger, champion):  # what family_metrics will score of them
+            check_predictions(gt, above_threshold(predictions, config), family)  # type: ignore[arg-type]
         gt = with_mask_rles(gt) if family == "segm" else gt
 
     def metric(sample_gt: dict[str, Any], sample_results: list[dict[str, Any]]) -> float:

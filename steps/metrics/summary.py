@@ -38,6 +38,11 @@ def family_of(key: str) -> str:
     return key.split("/", 1)[0]
 
 
+def above_threshold(results: list[dict[str, Any]], config: EvaluateConfig) -> list[dict[str, Any]]:
+    """The predictions every metric scores: score >= evaluate.score_threshold."""
+    return [res for res in results if float(res["score"]) >= config.score_threshold]
+
+
 def family_metrics(family: str, gt: dict[str, Any], results: list[dict[str, Any]],
                    config: EvaluateConfig, checked: bool = False) -> dict[str, float]:
     """The metrics of one family (see FAMILIES); {} for dv/EIR on a dataset without plates.
@@ -45,7 +50,7 @@ def family_metrics(family: str, gt: dict[str, Any], results: list[dict[str, Any]
     `checked`: for bbox and segm, `results` already passed coco_ap.check_predictions (see
     coco_evaluate).
     """
-    kept = [res for res in results if float(res["score"]) >= config.score_threshold]
+    kept = above_threshold(results, config)
     if family in ("bbox", "segm"):
         coco = coco_evaluate(gt, kept, family, checked=checked)  # type: ignore[arg-type]
         metrics = {f"{family}/{key}": value for key, value in coco.items() if not key.startswith("per_class")}
