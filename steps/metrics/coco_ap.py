@@ -47,7 +47,7 @@ def coco_evaluate(
         raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
     if iou_type == "segm":
         _check_masks_present(gt)
-    job = Job(gt, results, iou_type, {img["id"]: (img["height"], img["width"]) for img in gt["images"]},
+    job = Job(gt, results, iou_type, _image_sizes(gt),
               tuple(c["id"] for c in gt["categories"]), checked)
     with gc_paused():
         shards = plan_shards(gt, results, 1 if verbose else workers)
@@ -170,7 +170,7 @@ def _load_results(coco_gt: COCO, results: list[dict[str, Any]], iou_type: IouTyp
 def check_predictions(gt: dict[str, Any], results: list[dict[str, Any]], iou_type: IouType) -> None:
     """Raise an InputError naming the first prediction coco_evaluate(gt, results, iou_type) would
     refuse (scoring in class shards, coco_evaluate names the first of the first shard that has one)."""
-    check_results(results, {img["id"]: (img["height"], img["width"]) for img in gt["images"]},
+    check_results(results, _image_sizes(gt),
                   [c["id"] for c in gt["categories"]], needs=(_needed(iou_type),), unread=(_unused(iou_type),))
 
 
@@ -180,6 +180,10 @@ def _check_masks_present(gt: dict[str, Any]) -> None:
         if not isinstance(ann, dict) or "segmentation" not in ann:
             raise InputError(f"annotations[{i}]: no segmentation; segm AP needs every object's mask "
                              "(bbox AP does not)")
+
+
+def _image_sizes(gt: dict[str, Any]) -> dict[int, tuple[int, int]]:
+    return {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
 
 
 def _needed(iou_type: IouType) -> str:
@@ -199,7 +203,7 @@ def with_mask_rles(gt: dict[str, Any]) -> dict[str, Any]:
     masks only); scoring it again and again (the promotion bootstrap) no longer rasterises the
     same polygons each time. Metrics that read the polygons themselves (dv_mAP, EIR) need `gt`.
     """
-    sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
+    sizes = _image_sizes(gt)
     return {**gt, "annotations": [
         {**ann, "segmentation": polygons_to_rle(ann["segmentation"], *sizes[ann["image_id"]])}
         if _plain_polygons(ann.get("segmentation")) and ann.get("image_id") in sizes else ann
