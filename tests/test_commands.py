@@ -158,15 +158,18 @@ def test_coco_eval_bad_segm_results_are_one_line(tmp_path: Path, results: list, 
         (lambda gt: gt["annotations"][0].update(image_id=99), "annotations[0]: image_id 99 is not in images"),
         (lambda gt: gt["annotations"][0].update(bbox=[0, 0, -1, 3]), "annotations[0].bbox: width and height"),
         (lambda gt: gt["categories"].append("plate"), "categories[2]: needs an integer id and a name"),
+        (lambda gt: gt["images"].append(dict(gt["images"][0])), "id 1 is already the id of an earlier image"),
+        (lambda gt: gt["annotations"][0].pop("segmentation"), "annotations[0]: no segmentation; segm AP needs"),
     ],
-    ids=["images-not-a-list", "image-without-height", "unknown-image", "negative-gt-box", "category-not-object"],
+    ids=["images-not-a-list", "image-without-height", "unknown-image", "negative-gt-box", "category-not-object",
+         "repeated-image-id", "segm-without-mask"],
 )
 def test_coco_eval_bad_ground_truth_is_one_line(tmp_path: Path, edit, expected: str) -> None:
     gt, res = _coco_files(tmp_path)
     data = json.loads(gt.read_text())
     edit(data)
     gt.write_text(json.dumps(data))
-    code, _, err = _trainyard("coco-eval", str(gt), str(res))
+    code, _, err = _trainyard("coco-eval", str(gt), str(res), "--iou-type", "segm")
     assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: {gt}: ") and expected in err, err
 
 

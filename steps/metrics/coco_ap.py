@@ -15,7 +15,7 @@ from faster_coco_eval.core import mask as _coco_mask
 from steps.errors import InputError
 from steps.masks import polygons_to_rle, segmentation_to_rle
 from steps.metrics.coco_shards import Job, Scored, Shard, merge, plan_shards, summarize
-from steps.metrics.ground_truth import check_results, rle_areas_of
+from steps.metrics.ground_truth import check_masks_present, check_results, rle_areas_of
 from steps.parallel import gc_paused, parallel_map_shared
 
 IouType = Literal["bbox", "segm"]
@@ -46,7 +46,7 @@ def coco_evaluate(
     if iou_type not in ("bbox", "segm"):
         raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
     if iou_type == "segm":
-        _check_masks_present(gt)
+        check_masks_present(gt)
     job = Job(gt, results, iou_type, _image_sizes(gt),
               tuple(c["id"] for c in gt["categories"]), checked)
     with gc_paused():
@@ -172,14 +172,6 @@ def check_predictions(gt: dict[str, Any], results: list[dict[str, Any]], iou_typ
     refuse (scoring in class shards, coco_evaluate names the first of the first shard that has one)."""
     check_results(results, _image_sizes(gt),
                   [c["id"] for c in gt["categories"]], needs=(_needed(iou_type),), unread=(_unused(iou_type),))
-
-
-def _check_masks_present(gt: dict[str, Any]) -> None:
-    """Mask AP matches predictions against every object's mask, as pycocotools does."""
-    for i, ann in enumerate(gt.get("annotations", [])):
-        if not isinstance(ann, dict) or "segmentation" not in ann:
-            raise InputError(f"annotations[{i}]: no segmentation; segm AP needs every object's mask "
-                             "(bbox AP does not)")
 
 
 def _image_sizes(gt: dict[str, Any]) -> dict[int, tuple[int, int]]:

@@ -209,8 +209,17 @@ def _is_size(size: Any) -> bool:
     return isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_int(v) and 0 < v < 2**31 for v in size)
 
 
-def check_ground_truth(gt: Any) -> None:
-    """Raise InputError naming the first part of a COCO ground truth the metrics cannot read."""
+def check_masks_present(gt: dict[str, Any]) -> None:
+    """Mask AP matches predictions against every object's mask, as pycocotools does."""
+    for i, ann in enumerate(gt.get("annotations", [])):
+        if not isinstance(ann, dict) or "segmentation" not in ann:
+            raise InputError(f"annotations[{i}]: no segmentation; segm AP needs every object's mask "
+                             "(bbox AP does not)")
+
+
+def check_ground_truth(gt: Any, masks: bool = False) -> None:
+    """Raise InputError naming the first part of a COCO ground truth the metrics cannot read;
+    with `masks`, also an object without a segmentation (what segm AP needs)."""
     if not isinstance(gt, dict) or not all(isinstance(gt.get(key), list) for key in ("images", "annotations", "categories")):
         raise InputError("not a COCO ground truth: needs lists images, annotations and categories")
     sizes: dict[int, tuple[int, int]] = {}
@@ -241,6 +250,8 @@ def check_ground_truth(gt: Any) -> None:
             raise InputError(f"{where}.area: {excerpt(ann['area'])} is not a finite number")
         if "segmentation" in ann:
             check_segmentation(ann["segmentation"], f"{where}.segmentation", sizes[ann["image_id"]])
+    if masks:
+        check_masks_present(gt)
 
 
 def check_bbox(bbox: Any, where: str) -> None:

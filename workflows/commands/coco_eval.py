@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     gt = _load(args.gt, "ground truth")
     results = _load(args.results, "results")
     try:
-        check_ground_truth(gt)
+        check_ground_truth(gt, masks=args.iou_type == "segm")
     except InputError as exc:
         raise InputError(f"{args.gt}: {exc}") from None
     if isinstance(results, dict) and "annotations" in results:
