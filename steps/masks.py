@@ -17,6 +17,8 @@ import faster_coco_eval.mask_api_new_cpp as _coco_mask_cpp  # the C decoder itse
 from faster_coco_eval.core import mask as _coco_mask
 
 RLE = dict[str, Any]
+# Characters of counts strings valid_rle_areas decodes at a time: a few hundred masks.
+CHECK_CHUNK_CHARS = 65536
 
 
 def encode(mask: np.ndarray) -> RLE:
@@ -92,7 +94,24 @@ def valid_rle_areas(rles: Sequence[RLE]) -> list[int | None]:
     only then do the well-formed ones go to the C decoder (the evaluator's own, so the runs
     summed here are the ones it will walk). The area comes from the same decode, so a caller
     that needs both does not decode twice.
+
+    They are judged a few hundred at a time (CHECK_CHUNK_CHARS): the decoder makes a Python int
+    per run, and all of a file's at once (76 MB for 13,600 masks) cost a page fault per 4 kB of
+    fresh memory in a newly forked scorer; chunk by chunk the same memory is used again
+    (scripts/bench.py: 0.30 s down to 0.17 s per segm shard).
     """
+    areas: list[int | None] = []
+    start, chars = 0, 0
+    for end, rle in enumerate(rles, start=1):
+        chars += len(rle["counts"])
+        if chars >= CHECK_CHUNK_CHARS or end == len(rles):
+            areas.extend(_chunk_areas(rles[start:end]))
+            start, chars = end, 0
+    return areas
+
+
+def _chunk_areas(rles: Sequence[RLE]) -> list[int | None]:
+    """valid_rle_areas of one chunk."""
     # UTF-8 keeps ASCII as it is and makes every other character bytes of 0x80 and up, out of
     # the counts' range, so a non-ASCII string fails the range check (surrogatepass: a lone
     # surrogate, which JSON can carry, too).

@@ -158,3 +158,19 @@ def test_valid_rle_areas_are_the_mask_areas_from_the_same_decode() -> None:
         for rle, area in zip(rles, areas):
             if area is not None:
                 assert area == int(decode(rle).sum()) == int(coco_mask.area([rle])[0])
+
+
+@pytest.mark.parametrize("chunk_chars", [1, 7, 64, 500])
+def test_valid_rle_areas_are_the_same_judged_in_chunks(monkeypatch: pytest.MonkeyPatch, chunk_chars: int) -> None:
+    # A file is judged a few hundred RLEs at a time (steps.masks.CHECK_CHUNK_CHARS); where the
+    # chunks end must change nothing: a malformed RLE on either side of a boundary, the first or
+    # the last of a chunk, an empty string (no characters: never ends a chunk alone).
+    import steps.masks as masks
+
+    rles = [rle for seed in range(4) for rle in _corrupted_rles(seed, 50)]
+    rles.insert(30, {"size": [2, 2], "counts": ""})
+    whole = masks.valid_rle_areas(rles)
+    monkeypatch.setattr(masks, "CHECK_CHUNK_CHARS", chunk_chars)
+    assert masks.valid_rle_areas(rles) == whole
+    assert [area is None for area in whole] == [_reference_refuses(rle) for rle in rles]
+    assert masks.valid_rle_areas([]) == []
