@@ -277,6 +277,13 @@ def test_shards_balance_the_work_and_odd_files_stay_in_one_process() -> None:
     assert coco_shards.plan_shards(gt, results[:3000], 2) is None  # too few to pay for a process
     assert coco_shards.plan_shards(gt, [*results, "oops"], 2) is None  # the one-process check names it
     assert coco_shards.plan_shards(gt, [*results, {"category_id": 9}], 2) is None
+    assert coco_shards.plan_shards(gt, [*results, {"category_id": [1]}], 2) is None
+    # Ground-truth objects are work too; odd annotations (the evaluator judges them) only count less.
+    for odd in ([], ["oops", {"id": 1}, {"category_id": [4]}]):
+        gt["annotations"] = [{"category_id": 4} for _ in range(3000)] + odd
+        shards = coco_shards.plan_shards(gt, results, 2)
+        assert [shard.categories for shard in shards] == [(1, 3), (2, 4)]  # 8,500 against 6,500
+        assert shards[1].results == [i for i, res in enumerate(results) if res["category_id"] in (2, 4)]
 
 
 GOOD = {"image_id": 1, "category_id": 1, "score": 0.5, "bbox": [1.0, 2, 3, 4],

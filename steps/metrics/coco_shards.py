@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import Counter, defaultdict
+from collections import Counter
+from operator import itemgetter
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,25 +69,37 @@ def plan_shards(gt: dict[str, Any], results: list[Any], workers: int | None) -> 
     workers = min(workers, len(results) // MIN_RESULTS_PER_SHARD)
     if workers < 2:
         return None
-    positions: dict[Any, list[int]] = defaultdict(list)
     try:
-        for i, res in enumerate(results):
-            positions[res["category_id"]].append(i)
-    except (KeyError, TypeError):
+        predicted = list(map(itemgetter("category_id"), results))  # one C loop, not a Python one
+        work = Counter(predicted)
+    except (KeyError, TypeError):  # not objects with (hashable) category ids
         return None
     known = {c["id"] for c in gt["categories"]}
-    if not set(positions) <= known:
+    if not set(work) <= known:
         return None
-    work = Counter({cat: len(found) for cat, found in positions.items()})
-    work.update(ann.get("category_id") for ann in gt.get("annotations", []) if isinstance(ann, dict))
+    work.update(_object_categories(gt.get("annotations", [])))
     bins: list[tuple[int, int, list[int]]] = [(0, n, []) for n in range(workers)]  # (work, tie-break, ids)
     for cat in sorted(known, key=lambda cat: (-work[cat], cat)):
         load, n, cats = heapq.heappop(bins)
         cats.append(cat)
         heapq.heappush(bins, (load + work[cat], n, cats))
-    shards = [Shard(tuple(sorted(cats)), sorted(i for cat in cats for i in positions.get(cat, ())))
+    shards = [Shard(tuple(sorted(cats)), _positions(predicted, set(cats)))
               for _, _, cats in sorted(bins, key=lambda b: b[1]) if cats]
     return shards if len(shards) > 1 else None
+
+
+def _object_categories(annotations: list[Any]) -> Counter:
+    """Ground-truth objects per category; odd annotations (the evaluator judges them) count as none."""
+    try:
+        return Counter(map(itemgetter("category_id"), annotations))
+    except (KeyError, TypeError):
+        return Counter(ann["category_id"] for ann in annotations
+                       if isinstance(ann, dict) and isinstance(ann.get("category_id"), int))
+
+
+def _positions(categories: list[Any], wanted: set[Any]) -> list[int]:
+    """Where the predictions of the `wanted` categories stand, in order."""
+    return [i for i, cat in enumerate(categories) if cat in wanted]
 
 
 def merge(scored: list[Scored | InputError]) -> Scored:
