@@ -14,7 +14,6 @@ from faster_coco_eval.core import mask as _coco_mask
 
 from steps.errors import InputError
 from steps.masks import polygons_to_rle, segmentation_to_rle
-from steps.metrics.box_iou import BoxIouEvaluator
 from steps.metrics.coco_shards import Job, Scored, Shard, merge, plan_shards, summarize
 from steps.metrics.ground_truth import check_masks_present, check_results, rle_areas_of
 from steps.parallel import gc_paused, parallel_map_shared
@@ -88,8 +87,7 @@ def evaluate_shard(job: Job, shard: Shard | None, say: Any = None) -> Scored | I
     predicted = {(res["image_id"], res["category_id"]) for res in results}
     coco_gt = COCO(_private_copy(gt, predicted), print_function=say)
     coco_dt = _load_results(coco_gt, results, job.iou_type, job.sizes, areas, say)
-    evaluator = (BoxIouEvaluator if job.iou_type == "bbox" else COCOeval_faster)(
-        coco_gt, coco_dt, job.iou_type, print_function=say)
+    evaluator = COCOeval_faster(coco_gt, coco_dt, job.iou_type, print_function=say)
     # The library's IoU threads contend for the GIL (slower than one thread on 2 cores, measured
     # by scripts/bench.py); the cores are used by the category shards instead.
     evaluator.rle_iou_max_workers = 1
