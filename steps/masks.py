@@ -97,8 +97,9 @@ def valid_rle_areas(rles: Sequence[RLE]) -> list[int | None]:
 
     They are judged a few hundred at a time (CHECK_CHUNK_CHARS): the decoder makes a Python int
     per run, and all of a file's at once (76 MB for 13,600 masks) cost a page fault per 4 kB of
-    fresh memory in a newly forked scorer; chunk by chunk the same memory is used again
-    (scripts/bench.py: 0.30 s down to 0.17 s per segm shard).
+    fresh memory in a newly forked scorer; chunk by chunk the same memory is used again (the
+    13,600 masks of one segm shard of the bench's 5,000 images, in a forked process: 0.30 s down
+    to 0.17 s).
     """
     areas: list[int | None] = []
     start, chars = 0, 0

@@ -12,8 +12,8 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
-from operator import itemgetter
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
