@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
@@ -161,24 +162,31 @@ def _timed_in_fork(function: Any, *args: Any) -> tuple[float, Any]:
         return _timed(function, *args)
     read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: time, send, and leave without running the parent's exit handlers
-        os.close(read_end)
+    if pid == 0:  # the child: time, send, and always leave here, never through the parent's code
+        code = 1
         try:
-            outcome = ("ok", _timed(function, *args))
-        except BaseException as error:  # noqa: BLE001 (sent to the parent, which raises it)
-            outcome = ("error", f"{type(error).__name__}: {error}")
-        with os.fdopen(write_end, "wb") as pipe:
-            pickle.dump(outcome, pipe)
-        os._exit(0)
+            os.close(read_end)
+            try:
+                outcome = ("ok", _timed(function, *args))
+            except BaseException:  # noqa: BLE001 (sent to the parent, which raises it)
+                outcome = ("error", traceback.format_exc())
+            with os.fdopen(write_end, "wb") as pipe:
+                pickle.dump(outcome, pipe)
+            code = 0
+        finally:
+            os._exit(code)
     os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        data = pipe.read()
-    os.waitpid(pid, 0)
-    if not data:
-        raise RuntimeError(f"bench: {getattr(function, '__name__', function)} died in its process")
-    status, result = pickle.loads(data)
-    if status != "ok":
-        raise RuntimeError(f"bench: {getattr(function, '__name__', function)}: {result}")
+    name = getattr(function, "__name__", function)
+    try:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()  # to the end before waiting: a large value fills the pipe
+    finally:
+        _, status = os.waitpid(pid, 0)
+    if not data or os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"bench: {name} died in its process (exit status {os.waitstatus_to_exitcode(status)})")
+    status_word, result = pickle.loads(data)
+    if status_word != "ok":
+        raise RuntimeError(f"bench: {name} failed:\n{result}")
     return result
 
 

@@ -89,12 +89,14 @@ def plan_shards(gt: dict[str, Any], results: list[Any], workers: int | None) -> 
 
 
 def _object_categories(annotations: list[Any]) -> Counter:
-    """Ground-truth objects per category; odd annotations (the evaluator judges them) count as none."""
+    """Ground-truth objects per category, for the balance only; an annotation without a plain
+    integer category id counts as none (check_ground_truth refuses such a file)."""
     try:
-        return Counter(map(itemgetter("category_id"), annotations))
+        counts = Counter(map(itemgetter("category_id"), annotations))
     except (KeyError, TypeError):
-        return Counter(ann["category_id"] for ann in annotations
-                       if isinstance(ann, dict) and isinstance(ann.get("category_id"), int))
+        counts = Counter(ann.get("category_id") for ann in annotations if isinstance(ann, dict)
+                         and isinstance(ann.get("category_id"), int))
+    return Counter({cat: n for cat, n in counts.items() if type(cat) is int})
 
 
 def _positions(categories: list[Any], wanted: set[Any]) -> list[int]:
