@@ -239,7 +239,7 @@ def test_category_shards_in_processes_give_pycocotools_numbers(iou_type: str, se
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     # Scored in two forked processes with the categories dealt between them, merged back: every
     # stat (recall too), per-class AP and curve is pycocotools' and bit for bit one process's.
-    monkeypatch.setattr(coco_shards, "MIN_RESULTS_PER_SHARD", 1)
+    monkeypatch.setattr(coco_shards, "MIN_RESULTS_PER_SHARD", {"bbox": 1, "segm": 1})
     gt = synthetic_gt(seed, images=12)
     results = jittered_results(gt, seed + 100)
     shards = coco_shards.plan_shards(gt, results, 2)
@@ -258,7 +258,7 @@ def test_category_shards_in_processes_give_pycocotools_numbers(iou_type: str, se
 
 
 def test_a_bad_prediction_in_a_later_shard_is_named_by_its_place_in_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(coco_shards, "MIN_RESULTS_PER_SHARD", 1)
+    monkeypatch.setattr(coco_shards, "MIN_RESULTS_PER_SHARD", {"bbox": 1, "segm": 1})
     gt = synthetic_gt(0, images=12)
     results = jittered_results(gt, 100)
     shards = coco_shards.plan_shards(gt, results, 2)
@@ -275,6 +275,8 @@ def test_shards_balance_the_work_and_odd_files_stay_in_one_process() -> None:
     assert [shard.categories for shard in shards] == [(1,), (2, 3, 4)]  # 6,000 against 6,000
     assert coco_shards.plan_shards(gt, results, 1) is None
     assert coco_shards.plan_shards(gt, results[:3000], 2) is None  # too few to pay for a process
+    assert coco_shards.plan_shards(gt, results[:3000], 2, "segm") is not None  # masks: more work each
+    assert coco_shards.plan_shards(gt, results[:1999], 2, "segm") is None
     assert coco_shards.plan_shards(gt, [*results, "oops"], 2) is None  # the one-process check names it
     assert coco_shards.plan_shards(gt, [*results, {"category_id": 9}], 2) is None
     assert coco_shards.plan_shards(gt, [*results, {"category_id": [1]}], 2) is None

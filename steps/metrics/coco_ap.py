@@ -50,7 +50,7 @@ def coco_evaluate(
     job = Job(gt, results, iou_type, _image_sizes(gt),
               tuple(c["id"] for c in gt["categories"]), checked)
     with gc_paused():
-        shards = plan_shards(gt, results, 1 if verbose else workers)
+        shards = plan_shards(gt, results, 1 if verbose else workers, iou_type)
         if shards is None:
             evaluated = [evaluate_shard(job, None, print if verbose else _silent)]
         else:

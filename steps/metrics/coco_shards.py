@@ -24,8 +24,10 @@ from steps.parallel import available_cpus
 SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # the first six COCO stats, in order
 RECALL_KEYS = ("AR1", "AR10", "AR100", "ARs", "ARm", "ARl")  # the last six
 AREAS = ("all", "small", "medium", "large")  # pycocotools' params.areaRngLbl, in its order
-# Below this many predictions a shard costs more (a forked process) than it saves.
-MIN_RESULTS_PER_SHARD = 2000
+# Below this many predictions a shard costs more (a forked process) than it saves. Mask scoring
+# does more per prediction: in two processes it was already 10% faster at 2,200 predictions and
+# 16% at 3,800, where boxes broke even (scripts/bench.py's data, each call in a fresh process).
+MIN_RESULTS_PER_SHARD = {"bbox": 2000, "segm": 1000}
 
 
 @dataclass(frozen=True)
@@ -58,15 +60,17 @@ class Scored:
     max_dets: tuple[int, ...]
 
 
-def plan_shards(gt: dict[str, Any], results: list[Any], workers: int | None) -> list[Shard] | None:
+def plan_shards(gt: dict[str, Any], results: list[Any], workers: int | None,
+                iou_type: str = "bbox") -> list[Shard] | None:
     """Categories dealt to up to `workers` shards of about equal work; None: score in one process.
 
     Work is counted in objects (ground truth plus predictions) per category, and the largest go
-    first to the lightest shard. A file that is not a list of objects with category ids gets
+    first to the lightest shard. Each shard gets at least MIN_RESULTS_PER_SHARD[iou_type]
+    predictions on average, or there are fewer shards. A file that is not a list of objects with category ids gets
     None, so that the one-process check names the bad item.
     """
     workers = available_cpus() if workers is None else workers
-    workers = min(workers, len(results) // MIN_RESULTS_PER_SHARD)
+    workers = min(workers, len(results) // MIN_RESULTS_PER_SHARD[iou_type])
     if workers < 2:
         return None
     try:
