@@ -119,14 +119,17 @@ def coco_eval(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     from steps.metrics import coco_evaluate
 
     gt, results = scoring.build(args.coco_images, 0)
+    count, encoded = len(results), json.dumps([gt, results])
+    del gt, results  # the contenders decode their own copies: peak RSS counts one, as in the CLI
+    gc.collect()
     rows = []
     for iou_type in ("bbox", "segm"):
         times, values = _interleaved(args.repeat, (scoring.pycocotools_evaluate, faster_coco_eval_alone, coco_evaluate),
-                                     gt, results, iou_type)
+                                     encoded, iou_type)
         reference, library, ours = (statistics.median(t) for t in times)
         per_round = [a / o for a, o in zip(times[0], times[2])]
         diff = scoring.largest_difference(values[2], values[0])
-        rows.append({"what": f"coco-eval {iou_type}, {args.coco_images} images ({len(results)} results)",
+        rows.append({"what": f"coco-eval {iou_type}, {args.coco_images} images ({count} results)",
                      "ours_s": ours, "anchor": "pycocotools", "anchor_s": reference,
                      "note": f"faster-coco-eval alone {reference / library:.1f}x; "
                              f"per round {min(per_round):.1f}x to {max(per_round):.1f}x; AP {values[2]['AP']:.4f}, "
@@ -134,26 +137,25 @@ def coco_eval(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _interleaved(repeat: int, functions: tuple[Any, ...], *args: Any) -> tuple[list[list[float]], list[Any]]:
+def _interleaved(repeat: int, functions: tuple[Any, ...], encoded: str, *args: Any) -> tuple[list[list[float]], list[Any]]:
     """Each function's times over `repeat` rounds of one call each, in turn, and its last value.
 
     Taking turns, a machine that slows down or speeds up for a while (shared cores) weighs on
     every contender alike, not on whichever ran then. Each call runs in a fresh fork of this
-    process (see _timed_in_fork) on its own copy of `args`, decoded from JSON as `trainyard
-    coco-eval` reads its files.
+    process (see _timed_in_fork) on its own copy of the inputs, decoded from `encoded` (a JSON
+    list, followed by `args`) as `trainyard coco-eval` reads its files.
     """
-    encoded = json.dumps(args)
     times: list[list[float]] = [[] for _ in functions]
     values: list[Any] = [None] * len(functions)
     for _ in range(max(1, repeat)):
         for k, function in enumerate(functions):
-            seconds, values[k] = _timed_in_fork(function, encoded)
+            seconds, values[k] = _timed_in_fork(function, encoded, *args)
             times[k].append(seconds)
     return times, values
 
 
-def _timed_in_fork(function: Any, encoded_args: str) -> tuple[float, Any]:
-    """_timed(function, *json.loads(encoded_args)) in a forked child: a process that holds the
+def _timed_in_fork(function: Any, encoded: str, *args: Any) -> tuple[float, Any]:
+    """_timed(function, *json.loads(encoded), *args) in a forked child: a process that holds the
     inputs it has just read, as the CLI's does, and nothing else.
 
     Called one after another in one process, a contender that forks workers of its own paid for
@@ -164,7 +166,7 @@ def _timed_in_fork(function: Any, encoded_args: str) -> tuple[float, Any]:
     Where fork is missing, the call runs here.
     """
     if not hasattr(os, "fork"):
-        return _timed(function, *json.loads(encoded_args))
+        return _timed(function, *json.loads(encoded), *args)
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: time, send, and always leave here, never through the parent's code
@@ -172,7 +174,7 @@ def _timed_in_fork(function: Any, encoded_args: str) -> tuple[float, Any]:
         try:
             os.close(read_end)
             try:
-                outcome = ("ok", _timed(function, *json.loads(encoded_args)))
+                outcome = ("ok", _timed(function, *json.loads(encoded), *args))
             except BaseException:  # noqa: BLE001 (sent to the parent, which raises it)
                 outcome = ("error", traceback.format_exc())
             with os.fdopen(write_end, "wb") as pipe:
