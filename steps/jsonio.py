@@ -10,6 +10,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from steps.errors import InputError
+
 
 def finite(value: Any) -> Any:
     """`value` with every non-finite float replaced by None, recursively."""
@@ -30,3 +32,20 @@ def dumps(value: Any, indent: int | None = None) -> str:
 def write_json(path: Path, value: Any, indent: int | None = 2) -> Path:
     path.write_text(dumps(value, indent=indent))
     return path
+
+
+def read_json(path: Path, what: str, missing_hint: str = "") -> Any:
+    """The parsed JSON file `path`; an InputError naming it (and `what` it should be) when it is
+    missing, unreadable, not UTF-8 or not JSON. `missing_hint` follows "not found"."""
+    if not path.is_file():
+        raise InputError(f"{path}: {what} file not found{'; ' + missing_hint if missing_hint else ''}")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply to be a {what} file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None

@@ -177,7 +177,7 @@ def test_coco_eval_non_utf8_file_is_one_line(tmp_path: Path) -> None:
     gt, res = _coco_files(tmp_path)
     res.write_bytes(b'[{"image_id": 1, "note": "\xff\xfe"}]')
     code, _, err = _trainyard("coco-eval", str(gt), str(res))
-    assert code == 2 and err == f"error: {res}: not UTF-8 text (byte 26); COCO files are UTF-8 JSON\n"
+    assert code == 2 and err == f"error: {res}: not UTF-8 text (byte 26); save it as UTF-8 JSON\n"
 
 
 def test_coco_eval_accepts_polygon_segmentations_as_pycocotools_does(tmp_path: Path) -> None:

@@ -363,3 +363,18 @@ def test_a_split_with_a_repeated_image_id_is_refused_by_name(tmp_path: Path) -> 
     (folder / "val.json").write_text(json.dumps(gt))
     with pytest.raises(InputError, match=r"val\.json: images\[\d+\]: id \d+ is already the id of an earlier image"):
         load_split(folder, "val")
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, r"test\.json: COCO ground truth file not found; the dataset folder should be the record step's output"),
+    (b'{"images": [', r"test\.json: not valid JSON \(line 1, column 13\)"),
+    (b'{"images": "\xff"}', r"test\.json: not UTF-8 text \(byte 12\); save it as UTF-8 JSON"),
+    (b"[" * 100_000, r"test\.json: JSON nested too deeply to be a COCO ground truth file"),
+])
+def test_a_missing_or_broken_split_file_is_one_error_naming_it(tmp_path: Path, content: bytes | None, message: str) -> None:
+    from steps.evaluate.scoring import load_split
+
+    if content is not None:
+        (tmp_path / "test.json").write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        load_split(tmp_path, "test")

@@ -8,7 +8,6 @@ a model class the dataset does not have is dropped (there is nothing to score it
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,10 +84,11 @@ def score(gt: dict, results: list[dict], config: EvaluateConfig) -> dict[str, fl
 
 def load_split(dataset_dir: Path, split: str) -> dict:
     """The split's COCO ground truth, checked: the C mask code trusts what it is given."""
+    from steps.jsonio import read_json
     from steps.metrics.ground_truth import check_ground_truth
 
     path = dataset_dir / f"{split}.json"
-    gt = json.loads(path.read_text())
+    gt = read_json(path, "COCO ground truth", "the dataset folder should be the record step's output")
     try:
         check_ground_truth(gt)
     except InputError as exc:

@@ -66,8 +66,8 @@ def plan_shards(gt: dict[str, Any], results: list[Any], workers: int | None,
 
     Work is counted in objects (ground truth plus predictions) per category, and the largest go
     first to the lightest shard. Each shard gets at least MIN_RESULTS_PER_SHARD[iou_type]
-    predictions on average, or there are fewer shards. A file that is not a list of objects with category ids gets
-    None, so that the one-process check names the bad item.
+    predictions on average, or there are fewer shards. A file that is not a list of objects with
+    category ids gets None, so that the one-process check names the bad item.
     """
     workers = available_cpus() if workers is None else workers
     workers = min(workers, len(results) // MIN_RESULTS_PER_SHARD[iou_type])

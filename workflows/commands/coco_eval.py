@@ -23,29 +23,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _load(path: Path, what: str) -> object:
-    if not path.is_file():
-        raise InputError(f"{path}: {what} file not found")
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); COCO files are UTF-8 JSON") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno})") from None
-    except RecursionError:
-        raise InputError(f"{path}: JSON nested too deeply to be a COCO file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-
-
 def run(args: argparse.Namespace) -> int:
-    from steps.jsonio import finite
+    from steps.jsonio import finite, read_json
     from steps.metrics import coco_evaluate
 
     from steps.metrics.ground_truth import check_ground_truth
 
-    gt = _load(args.gt, "ground truth")
-    results = _load(args.results, "results")
+    gt = read_json(args.gt, "ground truth")
+    results = read_json(args.results, "results")
     try:
         check_ground_truth(gt, masks=args.iou_type == "segm")
     except InputError as exc:
