@@ -142,3 +142,28 @@ def test_template_parallelism_bounds_the_runner(tmp_path: Path) -> None:
     spec["spec"]["templates"][0]["parallelism"] = 1
     assert _run(spec, tmp_path, parallel=4).succeeded
     assert log.read_text() == "a b c "
+
+
+def test_any_succeeded_and_all_failed_look_at_the_fan_outs_children(tmp_path: Path) -> None:
+    # controller/dag.go evaluateDependsLogic: for a TaskGroup, AnySucceeded is true when one child
+    # Succeeded; AllFailed when it has children and every one is Failed. Both are false for a task
+    # that did not fan out. The group itself is Failed, so plain `depends: fan` omits its dependant.
+    spec = manifest([
+        {"name": "fan", "template": "echo", "withItems": ["a", "bad"],
+         "arguments": {"parameters": [{"name": "x", "value": "{{item}}"}]}},
+        {"name": "all-bad", "template": "echo", "withItems": ["bad", "bad"],
+         "arguments": {"parameters": [{"name": "x", "value": "{{item}}"}]}},
+        {"name": "plain", "template": "ok"},
+        {"name": "some", "template": "ok", "depends": "fan.AnySucceeded"},
+        {"name": "none", "template": "ok", "depends": "all-bad.AnySucceeded"},
+        {"name": "every", "template": "ok", "depends": "all-bad.AllFailed"},
+        {"name": "not-every", "template": "ok", "depends": "fan.AllFailed"},
+        {"name": "plain-any", "template": "ok", "depends": "plain.AnySucceeded"},
+    ], [ECHO, OK])
+    result = _run(spec, tmp_path)
+    status = {name: task.status for name, task in result.tasks.items()}
+    assert status == {"fan": "Failed", "all-bad": "Failed", "plain": "Succeeded", "some": "Succeeded",
+                      "none": "Omitted", "every": "Succeeded", "not-every": "Omitted", "plain-any": "Omitted"}
+    # assessDAGPhase: the failed fan-outs are not targets here (tasks depend on them), and their
+    # dependants that ran succeeded; the omitted ones inherit their branch's Failed phase.
+    assert result.phase == "Failed"

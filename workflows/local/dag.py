@@ -45,12 +45,18 @@ def dependencies(task: dict, where: str) -> tuple[list[str], str]:
     return names, "".join(expanded)
 
 
-def depends_allows(logic: str, phases: dict[str, str]) -> bool:
-    """dag.go evaluateDependsLogic: the logic over each dependency's phase (names with - as _)."""
-    scope = {name.replace("-", "_"): {
-        "Succeeded": phase == "Succeeded", "Failed": phase == "Failed", "Errored": phase == "Error",
-        "Skipped": phase == "Skipped", "Omitted": phase == "Omitted", "Daemoned": False,
-        "AnySucceeded": False, "AllFailed": False} for name, phase in phases.items()}
+def depends_allows(logic: str, results: dict[str, tuple[str, list[str]]]) -> bool:
+    """dag.go evaluateDependsLogic: the logic over each dependency's phase (names with - as _).
+    `results` maps a task to its phase and, for a fan-out (a TaskGroup), its children's phases:
+    `AnySucceeded` is true when one child Succeeded, `AllFailed` when there are children and
+    every one Failed (Error is not Failed); both are false for a task that did not fan out."""
+    scope = {}
+    for name, (phase, children) in results.items():
+        scope[name.replace("-", "_")] = {
+            "Succeeded": phase == "Succeeded", "Failed": phase == "Failed", "Errored": phase == "Error",
+            "Skipped": phase == "Skipped", "Omitted": phase == "Omitted", "Daemoned": False,
+            "AnySucceeded": any(c == "Succeeded" for c in children),
+            "AllFailed": bool(children) and all(c == "Failed" for c in children)}
     try:
         return evaluate_bool(logic.replace("-", "_"), scope)
     except ExprError as exc:

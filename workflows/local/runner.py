@@ -309,7 +309,7 @@ class LocalRunner:
         self.root.children.append(node)
         if logic:
             try:
-                allowed = dags.depends_allows(logic, {d: results[d].status for d in results})
+                allowed = dags.depends_allows(logic, {d: (r.status, [c.status for c in r.children]) for d, r in results.items()})
             except ExprError as exc:
                 return self._result(node.finish("Error", str(exc)))
             if not allowed:
