@@ -23,7 +23,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.test_images import IMAGE_EXTRAS
+from tests.test_images import IMAGE_EXTRAS, WORKFLOWS_ONLY
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "images"
@@ -123,7 +123,7 @@ def test_the_lock_holds_the_top_level_pins_and_fits_pyproject(image: str) -> Non
         requirements += [Requirement(r) for r in project["optional-dependencies"][extra]]
     for requirement in requirements:
         name = canonicalize_name(requirement.name)
-        if name in {"hera", "trainyard"}:
+        if name in WORKFLOWS_ONLY | {"trainyard"}:
             continue
         assert name in locked, f"{image}: {name} is not locked"
         assert requirement.specifier.contains(locked[name].version, prereleases=True), (

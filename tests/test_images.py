@@ -23,7 +23,8 @@ from workflows.pipeline import RUN_AS, WORKFLOW_PARAMETERS, build_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "images"
-# Which pyproject extras each image installs (hera, a base dependency, only serves workflows/).
+# Which pyproject extras each image installs (hera and google-re2, base dependencies, only serve workflows/).
+WORKFLOWS_ONLY = {"hera", "google-re2"}
 IMAGE_EXTRAS = {"record": ["record"], "train": ["record", "train", "evaluate", "detectron2"]}
 
 
@@ -123,7 +124,7 @@ def test_dockerfile_shape(image: str) -> None:
 @pytest.mark.parametrize("image", sorted(IMAGE_EXTRAS))
 def test_image_requirements_are_pinned_and_cover_pyproject(image: str) -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_normalise(r) for r in project["dependencies"]} - {"hera"}
+    wanted = {_normalise(r) for r in project["dependencies"]} - WORKFLOWS_ONLY
     for extra in IMAGE_EXTRAS[image]:
         wanted |= {_normalise(r) for r in project["optional-dependencies"][extra]}
     wanted.discard("trainyard")  # an extra naming another extra (trainyard[train]) is covered by it

@@ -104,17 +104,20 @@ def test_unsupported_fields_are_refused_with_their_path(tmp_path: Path) -> None:
         _runner(manifest, tmp_path)
 
 
-def test_unknown_variable_is_an_error_not_an_empty_string(tmp_path: Path) -> None:
+def test_unknown_variable_is_a_refusal_not_an_empty_string(tmp_path: Path) -> None:
+    # A refusal found mid-run ends that task Error, labelled, and the run ends as a run does.
     manifest = _manifest()
     manifest["spec"]["templates"][0]["container"]["args"][0] = "{{workflow.parameters.nope}}"
-    with pytest.raises(TemplateError, match=r"unknown variable \{\{workflow.parameters.nope\}\}"):
-        _runner(manifest, tmp_path).run()
+    result = _runner(manifest, tmp_path).run()
+    assert result.tasks["a"].status == "Error" and result.phase == "Error"
+    assert result.tasks["a"].message.startswith("refused by the local runner: ")
+    assert "unknown variable {{workflow.parameters.nope}}" in result.refusals[0]
+    assert result.tasks["b"].status == "Omitted"
 
 
 def test_secret_without_a_local_value_is_named(tmp_path: Path) -> None:
-    runner = LocalRunner(_manifest(), tmp_path / "r", {"who": "x"}, secrets={}, echo=lambda _: None)
-    with pytest.raises(TemplateError, match="no local value for secret creds/token"):
-        runner.run()
+    result = LocalRunner(_manifest(), tmp_path / "r", {"who": "x"}, secrets={}, echo=lambda _: None).run()
+    assert "no local value for secret creds/token" in result.tasks["c"].message and result.refusals
 
 
 def test_retry_expression_retries_only_matching_exit_codes(tmp_path: Path) -> None:

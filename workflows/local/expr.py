@@ -4,7 +4,8 @@
 Supported: literals (numbers, quoted strings, true/false/nil, [lists]), names and `a.b` member
 access, `! not - && and || or == != < <= > >= in matches contains startsWith endsWith`,
 parentheses and the functions asInt/int, asFloat/float, string, len. Anything else is a
-TemplateError naming the construct, never a guess.
+TemplateError naming the construct, never a guess. `matches` is Go's RE2 (goregex.py); nesting
+deeper than MAX_DEPTH is refused by name.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from workflows.local.templating import TemplateError
+from workflows.local.goregex import RegexError, search
+from workflows.local.templating import NotSupported, TemplateError
 
 _TOKEN = re.compile(r"""
     \s*(?:
@@ -25,6 +27,7 @@ _TOKEN = re.compile(r"""
     )""", re.VERBOSE)
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
 _WORD_OPS = {"and": "&&", "or": "||", "not": "!"}
+MAX_DEPTH = 64  # nesting levels (parentheses, lists, calls, prefixes); each costs a few Python frames
 _COMPARATORS = ("==", "!=", "<", "<=", ">", ">=", "in", "matches", "contains", "startsWith", "endsWith")
 
 
@@ -38,7 +41,7 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
-            raise ExprError(f"cannot parse {text[pos:].strip()!r}: not supported by the local runner")
+            raise NotSupported(f"cannot parse {text[pos:].strip()!r}: not supported by the local runner")
         pos = match.end()
         kind = match.lastgroup
         value = match.group(kind)
@@ -108,6 +111,12 @@ class _Parser:
         self.tokens = _tokens(text)
         self.pos = 0
         self.env = env
+        self.depth = 0
+
+    def nested(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise NotSupported(f"nested deeper than {MAX_DEPTH} levels: not supported by the local runner")
 
     def peek(self) -> tuple[str, Any] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -191,7 +200,7 @@ class _Parser:
             if op in ("matches", "contains", "startsWith", "endsWith"):
                 if not (isinstance(a, str) and isinstance(b, str)):
                     raise ExprError(f"invalid operation: {a!r} {op} {b!r}")
-                return {"matches": lambda: re.search(b, a) is not None, "contains": lambda: b in a,
+                return {"matches": lambda: _matches(a, b), "contains": lambda: b in a,
                         "startsWith": lambda: a.startswith(b), "endsWith": lambda: a.endswith(b)}[op]()
             return _order(op, a, b)
         return run
@@ -225,6 +234,13 @@ class _Parser:
         return run
 
     def unary(self) -> Callable[[], Any]:
+        self.nested()
+        try:
+            return self._unary()
+        finally:
+            self.depth -= 1
+
+    def _unary(self) -> Callable[[], Any]:
         if self.at("!"):
             self.take()
             inner = self.unary()
@@ -263,11 +279,11 @@ class _Parser:
             self.take()
             name = self.take()[1]
             if name not in SPRIG or not self.at("("):
-                raise ExprError(f"function sprig.{name}() is not supported by the local runner")
+                raise NotSupported(f"function sprig.{name}() is not supported by the local runner")
             return self._call(SPRIG[name])
         if self.at("("):
             if value not in FUNCTIONS:
-                raise ExprError(f"function {value}() is not supported by the local runner")
+                raise NotSupported(f"function {value}() is not supported by the local runner")
             return self._call(FUNCTIONS[value])
         if value not in self.env:
             raise ExprError(f"unknown name {value}")
@@ -278,7 +294,7 @@ class _Parser:
                 continue
             kind, key = self.take()  # a['key']: member access by a quoted name
             if kind != "lit" or not isinstance(key, str):
-                raise ExprError("only a['quoted name'] indexing is supported by the local runner")
+                raise NotSupported("only a['quoted name'] indexing is supported by the local runner")
             self.take("]")
             path.append(key)
         env = self.env
@@ -291,9 +307,19 @@ class _Parser:
         return lookup
 
 
+def _matches(text: str, pattern: str) -> bool:
+    try:
+        return search(pattern, text)
+    except RegexError as exc:
+        raise ExprError(str(exc)) from None
+
+
 def evaluate(text: str, env: Mapping[str, Any]) -> Any:
     """The value of an expr-lang expression over `env`."""
-    return _Parser(text, env).parse()
+    try:
+        return _Parser(text, env).parse()
+    except RecursionError:  # MAX_DEPTH keeps far from it; a deep caller's stack might not
+        raise NotSupported("nested too deeply: not supported by the local runner") from None
 
 
 def evaluate_bool(text: str, env: Mapping[str, Any]) -> bool:

@@ -73,6 +73,9 @@ class RunResult:
     tasks: dict[str, TaskResult]
     phase: str = "Succeeded"  # the workflow's phase: Succeeded | Failed | Error
     stopped: bool = False
+    # What the runner refused mid-run ("task: reason"): that task ended Error, which is not
+    # necessarily what Argo would give, so the run's outcome is not Argo's either.
+    refusals: list[str] = field(default_factory=list)
 
     @property
     def succeeded(self) -> bool:
@@ -109,6 +112,7 @@ class LocalRunner:
         self._terminating = False
         self._in_exit_handler = False
         self._exit_values: dict[str, str] = {}
+        self.refusals: list[str] = []
 
     # -- validation ---------------------------------------------------------------------------
     def check_supported(self) -> None:
@@ -226,7 +230,8 @@ class LocalRunner:
                 # operator.go operate: a succeeded workflow whose exit handler fails is Failed/Error.
                 if workflow_phase == "Succeeded" and exit_result.status in ("Failed", "Error"):
                     workflow_phase = exit_result.status
-        return RunResult(self.run_id, self.run_dir, results, workflow_phase, stopped=self._stopped)
+        return RunResult(self.run_id, self.run_dir, results, workflow_phase, stopped=self._stopped,
+                         refusals=self.refusals)
 
     def _run_dag(self, template: dict, results: dict[str, TaskResult]) -> str:
         dag = template["dag"]
@@ -312,6 +317,8 @@ class LocalRunner:
                 allowed = dags.depends_allows(logic, {d: (r.status, [c.status for c in r.children]) for d, r in results.items()})
             except ExprError as exc:
                 return self._result(node.finish("Error", str(exc)))
+            except TemplateError as exc:
+                return self._refused(node, exc)
             if not allowed:
                 return self._result(node.finish("Omitted", "omitted: depends condition not met"))
         values = self._values(results)
@@ -320,15 +327,18 @@ class LocalRunner:
             outcome = self._child(task, node, snapshot, values)
             return outcome if isinstance(outcome, TaskResult) else (None, [outcome])
         try:
-            if "withItems" in task:
-                items = fanout.parse_items(json.dumps(task["withItems"]), f"dag task {name!r}.withItems")
-            else:
-                items = fanout.parse_items(substitute(str(task["withParam"]), values, f"dag task {name!r}.withParam"),
-                                           f"dag task {name!r}.withParam")
+            text = json.dumps(task["withItems"]) if "withItems" in task else \
+                substitute(str(task["withParam"]), values, f"dag task {name!r}.withParam")
+        except AbsentOptionalError as exc:
+            return self._result(node.finish("Error", str(exc)))
+        except TemplateError as exc:  # something Argo would resolve: ours is no Argo outcome
+            return self._refused(node, exc)
+        try:
+            items = fanout.parse_items(text, f"dag task {name!r}.{'withItems' if 'withItems' in task else 'withParam'}")
+            children = fanout.expand(name, items)
         except TemplateError as exc:
             # dag.go executeDAGTask: an expansion error makes the task Error (expandTask).
             return self._result(node.finish("Error", str(exc)))
-        children = fanout.expand(name, items)
         if not children:
             return self._result(node.finish("Skipped", "Skipped, empty params"))
         jobs = []
@@ -359,6 +369,8 @@ class LocalRunner:
         except AbsentOptionalError as exc:
             # dag.go executeDAGTask: a reference that cannot be resolved makes the task Error.
             return self._result(node.finish("Error", str(exc)))
+        except TemplateError as exc:
+            return self._refused(node, exc)
 
         def job() -> TaskResult:
             node.started_at = datetime.now(timezone.utc)  # when a slot (a pod) was free, as the pod's start
@@ -368,8 +380,18 @@ class LocalRunner:
                 return self._run_task(task, node, results, values)
             except AbsentOptionalError as exc:
                 return self._result(node.finish("Error", str(exc)))
+            except TemplateError as exc:
+                return self._refused(node, exc)
 
         return job
+
+    def _refused(self, node: Node, exc: TemplateError) -> TaskResult:
+        """A refusal found mid-run (a variable or construct the runner cannot resolve): the task
+        ends Error so that the run still ends as a run does (dependants omitted, the exit handler,
+        the summary), and the run records that its outcome is not Argo's."""
+        with self._lock:
+            self.refusals.append(f"{node.display_name}: {exc}")
+        return self._result(node.finish("Error", f"refused by the local runner: {exc}"))
 
     def _group_result(self, node: Node, children: list[TaskResult]) -> TaskResult:
         """The TaskGroup's phase and its children's outputs aggregated as Argo shapes them."""
@@ -399,7 +421,10 @@ class LocalRunner:
         self.echo(f"[exit] {name}")
         node = Node(f"{self.run_id}.onExit", f"{self.run_id}.onExit", name, started_at=datetime.now(timezone.utc))
         # An exit handler sees workflow variables only, no task outputs (as on Argo).
-        result = self._run_task({"name": name, "template": name}, node, {}, self._values({}))
+        try:
+            result = self._run_task({"name": name, "template": name}, node, {}, self._values({}))
+        except TemplateError as exc:
+            result = self._refused(node, exc)
         self.echo(f"[exit] {name} {'done' if result.status == 'Succeeded' else result.status.upper()} in {result.seconds:.1f}s")
         return result
 

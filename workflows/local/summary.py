@@ -35,7 +35,7 @@ def summarize(result: RunResult) -> dict:
     """The facts of a run, from its tasks' outputs (also written to summary.json)."""
     tasks = result.tasks
     summary: dict = {"run_id": result.run_id, "run_dir": str(result.run_dir), "succeeded": result.succeeded,
-                     "phase": result.phase, "stopped": result.stopped,
+                     "phase": result.phase, "stopped": result.stopped, "refusals": result.refusals,
                      "tasks": {name: _task(t) for name, t in tasks.items()}}
     if "record" in tasks:
         summary["dataset_version"] = tasks["record"].parameters.get("dataset-version")
@@ -129,6 +129,8 @@ def print_summary(result: RunResult) -> dict:
         print(f"Evaluation report: file://{summary['evaluation_report']}")
     if summary.get("test_report"):
         print(f"Test report: file://{summary['test_report']}")
+    for refusal in result.refusals:
+        print(f"Refused by the local runner (not an outcome Argo would give): {refusal}")
     if not result.succeeded:
         for name, task in result.tasks.items():
             if task.status in ("Failed", "Error"):

@@ -18,6 +18,11 @@ class TemplateError(TrainyardError):
     """A manifest uses something the local runner cannot resolve or does not support."""
 
 
+class NotSupported(TemplateError):
+    """Something Argo would run that the local runner does not: a refusal by name, never to be
+    reported as an outcome Argo would give."""
+
+
 class AbsentOptionalError(TemplateError):
     """A skipped or omitted producer's output, which has no default, used inside a value: in Argo
     the consuming task errors (util/template/simple_template.go)."""
@@ -29,7 +34,7 @@ def substitute(text: str, values: Mapping[str, str | None], where: str) -> str:
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
         if name.startswith("="):
-            raise TemplateError(f"{where}: expression tag {{{{{name}}}}} is not supported by the local runner")
+            raise NotSupported(f"{where}: expression tag {{{{{name}}}}} is not supported by the local runner")
         if name not in values:
             raise TemplateError(f"{where}: unknown variable {{{{{name}}}}}")
         if values[name] is None:  # util/template/simple_template.go: a skipped producer's output, no default

@@ -6,16 +6,21 @@ So `10 > 9` compares numbers (10 and 9, not the strings), `1.0 == 1` is true, `t
 `foo == foo` compares two strings, and a dotted word like `a.b` is a parameter accessor that has no
 value (an error). Supported operators: `== != > >= < <= =~ !~ && || !` and unary `-`; arithmetic,
 bitwise, ternary and `in` are refused by name. An error here makes the task Error, as in Argo.
+
+Parameters are substituted into `when` as text, so a parameter value can rewrite the expression:
+`=~` matches as Go's RE2 does (linear time, see goregex.py), and nesting deeper than MAX_DEPTH
+(parentheses, `!`, `-`) is refused by name instead of exhausting Python's stack.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from workflows.local.templating import TemplateError
+from workflows.local.goregex import RegexError, search
+from workflows.local.templating import NotSupported, TemplateError
 
 _SYMBOLS = {"==", "!=", ">", ">=", "<", "<=", "=~", "!~", "&&", "||", "!", "-"}
+MAX_DEPTH = 64  # nesting levels; each costs a few Python frames
 _REFUSED = {"+", "*", "/", "%", "**", "&", "|", "^", "<<", ">>", "~", "?", ":", "??", "in"}
 
 
@@ -90,6 +95,12 @@ class _Parser:
     def __init__(self, text: str):
         self.tokens = _tokens(text)
         self.pos = 0
+        self.depth = 0
+
+    def nested(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise NotSupported(f"nested deeper than {MAX_DEPTH} levels: not supported by the local runner")
 
     def at(self, *ops: str) -> str | None:
         if self.pos < len(self.tokens) and self.tokens[self.pos][0] == "op" and self.tokens[self.pos][1] in ops:
@@ -102,7 +113,7 @@ class _Parser:
         self.pos += 1
         token = self.tokens[self.pos - 1]
         if token[0] == "op" and token[1] in _REFUSED:
-            raise WhenError(f"operator '{token[1]}' is not supported by the local runner")
+            raise NotSupported(f"operator '{token[1]}' is not supported by the local runner")
         return token
 
     def parse(self) -> Any:
@@ -137,19 +148,26 @@ class _Parser:
     def unary(self) -> Any:
         if self.at("!"):
             self.next()
-            return not _bool(self.unary(), "!")
+            self.nested()
+            value = not _bool(self.unary(), "!")
+            self.depth -= 1
+            return value
         if self.at("-"):
             self.next()
+            self.nested()
             value = self.unary()
+            self.depth -= 1
             if not isinstance(value, float):
                 raise WhenError(f"Value '{value}' cannot be used with the prefix '-'")
             return -value
         kind, value = self.next()
         if (kind, value) == ("op", "("):
+            self.nested()
             inner = self.or_()
             if not self.at(")"):
                 raise WhenError("Unbalanced parenthesis")
             self.next()
+            self.depth -= 1
             return inner
         if kind == "op":
             raise WhenError(f"unexpected '{value}'")
@@ -170,7 +188,10 @@ def _compare(op: str, left: Any, right: Any) -> bool:
     if op in ("=~", "!~"):
         if not (isinstance(left, str) and isinstance(right, str)):
             raise WhenError(f"Value '{left}' cannot be used with the comparator '{op}', it is not a string")
-        return (re.search(right, left) is not None) == (op == "=~")
+        try:
+            return search(right, left) == (op == "=~")
+        except RegexError as exc:
+            raise WhenError(str(exc)) from None
     both_numbers = isinstance(left, float) and isinstance(right, float)
     if not (both_numbers or (isinstance(left, str) and isinstance(right, str))):
         raise WhenError(f"Value '{left}' cannot be used with the comparator '{op}', it is not a number")
@@ -181,7 +202,10 @@ def should_execute(when: str) -> bool:
     """steps.go shouldExecute: an empty `when` runs; otherwise the expression must give a boolean."""
     if not when.strip():
         return True
-    result = _Parser(when).parse()
+    try:
+        result = _Parser(when).parse()
+    except RecursionError:  # MAX_DEPTH keeps far from it; a deep caller's stack might not
+        raise NotSupported("nested too deeply: not supported by the local runner") from None
     if not isinstance(result, bool):
         raise WhenError(f"Expected boolean result from when expression, got '{result}'")
     return result
