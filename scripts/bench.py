@@ -100,7 +100,7 @@ def faster_coco_eval_alone(gt: dict[str, Any], results: list[dict[str, Any]], io
 
     from faster_coco_eval import COCO, COCOeval_faster
 
-    unused = "bbox" if iou_type == "segm" else "segmentation"
+    unused = "segmentation" if iou_type == "bbox" else ""
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = {**gt, "annotations": [dict(a) for a in gt["annotations"]]}

@@ -73,12 +73,13 @@ def _result(image_id: int, category: int, points: np.ndarray, rng: np.random.Gen
 
 
 def pycocotools_evaluate(gt: dict[str, Any], results: list[dict[str, Any]], iou_type: str) -> dict[str, Any]:
-    """The same preparation as coco_evaluate, evaluated by pycocotools."""
+    """pycocotools on the same input (segm results keep their boxes: loadRes takes their areas from
+    them, as coco_evaluate does by default)."""
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = {**gt, "annotations": [dict(a) for a in gt["annotations"]]}
         coco_gt.createIndex()
-        unused = "bbox" if iou_type == "segm" else "segmentation"
+        unused = "segmentation" if iou_type == "bbox" else ""
         coco_dt = coco_gt.loadRes([{k: v for k, v in r.items() if k != unused} for r in results])
         evaluator = COCOeval(coco_gt, coco_dt, iou_type)
         evaluator.evaluate()

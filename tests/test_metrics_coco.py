@@ -80,13 +80,16 @@ def _result(image_id: int, category: int, poly: list[float], sizes: dict, rng: n
             "segmentation": encode(polygons_to_mask([poly], height, width))}
 
 
-def pycocotools_reference(gt: dict, results: list[dict], iou_type: str) -> tuple[list[float], dict[str, float]]:
-    """The summary stats (all 12) and per-class AP as pycocotools computes them (detectron2's recipe)."""
+def pycocotools_reference(gt: dict, results: list[dict], iou_type: str,
+                          drop_boxes: bool = False) -> tuple[list[float], dict[str, float]]:
+    """The summary stats (all 12) and per-class AP as pycocotools computes them on the results as
+    they are (segm results that carry a box get its area from loadRes); with `drop_boxes`, as
+    detectron2 calls it for segm (boxes dropped first, so the areas are the masks')."""
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = copy.deepcopy(gt)
         coco_gt.createIndex()
-        dropped = "bbox" if iou_type == "segm" else "segmentation"
+        dropped = "segmentation" if iou_type == "bbox" else "bbox" if drop_boxes else ""
         coco_dt = coco_gt.loadRes([{k: v for k, v in r.items() if k != dropped} for r in copy.deepcopy(results)])
         evaluator = COCOeval(coco_gt, coco_dt, iou_type)
         evaluator.evaluate()
@@ -108,17 +111,58 @@ def test_equals_pycocotools(iou_type: str, seed: int) -> None:
     results = jittered_results(gt, seed + 100)
     expected_stats, expected_per_class = pycocotools_reference(gt, results, iou_type)
 
-    got = coco_evaluate(gt, results, iou_type)
+    got = coco_evaluate(gt, results, iou_type, recall=True)
 
-    for key, expected in zip(("AP", "AP50", "AP75", "APs", "APm", "APl"), expected_stats):
-        if expected < 0:
-            assert math.isnan(got[key]), key
-        else:
-            assert got[key] == pytest.approx(expected, abs=1e-9), key
+    assert_twelve(got, expected_stats)
     assert got["per_class"].keys() == expected_per_class.keys()
     for name, expected in expected_per_class.items():
         assert got["per_class"][name] == pytest.approx(expected, abs=1e-9), name
     assert 0.0 < got["AP"] < 1.0  # the jitter makes a non-trivial case
+
+
+def assert_twelve(got: dict, expected_stats: list[float]) -> None:
+    """All twelve COCO summary figures equal pycocotools' (its -1, no ground truth, is our NaN)."""
+    for key, expected in zip((*coco_shards.SUMMARY_KEYS, *coco_shards.RECALL_KEYS), expected_stats, strict=True):
+        if expected < 0:
+            assert math.isnan(got[key]), key
+        else:
+            assert got[key] == pytest.approx(expected, abs=1e-9), key
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+def test_segm_results_with_boxes_score_as_pycocotools_by_default(seed: int) -> None:
+    # detectron2's and torchvision's exports carry a bbox and a mask. pycocotools' loadRes then
+    # sorts each result into small/medium/large by its box's area, not its mask's; by default we
+    # do too (all twelve figures), and the mask areas are the named option.
+    gt = synthetic_gt(seed, images=8)
+    results = jittered_results(gt, seed + 200)
+    for res in results[1::3]:  # boxes looser than their masks, so the two areas disagree
+        x, y, w, h = res["bbox"]
+        res["bbox"] = [x, y, w * 1.6 + 3, h * 1.6 + 3]
+    by_box, _ = pycocotools_reference(gt, results, "segm")
+    by_mask, _ = pycocotools_reference(gt, results, "segm", drop_boxes=True)
+    assert by_box != by_mask  # the case where the choice matters
+
+    default = coco_evaluate(gt, results, "segm", recall=True)
+    assert_twelve(default, by_box)
+    assert_twelve(coco_evaluate(gt, results, "segm", recall=True, segm_area="mask"), by_mask)
+    # Without boxes there is no choice: both are the masks' areas.
+    boxless = [{k: v for k, v in res.items() if k != "bbox"} for res in results]
+    assert_twelve(coco_evaluate(gt, boxless, "segm", recall=True), by_mask)
+    # In class shards over processes too.
+    assert_twelve(coco_evaluate(gt, results * 60, "segm", recall=True, workers=2),
+                  pycocotools_reference(gt, results * 60, "segm")[0])
+
+
+def test_boxes_on_some_segm_results_only_are_named() -> None:
+    gt = synthetic_gt(0)
+    results = jittered_results(gt, 100)
+    gaps = [results[0], {k: v for k, v in results[1].items() if k != "bbox"}, *results[2:]]
+    with pytest.raises(InputError, match=r"predictions\[1\]: missing bbox"):
+        coco_evaluate(gt, gaps, "segm")  # pycocotools' loadRes fails on it (KeyError)
+    coco_evaluate(gt, gaps, "segm", segm_area="mask")  # boxes unread
+    with pytest.raises(InputError, match=r"predictions\[2\]\.bbox"):
+        coco_evaluate(gt, [*results[:2], {**results[2], "bbox": [1, 2, "wide", 4]}], "segm")
 
 
 def test_perfect_results_score_one_and_inputs_are_left_untouched() -> None:

@@ -19,6 +19,11 @@ from steps.metrics.ground_truth import check_masks_present, check_results, rle_a
 from steps.parallel import gc_paused, parallel_map_shared
 
 IouType = Literal["bbox", "segm"]
+# Where a segm result's area (for APs/APm/APl, ARs/ARm/ARl) comes from. `pycocotools`: as its
+# `COCO.loadRes`, the box's width x height when the results carry boxes (it looks at the first
+# one), else the mask's; `mask`: always the mask's (detectron2's evaluator drops the boxes first).
+SegmArea = Literal["pycocotools", "mask"]
+SEGM_AREAS = ("pycocotools", "mask")
 # Per-class columns: AP over IoU 0.50:0.95 and at the two thresholds COCO reports (indexes into
 # params.iouThrs = 0.50, 0.55, ..., 0.95).
 PER_CLASS_IOUS = {"": slice(None), "50": slice(0, 1), "75": slice(5, 6)}
@@ -27,6 +32,7 @@ PER_CLASS_IOUS = {"": slice(None), "50": slice(0, 1), "75": slice(5, 6)}
 def coco_evaluate(
     gt: dict[str, Any], results: list[dict[str, Any]], iou_type: IouType, verbose: bool = False,
     curves: bool = False, recall: bool = False, workers: int | None = None, checked: bool = False,
+    segm_area: SegmArea = "pycocotools",
 ) -> dict[str, Any]:
     """{"AP", "AP50", "AP75", "APs", "APm", "APl", "per_class": {name: AP}, "per_class50": ...,
     "per_class75": ...}, floats in [0, 1].
@@ -42,13 +48,18 @@ def coco_evaluate(
     `checked`: the caller has already passed `results` through check_results against these
     images and categories (the promotion bootstrap checks once and then scores resamples of them
     hundreds of times). Never for anything read from outside since: the C mask code trusts it.
+
+    `segm_area`: where a segm result's area comes from (see SegmArea); the default gives
+    pycocotools' twelve figures for any results file, `mask` detectron2's.
     """
     if iou_type not in ("bbox", "segm"):
         raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
+    if segm_area not in SEGM_AREAS:
+        raise ValueError(f"segm_area must be one of {SEGM_AREAS}, got {segm_area!r}")
     if iou_type == "segm":
         check_masks_present(gt)
     job = Job(gt, results, iou_type, _image_sizes(gt),
-              tuple(c["id"] for c in gt["categories"]), checked)
+              tuple(c["id"] for c in gt["categories"]), checked, box_areas(results, iou_type, segm_area))
     with gc_paused():
         shards = plan_shards(gt, results, 1 if verbose else workers, iou_type)
         if shards is None:
@@ -80,13 +91,13 @@ def evaluate_shard(job: Job, shard: Shard | None, say: Any = None) -> Scored | I
     if not job.checked:
         areas = rle_areas_of(results) if job.iou_type == "segm" else {}
         try:
-            check_results(results, job.sizes, job.categories, needs=(_needed(job.iou_type),),
-                          unread=(_unused(job.iou_type),), positions=positions, rle_areas=areas)
+            check_results(results, job.sizes, job.categories, needs=_needed(job.iou_type, job.box_areas),
+                          unread=_unused(job.iou_type, job.box_areas), positions=positions, rle_areas=areas)
         except InputError as error:
             return error
     predicted = {(res["image_id"], res["category_id"]) for res in results}
     coco_gt = COCO(_private_copy(gt, predicted), print_function=say)
-    coco_dt = _load_results(coco_gt, results, job.iou_type, job.sizes, areas, say)
+    coco_dt = _load_results(coco_gt, results, job.iou_type, job.sizes, areas, say, job.box_areas)
     evaluator = COCOeval_faster(coco_gt, coco_dt, job.iou_type, print_function=say)
     # The library's IoU threads contend for the GIL (slower than one thread on 2 cores, measured
     # by scripts/bench.py); the cores are used by the category shards instead.
@@ -129,16 +140,16 @@ def _per_class(scored: Scored, gt: dict[str, Any], ious: slice) -> dict[str, flo
 
 
 def _load_results(coco_gt: COCO, results: list[dict[str, Any]], iou_type: IouType,
-                  sizes: dict[int, tuple[int, int]], areas: dict[int, int], say: Any) -> COCO:
+                  sizes: dict[int, tuple[int, int]], areas: dict[int, int], say: Any, by_box: bool = False) -> COCO:
     """What `COCO.loadRes` builds from copies of `results`, built in one pass of new dicts.
 
     Only the fields the evaluator reads are copied (the caller's dicts stay untouched: the
-    evaluator writes into the ones it gets). For segm the area comes from the mask (detectron2
-    does the same: the area ranges use the mask area): from the check's decode (`areas`, by
-    position in `results`), or one C call for the others; and no box is made (loadRes
-    makes one that segm scoring never reads); polygon segmentations (pycocotools evaluates them
-    too) become RLEs of their image's size, rasterised as COCO does. For bbox the area is the
-    box's, and no mask is built.
+    evaluator writes into the ones it gets). For segm the area is the box's when `by_box`
+    (pycocotools' loadRes, results that carry boxes), else the mask's (detectron2's evaluator):
+    from the check's decode (`areas`, by position in `results`), or one C call for the others;
+    no box is made (loadRes makes one that segm scoring never reads); polygon segmentations
+    (pycocotools evaluates them too) become RLEs of their image's size, rasterised as COCO does.
+    For bbox the area is the box's, and no mask is built.
     """
     if not results:
         return coco_gt.loadRes([])
@@ -150,8 +161,11 @@ def _load_results(coco_gt: COCO, results: list[dict[str, Any]], iou_type: IouTyp
         ]
     else:
         rles = [segmentation_to_rle(res["segmentation"], *sizes[res["image_id"]]) for res in results]
-        rest = [i for i in range(len(results)) if i not in areas]
-        areas = {**areas, **dict(zip(rest, _coco_mask.area([rles[i] for i in rest]) if rest else ()))}
+        if by_box:
+            areas = {i: res["bbox"][2] * res["bbox"][3] for i, res in enumerate(results)}
+        else:
+            rest = [i for i in range(len(results)) if i not in areas]
+            areas = {**areas, **dict(zip(rest, _coco_mask.area([rles[i] for i in rest]) if rest else ()))}
         # The mask goes in as "rle", the field COCOeval_faster's computeIoU reads, and not as
         # "segmentation": from that its _prepare would rebuild "rle" by decoding the string and
         # encoding the same runs again (calculateRleForAllAnnotations), a fifth of a segm run.
@@ -167,25 +181,46 @@ def _load_results(coco_gt: COCO, results: list[dict[str, Any]], iou_type: IouTyp
     return coco_dt
 
 
-def check_predictions(gt: dict[str, Any], results: list[dict[str, Any]], iou_type: IouType) -> None:
+def check_predictions(gt: dict[str, Any], results: list[dict[str, Any]], iou_type: IouType,
+                      segm_area: SegmArea = "pycocotools") -> None:
     """Raise an InputError naming the first prediction coco_evaluate(gt, results, iou_type) would
-    refuse (scoring in class shards, coco_evaluate names the first of the first shard that has one)."""
-    check_results(results, _image_sizes(gt),
-                  [c["id"] for c in gt["categories"]], needs=(_needed(iou_type),), unread=(_unused(iou_type),))
+    refuse (scoring in class shards, coco_evaluate names the first of the first shard that has one).
+
+    For callers that then score subsets of `results` (the promotion bootstrap), segm results must
+    all carry a box or none: any subset then takes its areas from the same place.
+    """
+    by_box = box_areas(results, iou_type, segm_area)
+    check_results(results, _image_sizes(gt), [c["id"] for c in gt["categories"]],
+                  needs=_needed(iou_type, by_box), unread=_unused(iou_type, by_box))
+    if iou_type == "segm" and segm_area == "pycocotools" and not by_box:
+        boxed = next((i for i, res in enumerate(results) if _has_box(res)), None)
+        if boxed is not None:
+            raise InputError(f"predictions[{boxed}]: has a bbox but predictions[0] has none; give every "
+                             "prediction its box or none (pycocotools takes the areas from the boxes when they are given)")
+
+
+def box_areas(results: list[Any], iou_type: str, segm_area: str) -> bool:
+    """Whether segm results get their box's area, as pycocotools' loadRes decides it: by whether
+    the first result carries a (non-empty) bbox."""
+    return iou_type == "segm" and segm_area == "pycocotools" and bool(results) and _has_box(results[0])
+
+
+def _has_box(result: Any) -> bool:
+    return isinstance(result, dict) and "bbox" in result and result["bbox"] != []
 
 
 def _image_sizes(gt: dict[str, Any]) -> dict[int, tuple[int, int]]:
     return {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
 
 
-def _needed(iou_type: IouType) -> str:
-    """The result field an evaluation of `iou_type` scores."""
-    return "bbox" if iou_type == "bbox" else "segmentation"
+def _needed(iou_type: str, by_box: bool = False) -> tuple[str, ...]:
+    """The result fields an evaluation of `iou_type` reads (segm by box areas: the box too)."""
+    return ("bbox",) if iou_type == "bbox" else ("segmentation", "bbox") if by_box else ("segmentation",)
 
 
-def _unused(iou_type: IouType) -> str:
-    """The result field an evaluation of `iou_type` neither checks nor reads."""
-    return "bbox" if iou_type == "segm" else "segmentation"
+def _unused(iou_type: str, by_box: bool = False) -> tuple[str, ...]:
+    """The result fields an evaluation of `iou_type` neither checks nor reads."""
+    return ("segmentation",) if iou_type == "bbox" else () if by_box else ("bbox",)
 
 
 def with_mask_rles(gt: dict[str, Any]) -> dict[str, Any]:

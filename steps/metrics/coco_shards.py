@@ -40,6 +40,7 @@ class Job:
     sizes: dict[int, tuple[int, int]]
     categories: tuple[int, ...]
     checked: bool = False  # results already passed check_results (see coco_evaluate)
+    box_areas: bool = False  # segm results get their box's area (see coco_ap.SegmArea)
 
 
 @dataclass(frozen=True)

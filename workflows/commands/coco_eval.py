@@ -19,6 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("gt", type=Path, metavar="GT_JSON", help="COCO ground truth (images, annotations, categories)")
     p.add_argument("results", type=Path, metavar="RESULTS_JSON", help="COCO results: a list of detections")
     p.add_argument("--iou-type", choices=["bbox", "segm"], default="bbox", help="what to match (default bbox)")
+    p.add_argument("--segm-area", choices=["pycocotools", "mask"], default="pycocotools",
+                   help="segm only: the area that sorts a result into small/medium/large (APs/m/l, ARs/m/l). "
+                   "pycocotools (default): its box's when the results carry boxes, as pycocotools' loadRes; "
+                   "mask: its mask's, as detectron2's evaluator (which drops the boxes)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -40,13 +44,16 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(results, list):
         raise InputError(f"{args.results}: expected a JSON list of detections")
     try:
-        summary = coco_evaluate(gt, results, args.iou_type, recall=True)  # checks every detection first
+        # Checks every detection first.
+        summary = coco_evaluate(gt, results, args.iou_type, recall=True, segm_area=args.segm_area)
     except InputError as exc:
         raise InputError(f"{args.results}: {exc}") from None
     if args.json:
-        print(json.dumps(finite({"iou_type": args.iou_type, **summary}), indent=2))
+        areas = {"segm_area": args.segm_area} if args.iou_type == "segm" else {}
+        print(json.dumps(finite({"iou_type": args.iou_type, **areas, **summary}), indent=2))
         return 0
-    print(f"COCO {args.iou_type} evaluation: {len(results)} detections on {len(gt['images'])} images")
+    areas = {"pycocotools": ", result areas as pycocotools", "mask": ", mask areas"}[args.segm_area] if args.iou_type == "segm" else ""
+    print(f"COCO {args.iou_type} evaluation: {len(results)} detections on {len(gt['images'])} images{areas}")
     for key in SUMMARY_KEYS:
         print(f"  {key:<6} {_fmt(summary[key])}")
     if summary["per_class"]:
