@@ -101,6 +101,23 @@ def download_dir(uri: str, local: Path) -> Path:
     return local
 
 
+def download_prefix(uri: str, local: Path) -> bool:
+    """Argo's GCS artifact driver reading a key (workflow/artifacts/gcs/gcs.go `downloadObjects`):
+    every object whose name starts with the key, as a plain string prefix, lands at `local` + the
+    rest of its name; an object named exactly the key is that one file. False when there is none."""
+    bucket, key = _bucket(uri)
+    with _gcs_errors(uri):
+        names = [b.name for b in bucket.client.list_blobs(bucket, prefix=key, retry=_retry()) if not b.name.endswith("/")]
+        if key in names:
+            names = [key]
+        targets = [(name, inside(local, name[len(key):].lstrip("/"), f"{uri}: object {name!r}")
+                    if name != key else Path(local)) for name in names]
+        for name, target in targets:  # every name is checked before the first byte is written
+            target.parent.mkdir(parents=True, exist_ok=True)
+            bucket.blob(name).download_to_filename(str(target), retry=_retry())
+    return bool(names)
+
+
 def read_text(uri: str) -> str | None:
     """The file's text, or None when it does not exist."""
     return read_versioned(uri)[0]

@@ -7,11 +7,18 @@ an unarchived artifact (`archive: {none: {}}`), the file name is the base name o
 (stageArchiveFile). artifacts/gcs/gcs.go uploadObjects stores a folder as one object per file
 under `<key>/`. An artifact with its own `gcs.key` keeps that key. A consumer downloads its input
 from there, as Argo's init container does.
+
+A key-only input artifact (a template input with its own `gcs.key` and no `from`: Argo's
+executor `newDriverArt` relocates it into the default artifact repository's bucket) reads every
+object whose name starts with the key (artifacts/gcs/gcs.go `downloadObjects`, `listByPrefix`): a
+prefix becomes a folder. Without `--artifacts` the keyed outputs of the run are kept in
+`<run>/objects/<key>`, read the same way.
 """
 
 from __future__ import annotations
 
 import posixpath
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,3 +71,35 @@ class BucketArtifacts:
         if storage.exists(self.uri(key)):  # an empty folder was stored as nothing
             storage.download_dir(self.uri(key), folder)
         return folder
+
+    def load_prefix(self, key: str, target: Path) -> bool:
+        """A key-only input: every object under the key, as gcs.go downloadObjects places them."""
+        return storage.download_prefix(self.uri(key), target)
+
+
+@dataclass(frozen=True)
+class LocalObjects:
+    """Keyed outputs of a run without `--artifacts`: `<root>/<key>/...`, one file per object."""
+
+    root: Path
+
+    def save(self, folder: Path, key: str) -> None:
+        if any(p.is_file() for p in folder.rglob("*")):
+            shutil.copytree(folder, storage.inside(self.root, posixpath.normpath(key), f"key {key!r}"),
+                            dirs_exist_ok=True)
+
+    def load_prefix(self, key: str, target: Path) -> bool:
+        """gcs.go listByPrefix + downloadObject over the local objects: names starting with the key
+        (a string prefix, as in GCS), each placed at `target` + the rest of its name."""
+        key = posixpath.normpath(key)
+        names = sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()) \
+            if self.root.is_dir() else []
+        found = [name for name in names if name.startswith(key)]
+        if key in found:  # the key is an object: that file alone
+            found = [key]
+        for name in found:
+            rest = name[len(key):].lstrip("/")
+            destination = storage.inside(target, rest, f"object {name!r}") if rest else target
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.root / name, destination)
+        return bool(found)

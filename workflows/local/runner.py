@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -26,11 +27,11 @@ from typing import Any
 from workflows.local import dag as dags
 from workflows.local import fanout, memoize
 from workflows.local import retry
-from workflows.local.artifacts import BucketArtifacts
+from workflows.local.artifacts import BucketArtifacts, LocalObjects
 from workflows.local.expr import ExprError
 from workflows.local.nodes import WORKFLOW_PHASE, Node, duration, failures, pod_name
 from workflows.local.process import Process
-from workflows.local.template_io import (environment, input_artifact_sources, input_parameters, map_path,
+from workflows.local.template_io import (environment, input_artifact_sources, input_parameters, keyed_inputs, map_path,
                                          output_parameters, path_map, skipped_default)
 from workflows.local.templating import AbsentOptionalError, TemplateError, substitute
 from workflows.local.when import WhenError, should_execute
@@ -102,6 +103,7 @@ class LocalRunner:
         self.echo = echo
         self.cwd = cwd or Path.cwd()
         self.artifacts = artifacts
+        self.objects = LocalObjects(run_dir / "objects")  # keyed outputs, without --artifacts
         self.templates = {t["name"]: t for t in self.spec.get("templates", [])}
         self.check_supported()
         self.parameters = self._workflow_parameters(parameters)
@@ -480,7 +482,12 @@ class LocalRunner:
             if strategy is not None:
                 attempt_values["retries"] = str(len(attempts) - 1)
             argv, env = self._command(container, attempt_values, paths, tmpl_where)
-            parameters = self._attempt(attempt, argv, env, log, name, template, paths)
+            failed_load = self._load_keyed(template, arguments, attempt_values, paths, tmpl_where)
+            if failed_load:
+                attempt.finish("Error", failed_load)
+                parameters = {}
+            else:
+                parameters = self._attempt(attempt, argv, env, log, name, template, paths)
             if attempt.phase == "Succeeded" or strategy is None:
                 break
             if self._stopping:
@@ -513,6 +520,13 @@ class LocalRunner:
             for artifact in outputs:
                 keys[artifact["name"]] = self.artifacts.key(artifact, key_values, tmpl_where)
                 self.artifacts.save(artifacts[artifact["name"]], keys[artifact["name"]])
+        else:
+            for artifact in outputs:  # an artifact with its own key: where key-only inputs find it
+                key = (artifact.get("gcs") or {}).get("key")
+                if key:
+                    keys[artifact["name"]] = substitute(str(key), local_values, f"{tmpl_where}.outputs.artifacts."
+                                                        f"{artifact['name']}.gcs.key")
+                    self.objects.save(artifacts[artifact["name"]], keys[artifact["name"]])
         if cache is not None:  # operator.go: a succeeded memoized node's outputs are saved
             cache.save(key, node.name, {"parameters": [{"name": k, "value": v} for k, v in parameters.items()],
                                         "artifacts": [{"name": k, "path": str(v)} for k, v in artifacts.items()]})
@@ -551,7 +565,7 @@ class LocalRunner:
                          where: str) -> dict[str, Path]:
         """Each input artifact's local folder: its producer's, or with --artifacts a download of the
         producer's key (as Argo's init container loads it)."""
-        folders = {}
+        folders = {name: task_dir / "inputs" / name for name in keyed_inputs(template, arguments, where)}
         for name, (producer, output) in input_artifact_sources(template, arguments, where).items():
             done = results.get(producer)
             if done is None or output not in done.artifacts:
@@ -561,6 +575,21 @@ class LocalRunner:
             else:
                 folders[name] = self.artifacts.load(done.artifact_keys[output], task_dir / "inputs" / name)
         return folders
+
+    def _load_keyed(self, template: dict, arguments: dict, values: dict[str, str | None], paths: dict[str, str],
+                    where: str) -> str:
+        """Each key-only input, loaded afresh for this attempt as Argo's init container loads it
+        (executor.go loadArtifact); the message of an init container that fails, or ""."""
+        for name, artifact in keyed_inputs(template, arguments, where).items():
+            key = substitute(str(artifact["gcs"]["key"]), values, f"{where}.inputs.artifacts.{name}.gcs.key")
+            target = Path(map_path(artifact["path"], paths))
+            shutil.rmtree(target, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            store = self.artifacts if self.artifacts is not None else self.objects
+            if not store.load_prefix(key, target) and not artifact.get("optional"):
+                # operator.go inferFailedReason: an init container's failure makes the node Error.
+                return f"init: Error (exit code 1): artifact {name} failed to load: no results for key: {key}"
+        return ""
 
     def _attempt(self, node: Node, argv: list[str], env: dict[str, str], log: Path, name: str, template: dict,
                  paths: dict[str, str]) -> dict[str, str | None]:

@@ -50,16 +50,35 @@ def input_parameters(template: dict, arguments: dict, values: dict[str, str | No
 
 
 def input_artifact_sources(template: dict, arguments: dict, where: str) -> dict[str, tuple[str, str]]:
-    """Each input artifact's producer task and output name, from `from: {{tasks.T.outputs.artifacts.A}}`."""
+    """Each input artifact's producer task and output name, from `from: {{tasks.T.outputs.artifacts.A}}`
+    (key-only inputs, see `keyed_inputs`, aside)."""
     sources = {a["name"]: a.get("from", "") for a in arguments.get("artifacts", [])}
     found = {}
     for artifact in template.get("inputs", {}).get("artifacts", []):
+        if artifact["name"] in keyed_inputs(template, arguments, where):
+            continue
         ref = sources.get(artifact["name"], "")
         parts = ref.strip("{} ").split(".")
         if len(parts) != 5 or parts[0] != "tasks" or parts[2:4] != ["outputs", "artifacts"]:
             raise TemplateError(f"{where}: input artifact {artifact['name']!r} needs from: '{{{{tasks.T.outputs.artifacts.A}}}}'")
         found[artifact["name"]] = (parts[1], parts[4])
     return found
+
+
+def keyed_inputs(template: dict, arguments: dict, where: str) -> dict[str, dict]:
+    """Key-only input artifacts: the template's own `gcs.key`, no argument for it (Argo: the
+    default artifact repository's bucket, executor.go `newDriverArt` / `Relocate`)."""
+    given = {a["name"] for a in arguments.get("artifacts", [])}
+    keyed = {}
+    for artifact in template.get("inputs", {}).get("artifacts", []):
+        if artifact["name"] in given:
+            continue
+        if (artifact.get("gcs") or {}).get("key"):
+            if "none" not in (artifact.get("archive") or {}):
+                raise TemplateError(f"{where}: input artifact {artifact['name']!r}: a key-only input runs locally only "
+                                    "unarchived (archive: {none: {}})")
+            keyed[artifact["name"]] = artifact
+    return keyed
 
 
 def path_map(template: dict, inputs: Mapping[str, Path], task_dir: Path, where: str) -> dict[str, str]:
