@@ -586,9 +586,15 @@ def test_undeclared_inputs_and_workflow_parameters_are_reported() -> None:
     ]
 
 
-def test_workflow_parameters_in_a_workflow_template_may_come_from_the_caller() -> None:
+def test_a_workflow_template_s_declared_parameters_judge_its_workflow_parameters() -> None:
+    # validate.go accepts any workflow.parameters.* in a WorkflowTemplate alone (the caller may pass
+    # it); a template that declares its parameters is judged by them, since passing an undeclared
+    # one is refused (crossdoc). A template declaring none (a library for callers) stays lenient.
     doc = load(KINDS_OF_TEMPLATES)
     doc["spec"]["templates"][1]["resource"]["manifest"] += "  other: '{{workflow.parameters.from-caller}}'\n"
+    assert [p.message for p in lint_manifest(doc)] == [
+        "{{workflow.parameters.from-caller}}: workflow parameter 'from-caller' is not declared in spec.arguments.parameters"]
+    del doc["spec"]["arguments"]
     assert lint_manifest(doc) == []
 
 

@@ -350,19 +350,23 @@ def test_lint_reads_standard_input(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_a_typo_in_our_pipeline_s_workflow_parameter_fails_the_nightly(tmp_path: Path) -> None:
-    # The nightly CronWorkflow runs the pipeline WorkflowTemplate through workflowTemplateRef;
-    # Argo validates the template's {{workflow.parameters.*}} against the cron's merged arguments
-    # (validate.go `Workflow`), so the misspelt parameter stops every nightly run.
+def test_a_typo_in_our_pipeline_s_workflow_parameter_is_found_in_the_pipeline_alone(tmp_path: Path) -> None:
+    # The pipeline declares its parameters, so they judge its {{workflow.parameters.*}} without the
+    # nightly (which runs it through workflowTemplateRef, where Argo validates the template against
+    # the cron's merged arguments, validate.go `Workflow`, and every nightly run would stop).
     from workflows.render import RENDERED_DIR
 
     for path in RENDERED_DIR.glob("*.yaml"):
         text = path.read_text().replace("{{workflow.parameters.config}}", "{{workflow.parameters.confg}}")
         (tmp_path / path.name).write_text(text)
+    alone, count = lint_sources([tmp_path / "trainyard-pipeline.yaml"])
+    assert count == 1 and alone and all(p.line for p in alone)
+    assert all("'confg' is not declared in spec.arguments.parameters; did you mean 'config'?" in p.message
+               for p in alone)
     problems, count = lint_sources([tmp_path])
-    assert count == len(list(RENDERED_DIR.glob("*.yaml"))) and problems
-    assert all(p.file.endswith("trainyard-pipeline.yaml") and p.line for p in problems)
-    assert any("not provided by CronWorkflow 'trainyard-nightly'" in p.message for p in problems)
+    assert count == len(list(RENDERED_DIR.glob("*.yaml")))
+    assert any(p.file.endswith("trainyard-pipeline.yaml") and "not provided by CronWorkflow 'trainyard-nightly'"
+               in p.message for p in problems)
 
 
 def test_a_small_alias_bomb_and_a_flood_of_findings_are_bounded() -> None:
@@ -498,3 +502,59 @@ def test_dag_shape_rules() -> None:
     assert any("task 'ghost' is not in this DAG" in m for m in messages)
     dag["tasks"] = []
     assert any("at least one task" in p.message for p in lint_manifest(doc))
+
+
+def test_nothing_to_lint_is_a_failure_as_for_argo_lint(tmp_path: Path) -> None:
+    # cmd/argo/lint/formatter_simple.go Summarize: "found nothing to lint in the specified paths,
+    # failing..." when no file held a workflow manifest (Results.anythingLinted).
+    values = tmp_path / "values.yaml"
+    values.write_text("replicaCount: 1\nimage: {repository: x}\n")
+    for args, stdin in (([str(values)], None), (["-"], ""), (["-"], "kind: ConfigMap\napiVersion: v1\n")):
+        done = _trainyard("lint", *args, cwd=tmp_path, stdin=stdin)
+        assert done.returncode == 1 and "found nothing to lint" in done.stdout, done.stdout + done.stderr
+    problems, count = lint_sources([values, tmp_path / "also.yaml"])
+    assert count == 2 and [p.message for p in problems] == ["file not found"]  # the real problem, alone
+
+
+def test_one_depends_typo_is_one_finding_and_findings_follow_the_lines(tmp_path: Path) -> None:
+    # The tasks after a task whose `depends` names no task have an unknown ancestry: the typo is
+    # the one finding, not every argument that "does not depend" on what it uses.
+    from workflows.render import RENDERED_DIR
+
+    text = (RENDERED_DIR / "trainyard-pipeline.yaml").read_text()
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(text.replace("depends: train\n", "depends: trian\n", 1))
+    problems, _ = lint_sources([typo])
+    assert [p.message for p in problems] == ["task 'trian' is not in this DAG; did you mean 'train'?"]
+    several = tmp_path / "several.yaml"
+    several.write_text(text.replace("imagePullPolicy: IfNotPresent", "imagePullPolicy: IfNotPresnt"))
+    problems, _ = lint_sources([several])
+    lines = [p.line for p in problems]
+    assert len(lines) > 1 and lines == sorted(lines)
+
+
+def test_enum_values_argo_s_schema_lists_are_checked() -> None:
+    # The schema's Container.imagePullPolicy: "One of Always, Never, IfNotPresent"; Kubernetes
+    # refuses the pod otherwise. A {{...}} value is only known at run time.
+    doc = base()
+    work(doc)["container"]["imagePullPolicy"] = "IfNotPresnt"
+    (problem,) = lint_manifest(doc)
+    assert problem.message.endswith("got the string 'IfNotPresnt'; did you mean 'IfNotPresent'?")
+    work(doc)["container"]["imagePullPolicy"] = "{{workflow.parameters.pull}}"
+    assert [p.message for p in lint_manifest(doc)] == [
+        "{{workflow.parameters.pull}}: workflow parameter 'pull' is not declared in spec.arguments.parameters"]
+
+
+@pytest.mark.timeout(120)  # a hang guard: an unbounded read never returns
+def test_endless_input_and_dev_zero_are_read_only_up_to_a_bound(tmp_path: Path) -> None:
+    from workflows.lint import MAX_BYTES
+
+    for source in ("/dev/zero", "-"):
+        command = [sys.executable, "-m", "workflows.cli", "lint", source]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        with open("/dev/zero", "rb") as zero:
+            done = subprocess.run(command, stdin=zero, cwd=tmp_path, env=env, capture_output=True, text=True,
+                                  timeout=110)
+        assert done.returncode == 1
+        assert f"more than {MAX_BYTES // (1024 * 1024)} MiB: not a manifest" in done.stdout, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr

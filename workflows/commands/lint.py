@@ -13,7 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "as Argo's validator does (names, arguments, variables, outputs, DAGs, ...) and against Argo's "
                        "API (unknown keys, wrong types). templateRef and workflowTemplateRef are followed among the "
                        "files given. One line per problem (file:line: path: message); exit 1 when there is one or "
-                       "when no file was checked. No files: the rendered templates of the checkout you are in.")
+                       "when nothing was linted. No files: the rendered templates of the checkout you are in.")
     p.add_argument("files", nargs="*",
                    help="YAML files or folders (multi-document files allowed); - reads standard input")
     p.set_defaults(func=run)

@@ -102,38 +102,74 @@ def lint_paths(paths: Iterable[pathlib.Path | str]) -> list[Problem]:
     return lint_sources(paths)[0]
 
 
-def lint_sources(paths: Iterable[pathlib.Path | str], stdin: IO[str] | None = None) -> tuple[list[Problem], int]:
+MAX_BYTES = 32 * 1024 * 1024  # far above any manifest (the Kubernetes API takes ~1.5 MB an object)
+
+
+def lint_sources(paths: Iterable[pathlib.Path | str], stdin: IO[bytes] | IO[str] | None = None
+                 ) -> tuple[list[Problem], int]:
     """Problems in the given files, checked together (a templateRef into another file given is
     followed), and how many files were read; a folder stands for its *.yaml and *.yml files,
-    `-` for standard input."""
+    `-` for standard input. At most MAX_BYTES are read from each. Files without a single Argo
+    manifest are a problem, as they are for `argo lint` ("found nothing to lint")."""
     documents: list[_Document] = []
     problems: list[Problem] = []
     count = 0
+    sources: list[str] = []
     for path in paths:
         if str(path) == STDIN:
             count += 1
-            found, trouble = _read((stdin or sys.stdin).read(), "<stdin>")
-            documents += found
-            problems += trouble
+            sources.append("<stdin>")
+            stream = stdin if stdin is not None else sys.stdin.buffer
+            text, trouble = _read_bounded(stream, "<stdin>")
+        else:
+            path = pathlib.Path(path)
+            files = [path]
+            if path.is_dir():
+                files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+            for file in files:
+                count += 1
+                sources.append(str(file))
+                found, trouble = _read_file(file)
+                documents += found
+                problems += trouble
             continue
-        path = pathlib.Path(path)
-        files = [path]
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-        for file in files:
-            count += 1
-            try:
-                text = file.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                problems.append(Problem(str(file), "", "file not found"))
-                continue
-            except (OSError, UnicodeDecodeError) as error:
-                problems.append(Problem(str(file), "", f"cannot read the file: {error}"))
-                continue
-            found, trouble = _read(text, str(file))
+        if text is not None:
+            found, more = _read(text, "<stdin>")
             documents += found
-            problems += trouble
+            trouble += more
+        problems += trouble
+    if count and not documents and not problems:
+        where = sources[0] if len(sources) == 1 else f"{len(sources)} files"
+        problems.append(Problem(where, "", f"found nothing to lint: no {', '.join(SUPPORTED_KINDS)} "
+                                "(as `argo lint`, this is a failure)"))
     return _lint(documents) + problems, count
+
+
+def _read_file(file: pathlib.Path) -> tuple[list[_Document], list[Problem]]:
+    try:
+        with file.open("rb") as stream:
+            text, problems = _read_bounded(stream, str(file))
+    except FileNotFoundError:
+        return [], [Problem(str(file), "", "file not found")]
+    except OSError as error:
+        return [], [Problem(str(file), "", f"cannot read the file: {error}")]
+    if text is None:
+        return [], problems
+    return _read(text, str(file))
+
+
+def _read_bounded(stream: IO[bytes] | IO[str], source: str) -> tuple[str | None, list[Problem]]:
+    """The text of a stream read up to MAX_BYTES (endless input, /dev/zero, stop there)."""
+    data = stream.read(MAX_BYTES + 1)
+    if isinstance(data, str):
+        data = data.encode("utf-8", errors="surrogateescape")
+    if len(data) > MAX_BYTES:
+        return None, [Problem(source, "", f"more than {MAX_BYTES // (1024 * 1024)} MiB: not a manifest; "
+                              "give the files of the manifests themselves")]
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError as error:
+        return None, [Problem(source, "", f"cannot read the file: not UTF-8 text ({error.reason} at byte {error.start})")]
 
 
 def _read(text: str, source: str) -> tuple[list[_Document], list[Problem]]:
@@ -165,7 +201,9 @@ def _lint(documents: list[_Document]) -> list[Problem]:
         if len(findings) > MAX_PER_DOCUMENT:
             more = f"{len(findings) - MAX_PER_DOCUMENT} more problems in this manifest are not shown"
             problems.append(_problem(document, Finding("", more)))
-    return list(dict.fromkeys(problems))
+    files = {d.file: index for index, d in reversed(list(enumerate(documents)))}
+    # One file's problems in the order of its lines (a finding about the whole manifest first).
+    return sorted(dict.fromkeys(problems), key=lambda p: (files.get(p.file, len(files)), p.line or 0))
 
 
 MAX_PATH, MAX_MESSAGE = 300, 500  # a hostile manifest must not make lint print megabytes

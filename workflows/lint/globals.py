@@ -1,7 +1,12 @@
 """The `{{workflow.*}}` variables a manifest defines, as validate.go's `Workflow` and
 `newTemplateValidationCtx` put them in `globalParams`, and what `resolveAllVariables` accepts
-beyond them (creationTimestamp, scheduledTime and duration at run time; any
-`workflow.parameters.*` while a WorkflowTemplate is validated alone).
+beyond them (creationTimestamp, scheduledTime and duration at run time).
+
+validate.go accepts any `workflow.parameters.*` in a WorkflowTemplate validated alone, since the
+Workflow that runs it may pass them. A WorkflowTemplate that declares spec.arguments.parameters
+states its parameters, and a Workflow passing one it does not declare is refused (crossdoc.py):
+there its own declarations judge `{{workflow.parameters.x}}`. One that declares none (a library
+of templates reading their caller's parameters) is judged as validate.go judges it.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ class Globals:
 
     tags: set[str] = field(default_factory=set)
     parameters: set[str] = field(default_factory=set)
-    any_parameter: bool = False  # a WorkflowTemplate on its own: the caller may supply them
+    any_parameter: bool = False  # a WorkflowTemplate that declares none: the caller may supply them
     any_output_parameter: bool = False
     any_output_artifact: bool = False
 
@@ -60,8 +65,8 @@ def workflow_globals(doc: dict[str, Any], kind: str, spec: dict[str, Any],
                      referenced: dict[str, Any] | None = None) -> Globals:
     """The globals of a manifest; `referenced` is the spec of its workflowTemplateRef, if found."""
     g = Globals(tags={f"workflow.{name}" for name in _FIXED})
-    g.any_parameter = kind in ("WorkflowTemplate", "ClusterWorkflowTemplate")
     parameters = _arguments(spec) + (_arguments(referenced) if referenced else [])
+    g.any_parameter = kind in ("WorkflowTemplate", "ClusterWorkflowTemplate") and not parameters
     g.parameters = names(parameters)
     if parameters:
         g.tags |= {"workflow.parameters", "workflow.parameters.json"}

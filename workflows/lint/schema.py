@@ -47,6 +47,20 @@ _FIELD_OVERRIDES: dict[tuple[type, str], object] = {
     (m.HTTPGetAction, "port"): m.IntOrString,
 }
 
+# String fields whose values Argo's schema lists (in the field's description: "One of Always,
+# Never, IfNotPresent"); Kubernetes refuses any other value when the pod is created. A value
+# with a `{{...}}` tag is judged only once substituted, at run time.
+_PULL_POLICIES = ("Always", "Never", "IfNotPresent")
+_ENUMS: dict[tuple[type, str], tuple[str, ...]] = {
+    **{(model, "imagePullPolicy"): _PULL_POLICIES
+       for model in (m.Container, m.ScriptTemplate, m.UserContainer, m.ContainerNode)},
+    (m.VolumeClaimGC, "strategy"): ("OnWorkflowCompletion", "OnWorkflowSuccess"),
+    (m.WorkflowSpec, "dnsPolicy"): ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"),
+    (m.PodSecurityContext, "fsGroupChangePolicy"): ("OnRootMismatch", "Always"),
+    (m.PodSecurityContext, "seLinuxChangePolicy"): ("MountOption", "Recursive"),
+    (m.PodSecurityContext, "supplementalGroupsPolicy"): ("Merge", "Strict"),
+}
+
 # Argo's Plugin decodes any mapping: the plugin's name and its own configuration.
 _FREE_FORM_MODELS: frozenset[type] = frozenset({m.Plugin})
 
@@ -161,8 +175,13 @@ def _check_object(value: Any, model: type[pydantic.BaseModel], path: str) -> Ite
         annotation = fields.get(str(key))
         if annotation is None:
             yield Finding(key_path(path, key), _unknown_key(str(key), model, fields))
-        else:
-            yield from check_value(item, annotation, key_path(path, key))
+            continue
+        yield from check_value(item, annotation, key_path(path, key))
+        allowed = _ENUMS.get((model, str(key)))
+        if allowed and isinstance(item, str) and "{{" not in item and item not in allowed:
+            close = difflib.get_close_matches(item, allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            yield Finding(key_path(path, key), f"expected one of {_quoted(allowed)}, got {_show(item)}{hint}")
 
 
 @functools.cache

@@ -317,13 +317,14 @@ def _check_dag(m: Manifest, template: dict[str, Any], path: str, scope: Scope, g
             if other is None:
                 return f"there is no task {excerpt(parts[1])!r} in this DAG"
             if tag == f"tasks.{parts[1]}.status":
-                if ancestry.is_ancestor(parts[1], name) or (parts[1] == name and "hooks" in task):
+                if ancestry.is_ancestor(parts[1], name) or (parts[1] == name and "hooks" in task) \
+                        or ancestry.unknown(name):
                     return None
                 return f"the status of {excerpt(parts[1])!r} is known only to tasks that depend on it"
             if other.tags is None or tag in other.tags:
                 return None
             aggregate = tag == f"tasks.{parts[1]}.outputs.parameters" and loops(raw[parts[1]])
-            if aggregate and ancestry.is_ancestor(parts[1], name):
+            if aggregate and (ancestry.is_ancestor(parts[1], name) or ancestry.unknown(name)):
                 return None
             return f"task {excerpt(parts[1])!r} does not produce this" + _offer(other.tags)
 
@@ -347,8 +348,16 @@ class Ancestry:
     DAG of many tasks costs little (validateDAGTaskArgumentDependency, GetTaskAncestry)."""
 
     def __init__(self, tasks: dict[str, dict[str, Any]]) -> None:
-        self.deps = {name: [d for d, _ in task_dependencies(task) if d in tasks] for name, task in tasks.items()}
+        declared = {name: [d for d, _ in task_dependencies(task)] for name, task in tasks.items()}
+        self.deps = {name: [d for d in deps if d in tasks] for name, deps in declared.items()}
+        # Tasks that wait for a task not in the DAG: its own finding (dag.py); their ancestry, and
+        # that of every task after them, is unknown, so nothing more is judged from it.
+        self.broken = {name for name, deps in declared.items() if any(d not in tasks for d in deps)}
         self._cache: dict[tuple[str, str], bool] = {}
+
+    def unknown(self, task: str) -> bool:
+        """Whether the task's ancestry goes through a task with an unknown dependency."""
+        return task in self.broken or any(self.is_ancestor(b, task) for b in self.broken)
 
     def is_ancestor(self, ancestor: str, task: str) -> bool:
         key = (ancestor, task)
@@ -381,7 +390,7 @@ def _check_argument_dependencies(task: dict[str, Any], path: str, tasks: dict[st
             if not isinstance(value, str) or not value.startswith("{{tasks."):
                 continue
             source = value.split(".")[1]
-            if source in tasks and not ancestry.is_ancestor(source, name):
+            if source in tasks and not ancestry.is_ancestor(source, name) and not ancestry.unknown(name):
                 message = f"uses task {source!r} but does not depend on it: add it to `depends` or `dependencies`"
                 findings.append(Finding(key_path(item_path(list_path, index, argument), key), message))
     return findings
