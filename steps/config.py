@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from steps import safe_yaml, storage
 from steps.confine import relative_folder
@@ -143,9 +143,14 @@ class TrainConfig(_Section):
 
 
 class EvaluateConfig(_Section):
-    # Metric that selects the best checkpoint, e.g. `segm/AP`, `bbox/AP50`, `dv_mAP`, `EIR`.
+    # Metric that selects the best checkpoint and decides promotion, e.g. `segm/AP`, `bbox/AP50`,
+    # `dv_mAP`, `EIR`. The default is one every dataset has and that does not saturate; per-class
+    # keys such as `segm/AP50-plate` belong in a dataset's own config.
     select_key: str = "segm/AP"
     select_mode: Literal["max", "min"] = "max"
+    # Checkpoints whose select_key ties (a key saturating at 1.0) are told apart by this metric,
+    # compared the same way; then the later checkpoint wins, then the lower sweep branch number.
+    tie_break_key: str = "segm/AP"
     # Fan-out evaluation: checkpoints scored per pod (train lists them in groups of this size; the
     # workflow runs one evaluate pod per group, `steps.evaluate.parallelism` of them at once).
     checkpoints_per_pod: int = Field(1, ge=1)
@@ -187,6 +192,9 @@ class PromotionConfig(_Section):
     # A challenger is promoted only when it beats production's select_key by more than this
     # (`margin`, its former name, is still accepted) ...
     min_gain: float = 0.0
+    # The lowest min_confidence (below) a run may ask for. Set only in a config file, never by a
+    # run's overrides: the cluster config sets it, so that no run promotes on an unconfirmed gain.
+    min_confidence_floor: float = Field(0.0, ge=0, le=1)
     # ... and a paired bootstrap over the validation images says it is better with at least this
     # probability (0 turns the test off). docs/metrics.md#promotion.
     min_confidence: float = Field(0.9, ge=0, le=1)
@@ -202,6 +210,15 @@ class PromotionConfig(_Section):
     @classmethod
     def _renamed(cls, data: Any) -> Any:
         return _rename(data, "promotion", {"margin": "min_gain"})
+
+    @field_validator("min_confidence")
+    @classmethod
+    def _above_floor(cls, value: float, info: ValidationInfo) -> float:
+        floor = info.data.get("min_confidence_floor", 0.0)
+        if value < floor:
+            raise ValueError(f"below this config's promotion.min_confidence_floor {floor}: a promotion must be "
+                             "confirmed at least that surely here")
+        return value
 
 
 def _rename(data: Any, section: str, renamed: dict[str, str]) -> Any:
@@ -234,6 +251,10 @@ class Config(_Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     test: TestConfig = Field(default_factory=TestConfig)
+
+
+# Settings that guard what a run's overrides may do: a config file sets them, an override never.
+FILE_ONLY = ("promotion.min_confidence_floor",)
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -314,6 +335,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{file}: expected a mapping of sections (dataset:, train:, ...)")
         data = loaded
     for key, value in parse_overrides(overrides or [], set_list):
+        if key in FILE_ONLY:
+            raise ConfigError(f"--set {key}: set only in a config file; a run's overrides may not lower it")
         _set_dotted(data, key, value)
         source = f"{source} + --set"
     try:

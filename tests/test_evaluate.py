@@ -206,11 +206,98 @@ def test_a_first_model_that_scores_nothing_is_not_promoted(setup) -> None:
 
 
 def test_a_nan_later_in_the_list_keeps_the_valid_best() -> None:
-    rows = [{"checkpoint": f"c{i}", "metrics": {"k": v}} for i, v in enumerate([0.3, math.nan, 0.2, math.nan])]
+    rows = [{"checkpoint": f"c{i}", "iteration": i, "metrics": {"k": v}} for i, v in enumerate([0.3, math.nan, 0.2, math.nan])]
     assert select_best(rows, "k", "max")["checkpoint"] == "c0"
     assert select_best(rows, "k", "min")["checkpoint"] == "c2"
     assert select_best(rows[1:2] + rows[2:3], "k", "max")["checkpoint"] == "c2"
     assert select_best([rows[1], rows[3]], "k", "max")["checkpoint"] == "c3"
+
+
+def _row(name: str, iteration: int, branch: str = "", **metrics: float) -> dict:
+    return {"checkpoint": name, "iteration": iteration, "metrics": {k.replace("_", "/", 1): v for k, v in metrics.items()},
+            **({"branch": branch} if branch else {})}
+
+
+def test_ties_go_to_the_secondary_key_then_the_later_checkpoint_then_the_lower_branch() -> None:
+    # segm/AP50-plate saturates at 1.0: model_100 (segm/AP 0.187) must not win over model_150 (0.288),
+    # wherever it comes in the list, and a sweep's branch name must not decide.
+    key = "segm/AP50-plate"
+    early, late = _row("b1/model_100", 100, "b1", **{"segm_AP50-plate": 1.0, "segm_AP": 0.187}), \
+        _row("b0/model_150", 150, "b0", **{"segm_AP50-plate": 1.0, "segm_AP": 0.288})
+    for rows in ([early, late], [late, early]):
+        assert select_best(rows, key, "max", "segm/AP")["checkpoint"] == "b0/model_150"
+    same = [_row(f"b{b}/model_{i}", i, f"b{b}", **{"segm_AP50-plate": 1.0, "segm_AP": 0.3}) for b, i in
+            ((2, 100), (10, 150), (2, 150), (3, 50))]
+    assert select_best(same, key, "max", "segm/AP")["checkpoint"] == "b2/model_150"  # later, then b2 before b10
+    assert select_best(same[:2], key, "max", "segm/AP")["checkpoint"] == "b10/model_150"
+    assert load_config().evaluate.tie_break_key == "segm/AP"
+
+
+@pytest.mark.parametrize("forged", [2.0, -5.0, 1e300, math.inf])
+def test_a_score_outside_zero_to_one_is_refused(forged: float) -> None:
+    rows = [_row("model_1", 1, segm_AP=0.2), _row("model_2", 2, segm_AP=forged)]
+    with pytest.raises(InputError, match=r"model_2: segm/AP = .* is not a score in \[0, 1\]"):
+        select_best(rows, "segm/AP", "max")
+
+
+def test_select_decides_and_registers_with_the_score_it_recomputes(setup) -> None:
+    # select re-predicts the selected checkpoint; a pod's claim (which selected it) must be what
+    # those predictions score, and the decision and the registry take select's own numbers.
+    from steps.evaluate.evaluate import conclude, prepare, score_checkpoints
+    from steps.evaluate.groups import list_checkpoints
+
+    tmp_path, data, config, _ = setup
+    dataset(data, ["a", "plate"], images=10)
+    settings = config("promotion.min_confidence=0")
+    folder, out = tmp_path / "train" / "checkpoints", tmp_path / "select"
+    write_model(folder / "model_0000001.pth", ["a", "plate"], [1, 2, 3])  # finds 7 of 10
+    write_model(folder / "model_0000002.pth", ["a", "plate"], [1, 2, 3, 4, 5])  # finds 5 of 10
+    gt = prepare(settings, data, out)
+    rows, predicted = score_checkpoints(settings, gt, data, list_checkpoints(folder), out)
+    good, poor = (row["metrics"]["segm/AP50"] for row in rows)
+    assert good > poor + 0.1
+    predictions = {row["checkpoint"]: predicted[row["checkpoint"]] for row in rows}
+
+    def claim(values: list[float]) -> list[dict]:
+        return [{**row, "metrics": {**row["metrics"], "segm/AP50": v}} for row, v in zip(rows, values)]
+
+    def conclude_with(claimed: list[dict]):
+        return conclude(settings, gt, data, claimed, predictions, out, "run", "datasets/v1")
+
+    with pytest.raises(InputError, match=rf"model_0000002.pth: its evaluate pod claimed segm/AP50 = 0.9500, but its "
+                                         rf"predictions score {poor:.4f} here"):
+        conclude_with(claim([good, 0.95]))
+    assert promotions(tmp_path) == [] and registry.production(str(tmp_path / "registry")) is None
+    # Within the tolerance (a GPU's last digits): registered and decided with select's own score.
+    result = conclude_with(claim([good - 0.009, poor]))
+    assert result.best_checkpoint == "model_0000001.pth" and result.best_score == good
+    registered = registry.show(str(tmp_path / "registry"), result.model_id)
+    assert registered.metrics["segm/AP50"] == good
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["promotion"]["challenger_score"] == good
+    assert evaluation["checkpoints"][0]["metrics"]["segm/AP50"] == good
+
+
+def test_the_cluster_config_refuses_a_min_confidence_below_its_floor() -> None:
+    cluster = Path(__file__).parent.parent / "configs" / "cluster.yaml"
+    assert load_config(cluster).promotion.min_confidence_floor > 0
+    with pytest.raises(ConfigError, match=r"promotion.min_confidence: below this config's promotion.min_confidence_floor"):
+        load_config(cluster, ["promotion.min_confidence=0"])
+    with pytest.raises(ConfigError, match=r"--set promotion.min_confidence_floor: set only in a config file"):
+        load_config(cluster, [], "promotion.min_confidence_floor=0 promotion.min_confidence=0")
+    assert load_config(None, ["promotion.min_confidence=0"]).promotion.min_confidence == 0  # no floor by default
+
+
+def test_a_dataset_without_plates_is_evaluated_with_the_default_keys(setup) -> None:
+    tmp_path, data, _, _ = setup
+    dataset(data, ["car", "person"], images=3)
+    defaults = load_config(None, [f"database.url=sqlite:///{tmp_path / 'meta.sqlite'}",
+                                  f"promotion.registry={tmp_path / 'registry'}"])
+    result = run(tmp_path, data, defaults, "r1", {"model_0000001.pth": (["car", "person"], []),
+                                                  "model_0000002.pth": (["car", "person"], [1])})
+    assert result.promoted and result.best_checkpoint == "model_0000001.pth"
+    evaluation = json.loads((tmp_path / "r1" / "evaluation" / "evaluation.json").read_text())
+    assert evaluation["select_key"] == "segm/AP" and "EIR" not in evaluation["checkpoints"][0]["metrics"]
 
 
 def test_a_mistyped_select_key_is_refused_before_any_checkpoint_is_scored(setup) -> None:
@@ -218,6 +305,8 @@ def test_a_mistyped_select_key_is_refused_before_any_checkpoint_is_scored(setup)
     dataset(data, ["a", "plate"], images=2)
     with pytest.raises(ConfigError, match="evaluate.select_key: 'segm/AP5'"):
         run(tmp_path, data, config("evaluate.select_key=segm/AP5"), "r1", {"model_0000001.pth": (["a", "plate"], [])})
+    with pytest.raises(ConfigError, match="evaluate.tie_break_key: 'segm/AP-car'"):
+        run(tmp_path, data, config("evaluate.tie_break_key=segm/AP-car"), "r1", {"model_0000001.pth": (["a", "plate"], [])})
     assert StandInBackend.loads == []
 
 

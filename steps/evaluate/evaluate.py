@@ -43,28 +43,56 @@ class EvaluateResult:
     reason: str
 
 
-def better(a: float, b: float, mode: str) -> bool:
-    return a > b if mode == "max" else a < b
+# How far an evaluate pod's score of the selected checkpoint may lie from the score select gets
+# from its own predictions: none on a CPU (the same predictions); a GPU's kernels may shift a
+# detection's score in the last digits, which can move an AP by a few thousandths.
+SCORE_TOLERANCE = 0.01
 
 
-def select_best(rows: list[dict], key: str, mode: str) -> dict:
-    """The row whose metrics[key] is best; ties go to the later checkpoint (trained longer).
+def check_scores(rows: list[dict]) -> None:
+    """Every metric is a fraction in [0, 1] (or NaN, not defined): anything else was not computed
+    by our metrics, and a forged 2.0 must never select or promote a checkpoint."""
+    for row in rows:
+        for key, value in row["metrics"].items():
+            if not (math.isnan(value) or 0.0 <= value <= 1.0):
+                raise InputError(f"{row['checkpoint']}: {key} = {value!r} is not a score in [0, 1] (every metric is a "
+                                 "fraction); the evaluate pods' scores are broken or forged: nothing was registered")
 
-    A NaN score never wins over a number, wherever it comes in the list; if every score is NaN
-    the last checkpoint is taken (and the decision sees the NaN).
+
+def select_best(rows: list[dict], key: str, mode: str, tie_key: str = "segm/AP") -> dict:
+    """The row whose metrics[key] is best (docs/metrics.md#promotion).
+
+    Ties, common with a key that saturates at 1.0 (`segm/AP50-plate`), go to the better `tie_key`
+    (evaluate.tie_break_key, compared in the same direction), then to the later checkpoint
+    (trained longer), then to the lower sweep branch number. A NaN score never wins over a number,
+    wherever it comes in the list; if every score is NaN the tie rules pick one (and the decision
+    sees the NaN).
     """
+    check_scores(rows)
     missing = [row["checkpoint"] for row in rows if key not in row["metrics"]]
     if missing:
         known = ", ".join(sorted(rows[0]["metrics"]))
         raise InputError(f"evaluate.select_key {key!r} is not a metric (known: {known})")
-    best = rows[0]
-    for row in rows[1:]:
-        value, current = row["metrics"][key], best["metrics"][key]
-        if math.isnan(value) and not math.isnan(current):
-            continue
-        if math.isnan(current) or not better(current, value, mode):
-            best = row
-    return best
+    sign = 1.0 if mode == "max" else -1.0
+
+    def rank(row: dict) -> tuple[float, float, int, int]:
+        value, tie = row["metrics"][key], row["metrics"].get(tie_key, math.nan)
+        branch = row.get("branch") or "b0"
+        return (-math.inf if math.isnan(value) else sign * value, -math.inf if math.isnan(tie) else sign * tie,
+                row["iteration"], -int(branch[1:]) if branch[1:].isdigit() else 0)
+
+    return max(rows, key=rank)
+
+
+def verified(best: dict, key: str, ours: dict[str, float]) -> dict:
+    """`best` with the metrics select computed itself from its predictions, after checking that
+    what the evaluate pod claimed for the key (which selected it) is what they score."""
+    claimed, own = best["metrics"][key], ours.get(key, math.nan)
+    same = math.isnan(claimed) and math.isnan(own) or abs(claimed - own) <= SCORE_TOLERANCE
+    if not same:
+        raise InputError(f"{best['checkpoint']}: its evaluate pod claimed {key} = {claimed:.4f}, but its predictions "
+                         f"score {own:.4f} here; the pods' scores cannot be trusted: nothing was registered")
+    return {**best, "metrics": ours}
 
 
 def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: Path, run_id: str,
@@ -127,7 +155,10 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
         log.info(f"evaluate: production model {repaired} was missing from the database (an earlier run stopped "
                  "between promoting and recording it); recorded it now")
     key, mode = config.evaluate.select_key, config.evaluate.select_mode
-    best = select_best(rows, key, mode)
+    best = select_best(rows, key, mode, config.evaluate.tie_break_key)
+    # Decide and register with what the predictions score here, never with a number handed in.
+    best = verified(best, key, score(gt, predictions[best["checkpoint"]], config.evaluate))
+    rows = [best if row["checkpoint"] == best["checkpoint"] else row for row in rows]
     challenger = best["metrics"][key]
     log.info(f"evaluate: best checkpoint {best['checkpoint']} ({key} = {challenger:.4f})")
 
@@ -144,7 +175,8 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
         "checkpoints": [{k: v for k, v in row.items() if k != "path"} for row in rows],
         "best": best["checkpoint"],
         "champion": None if champion is None else {k: v for k, v in champion.items() if k != "results"},
-        **({"branches": branch_summary(rows, key, mode)} if any("branch" in row for row in rows) else {}),
+        **({"branches": branch_summary(rows, key, mode, config.evaluate.tie_break_key)}
+           if any("branch" in row for row in rows) else {}),
         "promotion": {**decision.as_dict(), "model_id": model.model_id, "model_uri": model.uri,
                       "min_gain": config.promotion.min_gain, "min_confidence": config.promotion.min_confidence},
     }
@@ -166,12 +198,12 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
     return EvaluateResult(best["checkpoint"], challenger, decision.promoted, model.model_id, model.uri, decision.reason)
 
 
-def branch_summary(rows: list[dict], key: str, mode: str) -> list[dict]:
+def branch_summary(rows: list[dict], key: str, mode: str, tie_key: str) -> list[dict]:
     """A sweep's branches side by side: each one's settings and its best checkpoint's scores."""
     branches = []
     for name in dict.fromkeys(row["branch"] for row in rows):
         own = [row for row in rows if row["branch"] == name]
-        best = select_best(own, key, mode)
+        best = select_best(own, key, mode, tie_key)
         branches.append({"branch": name, "overrides": best.get("overrides", ""), "checkpoints": len(own),
                          "best": best["checkpoint"], "metrics": best["metrics"]})
     return branches

@@ -80,12 +80,15 @@ def metric_keys(gt: dict[str, Any], config: EvaluateConfig) -> set[str]:
 
 
 def check_select_key(gt: dict[str, Any], config: EvaluateConfig) -> None:
-    """Refuse a select_key that no metric of this dataset has, before any checkpoint is scored."""
+    """Refuse a select_key (or tie_break_key) that no metric of this dataset has, before any
+    checkpoint is scored."""
     keys = metric_keys(gt, config)
-    if config.select_key not in keys:
-        known = ", ".join(sorted(k for k in keys if "-" not in k))
-        raise ConfigError(f"evaluate.select_key: {config.select_key!r} is not a metric of this dataset "
-                          f"(known: {known}, and per class bbox/AP-<class>, segm/AP50-<class>, segm/AP75-<class>, dv_AP-<class>)")
+    for field in ("select_key", "tie_break_key"):
+        value = getattr(config, field)
+        if value not in keys:
+            known = ", ".join(sorted(k for k in keys if "-" not in k))
+            raise ConfigError(f"evaluate.{field}: {value!r} is not a metric of this dataset (known: {known}, and per "
+                              "class bbox/AP-<class>, segm/AP50-<class>, segm/AP75-<class>, dv_AP-<class>)")
 
 
 def _has_plates(gt: dict[str, Any], config: EvaluateConfig) -> bool:

@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rows = parse_scores(args.scores)  # before the checkout: bad input fails at once
     log.info(f"select: {len(rows)} checkpoints scored by the evaluate pods")
-    best = select_best(rows, config.evaluate.select_key, config.evaluate.select_mode)
+    best = select_best(rows, config.evaluate.select_key, config.evaluate.select_mode, config.evaluate.tie_break_key)
     if best.get("overrides"):
         # The model is registered with the settings of the branch that trained it.
         log.info(f"select: best branch {best['branch']}: {best['overrides']}")
