@@ -149,7 +149,7 @@ def write_evaluation_report(
 
     header = {"selection": f"{mode} of {key}", "selected checkpoint": str(best)}
     for name, value in evaluation.items():
-        if name not in {"select_key", "select_mode", "best", "checkpoints", "champion", "promotion", "branches"}:
+        if name not in {"select_key", "select_mode", "best", "checkpoints", "champion", "promotion", "branches", "partial"}:
             header.update(_scalars(name, value))
     tensorboard = training_dir / "tensorboard" if training_dir is not None else None
     links = _links(out_dir, test=_local_test_report(out_dir),
@@ -163,7 +163,8 @@ def write_evaluation_report(
             columns=columns, rows=rows, champion=champion_row, charts=figures,
             # A sweep's branches side by side: settings, checkpoints scored, the best one's scores.
             branches=[{**b, "cells": _with_means(b.get("metrics", {}), plate)} for b in evaluation.get("branches") or []],
-            config_text=_read_text(out_dir / "config.yaml"))
+            config_text=_read_text(out_dir / "config.yaml"),
+            partial=evaluation.get("partial"))  # what a partial evaluation or sweep lacks (steps/select/scores.py)
     return page
 
 

@@ -36,7 +36,8 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     assert [t for t in first.tasks] == ["record", "train", "evaluate", "select", "test", "notify"]
     # evaluate fanned out: one pod per checkpoint (evaluate.checkpoints_per_pod: 1)
     assert [c.name for c in first.tasks["evaluate"].children] == [
-        "evaluate(0:model_0000001.pth)", "evaluate(1:model_0000002.pth)"]
+        "evaluate(0:checkpoints:model_0000001.pth,group:model_0000001)",
+        "evaluate(1:checkpoints:model_0000002.pth,group:model_0000002)"]
     assert first.tasks["record"].parameters["dataset-version"] == "datasets/v1"
     # train: checkpoints, the loss log, TensorBoard events and the resolved config
     train = first.tasks["train"].artifacts["checkpoints"]
@@ -123,10 +124,15 @@ def test_fan_out_evaluation_of_three_checkpoints_in_parallel_promotes_once(sampl
     assert result.succeeded, out
     # Three checkpoints in groups of two: two evaluate pods; select saw all three.
     group = result.tasks["evaluate"]
-    assert [c.name for c in group.children] == ["evaluate(0:model_0000001.pth,model_0000002.pth)",
-                                                 "evaluate(1:model_0000003.pth)"]
-    # operator.go processAggregateNodeOutputs: the pods' JSON lists, as one list of lists.
-    assert [len(scores) for scores in json.loads(group.parameters["scores"])] == [2, 1]
+    assert [c.name for c in group.children] == [
+        "evaluate(0:checkpoints:model_0000001.pth,model_0000002.pth,group:model_0000001)",
+        "evaluate(1:checkpoints:model_0000003.pth,group:model_0000003)"]
+    # Each pod wrote one object under the run's scores prefix, which select read as one folder.
+    scores = sorted((result.run_dir / "objects" / "trainyard" / result.run_id / "scores").glob("*/scores.json"))
+    assert [(p.parent.name, len(json.loads(p.read_text()))) for p in scores] == [("model_0000001", 2), ("model_0000003", 1)]
+    assert sorted(p.relative_to(result.run_dir / "select" / "inputs" / "scores").as_posix()
+                  for p in (result.run_dir / "select" / "inputs" / "scores").rglob("*.json")) == [
+        "model_0000001/scores.json", "model_0000003/scores.json"]
     evaluation = json.loads((result.tasks["select"].artifacts["evaluation"] / "evaluation.json").read_text())
     assert [row["checkpoint"] for row in evaluation["checkpoints"]] == [
         "model_0000001.pth", "model_0000002.pth", "model_0000003.pth"]

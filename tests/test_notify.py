@@ -30,15 +30,45 @@ def _node(display: str, message: str, template: str, phase: str = "Failed") -> d
             "podName": f"{RUN}-{template}-1", "finishedAt": "2024-05-01T03:00:00Z"}
 
 
+def go_json_marshal(value: Any) -> str:
+    r"""encoding/json Marshal of plain data: compact; `"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f` escaped,
+    other controls below 0x20 as `\u00XX`, `<` `>` `&` and U+2028/U+2029 as `\u....` (HTML-safe);
+    DEL and everything else as it is (encode.go appendString)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+                          ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def go_quote(text: str) -> str:
+    r"""strconv.Quote (quote.go appendEscapedRune): `"` and `\\` escaped, printable runes as they are,
+    the named escapes, `\xHH` below 0x20 and for DEL, `\uhhhh` / `\Uhhhhhhhh` for other unprintables."""
+    named = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        elif char in named:
+            out.append(named[char])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
+
+
 def argo_failures(nodes: list[dict[str, Any]] | None) -> str:
     """`{{workflow.failures}}` exactly as Argo v4.1.2 hands it to a container: `operate` in
     workflow/controller/operator.go sets it to strconv.Quote(json.Marshal(failedNodes)) (a nil list
     marshals to `null`); util/template/simple_template.go `simpleReplaceStrict` escapes it for the
     JSON of the template and the container gets back that quoted string."""
-    marshalled = json.dumps(nodes, separators=(",", ":"), ensure_ascii=False)
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):  # Go's json.Marshal HTML escaping
-        marshalled = marshalled.replace(char, escaped)
-    return '"' + marshalled.replace("\\", "\\\\").replace('"', '\\"') + '"'  # strconv.Quote, printable text
+    return go_quote(go_json_marshal(nodes))
 
 
 CLEAN = argo_failures(None)
@@ -142,6 +172,35 @@ def test_argo_failures_strings_are_decoded() -> None:
     assert parse_failures("") == ([], []) and parse_failures("{{workflow.failures}}") == ([], [])
     assert parse_failures("pod deleted") == ([{"message": "pod deleted"}], [])
     assert parse_failures('"[{\\"displayName\\": 3"') == ([{"message": '[{"displayName": 3'}], [])
+
+
+@pytest.mark.parametrize("message", [
+    "C:\\app\\x41",  # a literal backslash before what looks like an escape: Quote doubles it
+    "tab\there \\a\\v \\U0001F600 \\u0041",  # json escapes the tab; the rest is literal text
+    "bell \a, DEL \x7f, soft hyphen \u00ad, line sep \u2028, tag \U000E0041, emoji \U0001F600",
+    "ends with a backslash \\",
+])
+def test_messages_survive_go_quote_of_json_marshal_exactly(message: str) -> None:
+    # Every escape Go's strconv.Quote writes for json.Marshal's text (backslash-quote, a doubled
+    # backslash, x7f, u...., U........) is undone once, left to right: a message round-trips whole.
+    quoted = argo_failures([_node("evaluate(3:b3)", message, "evaluate")])
+    assert parse_failures(quoted)[0][0]["message"] == message
+
+
+def test_escapes_quote_never_writes_for_json_mean_the_text_is_not_argos() -> None:
+    # A backslash-a, backslash-x41 or a bare quote cannot come from Quote(json.Marshal(...)): kept
+    # as one message.
+    for text in ('"[{\\"displayName\\":\\"a\\x41\\"}]"', '"\\a"', '"a"b"'):
+        assert parse_failures(text) == ([{"message": text}], [])
+
+
+def test_absurdly_nested_failures_are_kept_as_one_message_and_the_run_is_recorded(database: str) -> None:
+    nested = '"' + "[" * 50_000 + "]" * 50_000 + '"'  # issue 27: a RecursionError, and nothing recorded
+    failures, retries = parse_failures(nested)
+    assert retries == [] and len(failures) == 1 and failures[0]["message"] == "[" * 2000
+    assert _notify(status="Failed", failures=nested) == 0
+    [row] = _runs(database)
+    assert row["status"] == "Failed" and json.loads(row["failures"]) == [{"message": "[" * 2000}]
 
 
 def test_a_clean_run_stores_no_failure(database: str) -> None:

@@ -1,4 +1,4 @@
-"""The sweep: its override sets, its WorkflowTemplate, and select's handling of hostile scores."""
+"""The sweep: its override sets, its WorkflowTemplate, and select's handling of hostile scores objects."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from steps.errors import InputError
-from steps.select.__main__ import parse_scores
+from steps.select.scores import read_scores
 from workflows.sweep import SWEEP_NAME, build_sweep
 from workflows.sweep_sets import MAX_BRANCHES, from_file, from_grid, parameter
 
@@ -70,22 +70,56 @@ def _row(name: str, **extra: object) -> dict:
     return {"checkpoint": name, "iteration": 1, "metrics": {"segm/AP": 0.5, "EIR": None}, **extra}
 
 
-def test_select_reads_scores_of_branches_and_labels_them() -> None:
-    rows = parse_scores(json.dumps([[_row("model_0000001.pth", branch="b1", overrides="train.lr=0.02", source="/x")],
-                                    [_row("model_0000001.pth", branch="b0", overrides="train.lr=0.01", source="/y")]]))
+def _objects(tmp_path: Path, groups: dict[str, object]) -> Path:
+    """The scores prefix as select's input artifact holds it: one <group>/scores.json per pod."""
+    folder = tmp_path / "scores"
+    folder.mkdir()
+    for group, scores in groups.items():
+        (folder / group).mkdir(parents=True)
+        (folder / group / "scores.json").write_text(scores if isinstance(scores, str) else json.dumps(scores))
+    return folder
+
+
+def test_select_reads_scores_of_branches_and_labels_them(tmp_path: Path) -> None:
+    rows = read_scores(_objects(tmp_path, {
+        "b1": [_row("model_0000001.pth", branch="b1", overrides="train.lr=0.02", source="/x")],
+        "b0": [_row("model_0000001.pth", branch="b0", overrides="train.lr=0.01", source="/y")]}))
     assert [r["checkpoint"] for r in rows] == ["b0/model_0000001.pth", "b1/model_0000001.pth"]
     assert rows[0]["metrics"]["EIR"] != rows[0]["metrics"]["EIR"]  # null is NaN again
 
 
-@pytest.mark.parametrize("scores, message", [
-    ("not json", "not JSON"),
-    ('{"a": 1}', "list of lists"),
-    ("[[]]", "no checkpoint was scored"),
-    (json.dumps([[_row("../../etc/passwd")]]), "names no checkpoint"),
-    (json.dumps([[{**_row("model_0000001.pth"), "metrics": {"segm/AP": "1"}}]]), "must be numbers"),
-    (json.dumps([[_row("model_0000001.pth")], [_row("model_0000001.pth")]]), "scored twice"),
-    (json.dumps([[_row("model_0000001.pth", branch="b0; x")]]), "not a branch name"),
+@pytest.mark.parametrize("groups, message", [
+    ({"g": "not json"}, "not JSON"),
+    ({"g": {"a": 1}}, "expected a JSON list of scores"),
+    ({"g": []}, "no checkpoint was scored"),
+    ({}, "no checkpoint was scored"),
+    ({"g": [_row("../../etc/passwd")]}, "names no checkpoint"),
+    ({"g": [{**_row("model_0000001.pth"), "metrics": {"segm/AP": "1"}}]}, "must be numbers"),
+    ({"g": [{**_row("model_0000001.pth"), "metrics": {"segm/AP": True}}]}, "must be numbers"),
+    ({"g0": [_row("model_0000001.pth")], "g1": [_row("model_0000001.pth")]}, "scored twice"),
+    ({"g": [_row("model_0000001.pth", branch="b0; x")]}, "not a branch name"),
+    # issue 27: absurd nesting is one clear error, not a RecursionError
+    ({"g": "[" * 50_000 + "]" * 50_000}, "nested too deeply"),
 ])
-def test_select_refuses_hostile_scores(scores: str, message: str) -> None:
+def test_select_refuses_hostile_scores(tmp_path: Path, groups: dict, message: str) -> None:
     with pytest.raises(InputError, match=message):
-        parse_scores(scores)
+        read_scores(_objects(tmp_path, groups))
+
+
+def test_select_refuses_a_scores_object_too_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from steps.select import scores
+
+    monkeypatch.setattr(scores, "MAX_OBJECT_BYTES", 100)
+    with pytest.raises(InputError, match="more than 100"):
+        read_scores(_objects(tmp_path, {"g": [_row("model_0000001.pth")] * 3}))
+
+
+def test_a_nested_scores_object_is_one_line_from_the_command(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = _objects(tmp_path, {"g": "[" * 50_000 + "]" * 50_000})
+    done = subprocess.run([sys.executable, "-m", "steps.select", "--scores", str(folder), "--dataset-dir", str(tmp_path),
+                           "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith("scores.json: JSON nested too deeply; expected a list of scores")

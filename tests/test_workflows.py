@@ -38,20 +38,32 @@ def test_stale_golden_file_is_detected(tmp_path) -> None:
 def test_dag_runs_the_steps_in_order() -> None:
     dag = _templates()["pipeline"]["dag"]["tasks"]
     assert [t["name"] for t in dag] == ["record", "train", "evaluate", "select", "test"]
-    assert [t.get("depends") for t in dag] == [None, "record", "train", "evaluate", "select"]
+    # select runs on the evaluate pods that succeeded (dag.go evaluateDependsLogic: AnySucceeded is
+    # true when one child of the TaskGroup Succeeded; plain `evaluate` needs the whole group).
+    assert [t.get("depends") for t in dag] == [None, "record", "train", "evaluate.AnySucceeded || evaluate.Skipped",
+                                               "select"]
     checkpoints = [{"name": "checkpoints", "from": "{{tasks.train.outputs.artifacts.checkpoints}}"}]
     evaluate, select = (next(t for t in dag if t["name"] == name) for name in ("evaluate", "select"))
     assert evaluate["arguments"]["artifacts"] == select["arguments"]["artifacts"] == checkpoints
 
 
-def test_evaluation_fans_out_over_trains_checkpoint_groups_and_select_gathers_the_scores() -> None:
+def test_evaluation_fans_out_over_trains_checkpoint_groups_and_select_reads_their_objects() -> None:
+    from workflows.pipeline import SCORES_KEY
+
     templates = _templates()
     dag = {t["name"]: t for t in templates["pipeline"]["dag"]["tasks"]}
     assert dag["evaluate"]["withParam"] == "{{tasks.train.outputs.parameters.checkpoint-groups}}"
-    assert {"name": "checkpoint-group", "value": "{{item}}"} in dag["evaluate"]["arguments"]["parameters"]
-    # operator.go processAggregateNodeOutputs: a withParam task's output parameter is the JSON list
-    # of its children's values, which select gets whole.
-    assert {"name": "scores", "value": "{{tasks.evaluate.outputs.parameters.scores}}"} in dag["select"]["arguments"]["parameters"]
+    assert {"name": "checkpoint-group", "value": "{{item.checkpoints}}"} in dag["evaluate"]["arguments"]["parameters"]
+    # Each evaluate pod writes its scores as one object of its group, a key-only output: the
+    # executor saves it at exactly that key (executor.go saveArtifactFromFile), so a retried pod
+    # overwrites its own object; select reads the prefix as one key-only input, a folder
+    # (executor.go newDriverArt relocates it into the default repository; gcs.go downloadObjects).
+    [scores] = [a for a in templates["evaluate"]["outputs"]["artifacts"] if "gcs" in a]
+    assert scores["gcs"] == {"key": SCORES_KEY + "/{{inputs.parameters.group}}"} and scores["archive"] == {"none": {}}
+    [all_scores] = [a for a in templates["select"]["inputs"]["artifacts"] if "gcs" in a]
+    assert all_scores["gcs"] == {"key": SCORES_KEY} and all_scores["archive"] == {"none": {}}
+    assert "--output-scores" in templates["evaluate"]["container"]["args"]
+    assert "parameters" not in templates["evaluate"].get("outputs", {})  # no score travels as a parameter
     # A skipped train lists no groups (its output's default), so the evaluate group is skipped.
     groups = next(p for p in templates["train"]["outputs"]["parameters"] if p["name"] == "checkpoint-groups")
     assert groups["valueFrom"]["default"] == "[]"

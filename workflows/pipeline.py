@@ -23,6 +23,7 @@ from hera.workflows import (
     Container,
     EmptyDirVolume,
     Env,
+    GCSArtifact,
     NoneArchiveStrategy,
     Parameter,
     Resources,
@@ -75,6 +76,14 @@ GIT_SECRET = "trainyard-git"
 GIT_CONFIG_KEYS = ("GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0")
 SERVICE_ACCOUNT = "trainyard"
 ARTIFACT_REPOSITORY = ("trainyard-artifact-repositories", "gcs")  # ConfigMap, key
+# What every pod of a run shares in the artifact repository: its keyFormat (the chart's
+# artifacts.keyFormat, `trainyard/{{workflow.name}}/{{pod.name}}`) without the pod. Each evaluate
+# pod writes its scores there as one object per group (a key-only output: Argo saves it at exactly
+# that key, executor.go `saveArtifactFromFile`, so a retried pod overwrites its own), and select
+# reads the whole prefix as one key-only input artifact, a folder (artifacts/gcs/gcs.go
+# `downloadObjects`): nothing that grows with checkpoints, branches or classes is a parameter.
+RUN_PREFIX = "trainyard/{{workflow.name}}"
+SCORES_KEY = f"{RUN_PREFIX}/scores"
 # PyTorch DataLoader workers pass batches through /dev/shm; a pod's default is only 64 MiB.
 SHM_SIZE = "8Gi"
 # Spot GPU nodes get preempted: Argo reruns the pod and train resumes from its checkpoints.
@@ -249,17 +258,27 @@ def _evaluation_inputs(*names: str) -> list[Parameter | Artifact]:
     return [*_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, *names), Artifact(name="checkpoints", path=f"{IN}/train")]
 
 
+def group_scores(group: str) -> Artifact:
+    """An evaluate pod's scores, one object under the run's scores prefix (see SCORES_KEY)."""
+    return GCSArtifact(name="group-scores", path=f"{OUT}/group-scores", archive=NoneArchiveStrategy(),
+                       key=f"{SCORES_KEY}/{group}")
+
+
+def all_scores() -> Artifact:
+    """select's input: every evaluate pod's object, the prefix read as one folder (key-only)."""
+    return GCSArtifact(name="scores", path=f"{IN}/scores", archive=NoneArchiveStrategy(), key=SCORES_KEY)
+
+
+
 def evaluate_template() -> Container:
     """One pod of the fan-out evaluation: scores one group of checkpoints (an item of train's list)."""
     return _gpu_step(
         "evaluate",
         [*_evaluation_args(), "--only", "{{inputs.parameters.checkpoint-group}}",
-         "--output", f"{OUT}/scores", "--output-scores", f"{OUT}/scores.json"],
-        inputs=_evaluation_inputs("checkpoint-group"),
-        # The folder (with predictions) for people; the parameter for select, which gets the
-        # group's values as one JSON list (Argo aggregates a withParam task's output parameters).
-        outputs=[_folder("scores", f"{OUT}/scores"),
-                 Parameter(name="scores", value_from=m.ValueFrom(path=f"{OUT}/scores.json"))],
+         "--output", f"{OUT}/scores", "--output-scores", f"{OUT}/group-scores/scores.json"],
+        inputs=_evaluation_inputs("checkpoint-group", "group"),
+        # The folder (with predictions) for people; the group's object for select.
+        outputs=[_folder("scores", f"{OUT}/scores"), group_scores("{{inputs.parameters.group}}")],
         env=_git_env(),
         # Evaluate may land on spot GPUs too; it starts over cheaply, so the same rule applies.
         retry_strategy=_preemption_retry(EVALUATE_RETRIES),
@@ -270,11 +289,11 @@ def select_template() -> Container:
     """The fan-in: picks the best checkpoint of all scores, registers it, promotes it at most once."""
     return _gpu_step(
         "select",
-        [*_evaluation_args(), "--scores", "{{inputs.parameters.scores}}",
+        [*_evaluation_args(), "--scores", f"{IN}/scores", "--upstream", "{{inputs.parameters.upstream}}",
          "--output", f"{OUT}/evaluation",
          "--output-promoted", f"{OUT}/promoted",
          "--output-model-uri", f"{OUT}/model-uri"],
-        inputs=_evaluation_inputs("scores"),
+        inputs=[*_evaluation_inputs("upstream"), all_scores()],
         outputs=[_folder("evaluation", f"{OUT}/evaluation"), _output_parameter("promoted"), _output_parameter("model-uri")],
         env=[*_database_env(), *_git_env()],
         retry_strategy=_preemption_retry(EVALUATE_RETRIES),
@@ -388,16 +407,22 @@ def build_pipeline() -> WorkflowTemplate:
                 when=TRAIN_WHEN,
                 with_param="{{tasks.train.outputs.parameters.checkpoint-groups}}",
                 arguments=[
-                    *[Parameter(name=k, value=v) for k, v in {**common, **dataset_version, "checkpoint-group": "{{item}}"}.items()],
+                    *[Parameter(name=k, value=v) for k, v in {
+                        **common, **dataset_version, "checkpoint-group": "{{item.checkpoints}}", "group": "{{item.group}}"
+                    }.items()],
                     checkpoints,
                 ],
             )
+            # Partial results: select runs when at least one evaluate pod succeeded (dag.go
+            # evaluateDependsLogic: AnySucceeded over the group's children; plain `evaluate` would
+            # need all of them), or evaluate was skipped (then select's own `when` skips it too).
             select_task = select(
                 name="select",
                 when=TRAIN_WHEN,
+                depends="evaluate.AnySucceeded || evaluate.Skipped",
                 arguments=[
                     *[Parameter(name=k, value=v) for k, v in {
-                        **common, **dataset_version, "scores": "{{tasks.evaluate.outputs.parameters.scores}}"}.items()],
+                        **common, **dataset_version, "upstream": "evaluate={{tasks.evaluate.status}}"}.items()],
                     checkpoints,
                 ],
             )
@@ -410,5 +435,6 @@ def build_pipeline() -> WorkflowTemplate:
                     m.Artifact(name="evaluation", from_="{{tasks.select.outputs.artifacts.evaluation}}"),
                 ],
             )
-            record_task >> train_task >> evaluate_task >> select_task >> test_task
+            record_task >> train_task >> evaluate_task
+            select_task >> test_task
     return template

@@ -6,7 +6,10 @@ without nested DAGs:
 
     record -> train (withParam: the `sweep` parameter, one pod per branch)
            -> evaluate (withParam: train's aggregated `branch` outputs, one pod per branch)
-           -> select (all branches' scores) ; notify on exit
+           -> select (all branches' scores, one object each) ; notify on exit
+
+A branch that fails does not throw the others away: evaluate runs for the branches that trained and
+select for those evaluated (`AnySucceeded`), and a partial sweep is never promoted automatically.
 
 A branch's evaluate pod cannot take that branch's output artifact (Argo does not fan artifacts of a
 task group in), so each branch trains with its own durable checkpoint folder,
@@ -19,9 +22,9 @@ from hera.workflows import DAG, Container, Env, Parameter, WorkflowTemplate
 from hera.workflows import models as m
 
 from workflows.pipeline import (
-    CONFIG_INPUTS, EVALUATE_RETRIES, OUT, POD_GPUS_ENV, TRAIN_RETRIES, WORKFLOW_PARAMETERS, _config_args,
-    _database_env, _folder, _git_env, _gpu_step, _inputs, _output_parameter, _pass, _preemption_retry,
-    notify_template, record_template, workflow_settings,
+    CONFIG_INPUTS, EVALUATE_RETRIES, IN, OUT, POD_GPUS_ENV, TRAIN_RETRIES, WORKFLOW_PARAMETERS, _config_args,
+    _database_env, _folder, _git_env, _gpu_step, _inputs, _output_parameter, _pass, _preemption_retry, all_scores,
+    group_scores, notify_template, record_template, workflow_settings,
 )
 
 SWEEP_NAME = "trainyard-sweep"
@@ -75,10 +78,10 @@ def branch_evaluate_template() -> Container:
         [*_branch_args(), "--checkpoint-uri", "{{inputs.parameters.source}}", "--run-id", "{{workflow.name}}",
          "--only", "{{inputs.parameters.checkpoints}}",
          "--branch", "{{inputs.parameters.branch}}", "--branch-overrides", "{{inputs.parameters.branch-overrides}}",
-         "--output", f"{OUT}/scores", "--output-scores", f"{OUT}/scores.json"],
+         "--output", f"{OUT}/scores", "--output-scores", f"{OUT}/group-scores/scores.json"],
         inputs=_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, "source", "checkpoints", "branch",
                        "branch-overrides"),
-        outputs=[_folder("scores", f"{OUT}/scores"), Parameter(name="scores", value_from=m.ValueFrom(path=f"{OUT}/scores.json"))],
+        outputs=[_folder("scores", f"{OUT}/scores"), group_scores("{{inputs.parameters.branch}}")],
         env=_git_env(),
         retry_strategy=_preemption_retry(EVALUATE_RETRIES),
     )
@@ -87,9 +90,10 @@ def branch_evaluate_template() -> Container:
 def branch_select_template() -> Container:
     return _gpu_step(
         "select",
-        [*_branch_args(), "--scores", "{{inputs.parameters.scores}}", "--run-id", "{{workflow.name}}",
+        [*_branch_args(), "--scores", f"{IN}/scores", "--upstream", "{{inputs.parameters.upstream}}",
+         "--run-id", "{{workflow.name}}",
          "--output", f"{OUT}/evaluation", "--output-promoted", f"{OUT}/promoted", "--output-model-uri", f"{OUT}/model-uri"],
-        inputs=_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, "scores"),
+        inputs=[*_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, "upstream"), all_scores()],
         outputs=[_folder("evaluation", f"{OUT}/evaluation"), _output_parameter("promoted"), _output_parameter("model-uri")],
         env=[*_database_env(), *_git_env()],
         retry_strategy=_preemption_retry(EVALUATE_RETRIES),
@@ -120,12 +124,15 @@ def build_sweep() -> WorkflowTemplate:
             train_task = train(name="train", with_param="{{workflow.parameters.sweep}}", arguments=_arguments({
                 **common, **dataset_version, **_pass("checkpoint-root"),
                 "branch": "{{item.branch}}", "branch-overrides": "{{item.overrides}}"}))
+            # Partial results (dag.go evaluateDependsLogic, AnySucceeded over a group's children):
+            # evaluate the branches that trained (Argo aggregates succeeded children's outputs
+            # only, operator.go processAggregateNodeOutputs), select among those evaluated.
             evaluate_task = evaluate(name="evaluate", with_param="{{tasks.train.outputs.parameters.branch}}",
-                                     arguments=_arguments({
+                                     depends="train.AnySucceeded", arguments=_arguments({
                                          **common, **dataset_version, "source": "{{item.source}}",
                                          "checkpoints": "{{item.checkpoints}}", "branch": "{{item.branch}}",
                                          "branch-overrides": "{{item.overrides}}"}))
-            select_task = select(name="select", arguments=_arguments({
-                **common, **dataset_version, "scores": "{{tasks.evaluate.outputs.parameters.scores}}"}))
-            record_task >> train_task >> evaluate_task >> select_task
+            select(name="select", depends="evaluate.AnySucceeded", arguments=_arguments({
+                **common, **dataset_version, "upstream": "train={{tasks.train.status}} evaluate={{tasks.evaluate.status}}"}))
+            record_task >> train_task
     return template

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from steps.cli import dataset_folder, run_cli
 from steps.evaluate.arguments import add_arguments, checkpoints_folder, load_branch_config, write_outputs
-from steps.jsonio import write_json
+from steps.jsonio import dumps
+from steps.storage import atomic_file
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,7 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="fan-out mode: score only these checkpoints (comma-separated file names, one item of "
                         "train's checkpoint groups) into --output/scores.json; `python -m steps.select` then "
                         "selects and promotes")
-    parser.add_argument("--output-scores", type=Path, help="with --only: write the scores (a JSON list) here too")
+    parser.add_argument("--output-scores", type=Path,
+                        help="with --only: write the scores (a JSON list) here too, whole or not at all: the object "
+                        "`python -m steps.select` reads with the other pods' (workflows/pipeline.py SCORES_KEY)")
     add_arguments(parser)
     args = parser.parse_args(argv)
     config = load_branch_config(args, args.branch_overrides)
@@ -36,8 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             branch = {"branch": args.branch, "overrides": args.branch_overrides, "source": args.checkpoint_uri}
             scores = [{**row, **branch} for row in scores] if args.branch else scores
             if args.output_scores:
-                args.output_scores.parent.mkdir(parents=True, exist_ok=True)
-                write_json(args.output_scores, scores, indent=None)
+                # Argo uploads a pod's outputs even when it is killed: never half a file.
+                with atomic_file(args.output_scores, "w") as file:
+                    file.write(dumps(scores))
             return 0
         version = args.dataset_version or str(args.dataset_dir)  # what the lineage records
         result = evaluate(config, data, checkpoints, args.output, args.run_id, version)

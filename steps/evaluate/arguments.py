@@ -10,6 +10,7 @@ from pathlib import Path
 
 from steps.cli import add_config_arguments, add_dataset_arguments, load_step_config
 from steps.config import Config
+from steps.evaluate.groups import branch_name
 
 
 def add_arguments(parser: argparse.ArgumentParser, checkpoints_required: bool = True) -> None:
@@ -18,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser, checkpoints_required: bool = 
     source.add_argument("--checkpoints", type=Path, help="the train step's output folder")
     source.add_argument("--checkpoint-uri", metavar="URI",
                         help="or the train run's durable checkpoints (folder or gs://; a sweep branch's), downloaded first")
-    parser.add_argument("--branch", default="", help="sweep branch this train run is (scores are labelled with it)")
+    parser.add_argument("--branch", default="", type=branch_name,
+                        help="sweep branch this train run is, b0..b999 (scores are labelled with it)")
     parser.add_argument("--branch-overrides", default="", metavar="'K=V K=V'",
                         help="the branch's own config overrides, applied after --set-list")
     parser.add_argument("--run-id", default="manual", help="pipeline run id recorded in the lineage")

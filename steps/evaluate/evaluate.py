@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from steps import __version__, registry
@@ -143,11 +143,13 @@ def score_checkpoints(config: Config, gt: dict, dataset_dir: Path, checkpoints: 
 
 
 def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], predictions: dict[str, list[dict]],
-             out_dir: Path, run_id: str, dataset_version: str, training_dir: Path | None = None) -> EvaluateResult:
+             out_dir: Path, run_id: str, dataset_version: str, training_dir: Path | None = None,
+             partial: dict | None = None) -> EvaluateResult:
     """Select the best of `rows`, score production on the same split, register the challenger,
     decide, write evaluation.json and the report, and promote: once per run, whoever scored.
     `predictions` must hold the best checkpoint's (the bootstrap and the PR curves use them);
-    `training_dir`, the train output the report takes the training curves from."""
+    `training_dir`, the train output the report takes the training curves from; `partial`, what
+    the selection lacks (steps/select/scores.py): such a result is never promoted automatically."""
     db = Database(resolve_url(config.database.url))
     db.migrate()
     repaired = reconcile(db, config.promotion.registry)
@@ -164,6 +166,9 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
 
     champion = _score_champion(config, gt, dataset_dir)
     decision = _decide(config, gt, best, predictions[best["checkpoint"]], champion, len(rows))
+    if partial:  # docs/cluster.md: a partial evaluation or sweep is registered, never promoted by itself
+        decision = replace(decision, promoted=False, reason=f"partial result ({partial['reason']}): not promoted "
+                           f"automatically; `trainyard models promote` it after a look ({decision.reason})")
     model = _register(config, best, dataset_version, run_id)
     log.info(f"evaluate: {'promoting' if decision.promoted else 'not promoting'} {model.model_id}: {decision.reason}")
 
@@ -177,6 +182,7 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
         "champion": None if champion is None else {k: v for k, v in champion.items() if k != "results"},
         **({"branches": branch_summary(rows, key, mode, config.evaluate.tie_break_key)}
            if any("branch" in row for row in rows) else {}),
+        **({"partial": partial} if partial else {}),
         "promotion": {**decision.as_dict(), "model_id": model.model_id, "model_uri": model.uri,
                       "min_gain": config.promotion.min_gain, "min_confidence": config.promotion.min_confidence},
     }

@@ -1,7 +1,13 @@
-"""A train run's checkpoints, and how the fan-out evaluation splits them into pods."""
+"""A train run's checkpoints, and how the fan-out evaluation splits them into pods.
+
+Each evaluate pod writes its scores as one object under the run's artifact prefix, keyed by its
+group (the pipeline) or its branch (the sweep), so select reads them all as one key-only input
+artifact and a retried pod overwrites its own object (workflows/pipeline.py `SCORES_KEY`).
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from pathlib import Path
@@ -9,6 +15,15 @@ from pathlib import Path
 from steps.errors import InputError
 
 CHECKPOINT = re.compile(r"model_(\d+)\.pth$")
+# A sweep branch's name: also the last part of its scores' object key, so nothing else is allowed.
+BRANCH = re.compile(r"b\d{1,3}")
+
+
+def branch_name(text: str) -> str:
+    """argparse type of --branch: `b0`..`b999` (or empty: not a sweep branch)."""
+    if text and not BRANCH.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a branch name (b0, b1, ..., as `--sweep` names them)")
+    return text
 
 
 def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
@@ -19,11 +34,14 @@ def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def checkpoint_groups(folder: Path, per_pod: int) -> list[str]:
-    """The checkpoints' file names, `per_pod` to a group, each group one comma-separated string:
-    the list Argo's `withParam` fans the evaluation out over (one pod per item)."""
-    names = [path.name for _, path in list_checkpoints(folder)]
-    return [",".join(names[i:i + per_pod]) for i in range(0, len(names), per_pod)]
+def checkpoint_groups(folder: Path, per_pod: int) -> list[dict[str, str]]:
+    """The list Argo's `withParam` fans the evaluation out over (one pod per item): the
+    checkpoints' file names, `per_pod` to a group, as `{{item.checkpoints}}` (comma-separated) and
+    `{{item.group}}`, the group's name in its scores' object key: its first checkpoint's stem,
+    the same whenever the run is retried."""
+    paths = [path for _, path in list_checkpoints(folder)]
+    return [{"group": paths[i].stem, "checkpoints": ",".join(p.name for p in paths[i:i + per_pod])}
+            for i in range(0, len(paths), per_pod)]
 
 
 def write_groups(folder: Path, per_pod: int, out: Path) -> None:
@@ -34,7 +52,7 @@ def write_groups(folder: Path, per_pod: int, out: Path) -> None:
 def write_branch(folder: Path, branch: str, overrides: str, uri: str, out: Path) -> None:
     """A sweep branch as the item its evaluate pod gets: `{{item.branch}}`, `{{item.overrides}}`,
     `{{item.checkpoints}}` (all of them, one pod per branch) and `{{item.source}}` (durable copy)."""
-    names = checkpoint_groups(folder, 10**9)[0]
+    names = ",".join(path.name for _, path in list_checkpoints(folder))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"branch": branch, "overrides": overrides, "checkpoints": names, "source": uri}))
 

@@ -53,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcome = RunOutcome(
         run_id=args.run_id, status=args.status, started_at=started, finished_at=finished_at(started, duration),
         duration_seconds=duration, failures=failures, retries=retries, ui_url=ui_url, notes=notes,
+        partial=args.status == "Succeeded" and bool(failures),
     )
     db = Database(resolve_url(config.database.url))
     db.migrate()

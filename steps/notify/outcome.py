@@ -27,6 +27,9 @@ class RunOutcome:
     failures: list[dict[str, Any]] = field(default_factory=list)
     retries: list[dict[str, Any]] = field(default_factory=list)  # attempts that failed, then succeeded on retry
     notes: list[str] = field(default_factory=list)  # what the exit handler itself could not use
+    # Succeeded with failed nodes: an evaluate pod or sweep branch failed and the others went on
+    # (depends `AnySucceeded`); Argo's DAG phase follows its last tasks (dag.go assessDAGPhase).
+    partial: bool = False
     dataset_version: str | None = None
     model_id: str | None = None
     model_uri: str | None = None
@@ -40,21 +43,35 @@ class RunOutcome:
 
 
 _ATTEMPT = re.compile(r"^(?P<step>.+)\((?P<attempt>\d+)\)$")  # a retry's attempt: `train(0)`
-_GO_LONG_ESCAPE = re.compile(r"\\U([0-9a-fA-F]{8})")
+# What Go's strconv.Quote (appendEscapedRune) writes for the text json.Marshal gives it, and nothing
+# else: `\"` and `\\`; `\x7f` (DEL, the one control character json leaves as it is); `\u` and
+# `\U` for runes that are not printable. json has already escaped every other control character
+# (as `\n`, `\u0001`, ... which Quote then writes with a doubled backslash), so `\a`, `\n` or
+# `\x41` never come from Argo: such text is not Argo's form and is kept as it is.
+_GO_ESCAPE = re.compile(r'\\(?:(["\\])|x(7f)|u([0-9a-f]{4})|U([0-9a-f]{8})|(.|$))', re.DOTALL)
 
 
 def _unquote_go(text: str) -> str | None:
-    """The string a Go `strconv.Quote` wrote, or None when `text` is not one. Go's escapes are
-    JSON's except `\\U` (8 hex digits, for non-printable runes beyond the BMP) and `\\x`/`\\a`/`\\v`."""
+    """The string Go's `strconv.Quote` of json.Marshal output wrote, or None when `text` is not one.
+    One left-to-right pass, so an escaped backslash is never read as the start of an escape."""
     if len(text) < 2 or text[0] != '"' or text[-1] != '"':
         return None
-    text = _GO_LONG_ESCAPE.sub(lambda m: json.dumps(chr(int(m.group(1), 16)))[1:-1], text)
-    text = re.sub(r"\\x([0-9a-fA-F]{2})", r"\\u00\1", text).replace("\\a", "\\u0007").replace("\\v", "\\u000b")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
+    inner = text[1:-1]
+    if re.search(r'(?<!\\)(?:\\\\)*"', inner):  # a quote Quote would have escaped
         return None
-    return value if isinstance(value, str) else None
+    bad = False
+
+    def unescape(match: re.Match[str]) -> str:
+        nonlocal bad
+        char, delete, short, long, other = match.groups()
+        code = int(delete or short or long or "0", 16)
+        if other is not None or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+            bad = True
+            return ""
+        return char if char else chr(code)
+
+    value = _GO_ESCAPE.sub(unescape, inner)
+    return None if bad else value
 
 
 def parse_failures(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -75,7 +92,7 @@ def parse_failures(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]
         return [], []
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # not JSON, or nested past any real failure list
         return [{"message": text[:2000]}], []
     if value is None:
         return [], []

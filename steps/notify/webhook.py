@@ -19,10 +19,13 @@ METRICS_SHOWN = ("segm/AP", "bbox/AP", "dv_mAP", "EIR")
 
 
 def summary_text(outcome: RunOutcome) -> str:
-    icon = {"Succeeded": "✅", "Failed": "❌", "Error": "❌"}.get(outcome.status, "ℹ️")
-    lines = [f"{icon} trainyard run {outcome.run_id}: {outcome.status}"]
+    icon = "⚠️" if outcome.partial else {"Succeeded": "✅", "Failed": "❌", "Error": "❌"}.get(outcome.status, "ℹ️")
+    lines = [f"{icon} trainyard run {outcome.run_id}: {outcome.status}" + (" (partial)" if outcome.partial else "")]
     if outcome.duration_seconds is not None:
         lines[0] += f" in {_duration(outcome.duration_seconds)}"
+    if outcome.partial:
+        lines.append("partial result: the steps below failed and the rest went on without them; a partial "
+                     "result is never promoted automatically")
     if outcome.dataset_version:
         lines.append(f"dataset: {outcome.dataset_version}")
     if outcome.model_id:

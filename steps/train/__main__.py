@@ -9,6 +9,7 @@ from pathlib import Path
 
 from steps.cli import add_config_arguments, add_dataset_arguments, dataset_folder, run_cli
 from steps.evaluate.arguments import load_branch_config
+from steps.evaluate.groups import branch_name
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output-checkpoint-groups", type=Path, metavar="FILE",
                         help="write the checkpoints as a JSON list of groups of evaluate.checkpoints_per_pod file "
                         "names (comma-separated): the list the fan-out evaluation runs one pod per item of")
-    parser.add_argument("--branch", default="", help="sweep branch name (with --output-branch)")
+    parser.add_argument("--branch", default="", type=branch_name, help="sweep branch name, b0..b999 (with --output-branch)")
     parser.add_argument("--branch-overrides", default="", metavar="'K=V K=V'",
                         help="the sweep branch's own config overrides, applied after --set-list")
     parser.add_argument("--output-branch", type=Path, metavar="FILE",
