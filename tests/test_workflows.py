@@ -134,15 +134,24 @@ PREEMPTED = {
     "pod deleted": ("Error", "pod deleted", None),
     "wait container killed": ("Error", "wait: Error (exit code 137)", "137"),
 }
+# Kubelet's eviction messages (Kubernetes pkg/kubelet/eviction/helpers.go: nodeLowMessageFmt,
+# thresholdMetMessageFmt, containerMessageFmt, emptyDirMessageFmt, containerEphemeralStorageMessageFmt),
+# which Argo takes as the node's message (`inferFailedReason`: the pod's status message first).
+MEMORY_EVICTION = ("The node was low on resource: memory. Threshold quantity: 100Mi, available: 63Mi. "
+                   "Container main was using 23Gi, request is 16Gi, has larger consumption of memory. ")
 NOT_RETRIED = {
     "bad config": ("Failed", "main: Error (exit code 2)", "2"),
     "a bug": ("Failed", "main: Error (exit code 1)", "1"),
     "OOMKilled": ("Failed", "main: OOMKilled (exit code 137)", "137"),
     "template deadline": ("Failed", "Pod was active on the node longer than the specified deadline", "143"),
+    "evicted for memory, killed": ("Failed", MEMORY_EVICTION, "137"),
+    "evicted for memory, never finished": ("Failed", MEMORY_EVICTION, None),
+    "/dev/shm past its sizeLimit": ("Failed", 'Usage of EmptyDir volume "dshm" exceeds the limit "8Gi". ', "137"),
+    "scratch past its limit": ("Failed", 'Container main exceeded its local ephemeral storage limit "20Gi". ', None),
 }
 
 
-@pytest.mark.parametrize("step", ["train", "evaluate"])
+@pytest.mark.parametrize("step", ["train", "evaluate", "select"])
 @pytest.mark.parametrize("case", sorted(PREEMPTED))
 def test_preempted_or_deleted_pods_are_retried(step: str, case: str) -> None:
     strategy = _templates()[step]["retryStrategy"]
@@ -151,11 +160,23 @@ def test_preempted_or_deleted_pods_are_retried(step: str, case: str) -> None:
     assert evaluate_bool(strategy["expression"], _retry_scope(*PREEMPTED[case])) is True
 
 
-@pytest.mark.parametrize("step", ["train", "evaluate"])
+@pytest.mark.parametrize("step", ["train", "evaluate", "select"])
 @pytest.mark.parametrize("case", sorted(NOT_RETRIED))
 def test_what_would_fail_again_is_not_retried(step: str, case: str) -> None:
     strategy = _templates()[step]["retryStrategy"]
     assert evaluate_bool(strategy["expression"], _retry_scope(*NOT_RETRIED[case])) is False
+
+
+def test_gpu_steps_have_a_memory_limit_that_covers_dev_shm() -> None:
+    # Without a limit, running out of memory surfaces as an eviction; with one, as an OOM kill.
+    def gib(quantity: str) -> int:
+        return int(quantity.removesuffix("Gi"))
+
+    for name in ("train", "evaluate", "select"):
+        resources = _templates()[name]["container"]["resources"]
+        assert gib(resources["limits"]["memory"]) >= gib(resources["requests"]["memory"]), name
+        shm = next(v for v in _templates()[name]["volumes"] if v["name"] == "dshm")["emptyDir"]["sizeLimit"]
+        assert gib(resources["limits"]["memory"]) - gib(shm) >= gib(resources["requests"]["memory"]), name
 
 
 def test_retry_limits_are_argo_int_or_strings() -> None:

@@ -28,7 +28,8 @@ import yaml
 
 from workflows.images import STEP_IMAGES
 from workflows.nightly import build_nightly
-from workflows.pipeline import DATABASE_SECRET, GIT_SECRET, PIPELINE_NAME, POD_GPUS_ENV, WEBHOOK_SECRET, build_pipeline
+from workflows.pipeline import (DATABASE_SECRET, GIT_SECRET, PIPELINE_NAME, POD_GPUS_ENV, RUN_PREFIX, WEBHOOK_SECRET,
+                                build_pipeline)
 from workflows.sweep import build_sweep
 
 CHART_DIR = Path(__file__).resolve().parents[1] / "charts" / "trainyard"
@@ -44,11 +45,14 @@ PathElement = str | int | tuple[str, str]
 
 @dataclass(frozen=True)
 class Hole:
-    """A manifest field whose value comes from the chart: `expression` prints it as JSON."""
+    """A manifest field whose value comes from the chart: `expression` prints it as JSON (None:
+    Hera's value stays). With a `condition` the whole field is there only when the condition holds,
+    so an unset value leaves no `null` behind."""
 
     path: tuple[PathElement, ...]
-    expression: str
+    expression: str | None
     create: bool = False  # the field may be absent from the Hera manifest (an empty default)
+    condition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,9 +117,26 @@ def _container_holes(template: dict[str, Any]) -> list[Hole]:
         holes.append(Hole((*base, "retryStrategy", "limit"), f".Values.steps.{name}.retries | toString | toJson"))
     if any(v["name"] == "dshm" for v in template.get("volumes", [])):
         holes.append(Hole((*base, "volumes", _named("dshm"), "emptyDir", "sizeLimit"), ".Values.shm.sizeLimit | toJson"))
+    holes += _run_key_holes(template, base)
     args = template["container"].get("args", [])
     if "--ui-base-url" in args:
         holes.append(Hole((*base, "container", "args", args.index("--ui-base-url") + 1), ".Values.argo.uiBaseUrl | toJson"))
+    return holes
+
+
+def _run_key_holes(template: dict[str, Any], base: tuple[PathElement, ...]) -> list[Hole]:
+    """Key-only artifacts under the run's prefix (the scores objects): the prefix follows the
+    chart's artifacts.keyFormat (`trainyard.runPrefix`)."""
+    holes = []
+    for side in ("inputs", "outputs"):
+        for artifact in template.get(side, {}).get("artifacts", []):
+            key = (artifact.get("gcs") or {}).get("key", "")
+            if key.startswith(RUN_PREFIX + "/"):
+                rest = key.removeprefix(RUN_PREFIX + "/")
+                holes.append(Hole((*base, side, "artifacts", _named(artifact["name"]), "gcs", "key"),
+                                  f'include "trainyard.runKey" (list . "{rest}")'))
+            elif key:
+                raise ValueError(f"{template['name']}: artifact {artifact['name']} key {key!r} is not under {RUN_PREFIX}")
     return holes
 
 
@@ -136,7 +157,8 @@ def pipeline_holes(manifest: dict[str, Any], component: str = "pipeline",
         Hole(("spec", "activeDeadlineSeconds"), ".Values.workflow.activeDeadlineSeconds | toJson"),
         Hole(("spec", "podGC"), ".Values.podGC | toJson"),
         Hole(("spec", "ttlStrategy"), ".Values.ttlStrategy | toJson"),
-        Hole(("spec", "podPriorityClassName"), ".Values.priorityClassName | default nil | toJson", create=True),
+        Hole(("spec", "podPriorityClassName"), ".Values.priorityClassName | toJson", create=True,
+             condition=".Values.priorityClassName"),
         Hole(("spec", "templates", _named(component), "parallelism"), f"{parallelism} | int | toJson"),
     ]
     for template in manifest["spec"]["templates"]:
@@ -178,9 +200,12 @@ def generated_templates() -> list[GeneratedTemplate]:
         GeneratedTemplate("workflowtemplate.yaml", "pipeline.py", pipeline, pipeline_holes(pipeline)),
         GeneratedTemplate("sweep-workflowtemplate.yaml", "sweep.py", sweep, [
             *pipeline_holes(sweep, "sweep", ".Values.sweep.parallelism"),
-            # The cache the chart creates (templates/memoize.yaml), named after the release.
+            # The cache the chart creates (templates/memoize.yaml), named after the release; no
+            # cache, no memoize: Argo's controller would create the ConfigMap on the first save,
+            # which it may not, and mark record Error (controller/operator.go podReconciliation).
             Hole(("spec", "templates", _named("record"), "memoize", "cache", "configMap", "name"),
-                 'include "trainyard.recordCache" . | toJson')]),
+                 'include "trainyard.recordCache" . | toJson'),
+            Hole(("spec", "templates", _named("record"), "memoize"), None, condition=".Values.memoize.enabled")]),
         GeneratedTemplate("cronworkflow.yaml", "nightly.py", nightly, nightly_holes(nightly), NIGHTLY_CONDITION),
     ]
 
@@ -190,15 +215,25 @@ def helm_template(generated: GeneratedTemplate) -> str:
     doc = yaml.safe_load(yaml.safe_dump(generated.manifest))  # a copy to punch holes into
     actions = {}
     name = Hole(("metadata", "name"), _release_name(generated.manifest["metadata"]["name"]))
-    for index, hole in enumerate([name, *generated.holes]):
-        sentinel = f"__trainyard_hole_{index}__"
-        _put(doc, hole.path, sentinel, hole.create)
-        actions[sentinel] = "{{ " + hole.expression + " }}"
+    holes = [name, *generated.holes]
+    for index, hole in enumerate(holes):
+        if hole.expression is not None:
+            sentinel = f"__trainyard_hole_{index}__"
+            _put(doc, hole.path, sentinel, hole.create)
+            actions[sentinel] = "{{ " + hole.expression + " }}"
+    conditions = {}
+    for index, hole in enumerate(holes):
+        if hole.condition:  # after the values: a renamed key would hide the paths through it
+            marker = f"__trainyard_if_{index}__"
+            _rename(doc, hole.path, marker)
+            conditions[marker] = hole.condition
     text = escape_argo(yaml.safe_dump(doc, sort_keys=False, width=float("inf")))
     for sentinel, action in actions.items():
         if text.count(sentinel) != 1:
             raise AssertionError(f"{generated.file}: hole {sentinel} landed {text.count(sentinel)} times")
         text = text.replace(sentinel, action)
+    for marker, condition in conditions.items():
+        text = _only_if(text, marker, condition)
     if generated.condition:
         text = f"{{{{- if {generated.condition} }}}}\n{text}{{{{- end }}}}\n"
     return HEADER.format(source=generated.source) + text
@@ -216,23 +251,55 @@ def escape_argo(text: str) -> str:
     return _ARGO_TAG.sub(quote, text)
 
 
+def _only_if(text: str, marker: str, condition: str) -> str:
+    """The field whose key carries `marker`, its nested lines with it, inside `{{- if condition }}`."""
+    lines = text.split("\n")
+    [start] = [i for i, line in enumerate(lines) if line.lstrip().startswith(marker)]
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    end = start + 1
+    while end < len(lines) and lines[end].strip() and len(lines[end]) - len(lines[end].lstrip()) > indent:
+        end += 1
+    lines[start] = lines[start].replace(marker, "", 1)
+    return "\n".join([*lines[:start], f"{{{{- if {condition} }}}}", *lines[start:end], "{{- end }}", *lines[end:]])
+
+
+def _rename(doc: Any, path: tuple[PathElement, ...], marker: str) -> None:
+    """Prefix the key at `path` with `marker`, in place (the manifest's order is the YAML's)."""
+    *parent, key = path
+    node = _parent(doc, path)
+    if not isinstance(key, str) or key not in node:
+        raise KeyError(f"{path}: no field to make conditional")
+    items = list(node.items())
+    node.clear()
+    node.update((marker + k if k == key else k, v) for k, v in items)
+
+
 def _put(doc: Any, path: tuple[PathElement, ...], value: Any, create: bool) -> None:
+    node, last = _parent(doc, path), path[-1]
+    if isinstance(last, str) and last not in node and not create:
+        raise KeyError(f"{path}: no field {last!r}")
+    node[_index(node, last, path)] = value
+
+
+def _parent(doc: Any, path: tuple[PathElement, ...]) -> Any:
     node = doc
-    for depth, element in enumerate(path):
-        last = depth == len(path) - 1
-        if isinstance(element, tuple):
-            key, wanted = element
-            matches = [i for i, item in enumerate(node) if isinstance(item, dict) and item.get(key) == wanted]
-            if len(matches) != 1:
-                raise KeyError(f"{path}: {len(matches)} list items with {key}={wanted!r}")
-            element = matches[0]
-        elif isinstance(element, str) and element not in node:
-            if not (create and last):
-                raise KeyError(f"{path}: no field {element!r}")
-        if last:
-            node[element] = value
-        else:
-            node = node[element]
+    for element in path[:-1]:
+        index = _index(node, element, path)
+        if isinstance(index, str) and index not in node:
+            raise KeyError(f"{path}: no field {index!r}")
+        node = node[index]
+    return node
+
+
+def _index(node: Any, element: PathElement, path: tuple[PathElement, ...]) -> Any:
+    """A dict key or list index as is; ("name", X): the index of the list item named X."""
+    if isinstance(element, tuple):
+        key, wanted = element
+        matches = [i for i, item in enumerate(node) if isinstance(item, dict) and item.get(key) == wanted]
+        if len(matches) != 1:
+            raise KeyError(f"{path}: {len(matches)} list items with {key}={wanted!r}")
+        return matches[0]
+    return element
 
 
 def render_chart(chart_dir: Path = CHART_DIR) -> list[Path]:

@@ -5,10 +5,10 @@ With no annotation version given, record picks the newest `annotations/*` tag an
 when that version is already recorded (it returns the existing version after a database lookup
 and a `git ls-remote`), so every night retrains on the newest recorded data.
 
-Argo memoization is deliberately not used for record: its cache key would be the parameters,
-and with an empty annotation version the same key stands for a different version each time a
-new tag appears. Record's own idempotency is keyed on the resolved version instead, costs
-seconds, and also holds for manual runs and the local runner (which has no memoization).
+The pipeline's record, which this runs, is not memoized (only the sweep's is): its cache key
+would be the parameters, and with an empty annotation version the same key stands for a different
+version each time a new tag appears. Record's own idempotency is keyed on the resolved version
+instead, costs seconds, and also holds for manual runs and local runs.
 """
 
 from __future__ import annotations

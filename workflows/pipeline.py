@@ -59,6 +59,14 @@ WORKFLOW_PARAMETERS = {
     "checkpoint-root": (CHECKPOINT_ROOT, "durable checkpoints of train, ROOT/<workflow name>: a retried pod resumes "
                         "from them; empty: off"),
 }
+# Yes/no parameters: an enum, so the Argo UI offers only these, `trainyard run --local`, `trainyard
+# lint` and Argo's validator on the template (workflow/validate/validate.go
+# `validateArgumentsValues`) refuse anything else, e.g. `TRUE`, which the `when` would read as no.
+# `argo submit --from workflowtemplate/...` does not check it (validate.go `Workflow` merges with
+# util.go `MergeParameters`, where the submitted parameter, without the enum, wins), so record
+# refuses such a value too, before any GPU work (`--force-retrain` in its arguments).
+BOOLEAN = ["true", "false"]
+ENUMS = {"force-retrain": BOOLEAN}
 # Where GPU steps land (GKE labels its accelerator nodes with `cloud.google.com/gke-accelerator`).
 GPU_NODE_SELECTOR = {"cloud.google.com/gke-accelerator": "nvidia-l4"}
 # GPU steps tolerate GKE's GPU taint and the spot taint docs/cluster.md puts on a spot pool, so they
@@ -92,12 +100,17 @@ TRAIN_RETRIES = "3"
 # (workflow/controller/operator.go: `inferFailedReason` maps a pod with a status message, such as
 # kubelet's node-shutdown one, to Failed with that message; a deleted pod becomes Error "pod
 # deleted"; `buildRetryStrategyLocalScope` gives exitCode "-1" when the main container never
-# finished). 137 (SIGKILL) and 143 (our SIGTERM exit) are retried unless the kill was an OOM or a
-# deadline; a bad config exits 2 and a bug exits 1: not retried. See docs/cluster.md.
+# finished). 137 (SIGKILL) and 143 (our SIGTERM exit) are retried unless the kill was for memory or
+# a deadline: an OOM kill, or kubelet evicting the pod (its status message, kubelet's
+# pkg/kubelet/eviction/helpers.go: "The node was low on resource: memory. ...", "Usage of EmptyDir
+# volume \"dshm\" exceeds the limit ...", "... local ephemeral storage limit ..."), which the next pod
+# would hit again. A bad config exits 2 and a bug exits 1: not retried. See docs/cluster.md.
+NOT_RETRIED_KILLS = ("OOMKilled|deadline|low on resource: memory|EmptyDir volume"
+                     "|ephemeral local storage|local ephemeral storage")
 PREEMPTION_RETRY_WHEN = (
     "lastRetry.status == 'Error'"
     " || lastRetry.message matches 'imminent node shutdown|node is shutting down'"
-    " || (asInt(lastRetry.exitCode) in [-1, 137, 143] && !(lastRetry.message matches 'OOMKilled|deadline'))"
+    f" || (asInt(lastRetry.exitCode) in [-1, 137, 143] && !(lastRetry.message matches '{NOT_RETRIED_KILLS}'))"
 )
 EVALUATE_RETRIES = "2"
 # Kubernetes' default grace period; GKE gives spot pods at most ~15 s on node shutdown anyway, so
@@ -107,6 +120,11 @@ GRACE_SECONDS = 30
 # fails pods still Pending (operator.go, `failNodesWithoutCreatedPodsAfterDeadlineOrShutdown`).
 DEADLINES = {"record": 3600, "train": 86400, "evaluate": 14400, "select": 14400, "test": 7200, "notify": 600}
 WORKFLOW_DEADLINE = 172800
+# Memory limits of the GPU steps. With a limit, running out of memory is an OOM kill of the
+# container (`main: OOMKilled`), which the retry expression refuses; without one it may surface as
+# a kubelet eviction. The memory-backed /dev/shm counts against it (tmpfs pages are charged to the
+# container that writes them): 16Gi requested + the 8Gi shm. A g2-standard-8 node allots ~26 GiB.
+MEMORY_LIMITS = {"train": "24Gi", "evaluate": "24Gi", "select": "24Gi"}
 # Scratch space each step may write to its emptyDirs (evaluate downloads every checkpoint).
 EPHEMERAL_STORAGE = {"record": "10Gi", "train": "20Gi", "evaluate": "20Gi", "select": "20Gi", "test": "10Gi",
                      "notify": "1Gi"}
@@ -171,7 +189,8 @@ def _scratch(*extra: EmptyDirVolume) -> list[EmptyDirVolume]:
 
 
 def _resources(name: str, cpu: str, memory: str, gpus: int | None = None) -> Resources:
-    return Resources(cpu_request=cpu, memory_request=memory, ephemeral_request=EPHEMERAL_STORAGE[name], gpus=gpus)
+    return Resources(cpu_request=cpu, memory_request=memory, ephemeral_request=EPHEMERAL_STORAGE[name], gpus=gpus,
+                     memory_limit=MEMORY_LIMITS.get(name))
 
 
 def _step(name: str, args: list[str], volumes: list[EmptyDirVolume] | None = None, **kwargs) -> Container:
@@ -201,7 +220,7 @@ def _gpu_step(name: str, args: list[str], **kwargs) -> Container:
     )
 
 
-def record_template(memoize: m.Memoize | None = None) -> Container:
+def record_template(memoize: m.Memoize | None = None, check_force_retrain: bool = True) -> Container:
     return _step(
         "record",
         [
@@ -210,6 +229,7 @@ def record_template(memoize: m.Memoize | None = None) -> Container:
             *_config_args(),
             "--output-version", f"{OUT}/dataset-version",
             "--output-needs-training", f"{OUT}/needs-training",
+            *(["--force-retrain", "{{workflow.parameters.force-retrain}}"] if check_force_retrain else []),
         ],
         inputs=_inputs("dataset-repo", "annotation-version", *CONFIG_INPUTS),
         outputs=[_output_parameter("dataset-version"), _output_parameter("needs-training")],
@@ -381,7 +401,7 @@ def workflow_settings(component: str, description: str, parameters: dict[str, tu
         ttl_strategy=m.TTLStrategy(seconds_after_success=TTL_AFTER_SUCCESS, seconds_after_failure=TTL_AFTER_FAILURE),
         labels={"app.kubernetes.io/name": "trainyard", "app.kubernetes.io/component": component},
         annotations={"workflows.argoproj.io/description": description},
-        arguments=[Parameter(name=n, value=v, description=t) for n, (v, t) in parameters.items()],
+        arguments=[Parameter(name=n, value=v, description=t, enum=ENUMS.get(n)) for n, (v, t) in parameters.items()],
     )
 
 

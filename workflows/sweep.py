@@ -46,7 +46,8 @@ BRANCH_RUN = "{{workflow.name}}-{{inputs.parameters.branch}}"
 # of both. An empty annotation version means "the newest", which changes: such a run keys on its
 # own name, a miss. (The pipeline's record is not memoized: it also decides needs-training, which
 # must be fresh on every run.) The chart creates the ConfigMap and lets Argo's controller
-# read and update it (templates/memoize.yaml).
+# read and update it (templates/memoize.yaml); without it (memoize.enabled: false) the chart
+# leaves `memoize` out, since the controller may not create the ConfigMap (workflows/chart.py).
 RECORD_CACHE = "trainyard-record-cache"
 RECORD_CACHE_MAX_AGE = "720h"  # a recorded version is immutable; this bounds a cache outliving its database
 RECORD_KEY = ("record-{{=sprig.sha256sum(inputs.parameters['dataset-repo'] + ' ' + "
@@ -115,7 +116,8 @@ def build_sweep() -> WorkflowTemplate:
             SWEEP_PARAMETERS),
     ) as template:
         cache = m.Cache(config_map=m.LocalObjectReference(name=RECORD_CACHE))
-        record = record_template(m.Memoize(key=RECORD_KEY, cache=cache, max_age=RECORD_CACHE_MAX_AGE))
+        record = record_template(m.Memoize(key=RECORD_KEY, cache=cache, max_age=RECORD_CACHE_MAX_AGE),
+                                 check_force_retrain=False)  # a sweep always trains
         train = branch_train_template()
         evaluate, select = branch_evaluate_template(), branch_select_template()
         notify_template()

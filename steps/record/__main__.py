@@ -20,6 +20,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repo", help="dataset repo (git URL or path); default: dataset.repo")
     parser.add_argument("--annotation-version", default="", help="annotation tag; default: the newest annotations/* tag")
     parser.add_argument("--output-version", type=Path, help="write the recorded dataset version to this file")
+    # Checked only: the pipeline's `when` reads anything but `true` as no (Argo's enum on the
+    # parameter is not enforced on `argo submit --from workflowtemplate/...`: workflows/pipeline.py).
+    parser.add_argument("--force-retrain", choices=["true", "false"],
+                        help="the run's force-retrain parameter, refused unless true or false")
     parser.add_argument("--output-needs-training", type=Path,
                         help="write true/false: the version is new, or no model was trained on it yet")
     add_config_arguments(parser)

@@ -19,7 +19,7 @@ from steps.config import load_config
 from steps.db import URL_ENV, redact
 from steps.errors import InputError
 from workflows.local.artifacts import BucketArtifacts, chart_key_format
-from workflows.local.runner import LocalRunner, RunResult, check_parameter_names
+from workflows.local.runner import LocalRunner, RunResult, check_enums, check_parameter_names
 from workflows.local.sample_repo import create_sample_repo
 from workflows.local.summary import print_summary
 from workflows import sweep_sets
@@ -95,7 +95,9 @@ def run_local(config: Path | None, overrides: list[str], parameters: dict[str, s
     store = BucketArtifacts(artifacts, chart_key_format()) if artifacts else None
     manifest = (build_sweep() if sweep is not None else build_pipeline()).to_dict()
     # Before anything is made (the sample dataset, the run folder): a misspelt -p fails at once.
-    check_parameter_names(parameters, [p["name"] for p in manifest["spec"].get("arguments", {}).get("parameters", [])])
+    declared = manifest["spec"].get("arguments", {}).get("parameters", [])
+    check_parameter_names(parameters, [p["name"] for p in declared])
+    check_enums(parameters, declared)  # `-p force-retrain=TRUE` too
     plan = plan_local_run(config, overrides, parameters, runs_dir, dataset_repo, sweep)
     if sweep is not None:
         # Branches hand their checkpoints on through a durable folder: locally, one in the run's folder.

@@ -165,12 +165,7 @@ class LocalRunner:
         missing = [name for name, value in values.items() if value is None]
         if missing:
             raise TemplateError(f"workflow parameter {missing[0]!r} has no default: pass -p {missing[0]}=VALUE")
-        for param in declared_list:
-            # validate/validate.go validateArgumentsValues: the value must be one of the enum.
-            enum = param.get("enum")
-            if enum is not None and str(values[param["name"]]) not in [str(e) for e in enum]:
-                raise TemplateError(f"spec.arguments.parameters.{param['name']}.value should be present in "
-                                    f"spec.arguments.parameters.{param['name']}.enum list ({', '.join(map(str, enum))})")
+        check_enums(values, declared_list)
         return {name: str(value) for name, value in values.items()}
 
     # -- stopping -----------------------------------------------------------------------------
@@ -626,6 +621,16 @@ class LocalRunner:
             return {}
         node.finish("Succeeded")
         return parameters
+
+
+def check_enums(values: Mapping[str, object], declared: Iterable[dict]) -> None:
+    """validate/validate.go validateArgumentsValues: a value given for a parameter with an enum
+    must be one of it (exactly: `TRUE` is not `true`)."""
+    for param in declared:
+        enum = param.get("enum")
+        if enum is not None and param["name"] in values and str(values[param["name"]]) not in [str(e) for e in enum]:
+            raise TemplateError(f"spec.arguments.parameters.{param['name']}.value should be present in "
+                                f"spec.arguments.parameters.{param['name']}.enum list ({', '.join(map(str, enum))})")
 
 
 def check_parameter_names(given: Mapping[str, object], declared: Iterable[str]) -> None:

@@ -148,3 +148,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $gpus := int (default 0 (index (index . 0).Values.steps (index . 1)).gpus) }}
 {{- ternary (toString $gpus) "" (gt $gpus 1) | toJson }}
 {{- end }}
+
+{{/* The run's own prefix in the artifact repository: artifacts.keyFormat without its last part,
+     the pod. Each evaluate pod writes its scores under it and select reads them all from there, so
+     it must name the run (workflows/pipeline.py RUN_PREFIX is the default's). */}}
+{{- define "trainyard.runPrefix" -}}
+{{- $format := .Values.artifacts.keyFormat }}
+{{- $prefix := trimSuffix "/{{pod.name}}" $format }}
+{{- $named := or (contains "{{workflow.name}}" $prefix) (contains "{{workflow.uid}}" $prefix) }}
+{{- if or (eq $prefix $format) (contains "{{pod." $prefix) (contains "{{node." $prefix) (not $named) }}
+{{- fail (printf "artifacts.keyFormat %q: expected a key ending in /{{pod.name}} after a part naming the run ({{workflow.name}} or {{workflow.uid}}), e.g. trainyard/{{workflow.name}}/{{pod.name}}: the evaluate pods write their scores under that part for select to read" $format) }}
+{{- end }}
+{{- $prefix }}
+{{- end }}
+
+{{/* A key under the run's prefix, as JSON: (list $ "scores"). */}}
+{{- define "trainyard.runKey" -}}
+{{- printf "%s/%s" (include "trainyard.runPrefix" (index . 0)) (index . 1) | toJson }}
+{{- end }}
