@@ -6,12 +6,16 @@ The chart is rendered with Helm exactly as tests/test_chart.py does (its helpers
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from steps.config import load_config
 from tests.test_chart import REPO, _docs, _kind, _render, _scenario, _templates
@@ -164,7 +168,7 @@ def test_gc_ttl_deadlines_priority_and_scratch_space_are_values() -> None:
     assert spec["ttlStrategy"] == {"secondsAfterSuccess": 60, "secondsAfterFailure": 120}
     assert spec["podPriorityClassName"] == "ml-batch" and spec["activeDeadlineSeconds"] == 7200
     train = _templates(template)["train"]
-    assert train["activeDeadlineSeconds"] == 3600 and json.loads(train["podSpecPatch"]) == {"terminationGracePeriodSeconds": 20}
+    assert train["activeDeadlineSeconds"] == "3600" and json.loads(train["podSpecPatch"]) == {"terminationGracePeriodSeconds": 20}
     assert train["container"]["resources"]["requests"]["ephemeral-storage"] == "80Gi"
     evaluate = _templates(template)["evaluate"]
     assert evaluate["container"]["resources"]["requests"]["ephemeral-storage"] == "20Gi"  # every checkpoint lands there
@@ -187,7 +191,7 @@ def test_the_documented_defaults_are_the_charts() -> None:
     documented = dict(re.findall(r"(\w+) (\d+)", re.search(r"`steps.<step>.activeDeadlineSeconds` \| ([^|]+)\|", text).group(1)))
     # A template that takes another step's values (select: evaluate's) has no line of its own.
     assert {k: int(v) for k, v in documented.items()} == {k: v for k, v in DEADLINES.items() if k not in STEP_VALUES}
-    assert {name: t["activeDeadlineSeconds"] for name, t in _templates(template).items() if "container" in t} == DEADLINES
+    assert {name: int(t["activeDeadlineSeconds"]) for name, t in _templates(template).items() if "container" in t} == DEADLINES
     assert all(DEADLINES[step] == DEADLINES[values] for step, values in STEP_VALUES.items())
     storage = dict(re.findall(r"(\w+) (\d+Gi)", re.search(r"ephemeral-storage` \| ([^|]+)\|", text).group(1)))
     assert storage == {k: v for k, v in EPHEMERAL_STORAGE.items() if k not in STEP_VALUES}
@@ -196,3 +200,131 @@ def test_the_documented_defaults_are_the_charts() -> None:
     retry = _templates(template)["train"]["retryStrategy"]["expression"]
     block = re.search(r"```text\n(lastRetry.*?)```", text, flags=re.S).group(1)
     assert " ".join(block.split()) == " ".join(retry.split())
+
+
+# -- 2 (issue 22): the documented executor settings and the chart's pods, together -----------------------
+EXECUTOR_IMAGE_USER = 8737  # quay.io/argoproj/argoexec:*-nonroot (Argo's docs/workflow-pod-security-context.md)
+STEP_IMAGE_USER = 10001  # USER of images/*/Dockerfile
+
+
+def documented_executor() -> dict[str, Any]:
+    """The `executor` of the workflow-controller ConfigMap docs/cluster.md tells users to set."""
+    block = re.search(r"```yaml\n(apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: workflow-controller-configmap.*?)```",
+                      DOCS.read_text(), flags=re.S).group(1)
+    return yaml.safe_load(yaml.safe_load(block)["data"]["executor"])
+
+
+def effective_user(container: dict[str, Any] | None, pod: dict[str, Any], image_user: int) -> int:
+    """Kubernetes: a container's securityContext.runAsUser, else the pod's, else the image's USER."""
+    return (container or {}).get("runAsUser", pod.get("runAsUser", image_user))
+
+
+def pod_users(template: dict[str, Any], name: str, executor: dict[str, Any]) -> dict[str, int]:
+    """Each container of a step's pod and its user: Argo's `init` and `wait` take the controller's
+    executor.securityContext (workflow/controller/workflowpod.go `newExecContainer`), `main` the
+    template's container securityContext, over the workflow's pod securityContext."""
+    pod = template["spec"]["securityContext"]
+    main = _templates(template)[name]["container"].get("securityContext")
+    return {"init": effective_user(executor.get("securityContext"), pod, EXECUTOR_IMAGE_USER),
+            "wait": effective_user(executor.get("securityContext"), pod, EXECUTOR_IMAGE_USER),
+            "main": effective_user(main, pod, STEP_IMAGE_USER)}
+
+
+def restricted_problems(context: dict[str, Any], pod: dict[str, Any]) -> list[str]:
+    """What the `restricted` Pod Security Standard refuses in one container (with the pod's context)."""
+    problems = []
+    if not context.get("runAsNonRoot", pod.get("runAsNonRoot")) or effective_user(context, pod, 1) == 0:
+        problems.append("runs as root")
+    if context.get("allowPrivilegeEscalation") is not False:
+        problems.append("allowPrivilegeEscalation")
+    if "ALL" not in (context.get("capabilities") or {}).get("drop", []):
+        problems.append("capabilities")
+    if (context.get("seccompProfile") or pod.get("seccompProfile") or {}).get("type") not in ("RuntimeDefault", "Localhost"):
+        problems.append("seccompProfile")
+    return problems
+
+
+@pytest.mark.parametrize("scenario", ["default", "spot-a100", "workload-identity", "minimal"])
+def test_the_documented_executor_runs_every_container_of_a_pod_as_one_user(scenario: str) -> None:
+    executor = documented_executor()
+    assert executor["image"].endswith("-nonroot") and "runAsUser" not in executor["securityContext"]
+    for template in [d for d in _docs(_render(_scenario(scenario))) if d["kind"] == "WorkflowTemplate"]:
+        pod = template["spec"]["securityContext"]
+        for name, t in _templates(template).items():
+            if "container" not in t:
+                continue
+            users = pod_users(template, name, executor)
+            assert len(set(users.values())) == 1, f"{template['metadata']['name']}/{name}: {users}"
+            for container, context in (("init", executor["securityContext"]), ("wait", executor["securityContext"]),
+                                       ("main", t["container"]["securityContext"])):
+                assert restricted_problems(context, pod) == [], f"{name}/{container}"
+
+
+def test_an_executor_user_of_its_own_breaks_the_steps_inputs() -> None:
+    # What docs/cluster.md used to say: the executor as 8737, the steps as 10001.
+    template = _kind(_docs(_render()), "WorkflowTemplate")
+    old = {"securityContext": {**documented_executor()["securityContext"], "runAsUser": 8737}}
+    assert pod_users(template, "select", old) == {"init": 8737, "wait": 8737, "main": 10001}
+
+
+def _interpreter_for_anyone() -> str:
+    """A Python any user may run (a virtualenv under /root is not one); the snippets need the stdlib only."""
+    import shutil
+
+    for candidate in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
+        if candidate and Path(candidate).is_file() and all(
+                os.stat(folder).st_mode & 0o001 for folder in Path(candidate).resolve().parents):
+            return candidate
+    pytest.skip("no Python interpreter that other users may run")
+
+
+def _as_user(uid: int, code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([_interpreter_for_anyone(), "-c", code, *args], user=uid, group=uid, extra_groups=[],
+                          capture_output=True, text=True, timeout=60)
+
+
+# The executor's download of an input folder (workflow/executor/executor.go `loadArtifact`: MkdirAll
+# of the parent with 0o700; artifacts/gcs/gcs.go `downloadObject`: MkdirAll(objectDir, 0o700) for
+# each object, then the file; then the rename of `<path>.tmp` to the input path).
+EXECUTOR_DOWNLOAD = """
+import os, sys
+from pathlib import Path
+def mkdir_all(path):  # Go's os.MkdirAll(path, 0o700): every folder it creates gets the mode
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        os.mkdir(folder, 0o700)
+work = Path(sys.argv[1])
+tmp = work / "inputs" / "scores.tmp"
+mkdir_all(tmp.parent)
+mkdir_all(tmp / "model_0000001")
+(tmp / "model_0000001" / "scores.json").write_text("[]")
+os.rename(tmp, work / "inputs" / "scores")
+"""
+STEP_READS = "import sys, pathlib; print(pathlib.Path(sys.argv[1], 'inputs/scores/model_0000001/scores.json').read_text())"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="switching users needs root")
+@pytest.mark.parametrize("executor_user", [None, 8737], ids=["documented", "old-docs-8737"])
+def test_a_step_reads_what_the_executor_downloaded(executor_user: int | None) -> None:
+    import tempfile
+
+    template = _kind(_docs(_render()), "WorkflowTemplate")
+    executor = documented_executor()
+    if executor_user is not None:
+        executor = {**executor, "securityContext": {**executor["securityContext"], "runAsUser": executor_user}}
+    users = pod_users(template, "select", executor)
+    with tempfile.TemporaryDirectory(dir="/tmp") as scratch:
+        work = Path(scratch) / "work"  # the emptyDir: kubelet makes it 0777
+        work.mkdir()
+        work.chmod(0o777)
+        Path(scratch).chmod(0o755)
+        downloaded = _as_user(users["init"], EXECUTOR_DOWNLOAD, str(work))
+        assert downloaded.returncode == 0, downloaded.stderr
+        read = _as_user(users["main"], STEP_READS, str(work))
+    if executor_user is None:
+        assert read.returncode == 0 and read.stdout.strip() == "[]", read.stderr
+    else:
+        assert read.returncode != 0 and "PermissionError" in read.stderr

@@ -186,10 +186,10 @@ def test_retry_limits_are_argo_int_or_strings() -> None:
 
 def test_every_step_has_a_deadline_and_the_run_too() -> None:
     manifest = build_pipeline().to_dict()["spec"]
-    assert manifest["activeDeadlineSeconds"] > max(t.get("activeDeadlineSeconds", 0) for t in manifest["templates"])
+    assert manifest["activeDeadlineSeconds"] > max(int(t.get("activeDeadlineSeconds", 0)) for t in manifest["templates"])
     for t in manifest["templates"]:
         if "container" in t:
-            assert t["activeDeadlineSeconds"] > 0, t["name"]
+            assert int(t["activeDeadlineSeconds"]) > 0, t["name"]
             assert "ephemeral-storage" in t["container"]["resources"]["requests"], t["name"]
             assert json.loads(t["podSpecPatch"])["terminationGracePeriodSeconds"] >= 15, t["name"]
     assert manifest["podGC"]["strategy"] and manifest["ttlStrategy"]["secondsAfterFailure"] > 0

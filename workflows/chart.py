@@ -106,7 +106,7 @@ def _container_holes(template: dict[str, Any]) -> list[Hole]:
         Hole((*base, "container", "resources"), f'include "trainyard.resources" {step}'),
         Hole((*base, "nodeSelector"), f'include "trainyard.nodeSelector" {step}', create=True),
         Hole((*base, "tolerations"), f'include "trainyard.tolerations" {step}', create=True),
-        Hole((*base, "activeDeadlineSeconds"), f".Values.steps.{name}.activeDeadlineSeconds | toJson"),
+        Hole((*base, "activeDeadlineSeconds"), f".Values.steps.{name}.activeDeadlineSeconds | toString | toJson"),
         Hole((*base, "podSpecPatch"), f'include "trainyard.podSpecPatch" {step}'),
         *_secret_holes(template, base),
     ]

@@ -197,7 +197,8 @@ def _step(name: str, args: list[str], volumes: list[EmptyDirVolume] | None = Non
     """A container template running `python -m steps.<name>` in its image, hardened, with a deadline."""
     return Container(
         name=name,
-        active_deadline_seconds=DEADLINES[name],
+        # IntOrString in Argo's types: its JSON schema (api/jsonschema) allows only the string form.
+        active_deadline_seconds=str(DEADLINES[name]),
         pod_spec_patch=json.dumps({"terminationGracePeriodSeconds": GRACE_SECONDS}, separators=(",", ":")),
         image=step_image(name),
         image_pull_policy=IMAGE_PULL_POLICY,
