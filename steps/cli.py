@@ -10,17 +10,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from steps.errors import TrainyardError
+from steps.redact import redact
 
 if TYPE_CHECKING:
     from steps.config import Config
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Call `main`, turning user errors into one line on stderr and exit code 2."""
+    """Call `main`, turning user errors into one line on stderr (redacted) and exit code 2."""
     try:
         return main(argv) or 0
     except TrainyardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

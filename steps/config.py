@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from steps import safe_yaml, storage
 from steps.confine import relative_folder
-from steps.db import redact
+from steps.db import URL_ENV
 from steps.errors import ConfigError, excerpt
+from steps.redact import redact_data
 
 
 class _Section(BaseModel):
@@ -63,9 +64,12 @@ class DatasetConfig(_Section):
 
 
 class DatabaseConfig(_Section):
-    # SQLAlchemy-style URL: `sqlite:///path.db` or `postgresql://user@host:5432/db`.
-    # The environment variable TRAINYARD_DATABASE_URL wins (on a cluster it comes from a Secret).
-    # It is a secret: saved configs, checkpoints and messages carry it redacted (steps.db.redact).
+    # The database is a deployment's, and its URL a secret: it comes only from the environment,
+    # TRAINYARD_DATABASE_URL (on a cluster from the trainyard-database Secret), as
+    # `sqlite:///path.db` or `postgresql://user:password@host:5432/db`. Config files and overrides
+    # may not set it (they travel in workflow parameters and logs); this is the fallback when the
+    # variable is unset: a SQLite file in the working folder (`trainyard run --local` puts it in
+    # the runs folder). Saved configs leave it out.
     url: str = "sqlite:///trainyard.sqlite"
 
 
@@ -262,7 +266,7 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         return f"unknown key {excerpt(where)}{_suggestion(error['loc'])}"
     # The bad value is quoted short (it may be huge) and redacted (it may be the database URL).
-    return f"{where}: {str(error['msg']).removeprefix('Value error, ')} (got {redact(excerpt(error.get('input')))})"
+    return f"{where}: {str(error['msg']).removeprefix('Value error, ')} (got {excerpt(error.get('input'))})"
 
 
 def _suggestion(loc: tuple[Any, ...]) -> str:
@@ -289,27 +293,52 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def parse_overrides(items: list[str], set_list: str = "") -> list[tuple[str, Any]]:
-    """Turn `key=value` strings into (key, YAML-parsed value) pairs."""
+def split_overrides(text: str, what: str = "--set-list") -> list[str]:
+    """The `key=value` items of one shell-quoted string (`--set-list`, the `overrides` parameter)."""
     try:
-        listed = shlex.split(set_list)
+        return shlex.split(text)
     except ValueError as exc:  # e.g. "No closing quotation"
         raise ConfigError(
-            f"--set-list {redact(excerpt(set_list))}: {exc}; quote each value whole, e.g. 'dataset.labels=[a, b]'"
+            f"{what} {excerpt(text)}: {exc}; quote each value whole, e.g. 'dataset.labels=[a, b]'"
         ) from None
+
+
+def parse_overrides(items: list[str], set_list: str = "") -> list[tuple[str, Any]]:
+    """Turn `key=value` strings into (key, YAML-parsed value) pairs; `database.url` is refused."""
     pairs = []
-    for item in [*items, *listed]:
+    for item in [*items, *split_overrides(set_list)]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {redact(excerpt(item))}: expected KEY=VALUE, e.g. train.iterations=50")
+            raise ConfigError(f"--set {excerpt(item)}: expected KEY=VALUE, e.g. train.iterations=50")
         try:
             value = safe_yaml.load(raw) if raw.strip() else ""
         except safe_yaml.YAMLTooLarge as exc:
-            raise ConfigError(f"--set {key.strip()}: {exc}") from None
+            raise ConfigError(f"--set {excerpt(key.strip())}: {exc}") from None
         except yaml.YAMLError:
             value = raw
+        _refuse_database_url({}, key.strip(), value, f"override {excerpt(key.strip())}")
         pairs.append((key.strip(), value))
     return pairs
+
+
+def check_overrides(text: str, what: str) -> None:
+    """Refuse what `load_config` would refuse in a shell-quoted overrides string (quoting, YAML
+    bombs, database.url) without loading a config: before a run is submitted with it."""
+    parse_overrides(split_overrides(text, what))
+
+
+def _refuse_database_url(data: dict[str, Any], key: str, value: Any, where: str) -> None:
+    """The database URL is a secret: never taken from a config file or an override, which travel in
+    workflow parameters, the Workflow object and logs. The value is never quoted."""
+    probe: dict[str, Any] = {}
+    _set_dotted(probe, key, value) if key else probe.update(data)
+    section = probe.get("database")
+    if isinstance(section, dict) and "url" in section:
+        raise ConfigError(
+            f"{where}: database.url is a secret and is not read from config files or overrides (they travel in "
+            f"workflow parameters and logs); remove it and set {URL_ENV} (locally) or the trainyard-database "
+            "Secret (on a cluster)"
+        )
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, set_list: str = "") -> Config:
@@ -333,6 +362,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{file}: not valid YAML: {str(exc).splitlines()[0][:200]}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{file}: expected a mapping of sections (dataset:, train:, ...)")
+        _refuse_database_url(loaded, "", None, str(file))
         data = loaded
     for key, value in parse_overrides(overrides or [], set_list):
         if key in FILE_ONLY:
@@ -349,12 +379,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def dump_config(config: Config) -> dict[str, Any]:
     """The config as plain data for anything persisted (config.yaml, checkpoints, the registry).
 
-    The database URL is a secret: it is kept with its password redacted, so the file still loads
-    and still says which database ran. The real URL comes from TRAINYARD_DATABASE_URL on a cluster.
+    Without the database URL (the deployment's secret, never a config value: the file loads again
+    as a config) and with any other URL's credentials redacted (a dataset repo's token).
     """
     data = config.model_dump(mode="json")
-    data["database"]["url"] = redact(data["database"]["url"])
-    return data
+    del data["database"]["url"]
+    return redact_data(data)
 
 
 def save_config(config: Config, path: str | Path) -> Path:

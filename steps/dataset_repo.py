@@ -19,12 +19,16 @@ from steps.errors import InputError
 LOCAL_REMOTE = ".dvcstore"  # default DVC remote of a local dataset repo: a git-ignored folder inside it
 
 
-def init_dataset_repo(repo: Path, remote: str | None = None, remote_options: dict[str, str] | None = None) -> None:
+def init_dataset_repo(repo: Path, remote: str | None = None, remote_options: dict[str, str] | None = None,
+                      final: Path | None = None) -> None:
     """`git init` + `dvc init` + a default DVC remote (a local folder unless `remote` is given).
 
     `remote_options` are DVC remote settings committed with the repo, e.g. for a GCS emulator
     `{"endpointurl": "http://127.0.0.1:4443", "allow_anonymous_login": "true"}`. Credentials do
     not belong here: on a cluster they come from Workload Identity.
+    `final`: the folder `repo` is renamed to once complete (it is built aside). The local remote
+    committed is then final's; until the rename, pushes go to repo's own (`.dvc/config.local`,
+    never committed), which the rename turns into final's.
     """
     if repo.exists() and not repo.is_dir():
         raise InputError(f"{repo}: exists and is not a folder; give the path of a new or empty folder")
@@ -36,8 +40,11 @@ def init_dataset_repo(repo: Path, remote: str | None = None, remote_options: dic
         vcs.git(repo, "init", "--quiet", "--initial-branch=main")
     if not (repo / ".dvc").exists():
         vcs.dvc(repo, "init", "--quiet")
-        url = remote or str((repo / LOCAL_REMOTE).resolve())
+        url = remote or str(((final or repo) / LOCAL_REMOTE).resolve())
         vcs.dvc(repo, "remote", "add", "--default", "--", "storage", url)
+        if final is not None and not remote:
+            (repo / ".dvc" / "config.local").write_text(
+                f"['remote \"storage\"']\n    url = {(repo / LOCAL_REMOTE).resolve()}\n")
         for key, value in (remote_options or {}).items():
             vcs.dvc(repo, "remote", "modify", "--", "storage", key, value, what=f"dvc remote modify {key}")
         if not remote:

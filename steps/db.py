@@ -7,7 +7,6 @@ numbered migrations applied idempotently (see `steps/migrations.py`).
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,8 +16,11 @@ from urllib.parse import urlparse
 
 from steps.errors import ConfigError, ExternalError
 from steps.migrations import MIGRATIONS
+from steps.redact import redact_value, scrub
 
 URL_ENV = "TRAINYARD_DATABASE_URL"
+_URL_FORMS = (f"set {URL_ENV} (or the trainyard-database Secret) to sqlite:///path.db or "
+              "postgresql://user:password@host:5432/dbname")
 
 
 def resolve_url(configured: str) -> str:
@@ -29,16 +31,16 @@ def resolve_url(configured: str) -> str:
 class Database:
     def __init__(self, url: str):
         self.url = url
-        scheme = urlparse(url).scheme
+        try:
+            scheme = urlparse(url).scheme
+        except ValueError as exc:  # e.g. "Invalid IPv6 URL": an unclosed [
+            raise ConfigError(f"database URL {redact_value(url)!r} is malformed ({exc}); {_URL_FORMS}") from None
         if scheme == "sqlite":
             self.dialect = "sqlite"
         elif scheme in ("postgresql", "postgres"):
             self.dialect = "postgresql"
         else:
-            raise ConfigError(
-                f"database.url {redact(url)!r}: unsupported scheme {scheme!r}; "
-                "use sqlite:///path.db or postgresql://user@host:5432/dbname"
-            )
+            raise ConfigError(f"database URL {redact_value(url)!r}: unsupported scheme {scheme!r}; {_URL_FORMS}")
 
     def _connect(self) -> Any:
         if self.dialect == "sqlite":
@@ -59,9 +61,11 @@ class Database:
             raise ExternalError("PostgreSQL needs psycopg2: pip install 'trainyard[record]'") from exc
         try:
             return psycopg2.connect(self.url, connect_timeout=10)
-        except psycopg2.OperationalError as exc:
+        except psycopg2.Error as exc:  # a server that does not answer, or a URL libpq cannot parse
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
-            raise ExternalError(f"cannot connect to database {redact(self.url)}: {scrub(first, self.url)}") from None
+            fix = "" if isinstance(exc, psycopg2.OperationalError) else f"; {_URL_FORMS}"
+            raise ExternalError(
+                f"cannot connect to database {redact_value(self.url)}: {scrub(first, self.url)}{fix}") from None
 
     def _sqlite_path(self) -> str:
         return self.url[len("sqlite:///"):] if self.url.startswith("sqlite:///") else self.url[len("sqlite://"):]
@@ -76,7 +80,7 @@ class Database:
             tx = Transaction(conn, self.dialect)
             yield tx
             conn.commit() if self.dialect == "postgresql" else conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:  # OperationalError, or a corrupt file's "malformed"
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if not any(sign in str(exc) for sign in _SQLITE_FILE_PROBLEMS):
@@ -156,34 +160,6 @@ _SQLITE_FILE_PROBLEMS = ("readonly", "unable to open", "disk", "locked", "not a 
 def _sqlite_error(path: str, exc: BaseException) -> ExternalError:
     reason = getattr(exc, "strerror", None) or str(exc)
     return ExternalError(
-        f"database.url sqlite:///{path}: cannot use this SQLite file ({reason}); "
-        "point database.url at a writable SQLite file (or a new path) in a writable folder"
+        f"database sqlite:///{path}: cannot use this SQLite file ({reason}); point {URL_ENV} at a writable "
+        "SQLite file (or a new path) in a writable folder, or move a corrupt file aside"
     )
-
-
-# A password in every DSN form libpq and SQLAlchemy accept: `user:pw@` in a URL (up to the last
-# `@`: an unescaped `@` or `/` in a password must not leak its tail), a `password=` (or
-# `sslpassword=`) query parameter, or a libpq keyword value, quoted ('a b', with \' escapes) or not.
-_USERINFO = re.compile(r"(://[^:/?#@\s]*):[^\s]*@")
-_URL_PARAM = re.compile(r"(?i)([?&;]\s*(?:ssl)?password\s*=)[^&#\s]*")
-_KEYWORD = re.compile(r"""(?i)((?<![?&;\w])(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|\S*)""")
-
-
-def redact(text: str) -> str:
-    """`text` (a database URL, a DSN, or a message quoting one) with every password replaced by ***.
-
-    The URL is a secret wherever it comes from: use this for anything printed or written to disk.
-    """
-    text = _USERINFO.sub(r"\1:***@", str(text))
-    text = _URL_PARAM.sub(r"\1***", text)
-    return _KEYWORD.sub(r"\1***", text)
-
-
-def scrub(message: str, url: str) -> str:
-    """`message` (e.g. a driver's error, which may quote a fragment of the DSN) without `url`'s passwords."""
-    found = [m.group(0)[len(m.group(1)) + 1 : -1] for m in _USERINFO.finditer(url)]
-    found += [m.group(0)[len(m.group(1)) :] for m in _URL_PARAM.finditer(url)]
-    found += [m.group(2).strip("'\"") for m in _KEYWORD.finditer(url)]
-    for secret in sorted(filter(None, found), key=len, reverse=True):
-        message = message.replace(secret, "***")
-    return redact(message)

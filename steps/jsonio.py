@@ -1,6 +1,7 @@
 """Strict JSON files: NaN and infinities (e.g. AP of a class with no ground truth) become null.
 
-Python's json writes NaN, which browsers, jq and most other readers reject.
+Python's json writes NaN, which browsers, jq and most other readers reject. And no secret: every
+string written is redacted (a URL's credentials, steps/redact.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.errors import InputError
+from steps.redact import redact
 
 
 def finite(value: Any) -> Any:
@@ -25,8 +27,20 @@ def finite(value: Any) -> Any:
 
 
 def dumps(value: Any, indent: int | None = None) -> str:
-    """Strict JSON text of `value`: non-finite floats as null."""
-    return json.dumps(finite(value), indent=indent, allow_nan=False, default=str)
+    """Strict JSON text of `value`: non-finite floats as null, every string redacted."""
+    return json.dumps(_clean(value), indent=indent, allow_nan=False, default=lambda other: redact(str(other)))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {_clean(key) if isinstance(key, str) else key: _clean(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(item) for item in value]
+    return value
 
 
 def write_json(path: Path, value: Any, indent: int | None = 2) -> Path:

@@ -12,15 +12,22 @@ from __future__ import annotations
 import logging
 import sys
 
+from steps.redact import redact
+
 ROOT = logging.getLogger("trainyard")
 
 
+class _Redacted(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 class _StepLines(logging.StreamHandler):
-    """Each message alone on a line; INFO to the current sys.stdout, WARNING and up to stderr."""
+    """Each message alone on a line, redacted; INFO to the current sys.stdout, WARNING and up to stderr."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.setFormatter(logging.Formatter("%(message)s"))
+        self.setFormatter(_Redacted("%(message)s"))
 
     @property  # looked up per message, so redirected streams (pytest's capture) are honoured
     def stream(self):  # type: ignore[override]

@@ -27,7 +27,7 @@ def load(text: str, max_nodes: int = MAX_NODES) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        expanded = _expanded_size(node)
+        expanded = _expanded_size(node)  # raises YAMLTooLarge on a recursive alias
         if expanded > max_nodes:
             raise YAMLTooLarge(
                 f"expands to {expanded:.3g} nodes through aliases (limit {max_nodes}); "
@@ -44,6 +44,7 @@ def _expanded_size(root: yaml.Node) -> int:
     # Post-order over the graph with one memo entry per node: linear in the text, while the
     # number it computes is the (possibly exponential) size of the expanded tree.
     sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # entered, children not done: meeting one again is a cycle
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
@@ -51,8 +52,14 @@ def _expanded_size(root: yaml.Node) -> int:
             continue
         kids = children(node)
         if children_done or not kids:
-            sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in kids)
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in kids)
+            open_nodes.discard(id(node))
             continue
+        if id(node) in open_nodes or any(id(child) in open_nodes for child in kids):
+            # `&a [*a]`: an alias inside its own anchor is an infinite document.
+            raise YAMLTooLarge("an alias refers to the anchor it is inside (a recursive alias); "
+                               "write the values out instead")
+        open_nodes.add(id(node))
         stack.append((node, True))
         stack.extend((child, False) for child in kids if id(child) not in sizes)
     return sizes[id(root)]

@@ -9,6 +9,7 @@ glyph). Everything comes from a seeded numpy generator, so a seed gives byte-ide
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -207,7 +208,11 @@ def generate_sample(
         rng = np.random.default_rng([seed, index])
         image, shapes = _one_image(rng, image_size)
         stem = f"plate_{index:04d}"
-        image.save(out_dir / f"{stem}.jpg", format="JPEG", quality=92)
+        # Encoded in memory, then written: PIL writing to a file ignores a failed write (a full disk
+        # gives a truncated JPEG and no error), Python's own write raises.
+        encoded = io.BytesIO()
+        image.save(encoded, format="JPEG", quality=92)
+        (out_dir / f"{stem}.jpg").write_bytes(encoded.getvalue())
         document = {
             "version": LABELME_VERSION,
             "flags": {},

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from steps.errors import ConfigError, ExternalError, InputError
+from steps.errors import ConfigError, ExternalError, InputError, excerpt
+from steps.redact import redact
 
 # Commits made by the pipeline carry this identity unless git is configured otherwise.
 _IDENTITY = {
@@ -79,7 +80,9 @@ def deadline_seconds() -> float:
 
 
 def run(cmd: list[str], cwd: Path | None, what: str) -> str:
-    """Run a command; on failure raise ExternalError with the line of its output that says why."""
+    """Run a command; on failure raise ExternalError with the line of its output that says why.
+    `what` names it in messages, redacted (git strips a URL's token from its own messages: so do we)."""
+    what = redact(what)
     deadline = deadline_seconds()
     try:
         # A session of its own, so that a deadline stops git's helpers (ssh, remote-https) too.
@@ -98,7 +101,7 @@ def run(cmd: list[str], cwd: Path | None, what: str) -> str:
         os.killpg(process.pid, signal.SIGKILL)
         raise
     if process.returncode != 0:
-        reason = failure_reason(f"{stderr}\n{stdout}")
+        reason = redact(failure_reason(f"{stderr}\n{stdout}"))
         raise ExternalError(f"{what} failed (exit {process.returncode}): {reason}")
     return stdout
 
@@ -128,7 +131,7 @@ def check_tag(tag: str, what: str = "version") -> str:
 
 
 def _short(value: str) -> str:
-    return repr(value if len(value) <= 80 else value[:77] + "...")
+    return excerpt(value, 80)
 
 
 def git(repo: Path, *args: str, what: str | None = None) -> str:
@@ -166,7 +169,7 @@ def newest_tag(repo_url: str, prefix: str) -> tuple[str, list[str]]:
     versions, others = version_tags(remote_tags(repo_url, f"{prefix}*"), prefix)
     if not versions:
         also = f" (not versions: {', '.join(others)})" if others else ""
-        raise InputError(f"{repo_url}: no {prefix}v<number> tag{also}; tag an annotation version first "
+        raise InputError(f"{redact(repo_url)}: no {prefix}v<number> tag{also}; tag an annotation version first "
                          f"(git tag {prefix}v1) or name one with --annotation-version")
     return versions[-1], others
 
@@ -179,7 +182,7 @@ def checkout(repo_url: str, tag: str, dest: Path) -> str:
     known = git(dest, "tag", "--list").split()
     if tag not in known:
         offered = ", ".join(sorted(known)) or "none"
-        raise InputError(f"{repo_url}: version {tag!r} not found (tags: {offered})")
+        raise InputError(f"{redact(repo_url)}: version {tag!r} not found (tags: {offered})")
     # `refs/tags/...` can never be read as an option or a path.
     git(dest, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", f"refs/tags/{tag}")
     return git(dest, "rev-parse", "HEAD").strip()

@@ -57,7 +57,8 @@ def test_a_version_that_adds_images_moves_no_earlier_image(sample_repo: Path, tm
     from steps.sample_data import generate_sample
 
     url = f"sqlite:///{tmp_path / 'meta.sqlite'}"
-    config = load_config(None, [f"database.url={url}", "dataset.val_fraction=0.25", "dataset.test_fraction=0.25"])
+    config = load_config(None, ["dataset.val_fraction=0.25", "dataset.test_fraction=0.25"])
+    config.database.url = url
     record(config, str(sample_repo), "annotations/v1")
     generate_sample(sample_repo / "annotations", num_images=24, seed=3)  # the same 12 first ones, 12 more
     commit_annotations(sample_repo, "annotations", "annotations/v2")

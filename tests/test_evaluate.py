@@ -107,9 +107,10 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     StandInBackend.loads = []
 
     def config(*overrides: str) -> Config:
-        return load_config(None, [f"database.url=sqlite:///{tmp_path / 'meta.sqlite'}",
-                                  f"promotion.registry={tmp_path / 'registry'}", "evaluate.select_key=segm/AP50",
-                                  "promotion.bootstrap_samples=200", *overrides])
+        loaded = load_config(None, [f"promotion.registry={tmp_path / 'registry'}", "evaluate.select_key=segm/AP50",
+                                    "promotion.bootstrap_samples=200", *overrides])
+        loaded.database.url = f"sqlite:///{tmp_path / 'meta.sqlite'}"
+        return loaded
 
     return tmp_path, data, config, backends
 

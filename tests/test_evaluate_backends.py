@@ -23,9 +23,11 @@ MODEL = {"backbone": "resnet18", "pretrained": "none", "min_size": 96, "max_size
 
 
 def _config(tmp_path: Path, backend: str) -> Config:
-    return load_config(None, [f"database.url=sqlite:///{tmp_path / 'meta.sqlite'}", f"promotion.registry={tmp_path / 'registry'}",
-                              f"model.backend={backend}", *(f"model.{k}={v}" for k, v in MODEL.items()),
-                              "evaluate.score_threshold=0.3", "promotion.bootstrap_samples=10"])
+    config = load_config(None, [f"promotion.registry={tmp_path / 'registry'}",
+                                f"model.backend={backend}", *(f"model.{k}={v}" for k, v in MODEL.items()),
+                                "evaluate.score_threshold=0.3", "promotion.bootstrap_samples=10"])
+    config.database.url = f"sqlite:///{tmp_path / 'meta.sqlite'}"
+    return config
 
 
 def _checkpoint(config: Config, path: Path) -> Path:

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from steps.config import dump_config, load_config, save_config
-from steps.db import Database, redact, scrub
+from steps.db import Database
+from steps.redact import redact, redact_value, scrub
 from steps.errors import ConfigError, ExternalError
 
 SECRET = "s3cr3t-Pw"
@@ -36,13 +37,34 @@ SECRET = "s3cr3t-Pw"
         ("host=db sslpassword=s3cr3t-Pw", "host=db sslpassword=***"),
         ("sqlite:///runs/trainyard.sqlite", "sqlite:///runs/trainyard.sqlite"),
         ("postgresql://trainer@db/trainyard", "postgresql://trainer@db/trainyard"),
+        # libpq's own forms: a percent-encoded key, a raw space in the password, an escaped space
+        ("postgresql://trainer@db/trainyard?%70assword=s3cr3t-Pw", "postgresql://trainer@db/trainyard?%70assword=***"),
+        ("postgresql://trainer:s3cr3t Pw@db/trainyard", "postgresql://trainer:***@db/trainyard"),
+        ("host=db password=s3cr3t\\ Pw dbname=x", "host=db password=*** dbname=x"),
+        # other URLs' credentials: git's token forms, webhook tokens in the path or the query
+        ("https://oauth2:s3cr3t-Pw@git.example.com/plates.git", "https://oauth2:***@git.example.com/plates.git"),
+        ("https://s3cr3t-Pw@github.com/org/plates.git", "https://***@github.com/org/plates.git"),
+        ("https://hooks.example.com/services/T000/B000/s3cr3tPw0123456789abcdefXY",
+         "https://hooks.example.com/services/T000/B000/***"),
+        ("https://chat.example.com/v1/spaces/A/messages?key=s3cr3t-Pw&token=s3cr3t-Pw",
+         "https://chat.example.com/v1/spaces/A/messages?key=***&token=***"),
+        ("ssh://git@github.com/org/plates.git", "ssh://git@github.com/org/plates.git"),
+        ("https://argo.example.com:2746/workflows/argo/trainyard-pipeline-x7k2p",
+         "https://argo.example.com:2746/workflows/argo/trainyard-pipeline-x7k2p"),
     ],
     ids=["userinfo", "at-in-password", "slash-in-password", "query", "query-middle", "keyword", "keyword-spaces",
-         "keyword-quoted-escape", "keyword-double-quoted", "sslpassword", "sqlite", "no-password"],
+         "keyword-quoted-escape", "keyword-double-quoted", "sslpassword", "sqlite", "no-password",
+         "percent-encoded-key", "space-in-password", "escaped-space", "git-token", "bare-token", "path-token",
+         "query-tokens", "ssh-user", "port-is-no-password"],
 )
 def test_redact_hides_the_password_in_every_dsn_form(dsn: str, expected: str) -> None:
     assert redact(dsn) == expected
     assert "s3cr" not in redact(f"error: cannot use {dsn} today")
+
+
+def test_redact_value_takes_spaces_in_a_query_password() -> None:
+    assert redact_value("postgresql://db/x?password=s3cr3t Pw&sslmode=require") == \
+        "postgresql://db/x?password=***&sslmode=require"
 
 
 def test_scrub_removes_password_fragments_a_driver_quotes() -> None:
@@ -66,13 +88,20 @@ def test_postgres_connection_error_does_not_echo_the_password(postgres_url: str)
     [f"postgresql://trainer:{SECRET}@db/trainyard", f"postgresql://db/trainyard?password={SECRET}",
      f"host=db password={SECRET}"],
 )
-def test_saved_config_has_no_password_and_still_loads(url: str, tmp_path: Path) -> None:
-    config = load_config(None, [f"database.url={url}", "train.iterations=7"])
+def test_saved_config_has_no_database_url_and_still_loads(url: str, tmp_path: Path) -> None:
+    config = load_config(None, ["train.iterations=7"])
+    config.database.url = url  # set in code (the local runner's default), never from a file or override
     saved = save_config(config, tmp_path / "config.yaml")
-    assert SECRET not in saved.read_text() and SECRET not in str(dump_config(config))
+    assert SECRET not in saved.read_text() and "url" not in dump_config(config)["database"]
     again = load_config(saved)
-    assert again.train.iterations == 7 and again.database.url == redact(url)
+    assert again.train.iterations == 7
     assert config.database.url == url, "the running step keeps the real URL"
+
+
+def test_saved_config_redacts_other_urls_credentials(tmp_path: Path) -> None:
+    config = load_config(None, [f"dataset.repo=https://oauth2:{SECRET}@git.example.com/plates.git"])
+    saved = save_config(config, tmp_path / "config.yaml")
+    assert SECRET not in saved.read_text() and "oauth2:***@git.example.com" in saved.read_text()
 
 
 def test_saved_config_keeps_the_umask_mode(tmp_path: Path) -> None:
@@ -84,10 +113,12 @@ def test_saved_config_keeps_the_umask_mode(tmp_path: Path) -> None:
     assert saved.stat().st_mode & 0o777 == 0o644
 
 
-def test_bad_database_url_type_is_redacted_in_the_error() -> None:
+def test_a_long_url_is_redacted_before_it_is_cut() -> None:
+    url = f"postgresql://trainyard_user:Very{SECRET}Password123@db.example.com:5432/trainyard_production"
     with pytest.raises(ConfigError) as caught:
-        load_config(None, [f"database.url=[postgresql://u:{SECRET}@h/db]"])
-    assert "database.url" in str(caught.value) and SECRET not in str(caught.value)
+        load_config(None, [f"dataset.labels={url}"])
+    assert "dataset.labels" in str(caught.value)
+    assert not any(url[i:i + 6] in str(caught.value) for i in range(url.index(":V") + 1, url.index("@") - 5))
 
 
 def test_unsupported_database_scheme_is_redacted() -> None:
@@ -226,3 +257,31 @@ def test_a_huge_unknown_key_is_quoted_short() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(None, ["train." + "k" * 100_000 + "=1"])
     assert "unknown key" in str(caught.value) and len(str(caught.value)) < 600
+
+
+@pytest.mark.parametrize("value", ["&a [*a]", "&a {x: *a}", "&a [1, [2, *a]]", "&a [&b [*b]]"])
+def test_a_recursive_alias_is_refused_at_once_through_every_channel(value: str, tmp_path: Path) -> None:
+    # Safe loading builds an infinite structure from these; walking it (validation, a message) never ends.
+    file = tmp_path / "recursive.yaml"
+    file.write_text(f"dataset:\n  labels: {value}\n")
+    channels = {
+        "config file": lambda: load_config(file),
+        "--set": lambda: load_config(None, [f"train.lr={value}"]),
+        "--set-list": lambda: load_config(None, [], f"'train.lr={value}'"),
+    }
+    for channel, call in channels.items():
+        with pytest.raises(ConfigError, match="recursive alias") as caught:
+            call()
+        assert len(str(caught.value)) < 300, channel
+
+
+@pytest.mark.parametrize("parameters", [{"overrides": "train.lr='0.1"}, {"overrides": "'train.lr=&a [*a]'"}])
+def test_bad_overrides_parameter_of_a_local_run_is_one_line(parameters: dict[str, str], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from workflows.cli import main
+
+    code = main(["run", "--local", "--output", str(tmp_path / "runs"),
+                 *(arg for name, value in parameters.items() for arg in ("-p", f"{name}={value}"))])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert ("No closing quotation" in err or "recursive alias" in err) and not (tmp_path / "runs").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _config(url: str, *overrides: str):
-    return load_config(None, [f"database.url={url}", "dataset.val_fraction=0.25", "dataset.test_fraction=0.25",
-                              *overrides])
+    config = load_config(None, ["dataset.val_fraction=0.25", "dataset.test_fraction=0.25", *overrides])
+    config.database.url = url  # as TRAINYARD_DATABASE_URL gives it: never a config value
+    return config
 
 
 def _rows(url: str, sql: str, params: tuple = ()) -> list[tuple]:
@@ -82,8 +84,9 @@ def test_bad_files_fail_cleanly_then_skip_records_the_rest(sample_repo: Path, tm
     # The step as the workflow runs it: one error naming every bad file, no traceback, nothing recorded.
     done = subprocess.run(
         [sys.executable, "-m", "steps.record", "--repo", str(sample_repo), "--annotation-version", "annotations/v2",
-         "--set", f"database.url={url}"],
+         ],
         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "TRAINYARD_DATABASE_URL": url},
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.startswith(f"error: {sample_repo}@annotations/v2: 2 of 13 labelme files are invalid")
@@ -157,8 +160,8 @@ def test_names_with_quotes_and_sql_are_stored_verbatim(any_database: str) -> Non
 # --- hostile parameters: nothing a user passes reaches git or DVC as an option ------------------------
 
 def _record_cli(*args: str, url: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "steps.record", *args, "--set", f"database.url={url}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "steps.record", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "TRAINYARD_DATABASE_URL": url})
 
 
 def test_a_repo_or_version_that_looks_like_an_option_runs_nothing(sample_repo: Path, tmp_path: Path) -> None:
@@ -227,7 +230,7 @@ def test_dataset_dir_outside_the_checkout_leaves_the_victim_alone(sample_repo: P
     url = f"sqlite:///{tmp_path / 'meta.sqlite'}"
     done = _record_cli("--repo", str(sample_repo), "--set", f"dataset.dataset_dir={victim}", url=url)
     assert done.returncode == 2 and done.stderr.startswith(
-        f"error: defaults + --set + --set: dataset.dataset_dir: '{victim}' is absolute; give a folder inside the "
+        f"error: defaults + --set: dataset.dataset_dir: '{victim}' is absolute; give a folder inside the "
         "dataset repo")
     # The same through a symlink committed into an annotation version.
     (sample_repo / "dataset").symlink_to(victim)

@@ -7,6 +7,7 @@ pushed their data and tagged locally before either may commit: the race is certa
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,9 +17,9 @@ import pytest
 from PIL import Image
 
 from steps import vcs
-from steps.config import load_config
+from steps.config import Config, load_config
 from steps.dataset_repo import commit_annotations
-from steps.db import Database
+from steps.db import URL_ENV, Database
 from steps.errors import InputError
 from steps.record.record import record
 
@@ -28,6 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # Names and labels that break naively built SQL; they must be stored as they are.
 WEIRD_NAME = """O'Brien "plate"; DROP TABLE training_datasets; --.png"""
 WEIRD_LABEL = "'); DELETE FROM annotation_images; --"
+
+
+def _config(url: str) -> Config:
+    config = load_config()
+    config.database.url = url  # as the environment would give it: never a config value
+    return config
 
 
 def _add_weird_file(annotations: Path) -> None:
@@ -60,13 +67,13 @@ def test_two_concurrent_records_end_with_one_dataset(sample_repo: Path, fresh_po
     commit_annotations(sample_repo, "annotations", "annotations/v2")
     Database(fresh_postgres).migrate()
     command = [sys.executable, "-m", "steps.record", "--repo", str(sample_repo), "--annotation-version",
-               "annotations/v2", "--set", f"database.url={fresh_postgres}"]
+               "annotations/v2"]
 
     admin = psycopg2.connect(fresh_postgres)
     admin.autocommit = True
     admin.cursor().execute("SELECT pg_advisory_lock(hashtext(%s))", ("trainyard-dataset:datasets/v2",))
-    processes = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
+    processes = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, URL_ENV: fresh_postgres}) for _ in range(2)]
     try:
         _wait_for_waiters(admin, processes, count=2)
     finally:
@@ -88,7 +95,7 @@ def test_two_concurrent_records_end_with_one_dataset(sample_repo: Path, fresh_po
     assert vcs.git(sample_repo, "rev-parse", "datasets/v2^{commit}").strip() == datasets[0][1]
     assert stored == [(WEIRD_NAME, json.dumps([WEIRD_LABEL]))]
     # A third run, later, finds it recorded and changes nothing.
-    again = record(load_config(None, [f"database.url={fresh_postgres}"]), str(sample_repo), "annotations/v2")
+    again = record(_config(fresh_postgres), str(sample_repo), "annotations/v2")
     assert not again.created and sum(again.counts.values()) == 13 and WEIRD_LABEL in again.categories
 
 
@@ -105,8 +112,9 @@ def _hold_pushes_after_the_tag_lands(repo: Path, reached: Path, gate: Path) -> N
 
 
 def _start_record_and_wait_for_the_push(repo: Path, url: str, reached: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "steps.record", "--repo", str(repo), "--set", f"database.url={url}"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "steps.record", "--repo", str(repo)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, URL_ENV: url})
     deadline = time.monotonic() + 180
     while not reached.exists():
         if process.poll() is not None:
@@ -141,7 +149,7 @@ def test_sigterm_during_the_tag_push_takes_the_tag_back(sample_repo: Path, tmp_p
     assert "record: deleted the tag datasets/v1 again: its push was interrupted and nothing was recorded" in out
     assert vcs.remote_tags(str(sample_repo), "datasets/*") == [] and _datasets(url) == 0
     # Nothing is left for a person to clean up: the next run records.
-    assert record(load_config(None, [f"database.url={url}"]), str(sample_repo)).created
+    assert record(_config(url), str(sample_repo)).created
 
 
 def test_a_rerun_repairs_the_tag_of_a_record_killed_without_cleanup(sample_repo: Path, tmp_path: Path,
@@ -157,7 +165,7 @@ def test_a_rerun_repairs_the_tag_of_a_record_killed_without_cleanup(sample_repo:
     assert vcs.remote_tags(str(sample_repo), "datasets/*") == ["datasets/v1"] and _datasets(url) == 0
     stale = vcs.git(sample_repo, "rev-parse", "datasets/v1").strip()
 
-    result = record(load_config(None, [f"database.url={url}"]), str(sample_repo))
+    result = record(_config(url), str(sample_repo))
     assert result.created and _datasets(url) == 1
     assert ("record: datasets/v1 is tagged in " in capsys.readouterr().out)
     assert vcs.git(sample_repo, "rev-parse", "datasets/v1").strip() != stale  # a new tag, for the new rows
@@ -170,5 +178,5 @@ def test_a_hand_made_tag_without_rows_is_left_to_a_person(sample_repo: Path, tmp
     vcs.git(sample_repo, "tag", "-a", "-m", "made by hand", "datasets/v1")
     with pytest.raises(InputError, match=r"datasets/v1 is tagged in .* but not in the database, and the tag was not "
                                          r"made by record \('made by hand'\)"):
-        record(load_config(None, [f"database.url=sqlite:///{tmp_path / 'meta.sqlite'}"]), str(sample_repo))
+        record(_config(f"sqlite:///{tmp_path / 'meta.sqlite'}"), str(sample_repo))
     assert vcs.remote_tags(str(sample_repo), "datasets/*") == ["datasets/v1"]

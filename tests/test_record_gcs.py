@@ -46,9 +46,10 @@ def test_record_round_trip_through_a_gs_remote(gcs_emulator: GcsEmulator, tmp_pa
     # The step as the workflow runs it: a fresh clone pulls the annotations from the bucket.
     version_file = tmp_path / "out" / "version"
     env = {key: value for key, value in os.environ.items() if key != "STORAGE_EMULATOR_HOST"}
+    env["TRAINYARD_DATABASE_URL"] = f"sqlite:///{tmp_path / 'meta.sqlite'}"
     done = subprocess.run(
         [sys.executable, "-m", "steps.record", "--repo", str(repo), "--output-version", str(version_file),
-         "--set", f"database.url=sqlite:///{tmp_path / 'meta.sqlite'}", "--set", "dataset.val_fraction=0.34",
+         "--set", "dataset.val_fraction=0.34",
          "--set", "dataset.test_fraction=0.17"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )

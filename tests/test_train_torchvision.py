@@ -331,9 +331,9 @@ def test_no_file_a_training_run_writes_holds_the_database_password(dataset: Path
     assert {"config.yaml", "model_0000002.pth", "metrics.json"} <= {p.name for p in written}
     leaking = [p for p in written if secret.encode() in p.read_bytes()]
     assert leaking == [], "the database URL is a secret"
-    assert read_checkpoint(out / "checkpoints" / "model_0000002.pth")["config"]["database"]["url"] == \
-        "postgresql://trainer:***@db/trainyard"
-    assert load_config(out / "config.yaml").database.url == "postgresql://trainer:***@db/trainyard"
+    # Saved without it (the database is the deployment's), so a saved config loads as a config again.
+    assert "url" not in read_checkpoint(out / "checkpoints" / "model_0000002.pth")["config"]["database"]
+    assert load_config(out / "config.yaml").train.iterations == 2
 
 
 def test_anchor_sizes_and_inference_settings_reach_the_model() -> None:

@@ -22,7 +22,8 @@ from typing import Any
 import requests
 
 from steps.deadline import call_with_deadline
-from steps.errors import ConfigError, ExternalError, InputError
+from steps.errors import ConfigError, ExternalError, InputError, excerpt
+from steps.redact import redact, redact_value
 from workflows.kubeconfig import KubeContext, current_context
 from workflows.pipeline import PIPELINE_NAME, WORKFLOW_PARAMETERS
 
@@ -59,7 +60,7 @@ class ArgoServer:
             secure = environ.get("ARGO_SECURE", "true").strip().lower() not in ("0", "false", "no")
             address = f"{'https' if secure else 'http'}://{address}"
         if not address.startswith(("http://", "https://")):
-            raise ConfigError(f"Argo server {address!r}: use host:port or an http(s):// URL")
+            raise ConfigError(f"Argo server {excerpt(address)}: use host:port or an http(s):// URL")
         base_href = environ.get("ARGO_BASE_HREF", "").strip("/")
         url = address.rstrip("/") + (f"/{base_href}" if base_href else "")
         namespace = namespace or environ.get("ARGO_NAMESPACE")
@@ -76,8 +77,13 @@ class ArgoServer:
             kube=kube if from_kube and token else None,
         )
 
+    @property
+    def shown(self) -> str:
+        """The URL for messages: without the credentials a user may have put in it."""
+        return redact_value(self.url)
+
     def ui_link(self, name: str) -> str:
-        return f"{self.url}/workflows/{self.namespace}/{name}"
+        return f"{self.shown}/workflows/{self.namespace}/{name}"
 
 
 class ArgoAPIError(Exception):
@@ -157,7 +163,7 @@ class ArgoClient:
                               lambda: self.service.submit_workflow(request, namespace=self.server.namespace))
         name = getattr(getattr(workflow, "metadata", None), "name", None)
         if not name:  # never print "submitted None": the server's answer is not a created workflow
-            raise ExternalError(f"the Argo server at {self.server.url} accepted the submission but answered without "
+            raise ExternalError(f"the Argo server at {self.server.shown} accepted the submission but answered without "
                                 f"a workflow name; check `argo list -n {self.server.namespace}` before submitting again")
         return name
 
@@ -178,7 +184,7 @@ class ArgoClient:
         return True
 
     def _call(self, action: str, resource: str, call: Callable[[], Any]) -> Any:
-        server, namespace = self.server.url, self.server.namespace
+        server, namespace = self.server.shown, self.server.namespace
         try:
             return call_with_deadline(call, DEADLINE_SECONDS,
                                       f"the Argo server at {server} did not answer within {DEADLINE_SECONDS}s")
@@ -197,7 +203,7 @@ class ArgoClient:
                                 "check --server or ARGO_SERVER") from None
 
     def _explain(self, exc: ArgoAPIError, action: str, resource: str) -> str:
-        server, namespace = self.server.url, self.server.namespace
+        server, namespace = self.server.shown, self.server.namespace
         said = f": {exc.message}" if exc.message else ""
         if exc.status == 401:
             fix = ("no token was sent: set ARGO_TOKEN or pass --token (e.g. ARGO_TOKEN=\"Bearer $(kubectl create token "
@@ -219,7 +225,7 @@ def _reason(exc: Exception) -> str:
                   "timed out", "Temporary failure in name resolution"):
         if known in text:
             return known.lower()
-    return text.splitlines()[0][:160]
+    return redact(text.strip().splitlines()[0] if text.strip() else "no reason given")[:160]  # redacted, then cut
 
 
 def watch(client: ArgoClient, name: str, echo: Callable[[str], None] = print, poll_seconds: float = 5.0) -> str:

@@ -3,6 +3,7 @@ and Google Chat incoming webhooks display) and the structured outcome under `run
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import urllib.error
@@ -11,8 +12,9 @@ import urllib.request
 from typing import Any
 
 from steps.deadline import call_with_deadline
-from steps.errors import ExternalError
+from steps.errors import ExternalError, excerpt
 from steps.notify.outcome import RunOutcome
+from steps.redact import MASK, redact
 
 TIMEOUT_SECONDS = 15
 METRICS_SHOWN = ("segm/AP", "bbox/AP", "dv_mAP", "EIR")
@@ -51,7 +53,7 @@ def payload(outcome: RunOutcome) -> dict[str, Any]:
 
 def check_url(url: str) -> str:
     """The webhook URL's host, or an ExternalError naming what is wrong (never the URL itself:
-    webhook URLs often carry their token in the path)."""
+    webhook URLs carry their token in the userinfo, the path or the query)."""
     try:
         parts = urllib.parse.urlsplit(url)
         host = parts.hostname
@@ -59,10 +61,33 @@ def check_url(url: str) -> str:
     except ValueError:
         raise ExternalError("webhook URL is malformed; expected https://HOST/PATH") from None
     if parts.scheme not in ("http", "https"):
-        raise ExternalError(f"webhook URL scheme {parts.scheme or '(none)'!r} refused: only http and https")
+        raise ExternalError(f"webhook URL scheme {excerpt(parts.scheme or '(none)', 20)} refused: "
+                            "only http and https")
     if not host:
         raise ExternalError("webhook URL has no host; expected https://HOST/PATH")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise ExternalError(f"webhook URL for {_host(parts)} contains a space or control character; "
+                            "percent-encode it (%20)")
+    return _host(parts)
+
+
+def _host(parts: urllib.parse.SplitResult) -> str:
     return parts.netloc.rpartition("@")[2]
+
+
+def _secrets(url: str) -> list[str]:
+    """What of a webhook URL is secret: all but the scheme and host (tokens ride in each part)."""
+    parts = urllib.parse.urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    found = [userinfo, parts.path, parts.query, parts.fragment, urllib.parse.unquote(userinfo)]
+    return sorted({part for part in found if len(part) > 1}, key=len, reverse=True)
+
+
+def _without_secrets(text: object, url: str) -> str:
+    text = str(text)
+    for secret in _secrets(url):
+        text = text.replace(secret, MASK)
+    return redact(text)
 
 
 class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
@@ -83,21 +108,26 @@ def post(url: str, body: dict[str, Any], timeout: float = TIMEOUT_SECONDS) -> in
     """POST `body` as JSON within `timeout` seconds overall; returns the HTTP status. Errors name
     the host, never the full URL."""
     host = check_url(url)
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "trainyard-notify"},
-    )
-    opener = urllib.request.build_opener(_SameHostRedirects(urllib.parse.urlsplit(url)))
+    parts = urllib.parse.urlsplit(url)
+    headers = {"Content-Type": "application/json", "User-Agent": "trainyard-notify"}
+    userinfo = parts.netloc.rpartition("@")[0]
+    if userinfo:  # urllib would take it for part of the host: send it as HTTP basic auth
+        user, _, password = userinfo.partition(":")
+        pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        parts = parts._replace(netloc=host)
+    request = urllib.request.Request(parts.geturl(), data=json.dumps(body).encode(), method="POST", headers=headers)
+    opener = urllib.request.build_opener(_SameHostRedirects(parts))
     try:
         # urlopen's timeout is per socket read: a server that trickles its headers byte by byte would
         # never trip it. The deadline bounds the whole exchange.
         return call_with_deadline(lambda: _status(opener, request, timeout), timeout,
                                   f"webhook at {host} did not answer within {timeout:g}s")
     except urllib.error.HTTPError as exc:
-        raise ExternalError(f"webhook at {host} answered {exc.code} {exc.reason}") from None
+        raise ExternalError(f"webhook at {host} answered {exc.code} {_without_secrets(exc.reason, url)[:200]}") from None
     except (urllib.error.URLError, TimeoutError, OSError, ValueError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ExternalError(f"webhook at {host} unreachable: {reason}") from None
+        raise ExternalError(f"webhook at {host} unreachable: {_without_secrets(reason, url)[:200]}") from None
 
 
 def _status(opener: urllib.request.OpenerDirector, request: urllib.request.Request, timeout: float) -> int:

@@ -31,6 +31,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_override_parameters(items: list[str]) -> None:
+    """Overrides are checked here, before they land in the Workflow object that everyone with read
+    access to workflows in the namespace can see (a database.url in them is refused)."""
+    import json
+
+    from steps.config import check_overrides
+    from steps.errors import InputError
+
+    for item in items:
+        name, _, value = item.partition("=")
+        if name == "overrides":
+            check_overrides(value, "-p overrides")
+        elif name == "sweep":
+            try:
+                branches = json.loads(value)
+            except (ValueError, RecursionError):
+                raise InputError("-p sweep: not JSON; give a list of {\"branch\": ..., \"overrides\": ...}") from None
+            for branch in branches if isinstance(branches, list) else []:
+                if isinstance(branch, dict) and isinstance(branch.get("overrides"), str):
+                    check_overrides(branch["overrides"], "-p sweep")
+
+
 def run(args: argparse.Namespace) -> int:
     from workflows.pipeline import PIPELINE_NAME
     from workflows.submit import ArgoClient, ArgoServer, check_poll, parse_parameters, watch
@@ -39,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_poll(args.poll)
     parse_parameters(args.param, known=None)  # the form (NAME=VALUE) before anything is resolved
+    check_override_parameters(args.param)
     server = ArgoServer.resolve(args.server, args.namespace, args.token, args.insecure_skip_verify)
     client = ArgoClient(server)
     if args.watch_only:

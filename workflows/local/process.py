@@ -10,6 +10,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from steps.redact import redact
+
 # Kubernetes' default terminationGracePeriodSeconds.
 GRACE_SECONDS = 30
 
@@ -19,9 +21,10 @@ class Process:
         self._child: subprocess.Popen[str] | None = None
 
     def run(self, argv: list[str], cwd: Path, env: dict[str, str], log: Path, echo: Callable[[str], None]) -> int:
-        """Run to the end; the exit code as Kubernetes reports it (128 + signal when killed)."""
+        """Run to the end; the exit code as Kubernetes reports it (128 + signal when killed). What
+        reaches the log and the console is redacted: a URL's credentials never land there."""
         with log.open("a", buffering=1) as log_file:
-            log_file.write(f"$ {' '.join(argv)}\n")
+            log_file.write(redact(f"$ {' '.join(argv)}") + "\n")
             try:
                 # Its own process group: a terminal's Ctrl-C reaches the runner, which stops the step.
                 child = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -33,8 +36,9 @@ class Process:
             try:
                 assert child.stdout is not None
                 for line in child.stdout:
-                    log_file.write(line)
-                    echo(line.rstrip("\n"))
+                    line = redact(line.rstrip("\n"))
+                    log_file.write(line + "\n")
+                    echo(line)
                 code = child.wait()
             finally:
                 self._child = None

@@ -10,17 +10,19 @@ against earlier ones.
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from steps.config import load_config
-from steps.db import URL_ENV, redact
+from steps.config import load_config, split_overrides
+from steps.db import URL_ENV
 from steps.errors import InputError
+from steps.redact import redact, redact_value
 from workflows.local.artifacts import BucketArtifacts, chart_key_format
 from workflows.local.runner import LocalRunner, RunResult, check_enums, check_parameter_names
-from workflows.local.sample_repo import create_sample_repo
+from workflows.local.sample_repo import ensure_sample_repo
 from workflows.local.summary import print_summary
 from workflows import sweep_sets
 from workflows.pipeline import DATABASE_SECRET, build_pipeline
@@ -47,8 +49,9 @@ class LocalPlan:
 
     def header(self) -> str:
         p = self.parameters
-        return (f"Run {self.run_dir.name}\n  dataset repo: {p['dataset-repo']}\n  config: {p['config']}\n"
-                f"  overrides: {p['overrides'] or '-'}\n  output: {self.run_dir}\n  database: {redact(self.database)}")
+        return redact(f"Run {self.run_dir.name}\n  dataset repo: {p['dataset-repo']}\n  config: {p['config']}\n"
+                      f"  overrides: {p['overrides'] or '-'}\n  output: {self.run_dir}\n"
+                      f"  database: {redact_value(self.database)}")
 
 
 def plan_local_run(config: Path | None, overrides: list[str], parameters: dict[str, str], runs_dir: Path | None,
@@ -57,10 +60,10 @@ def plan_local_run(config: Path | None, overrides: list[str], parameters: dict[s
     # A `-p config=` / `-p overrides=` of the user's is what the steps get; the local defaults
     # (configs/local.yaml, the registry folder under the runs folder) fill in only what is not given.
     config_path = Path(parameters["config"]) if "config" in parameters else (config or _default_config()).resolve()
-    user_overrides = shlex.split(parameters.get("overrides", ""))
+    user_overrides = split_overrides(parameters.get("overrides", ""), "-p overrides")
     resolved = load_config(config_path, [*overrides, *user_overrides])  # bad config fails here, before any work
     for branch in sweep or []:  # and so does a sweep branch's bad key or value
-        load_config(config_path, [*overrides, *user_overrides, *shlex.split(branch["overrides"])])
+        load_config(config_path, [*overrides, *user_overrides, *split_overrides(branch["overrides"], "--sweep")])
     registry = resolved.promotion.registry
     local = []
     if "://" not in registry and not Path(registry).is_absolute():
@@ -73,18 +76,27 @@ def plan_local_run(config: Path | None, overrides: list[str], parameters: dict[s
 
     repo = parameters.get("dataset-repo") or dataset_repo or resolved.dataset.repo
     if not repo:
-        sample = runs / "sample-dataset"
-        if not (sample / ".git").exists():
-            print(f"No dataset repo given: generating the sample dataset in {sample}")
-            create_sample_repo(sample)
-        repo = str(sample)
+        repo = str(ensure_sample_repo(runs / "sample-dataset"))
     elif "://" not in repo and not Path(repo).exists():
         raise InputError(f"dataset repo {repo}: no such folder (give a git URL or an existing dataset repo)")
     # Locally a retried step reruns in the same output folder, which already is durable.
     params = {"checkpoint-root": "", **parameters, "dataset-repo": repo, "config": str(config_path),
               "overrides": step_overrides}
-    run_id = datetime.now(timezone.utc).strftime("local-%Y%m%d-%H%M%S")
-    return LocalPlan(runs / run_id, config_path, params, database)
+    return LocalPlan(new_run_dir(runs), config_path, params, database)
+
+
+def new_run_dir(runs: Path) -> Path:
+    """A run folder of its own, made now: `local-<UTC time>-<random>`. Runs started in the same
+    second (or sharing a database from two runs folders) never share an id, and the folder is
+    claimed by its creation, so not even a repeated random part can give two runs one folder."""
+    runs.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_dir = runs / f"{datetime.now(timezone.utc):local-%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
 
 
 def run_local(config: Path | None, overrides: list[str], parameters: dict[str, str], runs_dir: Path | None,
@@ -105,10 +117,10 @@ def run_local(config: Path | None, overrides: list[str], parameters: dict[str, s
         if not plan.parameters["checkpoint-root"]:
             plan.parameters["checkpoint-root"] = str(plan.run_dir / "durable-checkpoints")
         plan.parameters["sweep"] = sweep_sets.parameter(sweep)
-        print(f"Sweep of {len(sweep)} branches: " + "; ".join(f"{b['branch']}: {b['overrides']}" for b in sweep))
+        print(redact(f"Sweep of {len(sweep)} branches: " + "; ".join(f"{b['branch']}: {b['overrides']}" for b in sweep)))
     print(plan.header() + (f"\n  artifacts: {artifacts}/{store.key_format}" if store else ""))
-    runner = LocalRunner(manifest, plan.run_dir, plan.parameters,
-                         secrets={DATABASE_SECRET: plan.database}, artifacts=store, parallel=parallel)
+    runner = LocalRunner(manifest, plan.run_dir, plan.parameters, secrets={DATABASE_SECRET: plan.database},
+                         artifacts=store, parallel=parallel, echo=lambda line: print(redact(line)))
     result = runner.run()
     print_summary(result)
     return result

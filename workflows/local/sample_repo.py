@@ -1,8 +1,18 @@
-"""The sample dataset repo a local run records from when no dataset repo is given."""
+"""The sample dataset repo a local run records from when no dataset repo is given.
+
+It is made aside and renamed into place when complete, so a crash, a full disk or a second run
+starting at the same moment never leaves (or finds) a half-made one at its path.
+"""
 
 from __future__ import annotations
 
+import errno
+import shutil
+import tempfile
+import time
 from pathlib import Path
+
+from steps.errors import ExternalError, InputError
 
 SAMPLE_VERSION = "annotations/v1"
 
@@ -12,12 +22,61 @@ def create_sample_repo(repo: Path, images: int = 40, seed: int = 0, version: str
     from steps.dataset_repo import commit_annotations, init_dataset_repo
     from steps.sample_data import generate_sample
 
-    if (repo / "annotations").exists():
-        from steps.errors import InputError
-
-        raise InputError(f"{repo}/annotations already exists; choose an empty folder")
-    init_dataset_repo(repo, remote)
-    files = generate_sample(repo / "annotations", num_images=images, seed=seed)
-    commit_annotations(repo, "annotations", version)
+    repo = Path(repo).absolute()
+    if repo.exists() and not repo.is_dir():
+        raise InputError(f"{repo}: exists and is not a folder; give the path of a new or empty folder")
+    if repo.is_dir() and any(repo.iterdir()):
+        raise InputError(f"{repo} already exists and is not empty; choose a new folder")
+    try:
+        repo.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{repo.name}.making-", dir=repo.parent))
+    except OSError as exc:
+        raise InputError(f"{repo}: cannot create the folder ({exc.strerror or exc}); choose another path") from None
+    try:
+        init_dataset_repo(building, remote, final=repo)
+        files = generate_sample(building / "annotations", num_images=images, seed=seed)
+        commit_annotations(building, "annotations", version)
+        (building / ".dvc" / "config.local").unlink(missing_ok=True)
+        building.rename(repo)  # the moment it appears, complete; an empty folder there is replaced
+    except ExternalError as exc:  # git or DVC failed (a full disk, too)
+        raise ExternalError(f"{repo}: making the sample dataset failed: {exc}; nothing was kept") from None
+    except OSError as exc:
+        if repo.is_dir() and any(repo.iterdir()):
+            raise InputError(f"{repo} was made by another run meanwhile; use it") from None
+        full = "free some space or " if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else ""
+        raise ExternalError(f"{repo}: making the sample dataset failed ({exc.strerror or exc}); nothing was kept; "
+                            f"{full}choose another folder") from None
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
     print(f"sample-data: {len(files)} labelme files in {repo}/annotations, committed and tagged {version}")
     return repo
+
+
+def ensure_sample_repo(repo: Path, images: int = 40, version: str = SAMPLE_VERSION) -> Path:
+    """The sample repo at `repo`, made when missing; one that is not complete (left by an older
+    trainyard that made it in place and was interrupted) is set aside and made again."""
+    existed = repo.exists()  # looked at first: one that appears after this is a complete one
+    if is_complete(repo, version):
+        return repo
+    if existed:
+        aside = repo.with_name(f"{repo.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
+        print(f"{repo} is incomplete (no {version} tag): moved to {aside.name}, making a new one")
+        repo.rename(aside)
+    print(f"No dataset repo given: generating the sample dataset in {repo}")
+    try:
+        return create_sample_repo(repo, images, version=version)
+    except InputError:
+        if is_complete(repo, version):  # another run made it at the same time
+            return repo
+        raise
+
+
+def is_complete(repo: Path, version: str = SAMPLE_VERSION) -> bool:
+    from steps import vcs
+
+    if not (repo / ".git").is_dir():
+        return False
+    try:
+        return version in vcs.git(repo, "tag", "--list", "--", version).split()
+    except ExternalError:
+        return False
