@@ -292,8 +292,8 @@ def test_the_cluster_config_refuses_a_min_confidence_below_its_floor() -> None:
 def test_a_dataset_without_plates_is_evaluated_with_the_default_keys(setup) -> None:
     tmp_path, data, _, _ = setup
     dataset(data, ["car", "person"], images=3)
-    defaults = load_config(None, [f"database.url=sqlite:///{tmp_path / 'meta.sqlite'}",
-                                  f"promotion.registry={tmp_path / 'registry'}"])
+    defaults = load_config(None, [f"promotion.registry={tmp_path / 'registry'}"])
+    defaults.database.url = f"sqlite:///{tmp_path / 'meta.sqlite'}"
     result = run(tmp_path, data, defaults, "r1", {"model_0000001.pth": (["car", "person"], []),
                                                   "model_0000002.pth": (["car", "person"], [1])})
     assert result.promoted and result.best_checkpoint == "model_0000001.pth"
