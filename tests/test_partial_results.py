@@ -55,7 +55,8 @@ elif step == "train":
         write(opt("--output-branch"), json.dumps({"branch": opt("--branch"), "overrides": opt("--branch-overrides"),
                                                   "checkpoints": ",".join(names), "source": "/durable/" + opt("--branch")}))
 elif step == "evaluate":
-    only, branch = opt("--only").split(","), opt("--branch") or ""
+    only = names if opt("--only") == "all" else opt("--only").split(",")
+    branch = opt("--branch") or ""
     if fail & {branch, *only}:
         sys.exit(1)
     extra = {"branch": branch, "overrides": opt("--branch-overrides"), "source": opt("--checkpoint-uri")} if branch else {}
@@ -86,14 +87,14 @@ def _stand_ins(manifest: dict, script: Path) -> dict:
     return manifest
 
 
-def _run(manifest: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: str, **parameters: str):
+def _run(manifest: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: str, artifacts=None, **parameters: str):
     script = tmp_path / "standin.py"
     script.write_text(STANDIN)
     monkeypatch.setenv("STANDIN_FAIL", fail)
     database = f"sqlite:///{tmp_path / 'meta.sqlite'}"
     lines: list[str] = []
     runner = LocalRunner(_stand_ins(manifest, script), tmp_path / "run-1", parameters, secrets={DATABASE_SECRET: database},
-                         echo=lines.append, cwd=REPO)
+                         echo=lines.append, cwd=REPO, artifacts=artifacts)
     return runner.run(), tmp_path / "meta.sqlite", lines
 
 
@@ -118,6 +119,26 @@ def test_a_failed_evaluate_pod_leaves_a_partial_selection_that_says_what_is_miss
     assert status == "Succeeded" and "evaluate(1:checkpoints:model_0000002.pth" in failures
     notify_log = (tmp_path / "run-1" / "notify" / "log.txt").read_text()
     assert "Succeeded (partial)" in notify_log and "never promoted automatically" in notify_log
+
+
+def test_the_same_template_runs_with_its_objects_in_a_bucket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              gcs_emulator) -> None:
+    # `trainyard run --local --artifacts gs://...`: the scores objects at the keys the cluster uses,
+    # select's input read back from the bucket (the GCS emulator), one pod still failing.
+    import uuid
+
+    from google.cloud import storage as gcs
+
+    from workflows.local.artifacts import BucketArtifacts, chart_key_format
+
+    bucket = f"artifacts-{uuid.uuid4().hex[:8]}"
+    gcs_emulator.make_bucket(bucket)
+    store = BucketArtifacts(f"gs://{bucket}", chart_key_format())
+    result, _, _ = _run(build_pipeline().to_dict(), tmp_path, monkeypatch, fail="model_0000002.pth", artifacts=store)
+    names = {b.name for b in gcs.Client.create_anonymous_client().list_blobs(bucket) if "/scores/" in b.name}
+    assert names == {f"trainyard/run-1/scores/model_000000{i}/scores.json" for i in (1, 3)}
+    assert _evaluation(result)["partial"]["missing"] == ["model_0000002.pth"]
+    assert not (tmp_path / "run-1" / "objects").exists()
 
 
 def test_when_every_evaluate_pod_fails_nothing_is_selected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -77,10 +77,10 @@ def branch_evaluate_template() -> Container:
     return _gpu_step(
         "evaluate",
         [*_branch_args(), "--checkpoint-uri", "{{inputs.parameters.source}}", "--run-id", "{{workflow.name}}",
-         "--only", "{{inputs.parameters.checkpoints}}",
+         "--only", "all",  # one pod per branch scores all of it: no list of checkpoints in its arguments
          "--branch", "{{inputs.parameters.branch}}", "--branch-overrides", "{{inputs.parameters.branch-overrides}}",
          "--output", f"{OUT}/scores", "--output-scores", f"{OUT}/group-scores/scores.json"],
-        inputs=_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, "source", "checkpoints", "branch",
+        inputs=_inputs("dataset-repo", "dataset-version", *CONFIG_INPUTS, "source", "branch",
                        "branch-overrides"),
         outputs=[_folder("scores", f"{OUT}/scores"), group_scores("{{inputs.parameters.branch}}")],
         env=_git_env(),
@@ -132,7 +132,7 @@ def build_sweep() -> WorkflowTemplate:
             evaluate_task = evaluate(name="evaluate", with_param="{{tasks.train.outputs.parameters.branch}}",
                                      depends="train.AnySucceeded", arguments=_arguments({
                                          **common, **dataset_version, "source": "{{item.source}}",
-                                         "checkpoints": "{{item.checkpoints}}", "branch": "{{item.branch}}",
+                                         "branch": "{{item.branch}}",
                                          "branch-overrides": "{{item.overrides}}"}))
             select(name="select", depends="evaluate.AnySucceeded", arguments=_arguments({
                 **common, **dataset_version, "upstream": "train={{tasks.train.status}} evaluate={{tasks.evaluate.status}}"}))

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from steps.cli import dataset_folder, run_cli
 from steps.evaluate.arguments import add_arguments, checkpoints_folder, load_branch_config, write_outputs
-from steps.jsonio import dumps
-from steps.storage import atomic_file
+from steps.evaluate.groups import write_scores
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--only", metavar="NAMES",
                         help="fan-out mode: score only these checkpoints (comma-separated file names, one item of "
-                        "train's checkpoint groups) into --output/scores.json; `python -m steps.select` then "
+                        "train's checkpoint groups, or `all`) into --output/scores.json; `python -m steps.select` then "
                         "selects and promotes")
     parser.add_argument("--output-scores", type=Path,
                         help="with --only: write the scores (a JSON list) here too, whole or not at all: the object "
@@ -39,9 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             branch = {"branch": args.branch, "overrides": args.branch_overrides, "source": args.checkpoint_uri}
             scores = [{**row, **branch} for row in scores] if args.branch else scores
             if args.output_scores:
-                # Argo uploads a pod's outputs even when it is killed: never half a file.
-                with atomic_file(args.output_scores, "w") as file:
-                    file.write(dumps(scores))
+                write_scores(args.output_scores, scores)
             return 0
         version = args.dataset_version or str(args.dataset_dir)  # what the lineage records
         result = evaluate(config, data, checkpoints, args.output, args.run_id, version)

@@ -50,15 +50,31 @@ def write_groups(folder: Path, per_pod: int, out: Path) -> None:
 
 
 def write_branch(folder: Path, branch: str, overrides: str, uri: str, out: Path) -> None:
-    """A sweep branch as the item its evaluate pod gets: `{{item.branch}}`, `{{item.overrides}}`,
-    `{{item.checkpoints}}` (all of them, one pod per branch) and `{{item.source}}` (durable copy)."""
-    names = ",".join(path.name for _, path in list_checkpoints(folder))
+    """A sweep branch as the item its evaluate pod gets: `{{item.branch}}`, `{{item.overrides}}` and
+    `{{item.source}}` (the durable copy). Its pod scores every checkpoint there (`--only all`), so
+    no pod's arguments list a branch's checkpoints."""
+    list_checkpoints(folder)  # a branch without checkpoints fails here, not in its evaluate pod
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"branch": branch, "overrides": overrides, "checkpoints": names, "source": uri}))
+    out.write_text(json.dumps({"branch": branch, "overrides": overrides, "source": uri}))
+
+
+def write_scores(path: Path, scores: list[dict]) -> None:
+    """A pod's scores object (`--output-scores`), whole or not at all: Argo's wait container uploads
+    a pod's outputs even when its main container was killed (executor/postmain.go `PostMain`)."""
+    from steps.jsonio import dumps
+    from steps.storage import atomic_file
+
+    with atomic_file(path, "w") as file:
+        file.write(dumps(scores))
+
+
+ALL = "all"  # --only all: every checkpoint of the train run (a sweep branch's pod)
 
 
 def pick(checkpoints: list[tuple[int, Path]], only: str) -> list[tuple[int, Path]]:
-    """The checkpoints named in `only` (comma-separated file names, as in a group)."""
+    """The checkpoints named in `only` (comma-separated file names, as in a group), or all of them."""
+    if only == ALL:
+        return checkpoints
     wanted = [name for name in only.split(",") if name]
     by_name = {path.name: (iteration, path) for iteration, path in checkpoints}
     unknown = [name for name in wanted if name not in by_name]
