@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from tests.test_chart import ARGO_KINDS, CORE_KINDS, KUBERNETES_VERSION, _docs, _render
-from tests.test_cluster_chart import documented_executor, pod_users, restricted_problems
+from tests.test_cluster_chart import check_step_pods, documented_executor
 from tests.test_workflows import MEMORY_EVICTION, PREEMPTED, _retry_scope
 from workflows.lint import lint_text
 from workflows.local.expr import evaluate_bool
@@ -137,16 +137,8 @@ def _check_identity(docs: list[dict[str, Any]], case: dict[str, str]) -> None:
 def _check_security(template: dict[str, Any], case: dict[str, str]) -> None:
     # restricted: the controller's executor as docs/cluster.md sets it; relaxed: Argo's default
     # executor (no securityContext of its own).
-    executor = documented_executor() if case["security"] == "restricted" else {}
-    pod = template["spec"]["securityContext"]
-    for name, t in _templates(template).items():
-        if "container" not in t:
-            continue
-        users = pod_users(template, name, executor)
-        assert len(set(users.values())) == 1, f"{name}: {users}"
-        if case["security"] == "restricted":
-            for context in (executor["securityContext"], t["container"]["securityContext"]):
-                assert restricted_problems(context, pod) == [], name
+    restricted = case["security"] == "restricted"
+    check_step_pods(template, documented_executor() if restricted else {}, restricted)
 
 
 @pytest.mark.parametrize("case", MATRIX, ids=["-".join(c.values()) for c in MATRIX])

@@ -244,20 +244,27 @@ def restricted_problems(context: dict[str, Any], pod: dict[str, Any]) -> list[st
     return problems
 
 
+def check_step_pods(template: dict[str, Any], executor: dict[str, Any], restricted: bool = True) -> None:
+    """Every step pod of `template` with the controller's `executor`: one user in all its containers
+    and, if `restricted`, each container within the `restricted` Pod Security Standard."""
+    pod = template["spec"]["securityContext"]
+    for name, t in _templates(template).items():
+        if "container" not in t:
+            continue
+        users = pod_users(template, name, executor)
+        assert len(set(users.values())) == 1, f"{template['metadata']['name']}/{name}: {users}"
+        if restricted:
+            for container, context in (("init", executor["securityContext"]), ("wait", executor["securityContext"]),
+                                       ("main", t["container"]["securityContext"])):
+                assert restricted_problems(context, pod) == [], f"{name}/{container}"
+
+
 @pytest.mark.parametrize("scenario", ["default", "spot-a100", "workload-identity", "minimal"])
 def test_the_documented_executor_runs_every_container_of_a_pod_as_one_user(scenario: str) -> None:
     executor = documented_executor()
     assert executor["image"].endswith("-nonroot") and "runAsUser" not in executor["securityContext"]
     for template in [d for d in _docs(_render(_scenario(scenario))) if d["kind"] == "WorkflowTemplate"]:
-        pod = template["spec"]["securityContext"]
-        for name, t in _templates(template).items():
-            if "container" not in t:
-                continue
-            users = pod_users(template, name, executor)
-            assert len(set(users.values())) == 1, f"{template['metadata']['name']}/{name}: {users}"
-            for container, context in (("init", executor["securityContext"]), ("wait", executor["securityContext"]),
-                                       ("main", t["container"]["securityContext"])):
-                assert restricted_problems(context, pod) == [], f"{name}/{container}"
+        check_step_pods(template, executor)
 
 
 def test_an_executor_user_of_its_own_breaks_the_steps_inputs() -> None:
