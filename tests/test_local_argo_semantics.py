@@ -285,18 +285,19 @@ def test_pod_name_matches_argos_fnv_hash() -> None:
     assert pod_name("w", "a", "t") == f"w-t-{0xE40C292C}"
 
 
-def test_unsupported_constructs_are_refused_by_name(tmp_path: Path) -> None:
-    for field, value in (("withSequence", {"count": "2"}), ("continueOn", {"failed": True}), ("hooks", {})):
-        spec = manifest([{"name": "a", "template": "ok", field: value}], [OK])
-        with pytest.raises(TemplateError, match=rf"tasks\[0\]\.{field}: not supported"):
-            run(spec, tmp_path)
-    steps = manifest([{"name": "a", "template": "ok"}], [OK])
-    steps["spec"]["templates"].append({"name": "s", "steps": [[{"name": "x", "template": "ok"}]]})
-    with pytest.raises(TemplateError, match=r"spec.templates\[2\].steps: not supported"):
-        run(steps, tmp_path)
-    nested = manifest([{"name": "a", "template": "main"}], [OK])
-    with pytest.raises(TemplateError, match="nested DAGs"):
-        run(nested, tmp_path)
+def test_what_needs_a_cluster_is_refused_by_name(tmp_path: Path) -> None:
+    # Resource templates act on Kubernetes objects; lifecycle hooks other than `exit` need the
+    # controller's expression triggers; a container without a command runs its image's entrypoint.
+    resource = manifest([{"name": "a", "template": "r"}], [{"name": "r", "resource": {"action": "create"}}])
+    with pytest.raises(TemplateError, match=r"spec.templates\[1\].resource: not supported by the local runner \(it acts"):
+        run(resource, tmp_path)
+    hooks = manifest([{"name": "a", "template": "ok", "hooks": {"running": {"template": "ok", "expression": "true"}}}],
+                     [OK])
+    with pytest.raises(TemplateError, match=r"tasks\[0\].hooks: only an `exit` hook runs locally"):
+        run(hooks, tmp_path)
+    no_command = manifest([{"name": "a", "template": "e"}], [{"name": "e", "container": {"image": "alpine"}}])
+    with pytest.raises(TemplateError, match=r"container.command: not given, so Argo runs the image's entrypoint"):
+        run(no_command, tmp_path)
     backoff = manifest([{"name": "a", "template": "ok"}], [{**OK, "retryStrategy": {"limit": 1, "backoff": {"jitter": "1s"}}}])
     with pytest.raises(TemplateError, match="retryStrategy.backoff.jitter: not supported"):
         run(backoff, tmp_path)

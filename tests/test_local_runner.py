@@ -37,7 +37,8 @@ def _manifest(when: str | None = None, retry: int | None = None, fail_first: boo
             name="copy", image="x", command=["python", "-c", COPY if not fail_first else flaky_code],
             args=["/work/in/folder", "/work/out/copied"] if not fail_first else ["{{inputs.parameters.marker}}"],
             inputs=[Artifact(name="folder", path="/work/in/folder"), Parameter(name="marker", value="unused")],
-            outputs=[Artifact(name="copied", path="/work/out/copied")],
+            # The flaky variant writes nothing: its artifact is optional (a missing one is an Error).
+            outputs=[Artifact(name="copied", path="/work/out/copied", optional=fail_first or None)],
             retry_strategy=RetryStrategy(limit=str(retry)) if retry is not None else None,
             env=[SecretEnv(name="TOKEN", secret_name="creds", secret_key="token")],
         )

@@ -122,8 +122,9 @@ def test_argo_pages_link_their_images_through_the_artifact_server(tmp_path: Path
 
 
 def test_local_pages_link_the_runners_folders(tmp_path: Path) -> None:
-    """`trainyard run --local` maps each artifact to a folder (workflows/local/template_io.py
-    path_map): the page lands in its folder as index.html and links the other folders on disk."""
+    """`trainyard run --local` maps each artifact path to a path in the step's folder, made by the
+    step as in a pod (workflows/local/template_io.py path_map): the page is the file there, as on
+    the cluster, and links the other folders on disk."""
     test, flags = _test_args()
     producer = tmp_path / "run" / "select" / "evaluation"
     producer.mkdir(parents=True)
@@ -131,8 +132,7 @@ def test_local_pages_link_the_runners_folders(tmp_path: Path) -> None:
     _fake_reports(Path(map_path(flags["--output"], paths)), Path(map_path(flags["--evaluation"], paths)))
     pages = [write_page(Path(map_path(flags["--output"], paths)) / "index.html", Path(map_path(flags["--test-page"], paths))),
              write_page(producer / "report.html", Path(map_path(flags["--evaluation-page"], paths)))]
-    assert [p.relative_to(tmp_path / "run").as_posix() for p in pages] == [
-        "test/test-report/index.html", "test/evaluation-report/index.html"]
+    assert [p.relative_to(tmp_path / "run").as_posix() for p in pages] == ["test/test-report", "test/evaluation-report"]
     for page in pages:
         links = [link for link in _links(page.read_text()) if not link.startswith(("https:", "#"))]
         assert len(links) == 2 and "data:" not in page.read_text()

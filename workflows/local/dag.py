@@ -15,13 +15,28 @@ RESULTS = ("Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned", "
 DAG_FIELDS = {"tasks", "target", "failFast"}
 
 
-def _expand(name: str) -> str:
-    # ancestry.go expandDependency (no continueOn: the runner refuses it).
-    return f"({name}.Succeeded || {name}.Skipped || {name}.Daemoned)"
+def _expand(name: str, tasks: dict[str, dict]) -> str:
+    """ancestry.go expandDependency: a plain dependency also admits the results its own
+    continueOn lets through."""
+    results = ["Succeeded", "Skipped", "Daemoned"]
+    continue_on = (tasks.get(name) or {}).get("continueOn") or {}
+    if continue_on.get("error"):
+        results.append("Errored")
+    if continue_on.get("failed"):
+        results.append("Failed")
+    return "(" + " || ".join(f"{name}.{r}" for r in results) + ")"
 
 
-def dependencies(task: dict, where: str) -> tuple[list[str], str]:
+def continues_on(task: dict, phase: str) -> bool:
+    """wfv1.DAGTask.ContinuesOn: whether the task's continueOn admits a Failed or Error phase."""
+    continue_on = task.get("continueOn") or {}
+    return bool(continue_on.get("failed") if phase == "Failed" else continue_on.get("error") if phase == "Error"
+                else False)
+
+
+def dependencies(task: dict, where: str, tasks: dict[str, dict] | None = None) -> tuple[list[str], str]:
     """ancestry.go GetTaskDependencies: the tasks a task waits for and its resolved depends logic."""
+    tasks = tasks or {}
     if task.get("depends"):
         depends = task["depends"]
         for match in TASK_RESULT.findall(depends):
@@ -29,7 +44,7 @@ def dependencies(task: dict, where: str) -> tuple[list[str], str]:
             if result not in RESULTS:
                 raise TemplateError(f"{where}.depends: task result '{result}' for task '{name}' is invalid")
     else:
-        depends = " && ".join(_expand(d) for d in task.get("dependencies", []))
+        depends = " && ".join(_expand(d, tasks) for d in task.get("dependencies", []))
     names: list[str] = []
     expanded, last = [], 0
     for match in TASK_NAME.finditer(depends):
@@ -37,7 +52,7 @@ def dependencies(task: dict, where: str) -> tuple[list[str], str]:
             name = match.group(1).split(".")[0]
         else:
             name = match.group(2)
-            expanded += [depends[last:match.start()], _expand(name)]
+            expanded += [depends[last:match.start()], _expand(name, tasks)]
             last = match.end()
         if name not in names:
             names.append(name)
@@ -84,7 +99,7 @@ def needed(goals: list[str], deps: dict[str, list[str]]) -> set[str]:
 
 
 def assess(goals: list[str], deps: dict[str, list[str]], phases: dict[str, str], fail_fast: bool,
-           shutdown: bool) -> str:
+           shutdown: bool, tasks: dict[str, dict] | None = None) -> str:
     """dag.go assessDAGPhase: each target's phase, an omitted or skipped one inheriting its
     branch's (Failed/Error preferred); the DAG fails on a failed target, else succeeds."""
     if shutdown:
@@ -109,6 +124,8 @@ def assess(goals: list[str], deps: dict[str, list[str]], phases: dict[str, str],
             if not fail_fast:
                 break
         elif phase in ("Failed", "Error"):
+            if continues_on((tasks or {}).get(name) or {}, phase):
+                continue  # a target whose continueOn admits its phase does not fail the DAG
             result = phase
             if fail_fast:
                 break

@@ -5,6 +5,7 @@ v4.1.2's controller does them (controller/dag.go `expandTask`, operator.go `proc
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from workflows.local.templating import TemplateError
@@ -128,3 +129,37 @@ def _value_list(values: list[str]) -> str:
             return _json(values)
         parsed.append(item)
     return _json(parsed)
+
+
+_GO_INT_VERB = re.compile(r"%[-+ 0#]*\d*[dxXob]")
+MAX_SEQUENCE = 100_000  # items a sequence may make here: each is a pod
+
+
+def sequence(seq: dict, values: dict[str, str | None], where: str) -> list:
+    """operator.go expandSequence: `start` (0) to `end`, or `count` items from `start`, each the
+    string `fmt.Sprintf(format, i)` (format "%d"); counting down when start > end."""
+    from workflows.local.templating import NotSupported, substitute
+
+    def number(key: str) -> int:
+        text = substitute(str(seq[key]), values, f"{where}.withSequence.{key}").strip()
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise TemplateError(f'strconv.Atoi: parsing "{text}": invalid syntax')
+        return int(text)
+
+    start = number("start") if "start" in seq else 0
+    if "end" in seq:
+        end = number("end")
+    elif "count" in seq:
+        count = number("count")
+        if count == 0:
+            return []
+        end = start + count - 1
+    else:
+        raise TemplateError("neither end nor count was specified in withSequence")
+    if abs(end - start) >= MAX_SEQUENCE:
+        raise NotSupported(f"{where}.withSequence: {abs(end - start) + 1} items: more than the local runner runs")
+    fmt = str(seq.get("format") or "%d")
+    if len(_GO_INT_VERB.findall(fmt)) != 1 or fmt.replace("%%", "").count("%") != 1:
+        raise NotSupported(f"{where}.withSequence.format {fmt!r}: only one integer verb (%d, %02d, %x, ...) locally")
+    step = 1 if start <= end else -1
+    return [fmt % i for i in range(start, end + step, step)]

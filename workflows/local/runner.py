@@ -30,19 +30,32 @@ from workflows.local import retry
 from workflows.local.artifacts import BucketArtifacts, LocalObjects
 from workflows.local.expr import ExprError
 from workflows.local.nodes import WORKFLOW_PHASE, Node, duration, failures, pod_name
+from workflows.local import stepgroups
+from workflows.local.outputs import nested_outputs
 from workflows.local.process import Process
+from workflows.local.script import pod_container
 from workflows.local.template_io import (environment, input_artifact_sources, input_parameters, keyed_inputs, map_path,
+                                         map_paths_in, missing_artifacts,
                                          output_parameters, path_map, skipped_default)
-from workflows.local.templating import AbsentOptionalError, TemplateError, substitute
+from workflows.local.templating import AbsentOptionalError, NotSupported, TemplateError, substitute
 from workflows.local.when import WhenError, should_execute
 
 # Fields the local runner understands. Scheduling fields only matter to Kubernetes: ignored here.
-TEMPLATE_FIELDS = {"name", "container", "dag", "inputs", "outputs", "retryStrategy", "metadata", "parallelism", "memoize"}
+TEMPLATE_FIELDS = {"name", "container", "script", "dag", "steps", "inputs", "outputs", "retryStrategy", "metadata",
+                   "parallelism", "memoize", "failFast"}
 SCHEDULING_FIELDS = {"nodeSelector", "tolerations", "affinity", "activeDeadlineSeconds", "podSpecPatch",
                      "securityContext", "serviceAccountName", "priorityClassName", "timeout", "volumes"}
 CONTAINER_FIELDS = {"image", "command", "args", "env", "resources", "imagePullPolicy", "securityContext",
                     "volumeMounts", "workingDir", "name"}
-TASK_FIELDS = {"name", "template", "arguments", "depends", "dependencies", "when", "withItems", "withParam"}
+TASK_FIELDS = {"name", "template", "arguments", "depends", "dependencies", "when", "withItems", "withParam",
+               "withSequence", "continueOn", "onExit", "hooks"}
+SCRIPT_FIELDS = CONTAINER_FIELDS | {"source"}
+# What needs a cluster (or a person, or a network service): refused by name.
+CLUSTER_ONLY = {"resource": "it acts on Kubernetes objects", "suspend": "it waits for `argo resume`",
+                "http": "it is run by the agent pod", "plugin": "it is run by an executor plugin",
+                "data": "it reads an artifact repository", "containerSet": "its containers share a pod",
+                "daemon": "a daemon is reached over the pod network", "sidecars": "sidecars share the pod's network",
+                "initContainers": "init containers run in the pod", "steps": "", "dag": ""}
 STOP_MESSAGE = "workflow shutdown with strategy:  Stop"  # controller/exec_control.go (two spaces)
 NOT_STARTED_MESSAGE = "workflow shutdown with strategy: Stop"  # controller/workflowpod.go createWorkflowPod
 SPEC_FIELDS = {"entrypoint", "templates", "arguments", "onExit"}
@@ -65,6 +78,22 @@ class TaskResult:
     message: str = ""
     artifact_keys: dict[str, str] = field(default_factory=dict)  # with --artifacts: each output's bucket key
     children: list[TaskResult] = field(default_factory=list)  # a withItems/withParam task's expanded tasks
+    result: str | None = None  # outputs.result: the main container's stdout (executor.go CaptureScriptResult)
+    exit_code: str | None = None  # outputs.exitCode
+    nested: dict[str, TaskResult] = field(default_factory=dict)  # a dag or steps template's own tasks/steps
+    hook: TaskResult | None = None  # its exit hook's run
+
+
+@dataclass
+class Level:
+    """Where a dag or steps template runs: its node (the parent of its tasks' nodes), the
+    variables it sees (workflow.*, its own inputs.*), its input artifacts, and its folder."""
+
+    node: Node
+    values: dict[str, str | None]
+    inputs: dict[str, Path] = field(default_factory=dict)  # inputs.artifacts.NAME -> folder
+    folder: str = ""  # under the run folder, ending in / when not empty
+    prefix: str = "tasks"  # how its tasks are named in variables: tasks.NAME or steps.NAME
 
 
 @dataclass
@@ -94,7 +123,12 @@ class LocalRunner:
         cwd: Path | None = None,
         artifacts: BucketArtifacts | None = None,
         parallel: int = 1,
+        entrypoints: Mapping[str, list[str]] | None = None,
     ):
+        """`entrypoints`: an image's ENTRYPOINT as a local command, for containers that give no
+        `command` (Argo runs the image's; without an entry here such a container is refused)."""
+        manifest = without_nulls(manifest)  # Go decodes `key: null` as a field not set
+        self.entrypoints = dict(entrypoints or {})
         self.manifest = manifest
         self.spec = manifest.get("spec", {})
         self.run_dir = run_dir
@@ -126,13 +160,25 @@ class LocalRunner:
         refuse("spec", set(self.spec), SPEC_FIELDS | SPEC_IGNORED)
         if self.spec.get("hooks"):
             self.echo("note: lifecycle hooks do not run locally")
-        if self.spec.get("onExit") and "container" not in self.templates.get(self.spec["onExit"], {}):
-            raise TemplateError(f"spec.onExit: {self.spec['onExit']!r} must name a container template")
+        if self.spec.get("onExit") and self.spec["onExit"] not in self.templates:
+            raise TemplateError(f"spec.onExit: no template {self.spec['onExit']!r}")
         for i, template in enumerate(self.spec.get("templates", [])):
             where = f"spec.templates[{i}]"
+            if not isinstance(template, dict) or not template.get("name"):
+                raise TemplateError(f"{where}.name: a template needs a name")  # validate.go validateTemplate
+            for key in sorted(set(template) & set(CLUSTER_ONLY)):
+                if CLUSTER_ONLY[key]:
+                    raise NotSupported(f"{where}.{key}: not supported by the local runner ({CLUSTER_ONLY[key]})")
             refuse(where, set(template), TEMPLATE_FIELDS | SCHEDULING_FIELDS)
             if "container" in template:
                 refuse(f"{where}.container", set(template["container"]), CONTAINER_FIELDS)
+                self._check_command(template["container"], f"{where}.container")
+            if "script" in template:
+                refuse(f"{where}.script", set(template["script"]), SCRIPT_FIELDS)
+                self._check_command(template["script"], f"{where}.script")
+            for j, group in enumerate(template.get("steps") or []):
+                for k, step in enumerate(group or []):
+                    self._check_call(step, f"{where}.steps[{j}][{k}]")
             if "retryStrategy" in template:
                 retry.check_strategy(template["retryStrategy"], where)
             if "memoize" in template:
@@ -141,21 +187,43 @@ class LocalRunner:
                 refuse(f"{where}.dag", set(template["dag"]), dags.DAG_FIELDS)
             tasks = template.get("dag", {}).get("tasks", [])
             names = {t.get("name") for t in tasks}
+            by_name = {t.get("name"): t for t in tasks}
             for j, task in enumerate(tasks):
-                refuse(f"{where}.dag.tasks[{j}]", set(task), TASK_FIELDS)
-                if task.get("template") not in self.templates:
-                    raise TemplateError(f"{where}.dag.tasks[{j}].template: unknown template {task.get('template')!r}")
-                if "dag" in self.templates[task["template"]]:
-                    raise TemplateError(f"{where}.dag.tasks[{j}].template: nested DAGs are not supported by the local runner")
-                for dep in dags.dependencies(task, f"{where}.dag.tasks[{j}]")[0]:
+                self._check_call(task, f"{where}.dag.tasks[{j}]")
+                for dep in dags.dependencies(task, f"{where}.dag.tasks[{j}]", by_name)[0]:
                     if dep not in names:
                         raise TemplateError(f"{where}.dag.tasks[{j}]: depends on unknown task {dep!r}")
-            for target in (template.get("dag", {}).get("target") or "").split():
-                if target not in names:
-                    raise TemplateError(f"{where}.dag.target: unknown task {target!r}")
+            target = template.get("dag", {}).get("target") or ""
+            for name in ([] if "{{" in target else target.split()):  # a {{...}} target is known at run time
+                if name not in names:
+                    raise TemplateError(f"{where}.dag.target: unknown task {name!r}")
         entry = self.spec.get("entrypoint")
-        if entry not in self.templates or "dag" not in self.templates[entry]:
-            raise TemplateError(f"spec.entrypoint: {entry!r} must name a dag template")
+        if entry not in self.templates:
+            raise TemplateError(f"spec.entrypoint: no template {entry!r}")
+
+    def _check_call(self, task: dict, where: str) -> None:
+        """A DAG task or a step: its fields, and the template it runs."""
+        unknown = sorted(set(task) - TASK_FIELDS)
+        if unknown:
+            raise TemplateError(f"{where}.{unknown[0]}: not supported by the local runner")
+        if task.get("template") not in self.templates:
+            raise TemplateError(f"{where}.template: unknown template {task.get('template')!r}")
+        hooks = task.get("hooks") or {}
+        if set(hooks) - {"exit"} or any(set(h) - {"template", "arguments"} for h in hooks.values()):
+            raise NotSupported(f"{where}.hooks: only an `exit` hook runs locally (lifecycle expressions do not)")
+        for hook in [task.get("onExit"), (hooks.get("exit") or {}).get("template")]:
+            if hook and hook not in self.templates:
+                raise TemplateError(f"{where}: exit hook: unknown template {hook!r}")
+
+    def _check_command(self, container: dict, where: str) -> None:
+        for key in ("command", "args"):
+            for j, item in enumerate(container.get(key) or []):
+                if not isinstance(item, str):
+                    # Kubernetes' decoder takes only strings here: the workflow is refused at submission.
+                    raise TemplateError(f"{where}.{key}[{j}]: expected a string, got {item!r}: quote it ('{item}')")
+        if not container.get("command") and container.get("image") not in self.entrypoints:
+            raise TemplateError(f"{where}.command: not given, so Argo runs the image's entrypoint, which does not "
+                                f"exist on this machine (image {container.get('image')!r}): give the command")
 
     def _workflow_parameters(self, given: dict[str, str]) -> dict[str, str]:
         declared_list = self.spec.get("arguments", {}).get("parameters", [])
@@ -216,10 +284,18 @@ class LocalRunner:
         self._started = datetime.now(timezone.utc)
         entry = self.templates[self.spec["entrypoint"]]
         self.root = Node(self.run_id, self.run_id, entry["name"], started_at=self._started)
-        results: dict[str, TaskResult] = {}
         with self._signals():
-            phase = self._run_dag(entry, results)
-            self.root.finish(phase)
+            # operator.go operate: the entrypoint runs with the workflow's arguments as its arguments.
+            arguments = {"parameters": [{"name": k, "value": v} for k, v in self.parameters.items()]}
+            task = {"name": self.run_id, "template": entry["name"], "arguments": arguments, "folder": ""}
+            level = Level(self.root, self._values({}, None))
+            try:
+                done = self._run_task(task, self.root, {}, level.values, level)
+            except TemplateError as exc:
+                done = self._refused(self.root, exc)
+            results = done.nested or {entry["name"]: done}
+            phase = self.root.phase if self.root.phase != "Running" else done.status
+            self.root.finish(phase, self.root.message)
             workflow_phase = WORKFLOW_PHASE[phase]
             if self.spec.get("onExit") and not self._terminating:
                 exit_result = self._run_exit_handler(self.spec["onExit"], results, workflow_phase)
@@ -230,20 +306,24 @@ class LocalRunner:
         return RunResult(self.run_id, self.run_dir, results, workflow_phase, stopped=self._stopped,
                          refusals=self.refusals)
 
-    def _run_dag(self, template: dict, results: dict[str, TaskResult]) -> str:
+    def _run_dag(self, template: dict, results: dict[str, TaskResult], level: Level) -> str:
         dag = template["dag"]
         tasks = {t["name"]: t for t in dag["tasks"]}
         where = f"template {template['name']!r}"
-        resolved = {name: dags.dependencies(task, f"{where}.dag.tasks.{name}") for name, task in tasks.items()}
+        resolved = {name: dags.dependencies(task, f"{where}.dag.tasks.{name}", tasks) for name, task in tasks.items()}
         deps = {name: r[0] for name, r in resolved.items()}
         self._check_acyclic(deps)
+        # operator.go: the workflow's parameters are substituted into the spec before it runs.
+        dag = {**dag, "target": substitute(str(dag.get("target") or ""), level.values, f"{where}.dag.target")}
+        unknown = [t for t in dag["target"].split() if t not in tasks]
+        if unknown:
+            raise TemplateError(f"{where}.dag.target: unknown task {unknown[0]!r}")
         goals = dags.targets(dag, deps)
         todo = [name for name in tasks if name in dags.needed(goals, deps)]
         total = len(todo)
         # Argo starts every task whose dependencies are done, bounded by `parallelism`
         # (controller/operator.go checkParallelism); here also by --parallel.
-        limit = max(1, min(n for n in (self.parallel, self.spec.get("parallelism"), template.get("parallelism"))
-                           if isinstance(n, int) and n > 0))
+        limit = self.pods_at_once(template)
         running: dict[Future[TaskResult], tuple[str, int]] = {}
         groups: dict[str, list[TaskResult | None]] = {}
         group_nodes: dict[str, Node] = {}
@@ -255,10 +335,10 @@ class LocalRunner:
                 ready = [n for n in todo if all(d in results for d in deps[n])]
                 for name in ready:
                     todo.remove(name)
-                    self.echo(f"[{total - len(todo)}/{total}] {name}")
-                    visit = self._visit(tasks[name], resolved[name][1], results)
+                    self.echo(f"[{total - len(todo)}/{total}] {level.folder}{name}")
+                    visit = self._visit(tasks[name], resolved[name][1], results, level)
                     if isinstance(visit, TaskResult):
-                        self._finished(name, visit, results, total - len(todo), total)
+                        self._finished(name, visit, results, total - len(todo), total, level)
                         continue
                     node, jobs = visit
                     if node is not None:
@@ -275,7 +355,7 @@ class LocalRunner:
                     name, index = running.pop(future)
                     result = future.result()
                     if name not in groups:
-                        self._finished(name, result, results, total - len(todo), total)
+                        self._finished(name, result, results, total - len(todo), total, level)
                         continue
                     groups[name][index] = result
                     children = groups[name]
@@ -283,15 +363,21 @@ class LocalRunner:
                         finished = [c for c in children if c is not None]
                         del groups[name]
                         self._finished(name, self._group_result(group_nodes.pop(name), finished), results,
-                                       total - len(todo), total)
+                                       total - len(todo), total, level)
         fail_fast = dag.get("failFast", True) is not False
         phases = {name: r.status for name, r in results.items()}
-        return dags.assess(goals, deps, phases, fail_fast, shutdown=self._stopping)
+        return dags.assess(goals, deps, phases, fail_fast, shutdown=self._stopping, tasks=tasks)
 
-    def _finished(self, name: str, result: TaskResult, results: dict[str, TaskResult], index: int, total: int) -> None:
+    def pods_at_once(self, template: dict) -> int:
+        """What may run at once under a template: --parallel, bounded by Argo's `parallelism`."""
+        return max(1, min(n for n in (self.parallel, self.spec.get("parallelism"), template.get("parallelism"))
+                          if isinstance(n, int) and n > 0))
+
+    def _finished(self, name: str, result: TaskResult, results: dict[str, TaskResult], index: int, total: int,
+                  level: Level) -> None:
         results[name] = result
         mark = {"Succeeded": "done", "Skipped": "skipped", "Omitted": "omitted"}.get(result.status, result.status.upper())
-        self.echo(f"[{index}/{total}] {name} {mark} in {result.seconds:.1f}s"
+        self.echo(f"[{index}/{total}] {level.folder}{name} {mark} in {result.seconds:.1f}s"
                   + (f" ({result.message})" if result.message and result.status != "Succeeded" else ""))
 
     @staticmethod
@@ -301,14 +387,15 @@ class LocalRunner:
         except CycleError as exc:
             raise TemplateError(f"dag tasks form a cycle: {' -> '.join(exc.args[1])}") from None
 
-    def _visit(self, task: dict, logic: str, results: dict[str, TaskResult]
+    def _visit(self, task: dict, logic: str, results: dict[str, TaskResult], level: Level
                ) -> TaskResult | tuple[Node | None, list[Callable[[], TaskResult]]]:
         """dag.go executeDAGTask: depends logic (Omitted), then the expansion of withItems/withParam
         (a TaskGroup node), then each task's `when` (Skipped), then the template. Returns the
         finished result, or the group node (None for a plain task) and the jobs that run pods."""
         name = task["name"]
-        node = Node(f"{self.run_id}.{name}", name, task["template"], started_at=datetime.now(timezone.utc))
-        self.root.children.append(node)
+        node = Node(f"{level.node.name}.{name}", name, task["template"], started_at=datetime.now(timezone.utc))
+        level.node.children.append(node)
+        task = {**task, "folder": f"{level.folder}{name}"}
         if logic:
             try:
                 allowed = dags.depends_allows(logic, {d: (r.status, [c.status for c in r.children]) for d, r in results.items()})
@@ -318,38 +405,50 @@ class LocalRunner:
                 return self._refused(node, exc)
             if not allowed:
                 return self._result(node.finish("Omitted", "omitted: depends condition not met"))
-        values = self._values(results)
+        return self._fan_out(task, node, results, self._values(results, level), level)
+
+    def _fan_out(self, task: dict, node: Node, results: dict[str, TaskResult], values: dict[str, str | None],
+                 level: Level) -> TaskResult | tuple[Node | None, list[Callable[[], TaskResult]]]:
+        """The expansion of withItems/withParam/withSequence (dag.go expandTask, steps.go
+        expandStep): a TaskGroup node whose children run the task; a plain task as it is."""
+        name = task["name"]
         snapshot = dict(results)  # the jobs read their inputs from what was done when they were due
-        if "withItems" not in task and "withParam" not in task:
-            outcome = self._child(task, node, snapshot, values)
+        loop = next((key for key in ("withItems", "withParam", "withSequence") if key in task), None)
+        if loop is None:
+            outcome = self._child(task, node, snapshot, values, level)
             return outcome if isinstance(outcome, TaskResult) else (None, [outcome])
+        where = f"dag task {name!r}.{loop}"
         try:
-            text = json.dumps(task["withItems"]) if "withItems" in task else \
-                substitute(str(task["withParam"]), values, f"dag task {name!r}.withParam")
+            if loop == "withItems":
+                items = fanout.parse_items(json.dumps(task["withItems"]), where)
+            elif loop == "withParam":
+                items = fanout.parse_items(substitute(str(task["withParam"]), values, where), where)
+            else:
+                items = fanout.sequence(task["withSequence"], values, f"dag task {name!r}")
+            children = fanout.expand(name, items)
         except AbsentOptionalError as exc:
             return self._result(node.finish("Error", str(exc)))
-        except TemplateError as exc:  # something Argo would resolve: ours is no Argo outcome
+        except NotSupported as exc:
             return self._refused(node, exc)
-        try:
-            items = fanout.parse_items(text, f"dag task {name!r}.{'withItems' if 'withItems' in task else 'withParam'}")
-            children = fanout.expand(name, items)
         except TemplateError as exc:
+            if "unknown variable" in str(exc):  # something Argo would resolve: ours is no Argo outcome
+                return self._refused(node, exc)
             # dag.go executeDAGTask: an expansion error makes the task Error (expandTask).
             return self._result(node.finish("Error", str(exc)))
         if not children:
             return self._result(node.finish("Skipped", "Skipped, empty params"))
         jobs = []
         for child in children:
-            child_node = Node(f"{self.run_id}.{child.name}", child.name, task["template"],
+            child_node = Node(f"{level.node.name}.{child.name}", child.name, task["template"],
                               started_at=datetime.now(timezone.utc))
             node.children.append(child_node)
-            child_task = {**task, "name": child.name, "folder": f"{name}/{child.index}"}
-            outcome = self._child(child_task, child_node, snapshot, {**values, **child.values})
+            child_task = {**task, "name": child.name, "folder": f"{task.get('folder', name)}/{child.index}"}
+            outcome = self._child(child_task, child_node, snapshot, {**values, **child.values}, level)
             jobs.append((lambda done=outcome: done) if isinstance(outcome, TaskResult) else outcome)
         return node, jobs
 
-    def _child(self, task: dict, node: Node, results: dict[str, TaskResult], values: dict[str, str | None]
-               ) -> TaskResult | Callable[[], TaskResult]:
+    def _child(self, task: dict, node: Node, results: dict[str, TaskResult], values: dict[str, str | None],
+               level: Level) -> TaskResult | Callable[[], TaskResult]:
         """A task (or an expanded child): its `when`, then a job running its template."""
         where = f"dag task {task['name']!r}"
         try:
@@ -374,13 +473,35 @@ class LocalRunner:
             if self._stopping:
                 return self._result(node.finish("Failed", NOT_STARTED_MESSAGE))
             try:
-                return self._run_task(task, node, results, values)
+                done = self._run_task(task, node, results, values, level)
             except AbsentOptionalError as exc:
-                return self._result(node.finish("Error", str(exc)))
+                done = self._result(node.finish("Error", str(exc)))
             except TemplateError as exc:
-                return self._refused(node, exc)
+                done = self._refused(node, exc)
+            self._exit_hook(task, done, results, values, level)
+            return done
 
         return job
+
+    def _exit_hook(self, task: dict, done: TaskResult, results: dict[str, TaskResult],
+                   values: dict[str, str | None], level: Level) -> None:
+        """A task's or step's exit hook (`onExit`, `hooks.exit`): dag.go/steps.go runOnExitNode runs
+        it once the task completed, with the task's status and outputs in scope; its own outcome
+        does not change the task's."""
+        hook = (task.get("hooks") or {}).get("exit") or ({"template": task["onExit"]} if task.get("onExit") else None)
+        if not hook or done.status not in ("Succeeded", "Failed", "Error"):
+            return
+        name = f"{task['name']}.onExit"
+        node = Node(f"{level.node.name}.{name}", name, hook["template"], started_at=datetime.now(timezone.utc))
+        level.node.children.append(node)
+        own = self._values({task["name"]: done}, Level(level.node, {}, prefix=level.prefix), prefix=level.prefix)
+        hook_task = {"name": name, "template": hook["template"], "arguments": hook.get("arguments") or {},
+                     "folder": f"{task.get('folder', task['name'])}.onExit"}
+        self.echo(f"  {task['name']}: exit hook {hook['template']}")
+        try:
+            done.hook = self._run_task(hook_task, node, {**results, task["name"]: done}, {**values, **own}, level)
+        except TemplateError as exc:
+            done.hook = self._refused(node, exc)
 
     def _refused(self, node: Node, exc: TemplateError) -> TaskResult:
         """A refusal found mid-run (a variable or construct the runner cannot resolve): the task
@@ -418,38 +539,50 @@ class LocalRunner:
         self.echo(f"[exit] {name}")
         node = Node(f"{self.run_id}.onExit", f"{self.run_id}.onExit", name, started_at=datetime.now(timezone.utc))
         # An exit handler sees workflow variables only, no task outputs (as on Argo).
+        level = Level(node, self._values({}, None), folder="")
         try:
-            result = self._run_task({"name": name, "template": name}, node, {}, self._values({}))
+            result = self._run_task({"name": name, "template": name}, node, {}, level.values, level)
         except TemplateError as exc:
             result = self._refused(node, exc)
         self.echo(f"[exit] {name} {'done' if result.status == 'Succeeded' else result.status.upper()} in {result.seconds:.1f}s")
         return result
 
-    def _values(self, results: dict[str, TaskResult]) -> dict[str, str | None]:
-        values: dict[str, str | None] = {f"workflow.parameters.{k}": v for k, v in self.parameters.items()}
-        values["workflow.name"] = self.run_id
-        values["workflow.namespace"] = "local"
+    def _values(self, results: dict[str, TaskResult], level: Level | None, prefix: str = "tasks"
+                ) -> dict[str, str | None]:
+        if level is None:
+            values: dict[str, str | None] = {f"workflow.parameters.{k}": v for k, v in self.parameters.items()}
+            values["workflow.name"] = self.run_id
+            values["workflow.namespace"] = "local"
+        else:
+            values = dict(level.values)
         values.update(self._exit_values)
         for task, result in results.items():
             for param, value in result.parameters.items():
                 # A TaskGroup's "" entry is `tasks.T.outputs.parameters`, the list of maps.
-                values[f"tasks.{task}.outputs.parameters" + (f".{param}" if param else "")] = value
-            values[f"tasks.{task}.status"] = result.status
+                values[f"{prefix}.{task}.outputs.parameters" + (f".{param}" if param else "")] = value
+            values[f"{prefix}.{task}.status"] = result.status
+            if result.result is not None:
+                values[f"{prefix}.{task}.outputs.result"] = result.result
+            if result.exit_code is not None:
+                values[f"{prefix}.{task}.outputs.exitCode"] = result.exit_code
         return values
 
-    def _run_task(self, task: dict, node: Node, results: dict[str, TaskResult], values: dict[str, str | None]) -> TaskResult:
+    def _run_task(self, task: dict, node: Node, results: dict[str, TaskResult], values: dict[str, str | None],
+                  level: Level) -> TaskResult:
+        """operator.go executeTemplate: the template a task or step names, with its arguments."""
         name = task["name"]
         where = f"dag task {name!r}"
         template = self.templates[task["template"]]
-        if "container" not in template:
-            raise TemplateError(f"template {template['name']!r}: only container templates run locally")
         task_dir = self.run_dir / task.get("folder", name)  # an expanded task's: <task>/<index>
         task_dir.mkdir(parents=True, exist_ok=True)
         arguments = task.get("arguments", {})
         inputs = input_parameters(template, arguments, values, where)
-        paths = path_map(template, self._input_artifacts(template, arguments, results, task_dir, where), task_dir, where)
+        folders = self._input_artifacts(template, arguments, results, level, task_dir, where)
+        if "dag" in template or "steps" in template:
+            return self._run_nested(template, node, inputs, folders, task.get("folder", name))
+        paths = path_map(template, folders, task_dir, where)
         local_values = {**values, **{f"inputs.parameters.{k}": v for k, v in inputs.items()}}
-        container = template["container"]
+        container = pod_container(template, task_dir, paths, local_values)
         tmpl_where = f"template {template['name']!r}"
         log = task_dir / "log.txt"
         cache, key = None, ""
@@ -478,11 +611,12 @@ class LocalRunner:
                 attempt_values["retries"] = str(len(attempts) - 1)
             argv, env = self._command(container, attempt_values, paths, tmpl_where)
             failed_load = self._load_keyed(template, arguments, attempt_values, paths, tmpl_where)
+            stdout = None
             if failed_load:
                 attempt.finish("Error", failed_load)
                 parameters = {}
             else:
-                parameters = self._attempt(attempt, argv, env, log, name, template, paths)
+                parameters, stdout = self._attempt(attempt, argv, env, log, name, template, paths)
             if attempt.phase == "Succeeded" or strategy is None:
                 break
             if self._stopping:
@@ -506,9 +640,11 @@ class LocalRunner:
             node.finish("Succeeded")
         if node.phase != "Succeeded":
             self.echo(f"  {name}: {node.message}; full log: {log}")
-            return self._result(node, log=log)
+            return self._result(node, log=log, exit_code=attempts[-1].exit_code)
         outputs = template.get("outputs", {}).get("artifacts", [])
         artifacts = {a["name"]: Path(map_path(a["path"], paths)) for a in outputs}
+        artifacts = {k: v for k, v in artifacts.items() if v.exists()}  # an optional one not made is no output
+        outputs = [a for a in outputs if a["name"] in artifacts]
         keys = {}
         if self.artifacts is not None:
             key_values = {**local_values, "pod.name": pod_name(self.run_id, attempts[-1].name, template["name"])}
@@ -525,7 +661,10 @@ class LocalRunner:
         if cache is not None:  # operator.go: a succeeded memoized node's outputs are saved
             cache.save(key, node.name, {"parameters": [{"name": k, "value": v} for k, v in parameters.items()],
                                         "artifacts": [{"name": k, "path": str(v)} for k, v in artifacts.items()]})
-        return self._result(node, parameters=parameters, artifacts=artifacts, log=log, artifact_keys=keys)
+        # executor.go CaptureScriptResult: stdout minus one trailing newline is outputs.result.
+        result = stdout.removesuffix("\n") if stdout is not None else None
+        return self._result(node, parameters=parameters, artifacts=artifacts, log=log, artifact_keys=keys,
+                            result=result, exit_code=attempts[-1].exit_code)
 
     def _memoized(self, template: dict, values: dict[str, str | None], where: str
                   ) -> tuple[memoize.Cache, str, dict[str, Any] | None]:
@@ -550,26 +689,72 @@ class LocalRunner:
 
     def _command(self, container: dict, values: dict[str, str | None], paths: dict[str, str],
                  where: str) -> tuple[list[str], dict[str, str]]:
-        argv = [substitute(a, values, f"{where}.container") for a in [*container.get("command", []), *container.get("args", [])]]
-        argv = [map_path(a, paths) for a in argv]
+        command = container.get("command") or self.entrypoints[container["image"]]
+        argv = [substitute(a, values, f"{where}.container") for a in [*command, *container.get("args", [])]]
+        argv = [map_paths_in(a, paths) for a in argv]
         if argv and argv[0] in ("python", "python3"):
             argv[0] = sys.executable  # the interpreter (and venv) trainyard runs in
         return argv, environment(container, values, self.secrets, self.cwd, where)
 
-    def _input_artifacts(self, template: dict, arguments: dict, results: dict[str, TaskResult], task_dir: Path,
-                         where: str) -> dict[str, Path]:
-        """Each input artifact's local folder: its producer's, or with --artifacts a download of the
-        producer's key (as Argo's init container loads it)."""
+    def _input_artifacts(self, template: dict, arguments: dict, results: dict[str, TaskResult], level: Level,
+                         task_dir: Path, where: str) -> dict[str, Path]:
+        """Each input artifact's local folder: its producer's (or its caller's), or with --artifacts a
+        download of the producer's key (as Argo's init container loads it); raw data as its file."""
         folders = {name: task_dir / "inputs" / name for name in keyed_inputs(template, arguments, where)}
-        for name, (producer, output) in input_artifact_sources(template, arguments, where).items():
+        given = {a["name"] for a in arguments.get("artifacts", [])}
+        for artifact in template.get("inputs", {}).get("artifacts", []):
+            if "raw" in artifact and artifact["name"] not in given:
+                folders[artifact["name"]] = task_dir / "inputs" / artifact["name"]
+                folders[artifact["name"]].parent.mkdir(parents=True, exist_ok=True)
+                folders[artifact["name"]].write_text(str(artifact["raw"].get("data", "")))
+        for name, tag in input_artifact_sources(template, arguments, where).items():
+            if tag is None:
+                folders[name] = task_dir / "inputs" / name  # not supplied: nothing there
+                continue
+            if tag.startswith("inputs."):
+                if tag.split(".")[2] not in level.inputs:
+                    raise TemplateError(f"{where}: {{{{{tag}}}}} is not an input artifact of the template it is in")
+                folders[name] = level.inputs[tag.split(".")[2]]
+                continue
+            _, producer, _, _, output = tag.split(".")
             done = results.get(producer)
             if done is None or output not in done.artifacts:
-                raise TemplateError(f"{where}: artifact {{{{tasks.{producer}.outputs.artifacts.{output}}}}} was not produced")
-            if self.artifacts is None:
+                raise TemplateError(f"{where}: artifact {{{{{tag}}}}} was not produced")
+            if self.artifacts is None or output not in done.artifact_keys:
                 folders[name] = done.artifacts[output]
             else:
                 folders[name] = self.artifacts.load(done.artifact_keys[output], task_dir / "inputs" / name)
         return folders
+
+    def _run_nested(self, template: dict, node: Node, inputs: dict[str, str], folders: dict[str, Path],
+                    folder: str) -> TaskResult:
+        """A dag or steps template (dag.go executeDAG, steps.go executeSteps): its tasks or steps run
+        under its node, seeing its own inputs; then its outputs are taken from what they made."""
+        base = self._values({}, None)
+        base.update({f"inputs.parameters.{k}": v for k, v in inputs.items()})
+        base.update({f"inputs.artifacts.{k}.path": str(v) for k, v in folders.items()})
+        level = Level(node, base, folders, f"{folder}/" if folder else "")
+        results: dict[str, TaskResult] = {}
+        if "dag" in template:
+            phase = self._run_dag(template, results, level)
+            scope = self._values(results, level)
+        else:
+            phase, message, scope, results = stepgroups.run(self, template, level)
+            if message:
+                node.message = message
+        scope_artifacts = {f"{kind}.{name}.outputs.artifacts.{art}": path for kind in ("tasks", "steps")
+                           for name, done in results.items() for art, path in done.artifacts.items()}
+        parameters, artifacts = {}, {}
+        if phase == "Succeeded":
+            try:
+                parameters, artifacts = nested_outputs(template, scope, scope_artifacts)
+            except TemplateError as exc:
+                # operator.go getTemplateOutputsFromScope: outputs that cannot be resolved are an error.
+                node.finish("Error", str(exc))
+                return TaskResult(node.display_name, "Error", node.seconds, message=str(exc), nested=results)
+        node.finish(phase, node.message if phase != "Succeeded" else "")
+        return TaskResult(node.display_name, node.phase, node.seconds, parameters=parameters, artifacts=artifacts,
+                          message=node.message, nested=results)
 
     def _load_keyed(self, template: dict, arguments: dict, values: dict[str, str | None], paths: dict[str, str],
                     where: str) -> str:
@@ -587,7 +772,7 @@ class LocalRunner:
         return ""
 
     def _attempt(self, node: Node, argv: list[str], env: dict[str, str], log: Path, name: str, template: dict,
-                 paths: dict[str, str]) -> dict[str, str | None]:
+                 paths: dict[str, str]) -> tuple[dict[str, str | None], str | None]:
         """One pod: the container's exit decides Failed (controller/operator.go inferFailedReason:
         `main: Error (exit code N)`); outputs that cannot be saved make it Error (the wait container)."""
         try:
@@ -606,21 +791,31 @@ class LocalRunner:
             # main container's default exit code 64, so the node is Failed like any other exit.
             node.exit_code = "64"
             node.finish("Failed", f"main: Error (exit code 64): {exc}")
-            return {}
+            return {}, None
         node.exit_code = str(code)
         if self._stopping and code != 0:
             node.finish("Failed", STOP_MESSAGE)
-            return {}
+            return {}, process.stdout
         if code != 0:
             node.finish("Failed", f"main: Error (exit code {code})")
-            return {}
+            return {}, process.stdout
         try:
             parameters = output_parameters(template, paths)
+            missing_artifacts(template, paths)
         except TemplateError as exc:
             node.finish("Error", str(exc))
-            return {}
+            return {}, process.stdout
         node.finish("Succeeded")
-        return parameters
+        return parameters, process.stdout
+
+
+def without_nulls(value: Any) -> Any:
+    """The manifest without `key: null` entries, as Go decodes it."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
 
 
 def check_enums(values: Mapping[str, object], declared: Iterable[dict]) -> None:

@@ -4,10 +4,11 @@ them, container paths mapped to folders of the run, environment and secrets."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from workflows.local.templating import TemplateError, substitute
+from workflows.local.templating import NotSupported, TemplateError, substitute
 
 
 def output_parameters(template: dict, paths: dict[str, str]) -> dict[str, str | None]:
@@ -26,6 +27,15 @@ def output_parameters(template: dict, paths: dict[str, str]) -> dict[str, str | 
             value = str(param["valueFrom"]["default"])
         parameters[param["name"]] = value.removesuffix("\n")
     return parameters
+
+
+def missing_artifacts(template: dict, paths: dict[str, str]) -> None:
+    """executor.go saveArtifact: a non-optional output artifact whose path does not exist fails the
+    wait container, so the node is Error (an optional one is left out)."""
+    for artifact in template.get("outputs", {}).get("artifacts", []):
+        if not artifact.get("optional") and not Path(map_path(artifact["path"], paths)).exists() \
+                and "path" in artifact:
+            raise TemplateError(f"wait: output artifact {artifact['name']!r}: path {artifact['path']} does not exist")
 
 
 def input_parameters(template: dict, arguments: dict, values: dict[str, str | None], where: str) -> dict[str, str]:
@@ -49,19 +59,32 @@ def input_parameters(template: dict, arguments: dict, values: dict[str, str | No
     return resolved
 
 
-def input_artifact_sources(template: dict, arguments: dict, where: str) -> dict[str, tuple[str, str]]:
-    """Each input artifact's producer task and output name, from `from: {{tasks.T.outputs.artifacts.A}}`
-    (key-only inputs, see `keyed_inputs`, aside)."""
-    sources = {a["name"]: a.get("from", "") for a in arguments.get("artifacts", [])}
-    found = {}
+def input_artifact_sources(template: dict, arguments: dict, where: str) -> dict[str, str | None]:
+    """Each input artifact's source: the scope variable its argument's `from` names
+    (`tasks.T.outputs.artifacts.A`, `steps.S.outputs.artifacts.A`, `inputs.artifacts.A`), or None
+    for an optional input nobody supplies (key-only inputs, see `keyed_inputs`, and inputs with
+    their own `raw` data aside)."""
+    given = {a["name"]: a for a in arguments.get("artifacts", [])}
+    found: dict[str, str | None] = {}
     for artifact in template.get("inputs", {}).get("artifacts", []):
-        if artifact["name"] in keyed_inputs(template, arguments, where):
+        name = artifact["name"]
+        if name in keyed_inputs(template, arguments, where) or (name not in given and "raw" in artifact):
             continue
-        ref = sources.get(artifact["name"], "")
-        parts = ref.strip("{} ").split(".")
-        if len(parts) != 5 or parts[0] != "tasks" or parts[2:4] != ["outputs", "artifacts"]:
-            raise TemplateError(f"{where}: input artifact {artifact['name']!r} needs from: '{{{{tasks.T.outputs.artifacts.A}}}}'")
-        found[artifact["name"]] = (parts[1], parts[4])
+        argument = given.get(name, {})
+        ref = str(argument.get("from", "")).strip()
+        parts = ref.removeprefix("{{").removesuffix("}}").strip().split(".")
+        if not ref and artifact.get("optional"):
+            found[name] = None  # executor.go: an optional input that is not supplied is not loaded
+        elif ref.startswith("{{") and (parts[:1] == ["inputs"] and len(parts) == 3 and parts[1] == "artifacts"
+                                       or len(parts) == 5 and parts[0] in ("tasks", "steps")
+                                       and parts[2:4] == ["outputs", "artifacts"]):
+            found[name] = ".".join(parts)
+        else:
+            source = next((k for k in argument if k not in ("name", "from", "optional")), None)
+            what = f"a {source!r} source" if source else "no source"
+            raise NotSupported(f"{where}: input artifact {name!r} has {what}: the local runner takes artifacts "
+                               "from other tasks or steps ({{tasks.T.outputs.artifacts.A}}), from its caller "
+                               "({{inputs.artifacts.A}}) or raw data")
     return found
 
 
@@ -85,13 +108,14 @@ def path_map(template: dict, inputs: Mapping[str, Path], task_dir: Path, where: 
     """Container paths -> local paths: outputs under the task's folder, inputs where `inputs` has them."""
     paths: dict[str, str] = {}
     for artifact in template.get("outputs", {}).get("artifacts", []):
-        local = task_dir / artifact["name"]
-        local.mkdir(parents=True, exist_ok=True)
-        paths[artifact["path"]] = str(local)
+        # Not made in advance: the step writes a file or a folder there, or nothing (then it is
+        # missing, as in a pod); the folder it is in exists, as the container's does.
+        paths[artifact["path"]] = str(task_dir / artifact["name"])
     for param in template.get("outputs", {}).get("parameters", []):
         if "path" not in param.get("valueFrom", {}):
-            raise TemplateError(f"{where}: output parameter {param['name']!r}: only valueFrom.path is supported locally")
+            raise NotSupported(f"{where}: output parameter {param['name']!r}: only valueFrom.path is supported locally")
         paths[param["valueFrom"]["path"]] = str(task_dir / "outputs" / param["name"])
+        (task_dir / "outputs").mkdir(parents=True, exist_ok=True)
     for artifact in template.get("inputs", {}).get("artifacts", []):
         paths[artifact["path"]] = str(inputs[artifact["name"]])
     return paths
@@ -120,6 +144,18 @@ def environment(container: dict, values: dict[str, str | None], secrets: Mapping
 def skipped_default(param: dict) -> str | None:
     value_from = param.get("valueFrom", {})
     return str(value_from["default"]) if "default" in value_from else None
+
+
+def map_paths_in(text: str, paths: dict[str, str]) -> str:
+    """Every container path of `paths` (or a path under it) that appears in `text`, a command line
+    as `sh -c` gets it or a script, rewritten to its local counterpart. A path counts where it
+    stands whole: not inside a longer name (`/tmp/out` is not rewritten inside `/tmp/output`)."""
+    if not paths or not text:
+        return text
+    ordered = sorted(paths, key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w./-])(" + "|".join(re.escape(p.rstrip("/") or "/") for p in ordered) + r")(?![\w.-])")
+    mapped = {p.rstrip("/") or "/": local.rstrip("/") if p.endswith("/") else local for p, local in paths.items()}
+    return pattern.sub(lambda m: mapped[m.group(1)], text)
 
 
 def map_path(value: str, paths: dict[str, str]) -> str:
