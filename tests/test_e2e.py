@@ -59,13 +59,13 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     drawn = sorted((report / "images").glob("*.jpg"))
     assert drawn and all(f"images/{p.name}" in page for p in drawn)
     assert json.loads((report / "predictions.json").read_text()) is not None
-    # ... and both reports as one page each, what the Argo UI shows (a file on Argo; the local
-    # runner makes every artifact a folder, and the page lands in it as index.html), its images
-    # linked, not inlined (steps/report_page.py), and the links reach the drawn files
-    pages = {name: path if path.is_file() else path / "index.html"
-             for name, path in first.tasks["test"].artifacts.items() if name.endswith("-report")}
+    # ... and both reports as one page each, what the Argo UI shows (a file, on Argo as locally:
+    # the step writes the artifact's path), its images linked, not inlined (steps/report_page.py),
+    # and the links reach the drawn files
+    pages = {name: path for name, path in first.tasks["test"].artifacts.items() if name.endswith("-report")}
     test_page = pages["test-report"].read_text()
-    assert "data:" not in test_page and f'src="../report/images/{drawn[0].name}"' in test_page
+    assert "data:" not in test_page and f'src="report/images/{drawn[0].name}"' in test_page
+    assert (pages["test-report"].parent / "report" / "images" / drawn[0].name).is_file()
     assert pages["evaluation-report"].read_text().lstrip().lower().startswith("<!doctype html")
     # Locally the two folder reports link each other (select's evaluation <-> test's report).
     evaluation_page = (first.tasks["select"].artifacts["evaluation"] / "report.html").read_text()

@@ -138,7 +138,7 @@ class LocalRunner:
         self.cwd = cwd or Path.cwd()
         self.artifacts = artifacts
         self.objects = LocalObjects(run_dir / "objects")  # keyed outputs, without --artifacts
-        self.templates = {t["name"]: t for t in self.spec.get("templates", [])}
+        self.templates = {t.get("name"): t for t in self.spec.get("templates", []) if isinstance(t, dict)}
         self.check_supported()
         self.parameters = self._workflow_parameters(parameters)
         self.parallel = parallel  # pods at once, like --parallel; Argo's `parallelism` fields bound it too
@@ -596,6 +596,9 @@ class LocalRunner:
                 self.echo(f"  {name}: memoized: outputs of cache entry {key}, no pod")
                 return self._result(node.finish("Succeeded"), log=None, **hit)
         strategy = template.get("retryStrategy")
+        if strategy is not None:  # substituted with the template's inputs, as the rest of it is
+            strategy = {k: substitute(v, local_values, f"{tmpl_where}.retryStrategy.{k}") if isinstance(v, str) else v
+                        for k, v in strategy.items()}
         attempts: list[Node] = []
         while True:
             attempt = node if strategy is None else Node(

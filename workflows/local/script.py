@@ -28,6 +28,7 @@ def pod_container(template: dict, task_dir: Path, paths: dict[str, str], values:
         source = task_dir / "script"
         text = substitute(str(script["source"]), values, f"template {template['name']!r}.script.source")
         source.write_text(map_paths_in(text, paths))
+        source.chmod(0o755)  # executor.go StageFiles writes the script with mode 0755
         paths[SCRIPT_SOURCE_PATH] = str(source)
         container["args"] = [*script.get("args", []), SCRIPT_SOURCE_PATH]
     return container

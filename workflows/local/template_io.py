@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from workflows.local.templating import NotSupported, TemplateError, substitute
+from workflows.local.templating import AbsentOptionalError, NotSupported, TemplateError, substitute
 
 
 def output_parameters(template: dict, paths: dict[str, str]) -> dict[str, str | None]:
@@ -40,12 +40,14 @@ def missing_artifacts(template: dict, paths: dict[str, str]) -> None:
 
 def input_parameters(template: dict, arguments: dict, values: dict[str, str | None], where: str) -> dict[str, str]:
     given: dict[str, str] = {}
+    absent: set[str] = set()
     for p in arguments.get("parameters", []):
         raw = str(p.get("value", ""))
         tag = raw.strip()
         if tag.startswith("{{") and tag.endswith("}}") and values.get(tag[2:-2].strip(), "") is None:
             # dag.go resolveDependencyReferences: a pure reference to an absent optional output
             # counts as not supplied, so the input's own default applies.
+            absent.add(p["name"])
             continue
         given[p["name"]] = substitute(raw, values, f"{where}.arguments")
     resolved = {}
@@ -54,6 +56,10 @@ def input_parameters(template: dict, arguments: dict, values: dict[str, str | No
             resolved[param["name"]] = given[param["name"]]
         elif "value" in param or "default" in param:
             resolved[param["name"]] = str(param.get("value", param.get("default")))
+        elif param["name"] in absent:
+            # common.ProcessArgs: no default either, so the consumer fails (it alone, not the run).
+            raise AbsentOptionalError(f"{where}: input parameter {param['name']!r}: its argument is an absent optional "
+                                      "(skipped/omitted node output with no default) and it has no default")
         else:
             raise TemplateError(f"{where}: input parameter {param['name']!r} of template {template['name']!r} is not given")
     return resolved

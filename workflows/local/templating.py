@@ -34,7 +34,7 @@ def substitute(text: str, values: Mapping[str, str | None], where: str) -> str:
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
         if name.startswith("="):
-            raise NotSupported(f"{where}: expression tag {{{{{name}}}}} is not supported by the local runner")
+            return expression(name[1:], values, where)
         if name not in values:
             raise TemplateError(f"{where}: unknown variable {{{{{name}}}}}")
         if values[name] is None:  # util/template/simple_template.go: a skipped producer's output, no default
@@ -43,3 +43,20 @@ def substitute(text: str, values: Mapping[str, str | None], where: str) -> str:
         return values[name]
 
     return TAG.sub(replace, text)
+
+
+def expression(text: str, values: Mapping[str, str | None], where: str) -> str:
+    """A `{{=...}}` tag (util/template/expression_template.go expressionReplaceCore): expr-lang over
+    the variables in scope; a string result as it is, anything else as its JSON."""
+    import json
+
+    from workflows.local.expr import ExprError, evaluate
+    from workflows.local.outputs import nested_env
+
+    try:
+        result = evaluate(text, nested_env(dict(values)))
+    except ExprError as exc:
+        raise TemplateError(f"{where}: failed to evaluate expression: {exc}") from None
+    if result is None:
+        raise TemplateError(f"{where}: failed to evaluate expression {text!r}")
+    return result if isinstance(result, str) else json.dumps(result, separators=(",", ":"))
