@@ -14,6 +14,7 @@ from pathlib import Path
 
 from steps import vcs
 from steps.confine import OutsideFolder, inside
+from steps.dvc_settings import use_our_dvc_settings
 from steps.errors import InputError
 
 LOCAL_REMOTE = ".dvcstore"  # default DVC remote of a local dataset repo: a git-ignored folder inside it
@@ -64,12 +65,14 @@ def commit_annotations(repo: Path, folder: str, tag: str) -> str:
 
 def confine_checkout(clone: Path, where: str, names: list[str]) -> None:
     """Refuse a checkout in which a committed symlink leads one of `names` (paths that git, DVC or
-    a step read or write) out of it: the repo's content must never reach a file of the host."""
-    for name in (".dvc", ".dvc/config.local", ".gitignore", *names):
+    a step read or write) out of it, or whose DVC settings would (steps/dvc_settings.py): the repo's
+    content must never reach a file of the host. DVC then runs there with our cache settings."""
+    for name in (".dvc", ".dvc/config.local", ".gitignore", ".dvcignore", *names):
         try:
             inside(clone, clone / name, "dataset repo")
         except OutsideFolder as exc:
             raise InputError(f"{where}: {name} {exc}; a committed symlink must not point out of the repo") from None
+    use_our_dvc_settings(clone, where)
 
 
 @contextmanager

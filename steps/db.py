@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,7 +64,8 @@ class Database:
             return psycopg2.connect(self.url, connect_timeout=10)
         except psycopg2.Error as exc:  # a server that does not answer, or a URL libpq cannot parse
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
-            fix = "" if isinstance(exc, psycopg2.OperationalError) else f"; {_URL_FORMS}"
+            fix = (f"; check that the server answers and {URL_ENV} names it" if isinstance(exc, psycopg2.OperationalError)
+                   else f"; {_URL_FORMS}")
             raise ExternalError(
                 f"cannot connect to database {redact_value(self.url)}: {scrub(first, self.url)}{fix}") from None
 
@@ -117,7 +119,12 @@ class Database:
 
     def _ddl(self, statement: str) -> str:
         pk = "INTEGER PRIMARY KEY AUTOINCREMENT" if self.dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
-        return statement.replace("{pk}", pk)
+        return statement.replace("{pk}", pk).replace("{random_id}", uuid.uuid4().hex)
+
+    def identity(self) -> str:
+        """This database's own random id (made by its migrations): what tells it from another."""
+        with self.transaction() as tx:
+            return str(tx.query("SELECT id FROM database_identity")[0][0])
 
 
 class Transaction:

@@ -116,4 +116,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE promotions ADD COLUMN candidates INTEGER",
         ],
     ),
+    (
+        5,
+        "the database's identity: record names it in each dataset tag, so that no other database moves the tag",
+        [
+            "CREATE TABLE database_identity (id TEXT PRIMARY KEY)",
+            "INSERT INTO database_identity (id) VALUES ('{random_id}')",
+        ],
+    ),
 ]

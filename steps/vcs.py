@@ -215,13 +215,40 @@ def tag_subject(repo: Path, tag: str) -> str:
     return git(repo, "tag", "--list", "--format=%(contents:subject)", "--", check_tag(tag)).strip()
 
 
+def tag_message(repo: Path, tag: str) -> str:
+    """The whole message of a local annotated tag."""
+    return git(repo, "tag", "--list", "--format=%(contents)", "--", check_tag(tag))
+
+
 def delete_local_tag(repo: Path, tag: str) -> None:
     git(repo, "tag", "--delete", "--", check_tag(tag))
 
 
 def push_tag(repo: Path, tag: str) -> None:
     """Push only the tag (and the commit it points at): no branch of the dataset repo moves."""
-    git(repo, "push", "--quiet", "origin", f"refs/tags/{check_tag(tag)}", what=f"git push tag {tag}")
+    _push(repo, f"refs/tags/{check_tag(tag)}", f"git push tag {tag}")
+
+
+# A dataset repo is data: pushing to one that is a local path runs git's receive-pack in it, which
+# would run the hooks the repo holds (pre-receive, update, reference-transaction, ...) as us.
+_RECEIVE_WITHOUT_HOOKS = "git -c core.hooksPath=/dev/null -c receive.autogc=false receive-pack"
+
+
+def _push(repo: Path, refspec: str, what: str) -> None:
+    origin = git(repo, "remote", "get-url", "origin").strip()
+    local = [f"--receive-pack={_RECEIVE_WITHOUT_HOOKS}"] if is_local(origin) else []
+    git(repo, "push", "--quiet", *local, "origin", refspec, what=what)
+
+
+def is_local(url: str) -> bool:
+    """Whether git reaches `url` on this machine (a path or file://), by git's own rule: a `:`
+    before any `/` is scp-like ssh (host:path)."""
+    if url.startswith("file://"):
+        return True
+    if "://" in url:
+        return False
+    colon, slash = url.find(":"), url.find("/")
+    return colon < 0 or 0 <= slash < colon
 
 
 def remote_tag_object(repo: Path, tag: str) -> str | None:
@@ -231,4 +258,4 @@ def remote_tag_object(repo: Path, tag: str) -> str | None:
 
 
 def delete_remote_tag(repo: Path, tag: str) -> None:
-    git(repo, "push", "--quiet", "origin", f":refs/tags/{check_tag(tag)}", what=f"git push --delete {tag}")
+    _push(repo, f":refs/tags/{check_tag(tag)}", f"git push --delete {tag}")

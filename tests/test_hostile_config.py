@@ -4,6 +4,7 @@ values are one line quoting a short excerpt, and unusable SQLite files are named
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -285,3 +286,29 @@ def test_bad_overrides_parameter_of_a_local_run_is_one_line(parameters: dict[str
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert ("No closing quotation" in err or "recursive alias" in err) and not (tmp_path / "runs").exists()
+
+
+def test_a_corrupt_sqlite_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    Database(f"sqlite:///{path}").migrate()
+    with path.open("r+b") as file:  # a valid header, garbage pages: the first query finds out
+        file.seek(4096)
+        file.write(os.urandom(path.stat().st_size - 4096))
+    with pytest.raises(ExternalError, match=r"db.sqlite: cannot use this SQLite file \(database disk image is "
+                                            r"malformed\); .* or move a corrupt file aside"):
+        Database(f"sqlite:///{path}").migrate()
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    (f"postgresql://u:{SECRET}@127.0.0.1:1/db?colour=blue", r'invalid URI query parameter: "colour"'),
+    (f"postgresql://u:{SECRET}@[::1/db", r"malformed \(Invalid IPv6 URL\)"),
+    (f"postgresql://u:{SECRET}@[::1]:99999/db", r"cannot connect to database|malformed"),
+])
+def test_a_database_url_that_libpq_cannot_read_is_one_line(url: str, said: str, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from workflows.cli import main
+
+    monkeypatch.setenv("TRAINYARD_DATABASE_URL", url)
+    assert main(["runs"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(said, err) and err.count("\n") == 1 and SECRET not in err and "TRAINYARD_DATABASE_URL" in err

@@ -111,16 +111,15 @@ def test_bad_files_fail_cleanly_then_skip_records_the_rest(sample_repo: Path, tm
 
 
 def test_a_failed_tag_push_leaves_no_rows_and_no_tag(sample_repo: Path, tmp_path: Path) -> None:
-    hook = sample_repo / ".git" / "hooks" / "pre-receive"
-    hook.write_text("#!/bin/sh\necho 'error: tags are frozen' >&2\nexit 1\n")
-    hook.chmod(0o755)
+    # The remote refuses the push (its hooks never run for us: tests/test_dataset_repo_is_data.py).
+    vcs.git(sample_repo, "config", "receive.maxInputSize", "1")
     url = f"sqlite:///{tmp_path / 'meta.sqlite'}"
     with pytest.raises(ExternalError, match="git push tag datasets/v1 failed"):
         record(_config(url), str(sample_repo))
     assert vcs.remote_tags(str(sample_repo), "datasets/*") == []
     assert _count(url, "SELECT COUNT(*) FROM training_datasets") == 0
     assert _count(url, "SELECT COUNT(*) FROM annotation_images") == 0
-    hook.unlink()  # once the remote accepts it, the same version records normally
+    vcs.git(sample_repo, "config", "--unset", "receive.maxInputSize")  # once it accepts, the version records
     assert record(_config(url), str(sample_repo)).created
 
 
@@ -308,3 +307,15 @@ def test_the_vcs_deadline_must_be_a_positive_number(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("TRAINYARD_VCS_TIMEOUT", "soon")
     with pytest.raises(ConfigError, match="TRAINYARD_VCS_TIMEOUT='soon': give a positive number of seconds"):
         vcs.run(["git", "--version"], None, "git --version")
+
+
+def test_a_tag_another_database_knows_is_never_moved(sample_repo: Path, tmp_path: Path) -> None:
+    first = f"sqlite:///{tmp_path / 'first.sqlite'}"
+    assert record(_config(first), str(sample_repo)).created
+    tagged = vcs.git(sample_repo, "rev-parse", "refs/tags/datasets/v1").strip()
+
+    with pytest.raises(InputError, match=r"datasets/v1 is tagged in .* by record for another database \(database "
+                                         r"[0-9a-f]{32}\), which knows it as its dataset: the tag is never moved"):
+        record(_config(f"sqlite:///{tmp_path / 'second.sqlite'}"), str(sample_repo))
+    assert vcs.git(sample_repo, "rev-parse", "refs/tags/datasets/v1").strip() == tagged
+    assert not record(_config(first), str(sample_repo)).created  # the first database's dataset is intact

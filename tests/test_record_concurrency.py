@@ -22,6 +22,7 @@ from steps.dataset_repo import commit_annotations
 from steps.db import URL_ENV, Database
 from steps.errors import InputError
 from steps.record.record import record
+from tests.git_daemon import served
 
 pytestmark = pytest.mark.integration
 
@@ -111,8 +112,8 @@ def _hold_pushes_after_the_tag_lands(repo: Path, reached: Path, gate: Path) -> N
     hook.chmod(0o755)
 
 
-def _start_record_and_wait_for_the_push(repo: Path, url: str, reached: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "steps.record", "--repo", str(repo)]
+def _start_record_and_wait_for_the_push(repo: Path, served_as: str, url: str, reached: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "steps.record", "--repo", served_as]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, URL_ENV: url})
     deadline = time.monotonic() + 180
@@ -138,12 +139,13 @@ def test_sigterm_during_the_tag_push_takes_the_tag_back(sample_repo: Path, tmp_p
 
     url, reached, gate = f"sqlite:///{tmp_path / 'meta.sqlite'}", tmp_path / "reached", tmp_path / "gate"
     _hold_pushes_after_the_tag_lands(sample_repo, reached, gate)
-    process = _start_record_and_wait_for_the_push(sample_repo, url, reached)
-    try:
-        process.send_signal(signal.SIGTERM)  # what Kubernetes sends when the pod is deleted or preempted
-        out, err = process.communicate(timeout=120)
-    finally:
-        gate.unlink()
+    with served(sample_repo) as served_as:  # a server runs its hooks; a local path's never run for us
+        process = _start_record_and_wait_for_the_push(sample_repo, served_as, url, reached)
+        try:
+            process.send_signal(signal.SIGTERM)  # what Kubernetes sends when the pod is deleted or preempted
+            out, err = process.communicate(timeout=120)
+        finally:
+            gate.unlink()
     assert process.returncode == 143, out + err
     assert err.startswith("error: record stopped by SIGTERM;") and err.count("\n") == 1
     assert "record: deleted the tag datasets/v1 again: its push was interrupted and nothing was recorded" in out
@@ -156,12 +158,13 @@ def test_a_rerun_repairs_the_tag_of_a_record_killed_without_cleanup(sample_repo:
                                                                    capsys: pytest.CaptureFixture) -> None:
     url, reached, gate = f"sqlite:///{tmp_path / 'meta.sqlite'}", tmp_path / "reached", tmp_path / "gate"
     _hold_pushes_after_the_tag_lands(sample_repo, reached, gate)
-    process = _start_record_and_wait_for_the_push(sample_repo, url, reached)
-    try:
-        process.kill()  # SIGKILL (the end of the grace period, an OOM kill): no cleanup can run
-        process.communicate(timeout=60)
-    finally:
-        gate.unlink()
+    with served(sample_repo) as served_as:
+        process = _start_record_and_wait_for_the_push(sample_repo, served_as, url, reached)
+        try:
+            process.kill()  # SIGKILL (the end of the grace period, an OOM kill): no cleanup can run
+            process.communicate(timeout=60)
+        finally:
+            gate.unlink()
     assert vcs.remote_tags(str(sample_repo), "datasets/*") == ["datasets/v1"] and _datasets(url) == 0
     stale = vcs.git(sample_repo, "rev-parse", "datasets/v1").strip()
 

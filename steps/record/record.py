@@ -8,6 +8,7 @@ exactly one records it. Recording an existing version returns it unchanged.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,8 @@ from steps.confine import OutsideFolder, inside
 from steps.dataset_split import assign_splits
 from steps.config import Config
 from steps.dataset_repo import confine_checkout
-from steps.db import Database, resolve_url
-from steps.errors import ExternalError, InputError
+from steps.db import URL_ENV, Database, resolve_url
+from steps.errors import ExternalError, InputError, excerpt
 from steps.labelme import read_labels_file
 from steps.labelme2coco import find_labelme_files
 from steps.log import get as get_logger
@@ -30,8 +31,10 @@ DATASET_PREFIX = "datasets/"
 # A labelme labels file inside the annotations folder fixes the categories when dataset.labels is empty.
 LABELS_FILE = "labels.txt"
 _SHOWN = 10  # warnings and skipped files printed to the log; report.json has them all
-# The subject of every dataset tag and commit: "Record training dataset datasets/v3 from annotations/v3".
+# The subject of every dataset tag and commit: "Record training dataset datasets/v3 from annotations/v3",
+# and in its body the id of the database that recorded it ("database: <id>", steps/db.py).
 _RECORD_MESSAGE = "Record training dataset"
+_DATABASE_LINE = re.compile(r"^database: ([0-9a-f]{32})$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -66,19 +69,20 @@ def _existing(db: Database, repo: str, version: str) -> tuple[RecordResult | Non
         return RecordResult(version, False, existing["counts"], existing["categories"], existing["skipped"]), False
     if existing:
         raise InputError(
-            f"{version} is in the database but {repo} has no such tag: point database.url and --repo at the "
+            f"{version} is in the database but {repo} has no such tag: point {URL_ENV} and --repo at the "
             "same deployment (or delete the dataset's rows if its tag was deleted on purpose)"
         )
     return None, tagged
 
 
-def _repair_stale_tag(db: Database, workdir: Path, repo: str, version: str) -> RecordResult | None:
+def _repair_stale_tag(db: Database, identity: str, workdir: Path, repo: str, version: str) -> RecordResult | None:
     """Delete a dataset tag that has no database rows, left by a record run that was killed
     between pushing it and committing; returns the dataset instead if it was recorded meanwhile.
 
     A recorder pushes the tag while holding the version's lock, so once we hold the lock, a tag
-    without rows belongs to no recording in progress. Only tags that record made (by their message)
-    are deleted: a tag made by hand is a person's decision.
+    without rows belongs to no recording in progress. Only tags that record made for this database
+    (by their message) are deleted: a tag made by hand is a person's decision, and one made for
+    another database is that database's dataset, which a move would break.
     """
     with db.transaction() as tx:
         lock_version(tx, version)
@@ -92,8 +96,16 @@ def _repair_stale_tag(db: Database, workdir: Path, repo: str, version: str) -> R
         if not subject.startswith(f"{_RECORD_MESSAGE} {version} "):
             raise InputError(
                 f"{version} is tagged in {repo} but not in the database, and the tag was not made by record "
-                f"({subject or 'no message'!r}): point database.url and --repo at the same deployment, or delete "
-                f"the tag (git push --delete origin refs/tags/{version}) and record again"
+                f"({excerpt(subject or 'no message')}): point {URL_ENV} and --repo at the same deployment, or "
+                f"delete the tag (git push --delete origin refs/tags/{version}) and record again"
+            )
+        made_for = _DATABASE_LINE.findall(vcs.tag_message(workdir, version))
+        if made_for != [identity]:
+            which = f"database {made_for[-1]}" if made_for else "a database this version of record cannot tell"
+            raise InputError(
+                f"{version} is tagged in {repo} by record for another database ({which}), which knows it as its "
+                f"dataset: the tag is never moved. Point {URL_ENV} at that database, or record this annotation "
+                "version into a dataset repo of this database's own"
             )
         if version in vcs.remote_tags(repo, version):
             _log(f"{version} is tagged in {repo} but has no database rows (a record run was interrupted after "
@@ -167,13 +179,6 @@ def _folder(workdir: Path, name: str, field: str) -> Path:
     return workdir / name
 
 
-def _real_files(workdir: Path) -> None:
-    """Have DVC check files out as copies: annotations are read confined to their folder, and a
-    repo whose cache.type is `symlink` would make each one a link into .dvc/cache."""
-    if (workdir / ".dvc").is_dir():
-        (workdir / ".dvc" / "config.local").write_text("[cache]\n    type = reflink,copy\n")
-
-
 def record(config: Config, repo: str, annotation_version: str = "") -> RecordResult:
     # Both reach git: refused here, before anything else, when git could read them as options.
     vcs.check_repo(repo)
@@ -185,6 +190,7 @@ def record(config: Config, repo: str, annotation_version: str = "") -> RecordRes
     version = dataset_version_for(annotation_version)
     db = Database(resolve_url(config.database.url))
     db.migrate()
+    identity = db.identity()
     done, stale_tag = _existing(db, repo, version)
     if done:
         return done
@@ -195,14 +201,13 @@ def record(config: Config, repo: str, annotation_version: str = "") -> RecordRes
         _log(f"checking out {annotation_version} of {repo}")
         vcs.checkout(repo, annotation_version, workdir)
         if stale_tag:
-            done = _repair_stale_tag(db, workdir, repo, version)
+            done = _repair_stale_tag(db, identity, workdir, repo, version)
             if done:
                 return done
         where, ann_dir = f"{repo}@{annotation_version}", dataset.annotations_dir
         annotations = _folder(workdir, ann_dir, "dataset.annotations_dir")
         output = _folder(workdir, dataset.dataset_dir, "dataset.dataset_dir")
         confine_checkout(workdir, where, [f"{ann_dir}.dvc", f"{dataset.dataset_dir}.dvc"])
-        _real_files(workdir)
         tracked = (workdir / f"{ann_dir}.dvc").is_file()
         if not tracked and not annotations.is_dir():
             raise InputError(f"{where}: no {ann_dir}/ (nor {ann_dir}.dvc); set dataset.annotations_dir")
@@ -229,7 +234,7 @@ def record(config: Config, repo: str, annotation_version: str = "") -> RecordRes
 
         _log(f"dvc add + push {dataset.dataset_dir}/")
         md5 = vcs.dvc_add_and_push(workdir, dataset.dataset_dir)
-        message = f"{_RECORD_MESSAGE} {version} from {annotation_version}"
+        message = f"{_RECORD_MESSAGE} {version} from {annotation_version}\n\ndatabase: {identity}"
         commit = vcs.commit_and_tag(workdir, [f"{dataset.dataset_dir}.dvc", ".gitignore"], message, version)
         settings = {
             "val_fraction": dataset.val_fraction,

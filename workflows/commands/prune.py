@@ -36,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
     doomed = runs[: max(len(runs) - args.keep, 0)]
     if args.models:
         doomed += _unpromoted_models(args.runs_dir / "registry")
+    reached_by_link = [path for path in doomed if not _own_folder(args.runs_dir, path)]
+    for path in reached_by_link:
+        print(f"keeping {path}: it is reached through a symlink, which prune never follows out of {args.runs_dir}")
+    doomed = [path for path in doomed if path not in reached_by_link]
     total = sum(_size(p) for p in doomed)
     for path in doomed:
         print(f"{'removing' if args.yes else 'would remove'} {path} ({_size(path) / 1e6:.0f} MB)")
@@ -59,6 +63,16 @@ def _unpromoted_models(registry: Path) -> list[Path]:
         pointer = pointer.get("previous")
     folder = registry / "models"
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and p.name not in keep) if folder.is_dir() else []
+
+
+def _own_folder(runs: Path, path: Path) -> bool:
+    """`path` is a folder under `runs` reached without a symlink (`registry` or `registry/models`
+    linked elsewhere would make prune delete there)."""
+    try:
+        relative = path.relative_to(runs)
+    except ValueError:
+        return False
+    return path.resolve() == runs.resolve() / relative
 
 
 def _size(path: Path) -> int:
