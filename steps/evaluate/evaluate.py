@@ -168,7 +168,8 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
     decision = _decide(config, gt, best, predictions[best["checkpoint"]], champion, len(rows))
     if partial:  # docs/cluster.md: a partial evaluation or sweep is registered, never promoted by itself
         decision = replace(decision, promoted=False, reason=f"partial result ({partial['reason']}): not promoted "
-                           f"automatically; `trainyard models promote` it after a look ({decision.reason})")
+                           f"automatically, `trainyard models promote` it after a look; on what was scored: "
+                           f"{decision.reason}")
     model = _register(config, best, dataset_version, run_id)
     log.info(f"evaluate: {'promoting' if decision.promoted else 'not promoting'} {model.model_id}: {decision.reason}")
 
