@@ -74,6 +74,7 @@ elif step == "select":
     write(opt("--output-promoted"), "false" if missing else "true"); write(opt("--output-model-uri"), "/registry/m1")
 elif step == "test":
     pathlib.Path(opt("--output")).mkdir(parents=True, exist_ok=True)
+    write(opt("--test-page"), "<html>"); write(opt("--evaluation-page"), "<html>")
 elif step == "notify":
     from steps.notify.__main__ import main
     sys.exit(main(args))
