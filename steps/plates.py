@@ -1,4 +1,4 @@
-"""Reading a plate: its characters, left to right along the plate's own axis.
+"""Reading a plate: its characters row by row, each row left to right along the plate's own axis.
 
 Shared by the EIR metric (evaluate) and the drawn reports (test), so that what the report shows
 is exactly what the metric scored.
@@ -7,6 +7,7 @@ is exactly what the metric scored.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -48,12 +49,51 @@ def inside_mask(mask: np.ndarray, x: float, y: float) -> bool:
     return 0 <= row < mask.shape[0] and 0 <= col < mask.shape[1] and bool(mask[row, col])
 
 
-def read_string(plate_points: np.ndarray, characters: Sequence[tuple[str, float, float]]) -> str:
-    """Concatenate character labels ordered along the plate axis.
+class Glyph(NamedTuple):
+    """A character known to lie inside a plate: its label, box centre and box size."""
 
-    `characters` are (label, center_x, center_y) of the characters already known to lie inside
-    the plate.
+    label: str
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+def glyph(label: str, bbox: Sequence[float]) -> Glyph:
+    """The Glyph of a COCO `[x, y, w, h]` box."""
+    x, y, w, h = (float(v) for v in bbox)
+    return Glyph(label, x + w / 2, y + h / 2, w, h)
+
+
+# Two characters whose centres lie further apart across the plate than this share of a
+# character's size are on different rows: a row's own wobble stays well under it, the next
+# row's centres are a whole character height or more away.
+ROW_GAP = 0.6
+
+
+def rows(plate_points: np.ndarray, characters: Sequence[Glyph]) -> list[list[Glyph]]:
+    """The characters in rows, top row first, each left to right along the plate's axis.
+
+    Rows are told apart across the axis: sorted by their centres' offset across it, a gap wider
+    than ROW_GAP of the median character size (its box's extent across the axis) starts a new
+    row. A one-row plate is one row, however rotated.
     """
+    if not characters:
+        return []
     axis = plate_axis(plate_points)
-    ordered = sorted(characters, key=lambda c: float(np.dot(axis, (c[1], c[2]))))
-    return "".join(label for label, _, _ in ordered)
+    across = np.array([-axis[1], axis[0]])  # the axis turned a quarter clockwise: down the plate
+    extent = float(np.median([abs(across[0]) * c.width + abs(across[1]) * c.height for c in characters]))
+    ordered = sorted(characters, key=lambda c: float(np.dot(across, (c.x, c.y))))
+    grouped = [[ordered[0]]]
+    for before, char in zip(ordered, ordered[1:]):
+        if float(np.dot(across, (char.x - before.x, char.y - before.y))) > ROW_GAP * extent:
+            grouped.append([])
+        grouped[-1].append(char)
+    return [sorted(row, key=lambda c: float(np.dot(axis, (c.x, c.y)))) for row in grouped]
+
+
+def read_string(plate_points: np.ndarray, characters: Sequence[Glyph]) -> str:
+    """The plate's reading: its rows top to bottom, each read left to right along the plate axis
+    (a 2-row plate "12AB" over "34567" reads "12AB34567"). `characters` are already known to lie
+    inside the plate."""
+    return "".join(char.label for row in rows(plate_points, characters) for char in row)

@@ -1,10 +1,10 @@
 """A synthetic license-plate dataset in labelme format, for demos, smoke runs and tests.
 
-Each image gets 1-2 plates (light rectangle, dark border, 4-5 dark digits) at a random
-position, size and modest rotation over a noisy background with distractor shapes. Annotations:
-one `plate` polygon per plate (its 4 rotated corners; the drawn string is in the shape's
-`description`) and one polygon per character (label = the character, the rotated box around its
-glyph). Everything comes from a seeded numpy generator, so a seed gives byte-identical files.
+Each image gets 1-2 plates (light rectangle, dark border, 4-5 dark digits; a quarter of them
+with a second, smaller row of 2 digits above) at a random position, size and modest rotation
+over a noisy background with distractor shapes. Annotations: one `plate` polygon per plate (its
+4 rotated corners; the string, rows top to bottom, in the shape's `description`) and one polygon
+per character (label = the character, the rotated box around its glyph). Everything comes from a seeded numpy generator, so a seed gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -22,6 +22,11 @@ from PIL import Image, ImageDraw, ImageFont
 # for a few CPU minutes starts reading plates (18 classes of smaller glyphs read none).
 ALPHABET = "0123456789"
 CHARS_PER_PLATE = (4, 5)
+# A share of the plates has two rows: a smaller code of TOP_ROW_CHARS over the number. The truth
+# (and EIR) reads them row by row: "12" over "3456" is "123456" (steps/plates.py).
+TWO_ROW_SHARE = 0.25
+TOP_ROW_CHARS = 2
+TOP_ROW_SCALE = 0.7
 PLATE_LABEL = "plate"
 LABELME_VERSION = "5.5.0"
 
@@ -87,20 +92,36 @@ def _background(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
     return image
 
 
-def _render_plate(rng: np.random.Generator, text: str, font_size: int) -> _Plate:
-    """Draw the plate upright; characters are measured from their own ink, not font metrics."""
+def _glyphs(text: str, font_size: int) -> list[Image.Image]:
+    """Each character's ink, cropped (measured from the ink itself, not font metrics)."""
     font = _font(font_size)
     glyphs = []
     for char in text:
         canvas = Image.new("L", (font_size * 2, font_size * 2), 0)
         ImageDraw.Draw(canvas).text((font_size // 2, font_size // 2), char, font=font, fill=255)
         glyphs.append(canvas.crop(canvas.getbbox()))
+    return glyphs
+
+
+def _row_width(glyphs: list[Image.Image], gap: int) -> int:
+    return sum(glyph.width for glyph in glyphs) + gap * (len(glyphs) - 1)
+
+
+def _render_plate(rng: np.random.Generator, text: str, font_size: int, top: str = "") -> _Plate:
+    """Draw the plate upright: one row of `text`, or a 2-row plate with the smaller `top` row
+    centred above it (as older plates carry a region or class code over the number)."""
+    glyphs = _glyphs(text, font_size)
     ink_height = max(glyph.height for glyph in glyphs)
     gap = max(3, round(0.14 * font_size))
     border = max(2, round(0.05 * ink_height * 1.7))
     margin = border + max(3, round(0.3 * ink_height))
-    width = 2 * margin + sum(glyph.width for glyph in glyphs) + gap * (len(glyphs) - 1)
+    width = 2 * margin + _row_width(glyphs, gap)
     height = round(ink_height * 1.7)
+    upper = _glyphs(top, max(8, round(font_size * TOP_ROW_SCALE))) if top else []
+    if upper:
+        upper_height = max(glyph.height for glyph in upper)
+        row_gap = round(0.25 * ink_height)
+        height += upper_height + row_gap
 
     jitter = rng.integers(-8, 9, 3)
     base = _PLATE_COLORS[int(rng.integers(len(_PLATE_COLORS)))]
@@ -112,13 +133,21 @@ def _render_plate(rng: np.random.Generator, text: str, font_size: int) -> _Plate
     draw = ImageDraw.Draw(plate)
     draw.rectangle((0, 0, width - 1, height - 1), outline=edge, width=border)
     boxes: list[Box] = []
-    x = margin
-    for glyph in glyphs:
-        y = (height - glyph.height) // 2
-        plate.paste(Image.new("RGBA", glyph.size, ink), (x, y), glyph)
-        boxes.append((x - 1.0, y - 1.0, x + glyph.width + 1.0, y + glyph.height + 1.0))
-        x += glyph.width + gap
-    return _Plate(plate, text, boxes)
+
+    def row(glyphs: list[Image.Image], x: int, top_edge: int, row_height: int) -> None:
+        for glyph in glyphs:  # each glyph centred in its row's height
+            y = top_edge + (row_height - glyph.height) // 2
+            plate.paste(Image.new("RGBA", glyph.size, ink), (x, y), glyph)
+            boxes.append((x - 1.0, y - 1.0, x + glyph.width + 1.0, y + glyph.height + 1.0))
+            x += glyph.width + gap
+
+    if upper:
+        top_margin = (round(ink_height * 1.7) - ink_height) // 2
+        row(upper, (width - _row_width(upper, gap)) // 2, top_margin, upper_height)
+        row(glyphs, margin, top_margin + upper_height + row_gap, ink_height)
+    else:
+        row(glyphs, margin, 0, height)
+    return _Plate(plate, top + text, boxes)
 
 
 def _fits(corners: list[tuple[float, float]], size: tuple[int, int], taken: list[Box]) -> bool:
@@ -164,17 +193,21 @@ def _shape(label: str, points: list[tuple[float, float]], description: str = "")
     }
 
 
-def _one_image(rng: np.random.Generator, size: tuple[int, int]) -> tuple[Image.Image, list[dict[str, object]]]:
+def _one_image(rng: np.random.Generator, size: tuple[int, int],
+               layout: np.random.Generator) -> tuple[Image.Image, list[dict[str, object]]]:
+    """`layout` decides which plates have two rows (its own stream: a 1-row image is drawn with
+    the same numbers whatever the share of 2-row plates)."""
     image = _background(rng, size).convert("RGBA")
     shapes: list[dict[str, object]] = []
     taken: list[Box] = []
     short_side = min(size)
     for number in range(int(rng.integers(1, 3))):
         text = "".join(rng.choice(list(ALPHABET), int(rng.integers(CHARS_PER_PLATE[0], CHARS_PER_PLATE[1] + 1))))
+        top = "".join(layout.choice(list(ALPHABET), TOP_ROW_CHARS)) if layout.random() < TWO_ROW_SHARE else ""
         font_size = max(12, round(short_side * rng.uniform(0.13, 0.22)))
         placement = None
         while placement is None:
-            plate = _render_plate(rng, text, font_size)
+            plate = _render_plate(rng, text, font_size, top)
             placement = _place(rng, plate, size, taken)
             if placement is None and number > 0:
                 break  # a second plate is optional; the first one shrinks until it fits
@@ -185,8 +218,8 @@ def _one_image(rng: np.random.Generator, size: tuple[int, int]) -> tuple[Image.I
             break
         image = _paste(image, plate, placement)
         full = (0.0, 0.0, float(plate.image.width), float(plate.image.height))
-        shapes.append(_shape(PLATE_LABEL, placement.corners(plate, full), description=text))
-        for char, box in zip(text, plate.char_boxes):
+        shapes.append(_shape(PLATE_LABEL, placement.corners(plate, full), description=plate.text))
+        for char, box in zip(plate.text, plate.char_boxes):
             shapes.append(_shape(char, placement.corners(plate, box)))
     pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
     pixels += rng.normal(0, rng.uniform(1, 5), pixels.shape)  # sensor noise over plates too
@@ -206,7 +239,7 @@ def generate_sample(
     written = []
     for index in range(num_images):
         rng = np.random.default_rng([seed, index])
-        image, shapes = _one_image(rng, image_size)
+        image, shapes = _one_image(rng, image_size, np.random.default_rng([seed, index, 1]))
         stem = f"plate_{index:04d}"
         # Encoded in memory, then written: PIL writing to a file ignores a failed write (a full disk
         # gives a truncated JPEG and no error), Python's own write raises.

@@ -171,3 +171,83 @@ def test_a_glyph_predicted_as_two_classes_is_read_once() -> None:
     assert eir(gt, results, char_nms_iou=1.0)["reads"][0]["read"] in ("1273", "1723")  # suppression off
     # Neighbouring characters do not overlap: none is suppressed.
     assert eir(gt, [plate_prediction(PLATE), *(char_prediction(n, c) for n, c in CENTRES.items())])["EIR"] == 1.0
+
+
+def _rotated(points: np.ndarray, degrees: float, centre: tuple[float, float]) -> np.ndarray:
+    angle = math.radians(degrees)
+    turn = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    return (np.asarray(points, dtype=float) - centre) @ turn.T + centre
+
+
+@pytest.mark.parametrize("degrees", [0.0, 12.0, -20.0])
+def test_a_two_row_plate_is_read_row_by_row(degrees: float) -> None:
+    # "12AB" over "34567": sorted along the plate alone, the rows interleave ("31245A6B7").
+    from steps.plates import glyph, read_string
+
+    names = ["plate", *"1234567AB"]
+    ids = {name: i + 1 for i, name in enumerate(names)}
+    centre = (60.0, 50.0)
+    plate = _rotated([[20, 28], [100, 28], [100, 72], [20, 72]], degrees, centre)
+    rows = [("12AB", 40.0, 14.0), ("34567", 60.0, 12.0)]  # characters, centre y, size (top row smaller)
+    anns, results = [], []
+    xs, ys = plate[:, 0], plate[:, 1]
+    anns.append({"id": 1, "image_id": 1, "category_id": 1, "segmentation": [plate.ravel().round(2).tolist()],
+                 "bbox": [xs.min(), ys.min(), np.ptp(xs), np.ptp(ys)], "area": 3520.0, "iscrowd": 0})
+    results.append(plate_prediction(plate.ravel().tolist()))
+    for text, y, size in rows:
+        for k, char in enumerate(text):
+            x = 60 + (k - (len(text) - 1) / 2) * (size + 2)
+            cx, cy = _rotated([[x, y]], degrees, centre)[0]
+            bbox = [cx - size / 2, cy - size / 2, size, size]
+            corners = [cx - size / 2, cy - size / 2, cx + size / 2, cy - size / 2, cx + size / 2, cy + size / 2,
+                       cx - size / 2, cy + size / 2]
+            anns.append({"id": len(anns) + 1, "image_id": 1, "category_id": ids[char], "segmentation": [corners],
+                         "bbox": bbox, "area": size * size, "iscrowd": 0})
+            mask = polygons_to_mask([corners], H, W)
+            results.append({"image_id": 1, "category_id": ids[char], "score": 0.9, "bbox": bbox,
+                            "segmentation": encode(mask)})
+    gt = {"images": [{"id": 1, "file_name": "1.jpg", "height": H, "width": W}], "annotations": anns,
+          "categories": [{"id": ids[n], "name": n} for n in names]}
+    scored = eir(gt, results)
+    assert scored["reads"] == [{"image_id": 1, "truth": "12AB34567", "read": "12AB34567"}] and scored["EIR"] == 1.0
+    # The same characters read along the plate's axis only, as before: the rows interleave.
+    chars = [glyph(names[a["category_id"] - 1], a["bbox"]) for a in anns[1:]]
+    flat = "".join(c.label for c in sorted(chars, key=lambda c: c.x * math.cos(math.radians(degrees))
+                                           + c.y * math.sin(math.radians(degrees))))
+    assert flat != "12AB34567" and read_string(plate, chars) == "12AB34567"
+
+
+def test_the_test_report_reads_plates_as_eir_does(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # test.score_threshold draws (0.8 here); plates are read at evaluate.read_score (0.5), so a
+    # character at 0.6 is in the report's reading exactly as in EIR's.
+    import json
+
+    from PIL import Image
+
+    from steps import report
+    from steps.config import load_config
+    from steps.test import inference
+
+    gt = ground_truth([(1, PLATE, CENTRES)])
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    (tmp_path / "data" / "test.json").write_text(json.dumps(gt))
+    Image.new("RGB", (W, H), "white").save(tmp_path / "data" / "images" / "1.jpg")
+    predictions = [plate_prediction(PLATE), char_prediction("1", CENTRES["1"]),
+                   char_prediction("2", CENTRES["2"], score=0.6), char_prediction("3", CENTRES["3"])]
+
+    class StandIn:
+        categories = [{"id": IDS[n], "name": n} for n in NAMES]
+
+        def predict(self, path, image_id, threshold):
+            return [p for p in predictions if p["score"] >= threshold]
+
+    monkeypatch.setattr(inference, "_load_model", lambda *args: (StandIn(), "m1"))
+    shown: list = []
+    monkeypatch.setattr(report, "write_test_report", lambda out, items, *args, **kwargs: shown.extend(items) or out)
+    config = load_config(None, [f"promotion.registry={tmp_path / 'registry'}", "test.score_threshold=0.8",
+                                "evaluate.read_score=0.5", "test.batch_size=1"])
+    inference.run_test(config, tmp_path / "data", "m1", tmp_path / "report", "datasets/v1")
+    scored = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert scored["EIR"] == 1.0
+    (item,) = shown
+    assert item.plate_reads == ["123"] and item.truth_strings == ["123"] and item.num_detections == 3

@@ -10,7 +10,8 @@ from PIL import Image, ImageDraw
 
 from steps.coco import build_coco
 from steps.labelme import load_labelme
-from steps.plates import inside_polygon, read_string
+from steps.plates import glyph, inside_polygon, read_string
+from steps.plates import rows as plate_rows
 from steps.sample_data import ALPHABET, PLATE_LABEL, generate_sample
 
 
@@ -31,6 +32,12 @@ def _flat(shape: dict) -> list[float]:
 def _center(shape: dict) -> tuple[float, float]:
     points = np.asarray(shape["points"])
     return float(points[:, 0].mean()), float(points[:, 1].mean())
+
+
+def _box(shape: dict) -> list[float]:
+    points = np.asarray(shape["points"])
+    low, high = points.min(axis=0), points.max(axis=0)
+    return [float(low[0]), float(low[1]), float(high[0] - low[0]), float(high[1] - low[1])]
 
 
 def _pixels(gray: np.ndarray, shape: dict) -> np.ndarray:
@@ -66,13 +73,16 @@ def test_files_are_valid_labelme_with_a_matching_jpeg(tmp_path: Path) -> None:
 
 
 def test_plates_have_4_to_5_characters_modest_rotation_and_do_not_overlap(sample: list[Path]) -> None:
+    two_rows = 0
     for path in sample:
         plates, chars = _plates_and_chars(path)
         assert 1 <= len(plates) <= 2
         assert len(chars) == sum(len(p["description"]) for p in plates)
         boxes = []
         for plate in plates:
-            assert 4 <= len(plate["description"]) <= 5 and set(plate["description"]) <= set(ALPHABET)
+            # 4-5 digits, and on 2-row plates 2 more above them
+            two_rows += len(plate["description"]) > 5
+            assert len(plate["description"]) in (4, 5, 6, 7) and set(plate["description"]) <= set(ALPHABET)
             (x0, y0), (x1, y1) = plate["points"][:2]  # the top edge, left to right
             assert abs(math.degrees(math.atan2(y1 - y0, x1 - x0))) <= 25.1
             xs, ys = [p[0] for p in plate["points"]], [p[1] for p in plate["points"]]
@@ -81,6 +91,20 @@ def test_plates_have_4_to_5_characters_modest_rotation_and_do_not_overlap(sample
         if len(boxes) == 2:
             (a, b) = boxes
             assert a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1]
+    assert two_rows >= 5  # the sample holds 2-row plates (about a quarter)
+
+
+def test_a_two_row_plate_is_read_row_by_row(sample: list[Path]) -> None:
+    # Sorting along the plate alone would interleave the rows ("58" over "9244" as "95284..").
+    read = 0
+    for path in sample:
+        plates, chars = _plates_and_chars(path)
+        for plate in (p for p in plates if len(p["description"]) > 5):
+            inside = [c for c in chars if inside_polygon(_flat(plate), *_center(c))]
+            rows = plate_rows(np.asarray(plate["points"]), [glyph(c["label"], _box(c)) for c in inside])
+            assert ["".join(g.label for g in row) for row in rows] == [plate["description"][:2], plate["description"][2:]]
+            read += 1
+    assert read >= 5
 
 
 def test_sample_converts_cleanly_with_one_annotation_per_drawn_plate(sample: list[Path]) -> None:
@@ -100,7 +124,7 @@ def test_characters_lie_inside_their_plate_and_read_as_the_drawn_string(sample: 
         for char in chars:
             assert sum(inside_polygon(_flat(plate), *_center(char)) for plate in plates) == 1
         for plate in plates:
-            inside = [(c["label"], *_center(c)) for c in chars if inside_polygon(_flat(plate), *_center(c))]
+            inside = [glyph(c["label"], _box(c)) for c in chars if inside_polygon(_flat(plate), *_center(c))]
             assert read_string(np.asarray(plate["points"]), inside) == plate["description"]
 
 

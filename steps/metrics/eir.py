@@ -1,7 +1,7 @@
 """EIR, exact inference rate: the share of ground-truth plates read exactly right.
 
 A plate's truth is its ground-truth characters (those whose box centre lies inside the plate
-polygon) read left to right along the plate's axis. Its reading is the characters predicted
+polygon) read row by row, each row left to right along the plate's axis. Its reading is the characters predicted
 inside the best-matching predicted plate mask, read the same way (steps.plates, which the test
 report uses too, so what a report shows is what was scored). One threshold, `read_score`, applies
 to plates and characters alike; overlapping characters of any classes are suppressed to the
@@ -16,7 +16,7 @@ import numpy as np
 
 from steps.masks import decode, iou_matrix
 from steps.metrics.ground_truth import Image, index
-from steps.plates import inside_mask, inside_polygon, read_string
+from steps.plates import glyph, inside_mask, inside_polygon, read_string
 
 # Characters whose boxes overlap more than this are one glyph read twice (evaluate.char_nms_iou).
 CHAR_NMS_IOU = 0.5
@@ -97,7 +97,7 @@ def read_plate(
         x, y = _centre(res["bbox"])
         if inside_mask(mask, x, y):
             inside.append(res)
-    characters = [(names[int(res["category_id"])], *_centre(res["bbox"])) for res in suppress(inside, char_nms_iou)]
+    characters = [glyph(names[int(res["category_id"])], res["bbox"]) for res in suppress(inside, char_nms_iou)]
     rows, cols = np.nonzero(mask)
     return read_string(np.stack([cols + 0.5, rows + 0.5], axis=1), characters)
 
@@ -145,7 +145,7 @@ def _truth(image: Image, plate: dict[str, Any], plate_id: int, names: dict[int, 
             continue
         x, y = _centre(ann["bbox"])
         if inside(x, y):
-            characters.append((names[int(ann["category_id"])], x, y))
+            characters.append(glyph(names[int(ann["category_id"])], ann["bbox"]))
     return read_string(points, characters)
 
 

@@ -110,13 +110,16 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
     names = {c["id"]: c["name"] for c in gt["categories"]}
     has_plates = plate in names.values()
     truths: dict[int, list[str]] = {}
+    read_score, char_nms = config.evaluate.read_score, config.evaluate.char_nms_iou
     if has_plates:
-        for read in eir(gt, results, plate_label=plate, char_score=config.evaluate.eir_char_score)["reads"]:
+        for read in eir(gt, results, plate_label=plate, read_score=read_score, char_nms_iou=char_nms)["reads"]:
             truths.setdefault(read["image_id"], []).append(read["truth"])
     items = []
     for image in gt["images"][: config.test.max_images]:
-        shown = [r for r in results if r["image_id"] == image["id"] and r["score"] >= config.test.score_threshold]
-        reads = read_plates(shown, names, plate, config.evaluate.eir_char_score) if has_plates else []
+        own = [r for r in results if r["image_id"] == image["id"]]
+        shown = [r for r in own if r["score"] >= config.test.score_threshold]
+        # Plates are read as EIR reads them (evaluate.read_score), whatever test.score_threshold draws.
+        reads = read_plates(own, names, plate, read_score, char_nms) if has_plates else []
         picture = Image.open(dataset_dir / "images" / image["file_name"]).convert("RGB")
         truth = truths.get(image["id"], []) if has_plates else None
         annotations = [a for a in gt["annotations"] if a["image_id"] == image["id"]]
