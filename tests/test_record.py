@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -319,3 +320,44 @@ def test_a_tag_another_database_knows_is_never_moved(sample_repo: Path, tmp_path
         record(_config(f"sqlite:///{tmp_path / 'second.sqlite'}"), str(sample_repo))
     assert vcs.git(sample_repo, "rev-parse", "refs/tags/datasets/v1").strip() == tagged
     assert not record(_config(first), str(sample_repo)).created  # the first database's dataset is intact
+
+
+def _splits(url: str, version: str) -> dict[str, str]:
+    return dict(_rows(url, "SELECT a.file_name, d.split FROM dataset_images d JOIN annotation_images a ON a.id = d.image_id "
+                           "JOIN training_datasets t ON t.id = d.dataset_id WHERE t.version = ?", (version,)))
+
+
+def test_splits_live_with_the_data_so_two_fresh_databases_agree(sample_repo: Path, tmp_path: Path) -> None:
+    # v1 is recorded into database A; the dataset repo (its tags, the ledger at datasets/v1) is
+    # then copied, as another machine would clone it. v2 adds images. Database A and a fresh
+    # database B, each recording v2 on its own copy, give every image the same split, and the
+    # v1 images keep theirs: the split comes from the repo, not from whichever database records.
+    from steps.record.split_ledger import ledger_name
+    from steps.sample_data import generate_sample
+
+    first, second = f"sqlite:///{tmp_path / 'a.sqlite'}", f"sqlite:///{tmp_path / 'b.sqlite'}"
+    record(_config(first), str(sample_repo), "annotations/v1")
+    v1 = _splits(first, "datasets/v1")
+    ledger = json.loads(vcs.git(sample_repo, "show", f"datasets/v1:{ledger_name('dataset')}"))
+    assert ledger == {"images": v1}
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(sample_repo, elsewhere, symlinks=True)
+    for repo in (sample_repo, elsewhere):  # the same 8 new images, committed in each copy
+        generate_sample(repo / "annotations", num_images=20, seed=3)
+        commit_annotations(repo, "annotations", "annotations/v2")
+
+    record(_config(first), str(sample_repo), "annotations/v2")
+    record(_config(second), str(elsewhere), "annotations/v2")
+    in_a, in_b = _splits(first, "datasets/v2"), _splits(second, "datasets/v2")
+    assert len(in_a) == 20 and in_a == in_b
+    assert {name: in_b[name] for name in v1} == v1
+    assert json.loads(vcs.git(elsewhere, "show", f"datasets/v2:{ledger_name('dataset')}")) == {"images": in_b}
+
+
+def test_a_ledger_that_is_not_one_is_refused_by_name(tmp_path: Path) -> None:
+    from steps.record.split_ledger import parse
+
+    for text in ("[1", '{"images": {"a.jpg": "holdout"}}', '["a.jpg"]'):
+        with pytest.raises(InputError, match=r"datasets/v3:dataset.splits.json: "):
+            parse(text, "datasets/v3:dataset.splits.json")
+    assert parse('{"images": {"a.jpg": "val"}}', "x") == {"a.jpg": "val"}

@@ -25,6 +25,7 @@ from steps.labelme import read_labels_file
 from steps.labelme2coco import find_labelme_files
 from steps.log import get as get_logger
 from steps.record.metadata import DatasetRow, ImageRow, find_dataset, image_splits, insert_dataset, lock_version
+from steps.record.split_ledger import read_ledgers, write_ledger
 
 ANNOTATION_PREFIX = "annotations/"
 DATASET_PREFIX = "datasets/"
@@ -217,10 +218,11 @@ def record(config: Config, repo: str, annotation_version: str = "") -> RecordRes
             annotations = _folder(workdir, ann_dir, "dataset.annotations_dir")  # what DVC put there
         build, labels_source = _convert(config, where, annotations)
         names = [image["file_name"] for image in build.images]
-        # An image keeps the split an earlier version gave it (the database remembers every one);
-        # only new images are split, so production is never scored on images it trained on.
+        # An image keeps the split an earlier version gave it: the dataset tags' ledgers say which
+        # (the database, for versions recorded before them); only new images are split, so
+        # production is never scored on images it trained on, whichever database records.
         with db.transaction() as tx:
-            previous = image_splits(tx)
+            previous = {**image_splits(tx), **read_ledgers(workdir, dataset.dataset_dir)}
         split = assign_splits(
             names, previous, dataset.val_fraction, dataset.test_fraction, dataset.split_seed, image_strata(build)
         )
@@ -235,7 +237,8 @@ def record(config: Config, repo: str, annotation_version: str = "") -> RecordRes
         _log(f"dvc add + push {dataset.dataset_dir}/")
         md5 = vcs.dvc_add_and_push(workdir, dataset.dataset_dir)
         message = f"{_RECORD_MESSAGE} {version} from {annotation_version}\n\ndatabase: {identity}"
-        commit = vcs.commit_and_tag(workdir, [f"{dataset.dataset_dir}.dvc", ".gitignore"], message, version)
+        ledger = write_ledger(workdir, dataset.dataset_dir, {**previous, **split})
+        commit = vcs.commit_and_tag(workdir, [f"{dataset.dataset_dir}.dvc", ".gitignore", ledger], message, version)
         settings = {
             "val_fraction": dataset.val_fraction,
             "test_fraction": dataset.test_fraction,
