@@ -20,7 +20,13 @@ from steps.config import Config, ModelConfig, TrainConfig, load_config
 from steps.errors import ConfigError, InputError
 from steps.masks import decode
 from steps.models import TrainSummary, get_backend
-from steps.models.checkpoints import CheckpointWarning, list_checkpoints, read_checkpoint, save_checkpoint
+from steps.models.checkpoints import (
+    CheckpointWarning,
+    check_resumable,
+    list_checkpoints,
+    read_checkpoint,
+    save_checkpoint,
+)
 from steps.models.coco_dataset import CocoSegmentationDataset, load_image, read_split, to_model_input
 from steps.models.sampling import IndexSampler, ResumableSampler
 from steps.models.schedule import lr_factor
@@ -103,6 +109,83 @@ def test_resume_continues_to_the_new_total(run_copy: Path, dataset: Path) -> Non
     assert metric_iterations(run_copy) == [1, 2, 3, 4, 5, 6]
     assert checkpoint_iterations(run_copy) == [2, 4, 6]
     assert read_checkpoint(run_copy / "checkpoints" / "model_0000006.pth")["iteration"] == 6
+    # The longer total is kept in the checkpoints' history (and so in a registered model's lineage).
+    assert read_checkpoint(run_copy / "checkpoints" / "model_0000006.pth")["history"] == [
+        {"iteration": 4, "changed": {"train.iterations": {"from": 4, "to": 6}}}]
+    assert read_checkpoint(run_copy / "checkpoints" / "model_0000004.pth")["history"] == []
+
+
+def _tamper(state: dict[str, Any], case: str) -> None:
+    if case == "iteration a string":
+        state["iteration"] = "4"
+    elif case == "iteration 10^12":
+        state["iteration"] = 10**12
+    elif case == "iteration negative":
+        state["iteration"] = -5
+    elif case == "rng state":
+        state["rng"] = {**state["rng"], "numpy": {"bit_generator": "MT19937", "state": {"key": [1, 2], "pos": 0}}}
+    elif case == "torch rng state":
+        state["rng"] = {**state["rng"], "torch": torch.zeros(3, dtype=torch.uint8)}
+    elif case == "empty model":
+        state["model"] = {}
+    elif case == "optimizer without param_groups":
+        state["optimizer"] = {"state": {}}
+    elif case == "categories not a list":
+        state["categories"] = "plate,char"
+    elif case == "weights of another model":
+        state["model"] = {"backbone.body.conv1.weight": torch.ones(3, 3)}
+
+
+@pytest.fixture(scope="module")
+def written(first_run: tuple[Path, TrainSummary]) -> dict[str, Any]:
+    return read_checkpoint(first_run[0] / "checkpoints" / "model_0000004.pth")
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("iteration a string", "iteration '4' is not a whole number"),
+    ("iteration 10^12", "it claims iteration 1000000000000, beyond the 4 its own run trains to"),
+    ("iteration negative", "iteration -5 is not a completed iteration"),
+    ("rng state", "its RNG state cannot be restored"),
+    ("torch rng state", "its RNG state cannot be restored"),
+    ("empty model", "it holds no model weights"),
+    ("optimizer without param_groups", "its optimizer state has no param_groups"),
+    ("categories not a list", r"its categories are not a list of \{id, name\}"),
+])
+def test_a_checkpoint_with_malformed_fields_is_one_clear_error(written: dict[str, Any], case: str, message: str) -> None:
+    state = {**written}
+    _tamper(state, case)
+    path = Path("out/checkpoints/model_0000004.pth")
+    with pytest.raises(InputError, match=rf"model_0000004.pth: {message}") as raised:
+        check_resumable(state, "torchvision", tiny_config(iterations=6), CATEGORIES, path.parent, path)
+    assert "\n" not in str(raised.value) and "use a new output folder" in str(raised.value)
+
+
+def test_a_checkpoint_renamed_to_the_iteration_it_claims_is_still_refused(written: dict[str, Any]) -> None:
+    # The name agrees, but the run it came from trains to 4: 10^12 would skip training silently.
+    config, folder = tiny_config(iterations=6), Path("out/checkpoints")
+    with pytest.raises(InputError, match="model_1000000000000.pth: it claims iteration 1000000000000, beyond the 4"):
+        check_resumable({**written, "iteration": 10**12}, "torchvision", config, CATEGORIES, folder,
+                        folder / "model_1000000000000.pth")
+    with pytest.raises(InputError, match="model_0000005.pth: it claims iteration 3 but its file is named"):
+        check_resumable({**written, "iteration": 3}, "torchvision", config, CATEGORIES, folder,
+                        folder / "model_0000005.pth")
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("iteration negative", "iteration -5 is not a completed iteration"),
+    ("weights of another model", "its model state does not fit this run"),
+])
+def test_training_stops_at_a_malformed_checkpoint_before_any_work(run_copy: Path, dataset: Path, case: str,
+                                                                   message: str) -> None:
+    path = run_copy / "checkpoints" / "model_0000004.pth"
+    state = read_checkpoint(path)
+    _tamper(state, case)
+    save_checkpoint(state, path)
+    with pytest.raises(InputError, match=rf"model_0000004.pth: {message}") as raised:
+        get_backend("torchvision").train(dataset, run_copy, tiny_config(iterations=6))
+    assert "\n" not in str(raised.value)
+    assert checkpoint_iterations(run_copy) == [2, 4]  # nothing trained, no model_-000004.pth
+    assert not list((run_copy / "checkpoints").glob("model_-*"))
 
 
 def test_rerun_of_a_finished_run_does_nothing(run_copy: Path, dataset: Path) -> None:

@@ -1,16 +1,19 @@
-"""Training settings that silently hurt a model: decay on norm/bias, half-loaded backbones, resume
-with another batch size (torchvision backend; detectron2's optimizer groups at the end)."""
+"""Training settings that silently hurt a model: decay on norm/bias, half-loaded backbones (or
+FPNs), resume with settings that change what the run learns (torchvision backend; detectron2's
+optimizer groups at the end)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from steps.config import Config, ModelConfig
+from steps.config import Config, ModelConfig, dump_config
 from steps.errors import ConfigError
-from steps.models.checkpoints import check_resumable
+from steps.models.checkpoints import capture_rng, check_resumable
 from steps.models.torchvision_backend import make_optimizer
 from steps.models.torchvision_model import build_model, load_initial_weights
 
@@ -46,16 +49,60 @@ def test_weights_that_fit_only_part_of_the_backbone_are_refused(tmp_path: Path) 
         load_initial_weights(build_model(config, num_classes=3), config)
 
 
+def test_weights_without_the_fpn_are_refused(tmp_path: Path) -> None:
+    config = ModelConfig.model_validate({**TINY, "pretrained": str(tmp_path / "weights.pth")})
+    whole = build_model(config, num_classes=3).state_dict()
+    torch.save({k: v for k, v in whole.items() if not k.startswith("backbone.fpn.")}, tmp_path / "weights.pth")
+    with pytest.raises(ConfigError, match=r"fits only 0 of the 16 FPN weights of a resnet18 Mask R-CNN \(not backbone.fpn"):
+        load_initial_weights(build_model(config, num_classes=3), config)
+    torch.save(whole, tmp_path / "weights.pth")
+    assert load_initial_weights(build_model(config, num_classes=3), config) == []  # the whole model: fine
+
+
 def test_resuming_with_another_batch_size_is_refused() -> None:
     saved = Config.model_validate({"model": TINY, "train": {"batch_size": 4}})
-    # A complete checkpoint's keys (checkpoints.RESUME_KEYS); only the config matters here.
-    state = {"backend": "torchvision", "iteration": 10, "model": {}, "optimizer": {}, "scheduler": {},
-             "scaler": None, "rng": {}, "config": saved.model_dump(mode="json"),
-             "categories": [{"id": 1, "name": "plate"}]}
+    state = _state(saved, iteration=10)
     check_resumable(state, "torchvision", saved, state["categories"], Path("out"))
     changed = Config.model_validate({"model": TINY, "train": {"batch_size": 2}})
     with pytest.raises(ConfigError, match="train.batch_size=4, not 2"):
         check_resumable(state, "torchvision", changed, state["categories"], Path("out"))
+
+
+def _state(config: Config, iteration: int = 2) -> dict[str, Any]:
+    """A checkpoint's fields as the trainer writes them (a stand-in for the weights)."""
+    return {"backend": "torchvision", "iteration": iteration, "model": {"w": torch.ones(2)},
+            "optimizer": {"state": {}, "param_groups": [{"params": [0], "lr": 0.01}]}, "scheduler": {},
+            "scaler": {}, "rng": capture_rng(), "config": dump_config(config),
+            "categories": [{"id": 1, "name": "plate"}]}
+
+
+@pytest.mark.parametrize(("override", "shown"), [
+    ({"train": {"seed": 7}}, "train.seed=0, not 7"),
+    ({"train": {"lr": 0.05}}, "train.lr=0.01, not 0.05"),
+    ({"model": {"anchor_sizes": [8, 16, 32, 64, 128]}}, "model.anchor_sizes=[], not [8, 16, 32, ...]"),
+    ({"model": {"min_size": 96}}, "model.min_size=64, not 96"),
+    ({"train": {"hflip": 0.5}}, "train.hflip=0.0, not 0.5"),
+    ({"model": {"backbone": "resnet34"}}, "model.backbone='resnet18', not 'resnet34'"),
+    ({"model": {"pretrained": "imagenet"}}, "model.pretrained='none', not 'imagenet'"),
+])
+def test_resuming_with_settings_that_change_the_run_is_refused(override: dict, shown: str) -> None:
+    saved = Config.model_validate({"model": TINY})
+    state = _state(saved)
+    check_resumable(state, "torchvision", saved, state["categories"], Path("out"))
+    data = saved.model_dump(mode="json")
+    for section, values in override.items():
+        data[section].update(values)
+    with pytest.raises(ConfigError, match=rf"out: checkpoints there were trained with {re.escape(shown)}; resume with "
+                                          "the same settings"):
+        check_resumable(state, "torchvision", Config.model_validate(data), state["categories"], Path("out"))
+
+
+def test_where_and_how_long_a_run_trains_may_change_on_resume() -> None:
+    saved = Config.model_validate({"model": TINY})
+    longer = Config.model_validate({"model": {**TINY, "rpn_proposals_test": 100},
+                                    "train": {"iterations": 4000, "checkpoint_period": 10, "num_workers": 0}})
+    state = _state(saved)
+    check_resumable(state, "torchvision", longer, state["categories"], Path("out"))
 
 
 def test_detectron2_has_no_weight_decay_on_norm_layers_and_biases() -> None:
@@ -94,5 +141,10 @@ def test_detectron2_refuses_weights_that_fit_only_part_of_the_backbone(tmp_path:
     torch.save({"model": model("resnet18").state_dict()}, path)
     load_d2(model("resnet18"), str(path), str(path))  # the same backbone: fine
     torch.save({"model": model("resnet50").state_dict()}, path)
-    with pytest.raises(ConfigError, match=r"fits only \d+ of the \d+ backbone convolutions"):
+    with pytest.raises(ConfigError, match=r"fits only \d+ of the \d+ backbone and FPN convolutions"):
         load_d2(model("resnet18"), str(path), str(path))
+    # Without the FPN: refused as the backbone is, unless a backbone alone was asked for.
+    torch.save({"model": {k: v for k, v in model("resnet18").state_dict().items() if "fpn" not in k}}, path)
+    with pytest.raises(ConfigError, match=r"\(not backbone.fpn"):
+        load_d2(model("resnet18"), str(path), str(path))
+    load_d2(model("resnet18"), str(path), "imagenet")

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from steps.config import Config, ModelConfig
-from steps.errors import ConfigError, ExternalError, InputError
+from steps.config import Config, ModelConfig, dump_config
+from steps.errors import ConfigError, ExternalError, InputError, excerpt
 from steps.storage import atomic_file
 
 _NAME = re.compile(r"^model_(\d{7,})\.pth$")
@@ -107,10 +107,13 @@ def open_checkpoint(path: Path, backend: str) -> dict[str, Any]:
 TRAINING_ONLY_KEYS = ("optimizer", "scheduler", "scaler", "rng")
 
 
-def save_weights_only(checkpoint: Path, target: Path) -> Path:
-    """Copy a checkpoint without its optimizer/scheduler/RNG state: half the size, still loadable."""
+def save_weights_only(checkpoint: Path, target: Path) -> dict[str, Any]:
+    """Copy a checkpoint without its optimizer/scheduler/RNG state (half the size, still
+    loadable); returns what was written."""
     state = read_checkpoint(checkpoint)
-    return save_checkpoint({k: v for k, v in state.items() if k not in TRAINING_ONLY_KEYS}, target)
+    kept = {k: v for k, v in state.items() if k not in TRAINING_ONLY_KEYS}
+    save_checkpoint(kept, target)
+    return kept
 
 
 def load_latest(checkpoint_dir: Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]] | None:
@@ -133,38 +136,135 @@ def load_latest(checkpoint_dir: Path, map_location: str | torch.device = "cpu") 
     return None
 
 
-def check_resumable(state: dict[str, Any], backend: str, config: Config, categories: list[dict[str, Any]], where: Path) -> None:
-    """A checkpoint can only resume the same backend and architecture on the same categories and batch size."""
+# What a resumed run may set otherwise than the run it continues: where and how often it writes,
+# what it runs on, inference-only settings, and the total it trains to (a longer run continues
+# the same one; that change is kept in the checkpoints' `history`). Every other model.* and
+# train.* value changes what the run learns, and a resume would make a model that no config
+# describes: refused.
+MAY_CHANGE = frozenset({
+    "train.iterations", "train.checkpoint_period", "train.log_period", "train.num_workers", "train.device",
+    "train.gpus", "train.checkpoint_uri", "train.amp", "train.deterministic", "model.rpn_proposals_test",
+    "model.box_nms_thresh",
+})
+RECORDED = ("train.iterations",)  # may change, and is kept in the checkpoints' history when it does
+
+
+def check_resumable(state: dict[str, Any], backend: str, config: Config, categories: list[dict[str, Any]], where: Path,
+                    path: Path | None = None) -> None:
+    """A checkpoint can only resume the same backend, model and training settings (MAY_CHANGE
+    aside) on the same categories; and only if every field it holds is what the trainer wrote
+    (`path`, the checkpoint's file: its name must carry its iteration)."""
     missing = [key for key in RESUME_KEYS if key not in state]
-    if missing or not isinstance(state.get("config"), dict) or "model" not in state["config"]:
+    if missing or not isinstance(state.get("config"), dict) or not isinstance(state["config"].get("model"), dict):
         raise InputError(
-            f"{where}: the newest checkpoint (iteration {state.get('iteration', '?')}) lacks "
+            f"{where}: the newest checkpoint (iteration {excerpt(state.get('iteration', '?'))}) lacks "
             f"{', '.join(missing) or 'config.model'}, so training cannot resume from it; "
             "use a new output folder, or delete that checkpoint to resume from the one before"
         )
     if state.get("backend") != backend:
         raise ConfigError(
-            f"{where}: checkpoints there were written by model.backend={state.get('backend')}, not {backend}; "
+            f"{where}: checkpoints there were written by model.backend={excerpt(state.get('backend'))}, not {backend}; "
             "use a new output folder or the same backend"
         )
+    problem = _malformed(state, path)
+    if problem:
+        raise InputError(f"{path or where}: {problem}; this is not a checkpoint as the trainer wrote it (damaged or "
+                         "edited): use a new output folder, or delete it to resume from the one before")
     try:
-        saved_model = ModelConfig.model_validate(state["config"]["model"])
+        ModelConfig.model_validate(state["config"]["model"])
     except ValidationError:
         raise InputError(f"{where}: the newest checkpoint's config.model is not valid; use a new output folder") from None
-    if (saved_model.backbone, saved_model.pretrained == "none") != (config.model.backbone, config.model.pretrained == "none"):
-        raise ConfigError(
-            f"{where}: checkpoints there were trained with model.backbone={saved_model.backbone}, "
-            f"model.pretrained={saved_model.pretrained}; use a new output folder or the same model settings"
-        )
     if [c["name"] for c in state["categories"]] != [c["name"] for c in categories]:
         raise ConfigError(f"{where}: checkpoints there were trained on other categories; use a new output folder")
-    # The data position is iterations x batch size: another batch size would skip or repeat images.
-    saved_batch = state["config"].get("train", {}).get("batch_size")
-    if saved_batch is not None and saved_batch != config.train.batch_size:
-        raise ConfigError(
-            f"{where}: checkpoints there were trained with train.batch_size={saved_batch}, not "
-            f"{config.train.batch_size}; resume with the same batch size or use a new output folder"
-        )
+    changed = changed_settings(state["config"], dump_config(config))
+    if changed:
+        # The data position is iterations x batch size: another batch size would skip or repeat images.
+        shown = "; ".join(f"{key}={excerpt(old)}, not {excerpt(new)}" for key, (old, new) in changed.items())
+        raise ConfigError(f"{where}: checkpoints there were trained with {shown}; resume with the same settings "
+                          "(they change what the run learns) or use a new output folder")
+
+
+def changed_settings(saved: dict[str, Any], current: dict[str, Any], allowed: bool = False) -> dict[str, tuple]:
+    """`section.key`: (saved, current) of the model and train settings that differ: those that
+    may not change (or, with `allowed`, those RECORDED that did). Keys a checkpoint predates are
+    not compared."""
+    changed = {}
+    for section in ("model", "train"):
+        before, now = saved.get(section) or {}, current.get(section) or {}
+        for key, value in now.items():
+            name = f"{section}.{key}"
+            wanted = name in RECORDED if allowed else name not in MAY_CHANGE
+            if wanted and key in before and before[key] != value:
+                changed[name] = (before[key], value)
+    return changed
+
+
+def resume_history(state: dict[str, Any], config: Config) -> list[dict[str, Any]]:
+    """The history to write into this run's checkpoints: the resumed checkpoint's, plus what this
+    resume changed of the RECORDED settings (at which iteration, from what, to what)."""
+    history = list(state.get("history") or [])
+    changed = changed_settings(state["config"], dump_config(config), allowed=True)
+    if changed:
+        history.append({"iteration": state["iteration"],
+                         "changed": {key: {"from": old, "to": new} for key, (old, new) in changed.items()}})
+    return history
+
+
+def resume(state: dict[str, Any], path: Path, load: list[tuple[Any, str]]) -> int:
+    """Load a checked checkpoint into the training objects (`load`: (object, state key) pairs,
+    an empty state skipped) and restore the RNGs; returns the iteration to continue from. A state
+    that does not fit (another architecture's weights) is one InputError."""
+    try:
+        for target, key in load:
+            if state[key]:
+                target.load_state_dict(state[key])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise InputError(f"{path}: its {key} state does not fit this run ({reason}); use a new output folder, or "
+                         "delete that checkpoint to resume from the one before") from None
+    restore_rng(state["rng"])
+    return int(state["iteration"])
+
+
+def _malformed(state: dict[str, Any], path: Path | None) -> str:
+    """What is wrong with a checkpoint's own fields ("" when nothing): the checks a resume needs
+    before it trusts them."""
+    iteration, total = state["iteration"], (state["config"].get("train") or {}).get("iterations")
+    if type(iteration) is not int:
+        return f"iteration {excerpt(iteration)} is not a whole number"
+    if iteration < 1:
+        return f"iteration {iteration} is not a completed iteration (1 or more)"
+    if type(total) is int and iteration > total:
+        return f"it claims iteration {excerpt(iteration)}, beyond the {total} its own run trains to"
+    if path is not None and (match := _NAME.match(Path(path).name)) and int(match.group(1)) != iteration:
+        return f"it claims iteration {excerpt(iteration)} but its file is named {Path(path).name}"
+    weights = state["model"]
+    if not isinstance(weights, dict) or not weights or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        return "it holds no model weights (its model state is empty or not tensors)"
+    optimizer = state["optimizer"]
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("param_groups"), list) \
+            or not isinstance(optimizer.get("state"), dict):
+        return "its optimizer state has no param_groups"
+    categories = state["categories"]
+    if not isinstance(categories, list) or not categories or not all(
+            isinstance(c, dict) and isinstance(c.get("name"), str) for c in categories):
+        return "its categories are not a list of {id, name}"
+    return _rng_problem(state["rng"])
+
+
+def _rng_problem(rng: Any) -> str:
+    """Restore the RNG states into throwaway generators: "" when they all load."""
+    try:
+        random.Random().setstate(_as_tuple(rng["python"]))
+        numpy_state = dict(rng["numpy"])
+        numpy_state["state"] = {"key": np.asarray(numpy_state["state"]["key"], dtype=np.uint32),
+                                "pos": numpy_state["state"]["pos"]}
+        np.random.RandomState().set_state(numpy_state)
+        torch.Generator().set_state(rng["torch"].cpu())
+    except (TypeError, ValueError, KeyError, IndexError, RuntimeError, OverflowError, AttributeError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        return f"its RNG state cannot be restored ({type(exc).__name__}: {reason})"
+    return ""
 
 
 def capture_rng() -> dict[str, Any]:

@@ -33,7 +33,8 @@ from steps.models.checkpoints import (
     checkpoint_path,
     list_checkpoints,
     load_latest,
-    restore_rng,
+    resume,
+    resume_history,
     save_checkpoint,
     unpickling_reason,
 )
@@ -43,7 +44,7 @@ from steps.models.detectron2_config import build_cfg, check_model_config
 from steps.models.detectron2_data import build_train_loader, register_split, unregister
 from steps.models.detectron2_hooks import Checkpoints, ClipGradNorm, LogProgress
 from steps.models.detectron2_predictor import NAME, Detectron2Predictor, load_predictor
-from steps.models.devices import resolve_device
+from steps.models.devices import resolve_device, use_deterministic_kernels
 from steps.models.durable_checkpoints import CheckpointMirror
 from steps.models.preemption import StopOnSigterm
 from steps.models.training_run import check_backend_config, run_training
@@ -110,8 +111,9 @@ class SafeCheckpointer(DetectionCheckpointer):
 def load_initial_weights(model: torch.nn.Module, weights: str, pretrained: str) -> None:
     """MODEL.WEIGHTS through detectron2's checkpointer (zoo URLs, .pkl read safely, our
     checkpoints); shape mismatches (heads for another category count) are skipped with a warning,
-    but a file that leaves part of the backbone at its random start is a ConfigError."""
-    before = _backbone_convs(model)
+    but a file that leaves part of the backbone at its random start is a ConfigError, and so is one
+    that leaves the FPN random (unless only a backbone was asked for: pretrained=imagenet)."""
+    before = _backbone_convs(model, fpn=pretrained != "imagenet")
     try:
         SafeCheckpointer(model).load(weights, checkpointables=[])
     except safe_pickle.UnsafePickleError as exc:
@@ -128,17 +130,20 @@ def load_initial_weights(model: torch.nn.Module, weights: str, pretrained: str) 
         ) from None
     # A convolution still equal to its random start was not in the file (or did not fit): frozen
     # BatchNorm and frozen stages would keep it random for good.
-    unfit = [name for name, value in _backbone_convs(model).items() if torch.equal(value, before[name])]
+    unfit = [name for name, value in _backbone_convs(model, fpn=pretrained != "imagenet").items()
+             if torch.equal(value, before[name])]
     if unfit:
         raise ConfigError(
             f"model.pretrained={pretrained}: {weights} fits only {len(before) - len(unfit)} of the {len(before)} "
-            f"backbone convolutions (not {unfit[0]}, ...); use weights of the same backbone, or pretrained=none"
+            f"backbone and FPN convolutions (not {unfit[0]}, ...); use weights of the same backbone with its FPN, "
+            "pretrained=imagenet for a backbone alone, or pretrained=none"
         )
 
 
-def _backbone_convs(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def _backbone_convs(model: torch.nn.Module, fpn: bool = True) -> dict[str, torch.Tensor]:
+    """The backbone's convolutions (bottom_up), and with `fpn` the FPN's (the rest of `backbone.`)."""
     return {name: value.detach().clone() for name, value in model.state_dict().items()
-            if name.startswith("backbone.bottom_up.") and value.ndim == 4}
+            if name.startswith("backbone.") and value.ndim == 4 and (fpn or name.startswith("backbone.bottom_up."))}
 
 
 def _train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
@@ -160,6 +165,7 @@ def _train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
         (out_dir / "detectron2.yaml").write_text(cfg.dump())
 
     seed_all_rng(t.seed)
+    use_deterministic_kernels(torch.device(device), t.deterministic)
     if world > 1 and not main:
         dist.barrier()  # rank 0 reads first: it moves unreadable checkpoints aside
     latest = load_latest(checkpoint_dir)
@@ -172,20 +178,16 @@ def _train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
     scheduler = build_lr_scheduler(cfg, optimizer)
     amp = cfg.SOLVER.AMP.ENABLED
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    start = 0
+    start, history = 0, []
     if latest is not None:
         path, state = latest
-        check_resumable(state, NAME, config, split.categories, checkpoint_dir)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        check_resumable(state, NAME, config, split.categories, checkpoint_dir, path)
+        start = resume(state, path, [(model, "model"), (optimizer, "optimizer"), (scheduler, "scheduler"),
+                                     (scaler, "scaler")])
+        history = resume_history(state, config)
         # The optimizer saved the rate for its next step; recompute it, the total may have changed.
         for group, lr in zip(optimizer.param_groups, scheduler.get_lr()):
             group["lr"] = lr
-        if state["scaler"]:
-            scaler.load_state_dict(state["scaler"])
-        restore_rng(state["rng"])
-        start = int(state["iteration"])
         if main:
             say(f"resuming from {path} at iteration {start}")
     if start >= t.iterations:
@@ -206,6 +208,7 @@ def _train(dataset_dir: Path, out_dir: Path, config: Config) -> TrainSummary:
             "rng": capture_rng(),
             "config": dump_config(config),
             "categories": split.categories,
+            "history": history,
         }
         written = save_checkpoint(state, checkpoint_path(checkpoint_dir, done))
         log.flush()

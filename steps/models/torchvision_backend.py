@@ -28,11 +28,12 @@ from steps.models.checkpoints import (
     checkpoint_path,
     list_checkpoints,
     load_latest,
-    restore_rng,
+    resume,
+    resume_history,
     save_checkpoint,
 )
 from steps.models.coco_dataset import CocoSegmentationDataset, collate, read_split, to_model_input
-from steps.models.devices import resolve_device
+from steps.models.devices import resolve_device, use_deterministic_kernels
 from steps.models.durable_checkpoints import CheckpointMirror
 from steps.models.preemption import Preempted, StopOnSigterm, ignore_sigterm_in_worker
 from steps.models.sampling import ResumableSampler
@@ -110,6 +111,7 @@ def _train(rank: int, world: int, dataset_dir: Path, out_dir: Path, config: Conf
         save_config(config, out_dir / "config.yaml")
 
     seed_everything(t.seed)
+    use_deterministic_kernels(device, t.deterministic)
     if world > 1 and not main:
         dist.barrier()  # rank 0 reads first: it moves unreadable checkpoints aside
     latest = load_latest(checkpoint_dir)
@@ -126,16 +128,13 @@ def _train(rank: int, world: int, dataset_dir: Path, out_dir: Path, config: Conf
     optimizer = make_optimizer(model, config)
     amp = t.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    start = 0
+    start, history = 0, []
     if latest is not None:
         path, state = latest
-        check_resumable(state, NAME, config, split.categories, checkpoint_dir)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if state["scaler"]:  # empty when the checkpoint came from a CPU (no AMP) run
-            scaler.load_state_dict(state["scaler"])
-        restore_rng(state["rng"])
-        start = int(state["iteration"])
+        check_resumable(state, NAME, config, split.categories, checkpoint_dir, path)
+        # The scaler's state is empty when the checkpoint came from a CPU (no AMP) run.
+        start = resume(state, path, [(model, "model"), (optimizer, "optimizer"), (scaler, "scaler")])
+        history = resume_history(state, config)
         if main:
             say(f"resuming from {path} at iteration {start}")
     if start >= t.iterations:
@@ -175,6 +174,7 @@ def _train(rank: int, world: int, dataset_dir: Path, out_dir: Path, config: Conf
             "rng": capture_rng(),
             "config": dump_config(config),
             "categories": split.categories,
+            "history": history,
         }
         path = save_checkpoint(state, checkpoint_path(checkpoint_dir, done))
         if mirror:

@@ -179,5 +179,15 @@ def load_initial_weights(net: MaskRCNN, model: ModelConfig) -> list[str]:
             f"{model.backbone} backbone weights (not {unfit[0]}, ...); use weights of a {model.backbone} model, "
             "or pretrained=none to train from scratch"
         )
+    # The same rule for the FPN: a whole model's weights with the FPN left random start its heads
+    # on features no training made (pretrained=imagenet is the way to start from a backbone alone).
+    fpn = [key for key in own if key.startswith("backbone.fpn.")]
+    unfit = [key for key in fpn if key not in usable]
+    if unfit:
+        raise ConfigError(
+            f"model.pretrained: {model.pretrained!r} fits only {len(fpn) - len(unfit)} of the {len(fpn)} FPN weights "
+            f"of a {model.backbone} Mask R-CNN (not {unfit[0]}, ...); use weights of a whole {model.backbone} "
+            "Mask R-CNN, pretrained=imagenet for the backbone alone, or pretrained=none"
+        )
     net.load_state_dict(usable, strict=False)
     return sorted(set(own) - set(usable))
