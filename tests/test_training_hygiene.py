@@ -53,7 +53,7 @@ def test_weights_without_the_fpn_are_refused(tmp_path: Path) -> None:
     config = ModelConfig.model_validate({**TINY, "pretrained": str(tmp_path / "weights.pth")})
     whole = build_model(config, num_classes=3).state_dict()
     torch.save({k: v for k, v in whole.items() if not k.startswith("backbone.fpn.")}, tmp_path / "weights.pth")
-    with pytest.raises(ConfigError, match=r"fits only 0 of the 16 FPN weights of a resnet18 Mask R-CNN \(not backbone.fpn"):
+    with pytest.raises(ConfigError, match=r"fits only 0 of the 16 resnet18 FPN weights \(not backbone.fpn"):
         load_initial_weights(build_model(config, num_classes=3), config)
     torch.save(whole, tmp_path / "weights.pth")
     assert load_initial_weights(build_model(config, num_classes=3), config) == []  # the whole model: fine

@@ -170,24 +170,18 @@ def load_initial_weights(net: MaskRCNN, model: ModelConfig) -> list[str]:
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:
         raise ConfigError(f"model.pretrained: {model.pretrained!r} has no weights that fit a {model.backbone} Mask R-CNN")
-    body = [key for key in own if key.startswith("backbone.body.")]
-    unfit = [key for key in body if key not in usable]
-    if unfit:
-        # Frozen BatchNorm and frozen first stages would keep these at their random start for good.
-        raise ConfigError(
-            f"model.pretrained: {model.pretrained!r} fits only {len(body) - len(unfit)} of the {len(body)} "
-            f"{model.backbone} backbone weights (not {unfit[0]}, ...); use weights of a {model.backbone} model, "
-            "or pretrained=none to train from scratch"
-        )
-    # The same rule for the FPN: a whole model's weights with the FPN left random start its heads
-    # on features no training made (pretrained=imagenet is the way to start from a backbone alone).
-    fpn = [key for key in own if key.startswith("backbone.fpn.")]
-    unfit = [key for key in fpn if key not in usable]
-    if unfit:
-        raise ConfigError(
-            f"model.pretrained: {model.pretrained!r} fits only {len(fpn) - len(unfit)} of the {len(fpn)} FPN weights "
-            f"of a {model.backbone} Mask R-CNN (not {unfit[0]}, ...); use weights of a whole {model.backbone} "
-            "Mask R-CNN, pretrained=imagenet for the backbone alone, or pretrained=none"
-        )
+    # Frozen BatchNorm and frozen first stages would keep unfit backbone weights at their random
+    # start for good; an FPN left random gives the heads features no training made
+    # (pretrained=imagenet is the way to start from a backbone alone).
+    for prefix, part, fix in (("backbone.body.", "backbone", "or pretrained=none to train from scratch"),
+                              ("backbone.fpn.", "FPN", "pretrained=imagenet for the backbone alone, or pretrained=none")):
+        wanted = [key for key in own if key.startswith(prefix)]
+        unfit = [key for key in wanted if key not in usable]
+        if unfit:
+            raise ConfigError(
+                f"model.pretrained: {model.pretrained!r} fits only {len(wanted) - len(unfit)} of the {len(wanted)} "
+                f"{model.backbone} {part} weights (not {unfit[0]}, ...); use weights of a whole {model.backbone} "
+                f"model, {fix}"
+            )
     net.load_state_dict(usable, strict=False)
     return sorted(set(own) - set(usable))
