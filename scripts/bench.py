@@ -220,8 +220,8 @@ def bootstrap(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     ours_s, ours = _timed(bootstrap_key, gt, challenger, champion, "segm/AP", config, samples)
     return [{"what": f"promotion bootstrap segm/AP, {samples} resamples of {args.bootstrap_images} images",
              "ours_s": ours_s, "anchor": "each resample checks and rasterises again", "anchor_s": anchor_s,
-             "note": f"{available_cpus()} process(es); confidence {ours.confidence:.3f}"
-                     f"{'' if ours == theirs else ' MISMATCH ' + repr(theirs)}"}]
+             "note": f"{available_cpus()} process(es); gain > 0 in {np.mean(ours > 0):.1%} of resamples"
+                     f"{'' if np.array_equal(ours, theirs, equal_nan=True) else ' MISMATCH'}"}]
 
 
 def _dataset(args: argparse.Namespace, work: Path) -> Path:

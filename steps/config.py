@@ -143,6 +143,10 @@ class TrainConfig(_Section):
     seed: int = 0
     # `auto` uses CUDA when available.
     device: str = "auto"
+    # On CUDA, use deterministic kernels wherever PyTorch has them (slower). CPU training is
+    # deterministic anyway; on a GPU Mask R-CNN keeps ops without a deterministic kernel (they
+    # warn): docs/metrics.md#determinism.
+    deterministic: bool = False
     num_workers: int = Field(2, ge=0)
 
 
@@ -167,9 +171,9 @@ class EvaluateConfig(_Section):
     dv_slices: int = Field(3, gt=0)
     dv_mask_iou: float = Field(0.5, gt=0, le=1)
     dv_iou: float = Field(0.5, gt=0, le=1)
-    # EIR: plates and characters are read only at this score or above; the test report draws at
-    # test.score_threshold, keep the two equal so that what is drawn is what was scored.
-    # (`eir_char_score`, its former name, is still accepted.)
+    # EIR and the test report's readings: plates and characters are read only at this score or
+    # above (one threshold: a reading the report shows is one EIR scored). (`eir_char_score`, its
+    # former name, is still accepted.)
     read_score: float = Field(0.5, ge=0, le=1)
     # EIR: of two characters (any classes) whose boxes overlap by more than this IoU inside a plate,
     # only the higher-scoring one is read. 1 turns the suppression off.
@@ -202,9 +206,16 @@ class PromotionConfig(_Section):
     # ... and a paired bootstrap over the validation images says it is better with at least this
     # probability (0 turns the test off). docs/metrics.md#promotion.
     min_confidence: float = Field(0.9, ge=0, le=1)
-    # Bootstrap resamples of the validation images: each costs two evaluations of the select_key's
-    # metric family; 200 give the confidence to about +-0.04.
+    # Bootstrap resamples of the validation images, at least: the test draws enough to resolve its
+    # level (20 / (1 - required confidence), e.g. 400 at 0.95, 2,400 at 0.9917), at most
+    # max_bootstrap_samples. Each costs two evaluations of the select_key's metric family.
     bootstrap_samples: int = Field(200, ge=1, le=100000)
+    max_bootstrap_samples: int = Field(20000, ge=1, le=1000000)
+    # Below this many validation images, or objects the select_key scores (its class's for a
+    # per-class key, plates for EIR, all for the others), a comparison is refused as "not enough
+    # evidence": measured by scripts/promotion_power.py, docs/metrics.md#promotion.
+    min_images: int = Field(50, ge=0)
+    min_objects: int = Field(50, ge=0)
     # The first model (no production yet) is promoted only when its select_key is above this
     # (below, with select_mode=min): a model that scores nothing never becomes production.
     # null promotes any first model whose score is a number.
@@ -214,6 +225,14 @@ class PromotionConfig(_Section):
     @classmethod
     def _renamed(cls, data: Any) -> Any:
         return _rename(data, "promotion", {"margin": "min_gain"})
+
+    @field_validator("max_bootstrap_samples")
+    @classmethod
+    def _above_minimum(cls, value: int, info: ValidationInfo) -> int:
+        least = info.data.get("bootstrap_samples", 1)
+        if value < least:
+            raise ValueError(f"below promotion.bootstrap_samples ({least}); raise it or lower that")
+        return value
 
     @field_validator("min_confidence")
     @classmethod
@@ -239,7 +258,8 @@ def _rename(data: Any, section: str, renamed: dict[str, str]) -> Any:
 
 
 class TestConfig(_Section):
-    # Predictions below this score are not drawn or read.
+    # Predictions below this score are not drawn (masks, boxes, labels); plates are read at
+    # evaluate.read_score, as EIR reads them.
     score_threshold: float = Field(0.5, ge=0, le=1)
     # At most this many test images are drawn into the report.
     max_images: int = Field(50, gt=0)

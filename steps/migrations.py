@@ -124,4 +124,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "INSERT INTO database_identity (id) VALUES ('{random_id}')",
         ],
     ),
+    (
+        6,
+        "promotion evidence: the gain's bootstrap interval, objects scored, and the test's place in the champion's reign",
+        [
+            "ALTER TABLE promotions ADD COLUMN gain_low DOUBLE PRECISION",
+            "ALTER TABLE promotions ADD COLUMN gain_high DOUBLE PRECISION",
+            "ALTER TABLE promotions ADD COLUMN interval_level DOUBLE PRECISION",
+            "ALTER TABLE promotions ADD COLUMN val_objects INTEGER",
+            "ALTER TABLE promotions ADD COLUMN reign_comparison INTEGER",
+        ],
+    ),
 ]

@@ -191,7 +191,17 @@ def _promotion(promotion: Mapping[str, object] | None, champion: Mapping[str, ob
         "has_champion": champion is not None or promotion.get("champion_score") is not None,
         "margin": _setting(config, "promotion", "margin", None),
         "reason": str(promotion.get("reason", "")),
+        "interval": _gain_interval(promotion),
     }
+
+
+def _gain_interval(promotion: Mapping[str, object]) -> str | None:
+    """The gain and its bootstrap interval, when the decision made one (docs/metrics.md#promotion)."""
+    values = [promotion.get(k) for k in ("gain", "gain_low", "gain_high", "interval_level", "min_gain")]
+    if not all(isinstance(v, (int, float)) for v in values):
+        return None
+    gain, low, high, level, min_gain = (float(v) for v in values)  # type: ignore[arg-type]
+    return f"gain {gain:+.4f}, {level:.1%} interval [{low:+.4f}, {high:+.4f}] (promoted only above min_gain {min_gain:g})"
 
 
 def _pr_figures(curves: Mapping[str, object], charts_dir: Path) -> list[dict[str, str]]:
@@ -252,7 +262,8 @@ def _links(out_dir: Path, test: Path | None = None, evaluation: Path | None = No
 def _thresholds(config: Mapping[str, object]) -> dict[str, object] | None:
     draw = _setting(config, "test", "score_threshold", None)
     score = _setting(config, "evaluate", "score_threshold", None)
-    return {"draw": draw, "score": score} if draw is not None and score is not None else None
+    read = _setting(config, "evaluate", "read_score", None)
+    return {"draw": draw, "score": score, "read": read} if draw is not None and score is not None else None
 
 
 def _saved_config(out_dir: Path) -> dict:

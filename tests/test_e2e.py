@@ -78,7 +78,8 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     assert summary["succeeded"] and summary["dataset_version"] == "datasets/v1"
 
     # A second run reuses the recorded version (record is idempotent) and, forced to retrain on it,
-    # competes with production; a margin of 1.0 cannot be beaten, so the challenger is registered but refused.
+    # competes with production; the sample's few validation images are not enough evidence (and a
+    # margin of 1.0 could not be beaten), so the challenger is registered but refused.
     second = run_local(config, ["train.iterations=1", "promotion.margin=1.0"], {"force-retrain": "true"}, runs,
                        str(sample_repo))
     out = capsys.readouterr().out
@@ -86,7 +87,7 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     assert "already recorded" in out
     evaluation = json.loads((second.tasks["select"].artifacts["evaluation"] / "evaluation.json").read_text())
     assert evaluation["champion"]["model_id"] == production["model_id"]
-    assert evaluation["promotion"]["promoted"] is False
+    assert evaluation["promotion"]["promoted"] is False and "not enough evidence" in evaluation["promotion"]["reason"]
     assert second.tasks["select"].parameters["promoted"] == "false"
     assert json.loads((runs / "registry" / "production.json").read_text())["model_id"] == production["model_id"]
     assert (runs / "registry" / "models" / evaluation["promotion"]["model_id"] / "lineage.json").is_file()

@@ -108,7 +108,7 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     def config(*overrides: str) -> Config:
         loaded = load_config(None, [f"promotion.registry={tmp_path / 'registry'}", "evaluate.select_key=segm/AP50",
-                                    "promotion.bootstrap_samples=200", *overrides])
+                                    "promotion.min_images=1", "promotion.min_objects=1", *overrides])
         loaded.database.url = f"sqlite:///{tmp_path / 'meta.sqlite'}"
         return loaded
 
@@ -171,7 +171,9 @@ def test_the_bootstrap_refuses_a_gain_a_naive_comparison_accepts(setup) -> None:
     assert not refused.promoted and "required" in refused.reason
     evaluation = json.loads((tmp_path / "r2" / "evaluation" / "evaluation.json").read_text())["promotion"]
     assert evaluation["gain"] > 0 and 0.5 < evaluation["confidence"] < 0.9
-    assert evaluation["samples"] == 200 and evaluation["images"] == 10
+    assert evaluation["samples"] == 400 and evaluation["images"] == 10  # 20 / (1 - 0.95) resamples
+    assert evaluation["gain_low"] <= 0 < evaluation["gain"] <= evaluation["gain_high"]
+    assert evaluation["interval_level"] == pytest.approx(0.9)
     accepted = run(tmp_path, data, naive, "r3", {"model_0000001.pth": (["a", "plate"], [])})
     assert accepted.promoted
     rows = promotions(tmp_path)
@@ -368,17 +370,94 @@ def test_metric_keys_name_every_key_all_metrics_returns(tmp_path: Path) -> None:
     assert set(all_metrics(gt, predict_split(model, gt, tmp_path, 0.05), config)) <= metric_keys(gt, config)
 
 
-def test_the_best_of_several_checkpoints_must_be_surer() -> None:
+def test_the_best_of_several_checkpoints_and_a_long_reign_must_be_surer() -> None:
     from steps.evaluate.bootstrap import Comparison
-    from steps.evaluate.promotion import decide, required_confidence
+    from steps.evaluate.promotion import Evidence, decide, required_confidence, resamples, test_level
 
     promotion = load_config().promotion  # min_confidence 0.9
-    assert required_confidence(0.9, 1) == pytest.approx(0.9)
-    assert required_confidence(0.9, 4) == pytest.approx(0.975)
-    sure = Comparison(confidence=0.93, samples=200, images=20)
-    assert decide(0.6, 0.5, sure, promotion, "max", candidates=1).promoted
-    picked = decide(0.6, 0.5, sure, promotion, "max", candidates=4)
-    assert not picked.promoted and "0.975 required" in picked.reason
+    assert required_confidence(0.9, 1) == pytest.approx(0.95)  # half the level: the first test of a reign
+    assert required_confidence(0.9, 4) == pytest.approx(1 - 0.05 / 4)
+    # The k-th test of one champion's reign at alpha / (k (k + 1)): any reign sums to at most alpha.
+    assert sum(test_level(0.9, 1, k) for k in range(1, 10_000)) < 0.1
+    assert required_confidence(0.9, 1, 3) == pytest.approx(1 - 0.1 / 12)
+    # Enough resamples to see the level: 200 barely resolved 0.9917 (12 checkpoints).
+    assert resamples(test_level(0.9, 6), promotion) == 2400
+    assert resamples(test_level(0.9, 1), promotion) == 400
+    assert resamples(test_level(0.9, 500, 9), promotion) == promotion.max_bootstrap_samples
+
+    enough = Evidence(images=200, objects=300)
+    sure = Comparison(gain=0.1, low=0.02, high=0.18, alpha=0.05, p_value=0.02, samples=400, images=200, passed=True)
+    assert decide(0.6, 0.5, sure, promotion, "max", 1, 1, enough).promoted
+    picked = decide(0.6, 0.5, sure.__class__(**{**sure.__dict__, "passed": False}), promotion, "max", 4, 1, enough)
+    assert not picked.promoted and f"< {1 - 0.05 / 4:.4f} required (4 checkpoints compared)" in picked.reason
+
+
+def test_too_few_validation_images_are_not_enough_evidence_whichever_way_they_point() -> None:
+    from steps.evaluate.promotion import Evidence, decide
+
+    promotion = load_config().promotion  # min_images 50, min_objects 50
+    for challenger in (0.9, 0.1):  # a big gain or a big loss: 8 images say neither
+        decision = decide(challenger, 0.5, None, promotion, "max", evidence=Evidence(images=8, objects=9))
+        assert not decision.promoted and "not enough evidence" in decision.reason and "worse" not in decision.reason
+        assert "8 validation images" in decision.reason and "promotion.min_images 50" in decision.reason
+    few_plates = decide(0.9, 0.5, None, promotion, "max", evidence=Evidence(images=80, objects=20))
+    assert not few_plates.promoted and "not enough evidence" in few_plates.reason
+
+
+def test_the_evidence_counts_the_objects_the_key_scores(tmp_path: Path) -> None:
+    from steps.evaluate.promotion import Evidence, evidence
+
+    gt = json.loads((dataset(tmp_path, ["1", "2", "plate"], images=7) / "val.json").read_text())
+    gt["annotations"] = [a for a in gt["annotations"] if not (a["category_id"] == 3 and a["image_id"] > 4)]
+    assert evidence(gt, "segm/AP", "plate") == Evidence(7, 7 * 2 + 4)
+    assert evidence(gt, "segm/AP50-plate", "plate") == Evidence(7, 4)
+    assert evidence(gt, "EIR", "plate") == Evidence(7, 4)
+    assert evidence(gt, "dv_AP-2", "plate") == Evidence(7, 7)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_centred_test_passes_exactly_when_the_interval_clears_min_gain(seed: int) -> None:
+    from steps.evaluate.bootstrap import gain_test
+
+    rng = np.random.default_rng(seed)
+    gain, min_gain, alpha = rng.uniform(-0.1, 0.2), rng.choice([0.0, 0.005, 0.05]), rng.choice([0.1, 0.05, 0.0083])
+    resampled = rng.normal(gain + rng.normal(0, 0.02), rng.uniform(0.001, 0.1), int(rng.integers(5, 2000)))
+    resampled[rng.random(len(resampled)) < 0.05] = np.nan  # undefined resamples are left out
+    test = gain_test(gain, resampled, min_gain, alpha, images=60)
+    assert test.samples == np.count_nonzero(~np.isnan(resampled))
+    assert test.passed == (test.p_value <= alpha) == (test.low > min_gain)
+    assert test.low <= test.high  # centred on the bootstrap's bias, not always around `gain`
+
+
+def test_too_few_resamples_to_resolve_the_level_pass_nothing() -> None:
+    from steps.evaluate.bootstrap import gain_test
+
+    test = gain_test(0.3, np.full(50, 0.3), 0.0, alpha=0.01, images=60)  # 51 x 0.01 < 1
+    assert not test.passed and test.low == -math.inf and test.p_value == pytest.approx(1 / 51)
+    assert math.isnan(gain_test(0.3, np.full(9, np.nan), 0.0, 0.05, 60).confidence)
+
+
+def test_a_reign_of_tests_against_one_champion_is_counted_in_the_database(setup) -> None:
+    from steps.notify.outcome import RunOutcome, with_stored_results
+    from steps.notify.webhook import summary_text
+
+    tmp_path, data, config, _ = setup
+    dataset(data, ["a", "plate"], images=10)
+    run(tmp_path, data, config(), "r1", {"model_0000001.pth": (["a", "plate"], [3])})
+    for name in ("r2", "r3"):  # a gain the bootstrap cannot confirm, twice against the same champion
+        assert not run(tmp_path, data, config(), name, {"model_0000001.pth": (["a", "plate"], [])}).promoted
+    db = Database(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+    with db.transaction() as tx:
+        rows = tx.query("SELECT reign_comparison, required_confidence, gain_low, gain_high, interval_level "
+                        "FROM promotions ORDER BY id")
+    assert [r[0] for r in rows] == [None, 1, 2]
+    assert rows[1][1] == pytest.approx(0.95) and rows[2][1] == pytest.approx(1 - 0.1 / 6)
+    assert rows[2][2] < rows[2][3] and rows[2][4] == pytest.approx(1 - 2 * 0.1 / 6)
+    third = json.loads((tmp_path / "r3" / "evaluation" / "evaluation.json").read_text())["promotion"]
+    assert third["reign_comparison"] == 2 and third["samples"] == 1200
+    # The gain's interval reaches notify's summary (through the decision's reason).
+    outcome = with_stored_results(RunOutcome("r3", "Succeeded", "2026-01-01T00:00:00Z", ""), db)
+    assert f"96.7% interval [{third['gain_low']:+.4f}, {third['gain_high']:+.4f}]" in summary_text(outcome)
 
 
 def _cores_seen(_shared: object, _item: int) -> int:
@@ -406,10 +485,10 @@ def test_the_bootstrap_on_two_processes_draws_and_scores_as_one(tmp_path: Path) 
     ours, theirs = predictions({2}), predictions({3, 7})
     one = paired_bootstrap(gt, ours, theirs, metric, samples=40, workers=1)
     two = paired_bootstrap(gt, ours, theirs, metric, samples=40, workers=2)
-    assert one == two and one.samples == 40 and 0.5 < one.confidence < 1.0
+    assert np.array_equal(one, two) and len(one) == 40 and 0.5 < np.mean(one > 0) < 1.0
     # As evaluate runs it (predictions checked once, polygons rasterised once): the same draws,
     # the same scores.
-    assert bootstrap_key(gt, ours, theirs, "segm/AP", EvaluateConfig(), samples=40, workers=2) == one
+    assert np.array_equal(bootstrap_key(gt, ours, theirs, "segm/AP", EvaluateConfig(), samples=40, workers=2), one)
     bad = [*theirs[:-1], {**theirs[-1], "segmentation": {"size": [H, W], "counts": "0"}}]
     with pytest.raises(InputError, match=rf"predictions\[{len(theirs) - 1}\]\.segmentation: not a valid RLE"):
         bootstrap_key(gt, ours, bad, "segm/AP", EvaluateConfig(), samples=40)

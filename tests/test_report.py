@@ -165,6 +165,16 @@ def test_evaluation_report_highlights_the_best_checkpoint(tmp_path: Path) -> Non
         assert image.format == "PNG" and image.width > 300
 
 
+def test_evaluation_report_shows_the_gain_and_its_interval(tmp_path: Path) -> None:
+    promotion = {**EVALUATION["promotion"], "gain": 0.06, "gain_low": 0.012, "gain_high": 0.101,
+                 "interval_level": 0.9, "min_gain": 0.005}
+    text = parsed(write_evaluation_report(tmp_path, {**EVALUATION, "promotion": promotion}, None)).all_text()
+    assert "gain +0.0600, 90.0% interval [+0.0120, +0.1010] (promoted only above min_gain 0.005)" in text
+    # A decision without a test (a first model, not enough evidence) shows no interval.
+    plain = parsed(write_evaluation_report(tmp_path / "plain", EVALUATION, None)).all_text()
+    assert "interval" not in plain
+
+
 def test_evaluation_report_min_mode_picks_the_lowest(tmp_path: Path) -> None:
     evaluation = {**EVALUATION, "select_key": "EIR", "select_mode": "min", "best": None}
 

@@ -20,11 +20,11 @@ from steps import __version__, registry
 from steps.config import Config, save_config
 from steps.db import Database, resolve_url
 from steps.errors import InputError
-from steps.evaluate.bootstrap import bootstrap_key
+from steps.evaluate.bootstrap import bootstrap_key, gain_test
 from steps.evaluate.groups import list_checkpoints, pick
-from steps.evaluate.promotion import Decision, decide, decide_first
+from steps.evaluate.promotion import Decision, decide, decide_first, evidence, resamples, test_level
 from steps.evaluate.scoring import category_map, load_split, predict_split, score
-from steps.evaluate.store import reconcile, record_evaluation
+from steps.evaluate.store import reconcile, record_evaluation, tested_comparisons
 from steps.jsonio import write_json
 from steps.log import get as get_logger
 from steps.metrics.summary import check_select_key
@@ -165,7 +165,8 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
     log.info(f"evaluate: best checkpoint {best['checkpoint']} ({key} = {challenger:.4f})")
 
     champion = _score_champion(config, gt, dataset_dir)
-    decision = _decide(config, gt, best, predictions[best["checkpoint"]], champion, len(rows))
+    reign = 1 + tested_comparisons(db, champion["model_id"]) if champion else 1
+    decision = _decide(config, gt, best, predictions[best["checkpoint"]], champion, len(rows), reign)
     if partial:  # docs/cluster.md: a partial evaluation or sweep is registered, never promoted by itself
         decision = replace(decision, promoted=False, reason=f"partial result ({partial['reason']}): not promoted "
                            f"automatically, `trainyard models promote` it after a look; on what was scored: "
@@ -217,21 +218,25 @@ def branch_summary(rows: list[dict], key: str, mode: str, tie_key: str) -> list[
 
 
 def _decide(config: Config, gt: dict, best: dict, results: list[dict], champion: dict | None,
-            candidates: int) -> Decision:
-    """First model, or champion vs challenger with a paired bootstrap on the same val images."""
+            candidates: int, reign_comparison: int) -> Decision:
+    """First model, or champion vs challenger on the same val images: enough evidence, a gain,
+    then the centred paired bootstrap at the level the candidates and the reign require."""
     key, mode, promotion = config.evaluate.select_key, config.evaluate.select_mode, config.promotion
     challenger = best["metrics"][key]
     if champion is None:
         return decide_first(challenger, promotion, mode)
     champion_score = champion["metrics"].get(key, float("nan"))
-    naive = decide(challenger, champion_score, None, promotion, mode, candidates)
-    comparison = None
-    if naive.promoted and promotion.min_confidence > 0:  # no gain: nothing for the bootstrap to confirm
-        log.info(f"evaluate: paired bootstrap of {key}, {promotion.bootstrap_samples} resamples of "
-                 f"{len(gt['images'])} val images")
-        comparison = bootstrap_key(gt, results, champion["results"], key, config.evaluate,
-                                   promotion.bootstrap_samples, mode)
-    return decide(challenger, champion_score, comparison, promotion, mode, candidates) if comparison else naive
+    seen = evidence(gt, key, config.evaluate.plate_label)
+    screened = decide(challenger, champion_score, None, promotion, mode, candidates, reign_comparison, seen)
+    if not screened.promoted or promotion.min_confidence == 0:  # refused already, or no test asked for
+        return screened
+    alpha = test_level(promotion.min_confidence, candidates, reign_comparison)
+    samples = resamples(alpha, promotion)
+    log.info(f"evaluate: paired bootstrap of {key}, {samples} resamples of {seen.images} val images "
+             f"(test at {1 - alpha:.4f})")
+    gains = bootstrap_key(gt, results, champion["results"], key, config.evaluate, samples, mode)
+    comparison = gain_test(screened.gain, gains, promotion.min_gain, alpha, seen.images)
+    return decide(challenger, champion_score, comparison, promotion, mode, candidates, reign_comparison, seen)
 
 
 def pr_curves(gt: dict, results: list[dict], config: Config) -> dict[str, dict[str, list[float]]]:
@@ -285,9 +290,10 @@ def _register(config: Config, best: dict, dataset_version: str, run_id: str) -> 
         # Weights only: the optimizer state is half a training checkpoint and only resuming needs it.
         from steps.models.checkpoints import save_weights_only
 
-        save_weights_only(Path(best["path"]), folder / "model.pth")
+        saved = save_weights_only(Path(best["path"]), folder / "model.pth")
         save_config(config, folder / "config.yaml")
-        lineage = _lineage(config, dataset_version, run_id, best)
+        # What a resumed training run changed on the way (train.iterations), from its checkpoints.
+        lineage = {**_lineage(config, dataset_version, run_id, best), "history": saved.get("history") or []}
         return registry.register(config.promotion.registry, folder, best["checkpoint"], best["metrics"], lineage)
 
 

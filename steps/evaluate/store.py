@@ -8,6 +8,7 @@ closed by `reconcile`, which every evaluate run calls first.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from steps import registry
@@ -36,17 +37,34 @@ def record_evaluation(db: Database, evaluation: dict, rows: list[dict], model: R
             )
         _insert_model(tx, model.model_id, evaluation["run_id"], evaluation["dataset_version"], model.uri,
                       model.metrics, stamp)
+        tested = promotion.get("samples") is not None  # the bootstrap ran: a look of the champion's reign
         tx.execute(
             "INSERT INTO promotions (model_id, promoted, metric, challenger_score, champion_score, champion_model_id, "
             "reason, decided_at, gain, confidence, required_confidence, min_gain, bootstrap_samples, val_images, "
-            "candidates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "candidates, gain_low, gain_high, interval_level, val_objects, reign_comparison) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (model.model_id, int(promotion["promoted"]), key, promotion["challenger_score"],
              promotion["champion_score"], champion.get("model_id"), promotion["reason"], stamp,
              promotion.get("gain"), promotion.get("confidence"), promotion.get("required_confidence"),
-             promotion.get("min_gain"), promotion.get("samples"), promotion.get("images"), promotion.get("candidates")),
+             promotion.get("min_gain"), promotion.get("samples"), promotion.get("images"), promotion.get("candidates"),
+             _finite(promotion.get("gain_low")), _finite(promotion.get("gain_high")), promotion.get("interval_level"),
+             promotion.get("objects"), promotion.get("reign_comparison") if tested else None),
         )
         if promote is not None:
             promote()  # last: if it fails, the rows roll back and production is unchanged
+
+
+def tested_comparisons(db: Database, champion_id: str) -> int:
+    """How many comparisons against this champion ran the bootstrap test: its reign so far."""
+    with db.transaction() as tx:
+        rows = tx.query("SELECT COUNT(*) FROM promotions WHERE champion_model_id = ? AND reign_comparison IS NOT NULL",
+                        (champion_id,))
+    return int(rows[0][0])
+
+
+def _finite(value: float | None) -> float | None:
+    """An interval end as the database keeps it: an unbounded end (too few resamples) as NULL."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 def reconcile(db: Database, registry_uri: str) -> str | None:
