@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from PIL import Image, ImageOps
-
 from steps.dataset_split import SPLITS, split_counts, split_images
 from steps.errors import ConfigError, ExternalError, InputError
+from steps.image_decode import decode_rgb, open_image
 from steps.labelme import category_names, embedded_image, parse_labelme
+from steps.look_alikes import look_alike_warning, look_alikes
 from steps.labelme_convert import ConvertedFile, ConvertSettings, ImageSource, convert_file
 from steps.labelme_shapes import AREA_SHAPES, Polygon, polygon_area
 from steps.parallel import parallel_map
@@ -120,6 +120,7 @@ def build_coco(
     decode_images: bool = False,
     workers: int | None = None,
     hash_images: bool = True,
+    max_instances: int = ConvertSettings.max_instances,
 ) -> CocoBuild:
     """Check and convert labelme files into COCO images, annotations and categories.
 
@@ -139,6 +140,7 @@ def build_coco(
         decode_images=decode_images,
         root=Path(root) if root is not None else None,
         hash_images=hash_images,
+        max_instances=max_instances,
     )
     paths = sorted({Path(f) for f in files})
     converted = parallel_map(convert_file, paths, workers, settings=settings)
@@ -163,7 +165,8 @@ def build_coco(
         annotations=[],
         categories=[{"id": category_ids[name], "name": name, "supercategory": ""} for name in names],
         skipped=problems,
-        warnings=[f"{shown[item.json_path]}: {warning}" for item in good for warning in item.warnings],
+        warnings=[f"{shown[item.json_path]}: {warning}" for item in good for warning in item.warnings]
+        + [look_alike_warning(pair) for pair in look_alikes(names)],
     )
     for image_id, item in enumerate(sorted(good, key=lambda item: item.file_name), start=1):
         build.images.append({"id": image_id, "file_name": item.file_name, "width": item.width, "height": item.height})
@@ -274,7 +277,7 @@ def write_coco_dataset(
 
 
 def _write_image(source: ImageSource, target: Path, link: bool) -> None:
-    if source.path is not None and not source.exif_transpose:
+    if source.path is not None and not source.rewrite:
         if link:
             try:
                 os.link(source.path, target)
@@ -288,15 +291,16 @@ def _write_image(source: ImageSource, target: Path, link: bool) -> None:
     else:  # embedded: read again here rather than carry every image's bytes through the build
         data = embedded_image(parse_labelme(source.json_path.read_bytes()))
         assert data is not None
-    if not source.exif_transpose:
+    if not source.rewrite:
         target.write_bytes(data)
         return
-    # The annotation is of the image as shown (rotated per EXIF, as labelme does): store it that
-    # way, so that readers which ignore EXIF see what was annotated.
-    with Image.open(io.BytesIO(data)) as opened:
+    # The annotation is of the image as shown (rotated per EXIF, as labelme does; 16-bit samples
+    # scaled): store it that way, so that every reader, whatever it does with EXIF, sees that.
+    with open_image(data) as opened:
         fmt = opened.format or "PNG"
-        upright = ImageOps.exif_transpose(opened)
-        upright.save(target, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    encoded = io.BytesIO()  # encoded in memory: PIL writing to a file ignores a failed write
+    decode_rgb(data).save(encoded, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    target.write_bytes(encoded.getvalue())
 
 
 def _replace_dir(new: Path, target: Path) -> None:

@@ -18,6 +18,7 @@ from steps import safe_yaml, storage
 from steps.confine import relative_folder
 from steps.db import URL_ENV
 from steps.errors import ConfigError, excerpt
+from steps.labelme import clean_label
 from steps.redact import redact_data
 
 
@@ -44,7 +45,7 @@ class DatasetConfig(_Section):
     # Folder (in the dataset repo) the COCO training dataset is written to and `dvc add`ed.
     dataset_dir: str = "dataset"
     # Category names in id order; empty: `<annotations_dir>/labels.txt` when the annotation
-    # version has one, else every label found, sorted.
+    # version has one, else every label found, sorted. Labels are compared in Unicode NFC.
     labels: list[str] = Field(default_factory=list)
     # Share of images held out for checkpoint selection (val) and for the final test report (test).
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
@@ -54,6 +55,14 @@ class DatasetConfig(_Section):
     # A labelme file that fails a check: `fail` records nothing; `skip` records the others and lists
     # the skipped files with their reason (report.json in the dataset, and the database).
     on_invalid: Literal["fail", "skip"] = "fail"
+    # A labelme file with more objects than this is invalid (each is a full-image mask in training:
+    # 100,000 of them would ask for ~100 GB per image). COCO's images hold at most ~100.
+    max_instances_per_image: int = Field(1000, gt=0)
+
+    @field_validator("labels")
+    @classmethod
+    def _clean_labels(cls, labels: list[str]) -> list[str]:
+        return [clean_label(label) for label in labels]
 
     @field_validator("annotations_dir", "dataset_dir")
     @classmethod
@@ -166,6 +175,7 @@ class EvaluateConfig(_Section):
     score_threshold: float = Field(0.05, ge=0, le=1)
     # Label of the plate category (for dv_mAP slicing and EIR reading).
     plate_label: str = "plate"
+    _plate_label = field_validator("plate_label")(clean_label)
     # dv_mAP: number of slices along the plate, the whole-mask IoU a match needs and the IoU each
     # slice must reach. The original project's settings: dv_mask_iou=0.6, dv_iou=0.6 (docs/metrics.md).
     dv_slices: int = Field(3, gt=0)

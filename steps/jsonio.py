@@ -59,6 +59,8 @@ def read_json(path: Path, what: str, missing_hint: str = "") -> Any:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 JSON") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    except ValueError:  # an integer of more than 4300 digits, which Python refuses to convert
+        raise InputError(f"{path}: holds a number of thousands of digits; not a {what} file") from None
     except RecursionError:
         raise InputError(f"{path}: JSON nested too deeply to be a {what} file") from None
     except OSError as exc:

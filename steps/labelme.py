@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import unicodedata
 from pathlib import Path, PureWindowsPath
 from typing import Any, Literal
 
@@ -51,8 +52,25 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 MAX_DEPTH = 32
 
 
+# A label becomes a category name, a metric key and part of a step's arguments: bounded, one line.
+MAX_LABEL_CHARS = 128
+# A side of an image, in pixels (COCO readers and the metrics take 32-bit sizes).
+MAX_SIDE = 2**31 - 1
+
+
 class LabelmeFormatError(ValueError):
     """A labelme file is malformed; the message says where, without the file name."""
+
+
+def clean_label(label: str) -> str:
+    """A label in Unicode NFC (an accent typed two ways is one class), checked: at most
+    MAX_LABEL_CHARS characters and no control characters. ValueError says what is wrong."""
+    label = unicodedata.normalize("NFC", label)
+    if len(label) > MAX_LABEL_CHARS:
+        raise ValueError(f"a label of {len(label):,} characters; labels are names of at most {MAX_LABEL_CHARS}")
+    if any(unicodedata.category(ch) == "Cc" for ch in label):
+        raise ValueError(f"label {label[:40]!r} contains a control character (a line break, tab or NUL); rename it")
+    return label
 
 
 class LabelmeShape(BaseModel):
@@ -67,6 +85,11 @@ class LabelmeShape(BaseModel):
     description: str | None = ""
     # Base64 PNG of a `mask` shape, covering the box its 2 points span.
     mask: str | None = None
+
+    @field_validator("label")
+    @classmethod
+    def _clean_label(cls, label: str) -> str:
+        return clean_label(label)
 
     @field_validator("points")
     @classmethod
@@ -88,8 +111,15 @@ class LabelmeFile(BaseModel):
     imagePath: str
     # Base64 copy of the image file that labelme can embed; when present it is the image.
     imageData: str | None = None
-    imageHeight: int = Field(gt=0)
-    imageWidth: int = Field(gt=0)
+    imageHeight: int = Field(gt=0, le=MAX_SIDE)
+    imageWidth: int = Field(gt=0, le=MAX_SIDE)
+
+    @field_validator("imagePath")
+    @classmethod
+    def _one_line(cls, path: str) -> str:  # a NUL would break every file call, a line break the logs
+        if any(unicodedata.category(ch) == "Cc" for ch in path):
+            raise ValueError("contains a control character (a line break or NUL); fix the file name")
+        return path
 
 
 def image_path(json_path: Path, labelme: LabelmeFile) -> Path:
@@ -133,8 +163,10 @@ def read_file(path: Path, root: Path) -> bytes:
 
 
 def image_name(labelme: LabelmeFile) -> str:
-    """The image's file name (no folders), as it appears in a COCO dataset."""
-    return PureWindowsPath(labelme.imagePath).name if "\\" in labelme.imagePath else Path(labelme.imagePath).name
+    """The image's file name (no folders), as it appears in a COCO dataset; "" when imagePath names
+    no file (`sub/..`, `.`): the JSON file's own name is then used for an embedded image."""
+    name = PureWindowsPath(labelme.imagePath).name if "\\" in labelme.imagePath else Path(labelme.imagePath).name
+    return "" if name in (".", "..") else name
 
 
 def embedded_image(labelme: LabelmeFile) -> bytes | None:
@@ -170,6 +202,8 @@ def parse_labelme(raw: bytes) -> LabelmeFile:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LabelmeFormatError(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except ValueError:  # an integer of more than 4300 digits: Python refuses to convert it
+        raise LabelmeFormatError("holds a number of thousands of digits; not a labelme file") from None
     except RecursionError:  # deeper than the parser's stack: certainly deeper than MAX_DEPTH
         raise LabelmeFormatError(f"JSON nested more than {MAX_DEPTH} levels deep; not a labelme file") from None
     if not isinstance(data, dict):
@@ -220,7 +254,12 @@ def load_labelme(path: Path, root: Path | None = None) -> LabelmeFile:
 
 
 def category_names(labels: list[str], source: str = "dataset.labels") -> list[str]:
-    """Category names in id order (1..N): labelme's reserved names dropped, repeats refused."""
+    """Category names in id order (1..N): labelme's reserved names dropped, each label checked and
+    in NFC (as labelme files' labels are), repeats refused."""
+    try:
+        labels = [clean_label(label) for label in labels]
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     names = [label for label in labels if label not in RESERVED_LABELS]
     repeated = sorted({label for label in names if names.count(label) > 1})
     if repeated:

@@ -9,17 +9,16 @@ Images are not decoded: the size comes from the header, unless `decode_images` a
 from __future__ import annotations
 
 import hashlib
-import io
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from steps.confine import IsNotRegular, regular_file
 from steps.errors import ExternalError
+from steps.image_decode import TRANSPOSING, TooManyPixels, faithful_problem, needs_rewriting, open_image, orientation
 
 try:  # the rasterizer of COCO tools (pycocotools-compatible), for area and bbox from the mask
     from faster_coco_eval import mask_api_new_cpp as _c_mask
@@ -50,9 +49,6 @@ from steps.labelme_shapes import (
 )
 from steps.masks import encode
 
-_EXIF_ORIENTATION = 0x0112
-# EXIF orientations that swap width and height (labelme shows, and records, the rotated image).
-_TRANSPOSING = (5, 6, 7, 8)
 _FORMAT_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif", "WEBP": ".webp"}
 
 
@@ -70,6 +66,8 @@ class ConvertSettings:
     root: Path | None = None
     # SHA-256 of each image (the record step stores it); hashing is ~10% of a conversion.
     hash_images: bool = True
+    # A file with more objects is invalid: each becomes a full-image mask in training.
+    max_instances: int = 1000
 
 
 @dataclass(frozen=True)
@@ -80,8 +78,9 @@ class ImageSource:
     # The image file; None when the image is embedded in the JSON (imageData).
     path: Path | None
     sha256: str | None  # None when ConvertSettings.hash_images is off
-    # The file carries an EXIF orientation other than upright: written upright into datasets.
-    exif_transpose: bool = False
+    # The file is not stored as shown (an EXIF orientation) or has 16-bit samples: datasets get it
+    # decoded as every step decodes it (steps/image_decode.py), upright and 8-bit.
+    rewrite: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +135,9 @@ def convert_file(json_path: Path, settings: ConvertSettings = ConvertSettings())
     warnings: list[str] = []
     errors: list[str] = []
     parts = _instance_parts(labelme, settings, warnings, errors)
+    if len(parts) > settings.max_instances:
+        errors.append(f"has {len(parts):,} objects, more than dataset.max_instances_per_image ({settings.max_instances:,}); "
+                      "each is a full-image mask in training: split the image's annotation, or raise the limit")
     if errors:
         return ConvertedFile(json_path, errors=tuple(errors))
     instances = []
@@ -180,7 +182,9 @@ def _read_image(
     try:
         with open_image(data) as opened:
             fmt, (width, height) = opened.format or "", opened.size
-            orientation = _orientation(opened)
+            turn = orientation(opened, data)
+            unfaithful = faithful_problem(opened)
+            rewrite = needs_rewriting(opened, turn)
             if settings.decode_images:
                 opened.load()
     except UnidentifiedImageError:
@@ -189,13 +193,15 @@ def _read_image(
         return f"{what} {exc}"
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         return f"{what} cannot be decoded ({exc}); copy or export the file again"
+    if unfaithful:
+        return f"{what} {unfaithful}"
     if _truncated(fmt, data):
         return f"{what} is truncated (no end marker); copy the file again"
-    upright = (height, width) if orientation in _TRANSPOSING else (width, height)
+    upright = (height, width) if turn in TRANSPOSING else (width, height)
     declared = (labelme.imageWidth, labelme.imageHeight)
     if upright != declared:
         hint = "re-open and save the file in labelme"
-        if orientation in _TRANSPOSING and (width, height) == declared:
+        if turn in TRANSPOSING and (width, height) == declared:
             hint = ("the image has an EXIF rotation that the annotation ignored (labelme applies it); "
                     "annotate it in labelme or save the image upright")
         rotated = " once rotated as its EXIF says" if upright != (width, height) else ""
@@ -203,46 +209,8 @@ def _read_image(
                 f"{upright[0]}x{upright[1]}{rotated}; {hint}")
     name = image_name(labelme) or f"{json_path.stem}{_FORMAT_SUFFIX.get(fmt, '.png')}"
     digest = hashlib.sha256(data).hexdigest() if settings.hash_images else None
-    source = ImageSource(json_path, path, digest, exif_transpose=orientation not in (0, 1))
+    source = ImageSource(json_path, path, digest, rewrite=rewrite)
     return source, name
-
-
-class TooManyPixels(ValueError):
-    """An image whose header declares more pixels than MAX_IMAGE_PIXELS (a decompression bomb)."""
-
-
-def open_image(data: bytes) -> Image.Image:
-    """Image.open (reads the header only), refusing an image with more than PIL's MAX_IMAGE_PIXELS.
-
-    PIL itself only warns between its limit and twice that, and raises above: a small file can
-    declare billions of pixels, and decoding it would exhaust the memory of every worker. The
-    limit is checked on the header, before anything is decoded.
-    """
-    limit = Image.MAX_IMAGE_PIXELS or 0
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, as an error
-            opened = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError:
-        raise TooManyPixels(f"has more than {2 * limit:,} pixels (a decompression bomb?); not used") from None
-    width, height = opened.size
-    if limit and width * height > limit:
-        opened.close()
-        raise TooManyPixels(f"is {width}x{height}, more than {limit:,} pixels (a decompression bomb?); not used")
-    return opened
-
-
-def _orientation(opened: Image.Image) -> int:
-    """The EXIF orientation (1: upright), read from the header only."""
-    if opened.format == "PNG":  # PIL's PNG getexif() decodes the pixels to look for a late eXIf chunk
-        raw = opened.info.get("exif")
-        if not raw:
-            return 1
-        exif = Image.Exif()
-        exif.load(raw)
-    else:
-        exif = opened.getexif()
-    return int(exif.get(_EXIF_ORIENTATION, 1) or 1)
 
 
 def _truncated(fmt: str, data: bytes) -> bool:

@@ -229,7 +229,7 @@ def _pointer_uri(registry_uri: str) -> str:
 def _parse(text: str, uri: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not JSON, or an integer of thousands of digits
         raise ExternalError(f"{uri}: registry file is not valid JSON; restore it or re-register the model") from None
     if not isinstance(value, dict):
         raise _corrupt(uri, f"expected a JSON object, got {excerpt(value)}")

@@ -120,8 +120,16 @@ def check_repo(repo_url: str) -> str:
     return repo_url
 
 
+# A tag becomes a workflow parameter and every later step's argument (`--dataset-version`): bounded.
+MAX_TAG_CHARS = 200
+
+
 def check_tag(tag: str, what: str = "version") -> str:
-    """A tag name git accepts (`git check-ref-format`) and cannot take for an option; returns it."""
+    """A tag name git accepts (`git check-ref-format`), of at most MAX_TAG_CHARS characters, that
+    git cannot take for an option; returns it."""
+    if len(tag) > MAX_TAG_CHARS:
+        raise ConfigError(f"{what} {_short(tag)}: {len(tag):,} characters, more than {MAX_TAG_CHARS}; "
+                          "give a tag such as annotations/v3")
     if tag.startswith("-"):
         raise ConfigError(f"{what} {_short(tag)}: starts with '-', which git would read as an option; "
                           "give a tag such as annotations/v3")

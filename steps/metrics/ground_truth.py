@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from steps.errors import ConfigError, InputError, excerpt
+from steps.image_decode import MAX_PIXELS
 from steps.masks import RLE, check_rle, segmentation_to_rle, valid_rle_areas
 
 
@@ -227,6 +228,9 @@ def check_ground_truth(gt: Any, masks: bool = False) -> None:
         fields = (img.get("id"), img.get("height"), img.get("width")) if isinstance(img, dict) else (None,)
         if not all(_is_int(v) for v in fields) or min(fields[1:]) <= 0:
             raise InputError(f"images[{i}]: needs an integer id, height and width (> 0), got {excerpt(img)}")
+        if img["height"] * img["width"] > MAX_PIXELS:  # its masks alone would not fit in memory
+            raise InputError(f"images[{i}]: declares a {excerpt(img['width'], 20)}x{excerpt(img['height'], 20)} "
+                             f"image, more than {MAX_PIXELS:,} pixels (the most any step decodes); fix its size")
         if img["id"] in sizes:  # which image would its annotations and predictions be on?
             raise InputError(f"images[{i}]: id {img['id']} is already the id of an earlier image; ids must be unique")
         sizes[img["id"]] = (img["height"], img["width"])

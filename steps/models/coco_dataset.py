@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from steps.errors import InputError
+from steps.image_decode import load_rgb
 from steps.masks import decode, polygons_to_mask
 
 
@@ -37,11 +38,10 @@ class CocoSplit:
 
 
 def load_image(path: Path) -> Image.Image:
-    """RGB image in the orientation annotators saw (labelme applies EXIF orientation too)."""
+    """RGB image as annotators saw it, decoded as record decodes it (steps/image_decode.py)."""
     try:
-        with Image.open(path) as img:
-            return ImageOps.exif_transpose(img).convert("RGB")
-    except OSError as exc:
+        return load_rgb(path)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # TooManyPixels, Unfaithful are ValueErrors
         raise InputError(f"{path}: cannot read image ({exc})") from None
 
 

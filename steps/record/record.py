@@ -147,9 +147,8 @@ def _convert(config: Config, where: str, ann_dir: Path) -> tuple[CocoBuild, str]
     labels, labels_source = _labels(config, ann_dir)
     _log(f"converting {len(files)} labelme files (categories: {labels_source})")
     try:
-        build = build_coco(
-            files, labels, on_invalid=config.dataset.on_invalid, root=ann_dir, labels_source=labels_source
-        )
+        build = build_coco(files, labels, on_invalid=config.dataset.on_invalid, root=ann_dir,
+                           labels_source=labels_source, max_instances=config.dataset.max_instances_per_image)
     except InvalidFiles as exc:
         raise InputError(
             f"{where}: {exc}\nfix them in a new annotation version, or set dataset.on_invalid=skip to record "

@@ -9,8 +9,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from PIL import Image
-
 from steps import registry, storage
 from steps.config import Config, save_config
 from steps.errors import InputError
@@ -18,6 +16,7 @@ from steps.evaluate.scoring import load_split, predict_split, score
 from steps.jsonio import write_json
 from steps.log import get as get_logger
 from steps.models import get_backend
+from steps.models.coco_dataset import load_image
 
 log = get_logger("test")
 
@@ -120,7 +119,7 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
         shown = [r for r in own if r["score"] >= config.test.score_threshold]
         # Plates are read as EIR reads them (evaluate.read_score), whatever test.score_threshold draws.
         reads = read_plates(own, names, plate, read_score, char_nms) if has_plates else []
-        picture = Image.open(dataset_dir / "images" / image["file_name"]).convert("RGB")
+        picture = load_image(dataset_dir / "images" / image["file_name"])  # as the model saw it
         truth = truths.get(image["id"], []) if has_plates else None
         annotations = [a for a in gt["annotations"] if a["image_id"] == image["id"]]
         items.append(ReportItem(
