@@ -281,6 +281,16 @@ def test_select_decides_and_registers_with_the_score_it_recomputes(setup) -> Non
     assert evaluation["checkpoints"][0]["metrics"]["segm/AP50"] == good
 
 
+def test_a_resumed_runs_history_reaches_the_registered_lineage(setup) -> None:
+    tmp_path, data, config, _ = setup
+    dataset(data, ["a", "plate"], images=2)
+    history = [{"iteration": 4, "changed": {"train.iterations": {"from": 4, "to": 6}}}]
+    path = write_model(tmp_path / "r1" / "checkpoints" / "model_0000006.pth", ["a", "plate"])
+    save_checkpoint({**read_checkpoint(path), "history": history}, path)
+    result = evaluate(config(), data, path.parent, tmp_path / "r1" / "evaluation", "r1", "datasets/v1")
+    assert registry.show(str(tmp_path / "registry"), result.model_id).lineage["history"] == history
+
+
 def test_the_cluster_config_refuses_a_min_confidence_below_its_floor() -> None:
     cluster = Path(__file__).parent.parent / "configs" / "cluster.yaml"
     assert load_config(cluster).promotion.min_confidence_floor > 0
