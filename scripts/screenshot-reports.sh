@@ -1,6 +1,7 @@
 #!/bin/sh
 # Render an HTML report in headless Chromium to a PNG, to look at it as a reader would.
-#   scripts/screenshot-reports.sh runs/<run>/evaluate/evaluation/report.html /tmp/evaluation.png
+#   scripts/screenshot-reports.sh runs/<run>/select/evaluation/report.html /tmp/evaluation.png
+#   SIZE=1400,6000 scripts/screenshot-reports.sh runs/<run>/test/report/index.html /tmp/test.png
 # Needs Debian's chromium (apt-get install chromium).
 set -eu
 page=$1

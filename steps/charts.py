@@ -64,6 +64,36 @@ def metrics_by_checkpoint(
         return _save(fig, path)
 
 
+def branches_by_checkpoint(
+    lines: Mapping[str, Sequence[Mapping[str, object]]], key: str, selected_branch: object, selected: int | None,
+    champion: object, path: Path, title: str,
+) -> Path | None:
+    """A sweep: `key` over each branch's own checkpoints, one line per branch; the selected
+    checkpoint ringed, production dotted. `lines`: {branch: [{"iteration": int, key: float}, ...]}."""
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=_SIZE)
+        drawn = False
+        for number, (branch, rows) in enumerate(lines.items()):
+            points = [(int(r["iteration"]), float(r[key])) for r in rows if _finite(r.get(key))]  # type: ignore[arg-type]
+            if not points:
+                continue
+            drawn = True
+            ax.plot(*zip(*points), marker="o", color=f"C{number}", label=branch, linewidth=2)
+            if branch == selected_branch:
+                for x, y in points:
+                    if x == selected:
+                        ax.plot([x], [y], marker="o", markersize=14, markerfacecolor="none", markeredgecolor="#15803d",
+                                markeredgewidth=2.5)
+        if not drawn:
+            plt.close(fig)
+            return None
+        if _finite(champion):
+            ax.axhline(float(champion), color=CHAMPION_COLOR, linestyle=":", linewidth=1.5, label="production")  # type: ignore[arg-type]
+        ax.set(title=title, xlabel="iteration", ylabel=key, ylim=(0, 1.02))
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=4)
+        return _save(fig, path)
+
+
 def training_curves(log: Sequence[Mapping[str, float]], path: Path) -> Path | None:
     """Total and per-part training loss (log scale), and the learning rate, by iteration."""
     entries = [e for e in log if _finite(e.get("iteration")) and _finite(e.get("loss"))]

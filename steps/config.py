@@ -176,6 +176,11 @@ class EvaluateConfig(_Section):
     # Label of the plate category (for dv_mAP slicing and EIR reading).
     plate_label: str = "plate"
     _plate_label = field_validator("plate_label")(clean_label)
+    # Class groups the reports and the run summary lead with: group name -> its classes, where
+    # "*" stands for every class no other group names (only on a dataset that has one of those);
+    # a group of several classes shows their mean. {} (the default): per-class tables only. The
+    # plate configs set {plate: [plate], characters: ["*"]}.
+    class_groups: dict[str, list[str]] = Field(default_factory=dict)
     # dv_mAP: number of slices along the plate, the whole-mask IoU a match needs and the IoU each
     # slice must reach. The original project's settings: dv_mask_iou=0.6, dv_iou=0.6 (docs/metrics.md).
     dv_slices: int = Field(3, gt=0)

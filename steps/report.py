@@ -3,7 +3,7 @@
 No external assets (the Argo UI shows an artifact's index.html as is): inline CSS, images and
 matplotlib charts saved beside the page and linked relatively. Pages are jinja2 templates
 (`steps/templates/`) with autoescaping on, so every value that comes from data is escaped.
-Each page reads the resolved `config.yaml` its step saved beside it for the plate label and the
+Each page reads the resolved `config.yaml` its step saved beside it for the class groups and the
 thresholds it explains.
 """
 
@@ -23,7 +23,8 @@ import yaml
 from PIL import Image
 
 from steps import charts
-from steps.class_metrics import COLUMNS, class_rows, headline
+from steps.class_metrics import COLUMNS, class_rows, group_values, headline
+from steps.outcomes import ImageOutcome
 
 _TEMPLATES = Path(__file__).parent / "templates"
 # Per-class keys (segm/AP50-plate ...) go to the class table, not the flat metrics table.
@@ -32,14 +33,17 @@ _PER_CLASS_MARKERS = ("/AP-", "/AP50-", "/AP75-", "_AP-")
 
 @dataclass(frozen=True)
 class ReportItem:
-    """One test image in the report: its drawing and what was read on it."""
+    """One test image in the report: its drawings, how its detections fared, what was read on it."""
 
     file_name: str
     image: Image.Image  # predictions already drawn (steps.visualize.draw_predictions)
     plate_reads: list[str] = field(default_factory=list)
-    truth_strings: list[str] | None = None  # None: no ground truth for this image
+    truth_strings: list[str] | None = None  # None: no plate strings to compare (no plates, or no truth)
     num_detections: int = 0
     ground_truth_image: Image.Image | None = None  # shown beside the prediction
+    outcome: ImageOutcome | None = None  # TP/FP/missed against the ground truth; None: no ground truth
+    production_image: Image.Image | None = None  # the production model's predictions on the same image
+    production_outcome: ImageOutcome | None = None
 
     @property
     def all_read(self) -> bool | None:
@@ -48,133 +52,228 @@ class ReportItem:
             return None
         return sorted(self.truth_strings) == sorted(self.plate_reads)
 
+    @property
+    def judged(self) -> bool:
+        return self.outcome is not None or self.truth_strings is not None
+
+    @property
+    def errors(self) -> int:
+        """Missed objects, false detections and misread plates: what sorts the images."""
+        misread = 0 if self.all_read in (None, True) else 1
+        return (self.outcome.errors if self.outcome else 0) + misread
+
+
+@dataclass(frozen=True)
+class Production:
+    """The production model's scores on the same test images, for the side-by-side columns."""
+
+    model_id: str
+    metrics: Mapping[str, float]
+
 
 def write_test_report(
     out_dir: Path,
     items: list[ReportItem],
-    metrics_table: dict[str, float | str],
+    metrics: Mapping[str, float],
     title: str,
     meta: dict[str, str],
+    production: Production | None = None,
+    gt: Mapping[str, object] | None = None,
+    intervals: Mapping[str, tuple[float, float]] | None = None,
 ) -> Path:
     """Write `out_dir/index.html` and its drawn images under `out_dir/images/`; return the page.
 
-    Failures (a plate missed, misread or invented) come first, each drawing beside its ground
-    truth. `metrics_table` may hold per-class keys (`segm/AP50-plate`): they make the class table.
+    Images with errors (objects missed, false detections, plates misread) come first, most errors
+    first, each drawing beside its ground truth (and the production model's, when given).
+    `metrics`: this model's flat scores; `production`: the production model's on the same images;
+    `gt`: the test split, for each class's support; `intervals`: 95% intervals of the headline
+    figures (steps/report_intervals.py).
     """
     out_dir = Path(out_dir)
     images_dir = out_dir / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
     config = _saved_config(out_dir)
-    plate = _setting(config, "evaluate", "plate_label", "plate")
+    groups = _groups(config)
     cards = []
     for number, item in enumerate(items):
         # The number keeps names unique; the slug keeps them readable and safe in a URL.
         stem = f"{number:04d}_{_slug(PureWindowsPath(item.file_name).stem)}"
-        truth_src = None
+        panels = [{"src": _save_image(item.image, images_dir, stem), "caption": "this model",
+                   "alt": item.file_name, "counts": _counts(item.outcome)}]
+        if item.production_image is not None:
+            panels.append({"src": _save_image(item.production_image, images_dir, f"{stem}_production"),
+                           "caption": "production", "alt": f"production on {item.file_name}",
+                           "counts": _counts(item.production_outcome)})
         if item.ground_truth_image is not None:
-            truth_src = _save_image(item.ground_truth_image, images_dir, f"{stem}_gt")
+            panels.append({"src": _save_image(item.ground_truth_image, images_dir, f"{stem}_gt"),
+                           "caption": "ground truth", "alt": f"ground truth of {item.file_name}", "counts": ""})
         cards.append({
-            "file_name": item.file_name, "src": _save_image(item.image, images_dir, stem), "truth_src": truth_src,
-            "state": {True: "ok", False: "bad", None: ""}[item.all_read], "all_read": item.all_read,
+            "file_name": item.file_name, "panels": panels, "errors": item.errors,
+            "state": ("bad" if item.errors else "ok") if item.judged else "",
             "rows": [_plate_row(read, truth, item.truth_strings is not None) for read, truth in _pairs(item)],
-            "detections": item.num_detections,
+            "plates": item.truth_strings is not None or bool(item.plate_reads),
+            "detections": item.num_detections, "judged": item.judged,
         })
-    judged = [item.all_read for item in items if item.all_read is not None]
-    summary = f"{sum(judged)} of {len(judged)} images with every plate read exactly. " if judged else ""
+    judged = [card for card in cards if card["judged"]]
+    summary = f"{sum(1 for c in judged if not c['errors'])} of {len(judged)} images without an error. " if judged else ""
     summary += f"{len(items)} image{'' if len(items) == 1 else 's'} shown."
-    groups = [
-        {"title": "Failures: plates missed, misread or invented", "cards": [c for c in cards if c["all_read"] is False]},
-        {"title": "Every plate read exactly", "cards": [c for c in cards if c["all_read"] is True]},
-        {"title": "Without ground truth", "cards": [c for c in cards if c["all_read"] is None]},
+    wrong = sorted((c for c in judged if c["errors"]), key=lambda c: -c["errors"])  # stable: split order within
+    groups_of_cards = [
+        {"title": "Errors: objects missed, false detections, plates misread (most first)", "cards": wrong},
+        {"title": "Everything found, nothing false", "cards": [c for c in judged if not c["errors"]]},
+        {"title": "Without ground truth", "cards": [c for c in cards if not c["judged"]]},
     ]
-    numeric = {k: v for k, v in metrics_table.items() if isinstance(v, int | float)}
     run = out_dir.parent.parent  # the local runner's layout: <run>/<task>/<artifact>
     links = _links(out_dir, evaluation=next(
         (page for task in EVALUATION_TASKS if (page := _existing(run / task / "evaluation" / "report.html"))), None))
+    numeric = {k: v for k, v in metrics.items() if _number(v)}
+    theirs = {k: v for k, v in (production.metrics if production else {}).items() if _number(v)}
     page = out_dir / "index.html"
-    _render(page, "test.html.j2", title=title, meta=meta, links=links, summary=summary, groups=groups,
-            figures=headline(numeric, plate), class_rows=class_rows(numeric, plate),
-            metrics={k: v for k, v in metrics_table.items() if not any(m in k for m in _PER_CLASS_MARKERS)},
+    _render(page, "test.html.j2", title=title, meta=meta, links=links, summary=summary, groups=groups_of_cards,
+            figures=_figures(numeric, groups, intervals, theirs or None, gt),
+            class_rows=_class_table(numeric, groups, gt, theirs or None),
+            production=production.model_id if production else None,
+            metrics=[{"key": k, "value": v, "production": theirs.get(k), "diff": _diff(v, theirs.get(k))}
+                     for k, v in numeric.items() if not any(m in k for m in _PER_CLASS_MARKERS)],
             thresholds=_thresholds(config))
     return page
 
 
+def _counts(outcome: ImageOutcome | None) -> str:
+    if outcome is None:
+        return ""
+    return f"{outcome.true_positives} TP · {outcome.false_positives} FP · {len(outcome.missed)} missed"
+
+
+def _figures(metrics: Mapping[str, float], groups: Mapping[str, list[str]], intervals: Mapping[str, tuple[float, float]] | None,
+             production: Mapping[str, float] | None, gt: Mapping[str, object] | None) -> list[dict[str, object]]:
+    """The headline tiles: the figure, its 95% interval and support, and production's beside it."""
+    theirs = headline(production, groups) if production else {}
+    images = len(gt.get("images", [])) if gt is not None else None  # type: ignore[arg-type]
+    tiles = []
+    for label, value in headline(metrics, groups).items():
+        low_high = (intervals or {}).get(label)
+        tiles.append({"label": label, "value": value, "interval": low_high,
+                      "support": f"{images} image{'' if images == 1 else 's'}" if images is not None else "",
+                      "production": theirs.get(label), "diff": _diff(value, theirs.get(label))})
+    return tiles
+
+
+def _class_table(metrics: Mapping[str, float], groups: Mapping[str, list[str]], gt: Mapping[str, object] | None,
+                 production: Mapping[str, float] | None) -> list[dict[str, object]]:
+    theirs = {row.name: row for row in class_rows(production, groups)} if production else {}
+    return [{"row": row, "production": theirs[row.name].values["AP50"] if row.name in theirs else None}
+            for row in class_rows(metrics, groups, gt)]
+
+
+def _diff(ours: object, theirs: object) -> float | None:
+    return float(ours) - float(theirs) if _number(ours) and _number(theirs) else None  # type: ignore[arg-type]
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _groups(config: Mapping[str, object]) -> dict[str, list[str]]:
+    """evaluate.class_groups of the saved config; {} (per-class tables only) when unset or malformed."""
+    groups = _setting(config, "evaluate", "class_groups", {})
+    if not isinstance(groups, dict):
+        return {}
+    return {str(k): [str(m) for m in v] for k, v in groups.items() if isinstance(v, list)}
+
+
 def write_evaluation_report(
     out_dir: Path, evaluation: dict, pr_curves: dict | None, training_dir: Path | None = None,
+    gt: Mapping[str, object] | None = None, intervals: Mapping[str, tuple[float, float]] | None = None,
+    tensorboard: str | None = None,
 ) -> Path:
     """Write `out_dir/report.html`: the promotion verdict, per-class results, every checkpoint, charts.
 
     `evaluation` (the evaluate step's evaluation.json):
       {"select_key": "segm/AP", "select_mode": "max", "best": "<checkpoint>" (optional: computed),
-       "checkpoints": [{"checkpoint": str, "iteration": int, "metrics": {key: float}}, ...],
+       "checkpoints": [{"checkpoint": str, "iteration": int, "metrics": {key: float}, "branch": str (a sweep's)}, ...],
        "champion": {"model_id": str, "metrics": {...}} or None (production, shown as a last row),
        "promotion": {"promoted", "reason", "model_id", "challenger_score", "champion_score"} (optional),
-       other plain values: listed in the header}
+       "branches": [...] (a sweep's), other plain values: listed in the header}
     `pr_curves` (optional): {caption: {"recall": [...], "precision": [...]}} drawn into one chart,
     or {caption: path of a PNG} copied beside the page. `training_dir`: the train step's output
-    (metrics.json for the loss curves, tensorboard/ linked).
+    (metrics.json for the loss curves); `tensorboard`: the logdir to name (default: its tensorboard/).
+    `gt`: the validation split, for the support of each class; `intervals`: the headline figures'
+    95% intervals (steps/report_intervals.py).
     """
     out_dir = Path(out_dir)
     charts_dir = out_dir / "charts"
     charts_dir.mkdir(parents=True, exist_ok=True)
     config = _saved_config(out_dir)
-    plate = _setting(config, "evaluate", "plate_label", "plate")
+    groups = _groups(config)
     key, mode = str(evaluation["select_key"]), str(evaluation.get("select_mode", "max"))
-    checkpoints = sorted(evaluation["checkpoints"], key=lambda c: int(c.get("iteration", 0)))
+    checkpoints = sorted(evaluation["checkpoints"], key=lambda c: (str(c.get("branch", "")), int(c.get("iteration", 0))))
     best = evaluation.get("best") or _best_name(checkpoints, key, mode)
     best_row = next((c for c in checkpoints if _name(c) == best), None)
     champion = evaluation.get("champion")
 
-    rows = [{"name": _name(c), "iteration": c.get("iteration", ""), "best": _name(c) == best,
-             "cells": _with_means(c["metrics"], plate)} for c in checkpoints]
-    champion_row = {"name": champion.get("model_id", ""), "cells": _with_means(champion["metrics"], plate)} if champion else None
+    rows = [{"name": _name(c), "iteration": c.get("iteration", ""), "best": _name(c) == best, "branch": c.get("branch"),
+             "cells": _with_groups(c["metrics"], groups)} for c in checkpoints]
+    champion_row = {"name": champion.get("model_id", ""), "cells": _with_groups(champion["metrics"], groups)} if champion else None
     every = [r["cells"] for r in rows] + ([champion_row["cells"]] if champion_row else [])
-    preferred = [key, f"segm/AP50-{plate}", _CHARS_AP50, "segm/AP", "bbox/AP", "dv_mAP", "EIR"]
-    columns = [col for col in dict.fromkeys(preferred) if any(col in values for values in every)]
+    grouped = [column for cells in every for column in group_values(cells, groups)]
+    preferred = [key, *grouped, "segm/AP", "segm/AP50", "bbox/AP", "dv_mAP", "EIR"]
+    columns = [col for col in dict.fromkeys(preferred) if any(col in values for values in every)][:8]
 
     figures = []
-    chart_rows = [{"iteration": r["iteration"], **r["cells"]} for r in rows]
     selected = best_row.get("iteration") if best_row else None
     champion_values = champion_row["cells"] if champion_row else None
-    selection = charts.metrics_by_checkpoint(chart_rows, columns, selected, champion_values, charts_dir / "selection.png",
-                                             "metrics by checkpoint (validation)")
+    branches = evaluation.get("branches") or []
+    if branches:
+        # A sweep: one line per branch (its select_key over its own checkpoints), not one line
+        # that zigzags through every branch's checkpoints.
+        lines = {str(b["branch"]): [{"iteration": r["iteration"], key: r["cells"].get(key)} for r in rows
+                                    if r["branch"] == b["branch"]] for b in branches}
+        selection = charts.branches_by_checkpoint(lines, key, (best_row or {}).get("branch"), selected,
+                                                  (champion_values or {}).get(key), charts_dir / "selection.png",
+                                                  f"{key} by checkpoint, per branch (validation)")
+    else:
+        chart_rows = [{"iteration": r["iteration"], **r["cells"]} for r in rows]
+        selection = charts.metrics_by_checkpoint(chart_rows, columns, selected, champion_values, charts_dir / "selection.png",
+                                                 "metrics by checkpoint (validation)")
     if selection:
         figures.append({"src": _link(selection, out_dir), "caption": f"by iteration; ringed: the selected checkpoint ({key}); "
                         "dotted: production"})
     log = _training_log(training_dir)
     curves = charts.training_curves(log, charts_dir / "training.png") if log else None
     if curves:
-        figures.append({"src": _link(curves, out_dir), "caption": "training loss and learning rate (metrics.json)"})
+        figures.append({"src": _link(curves, out_dir), "caption": "training loss and learning rate (metrics.json)"
+                        + (" of the selected branch" if branches else "")})
     figures += _pr_figures(pr_curves or {}, charts_dir)
 
     header = {"selection": f"{mode} of {key}", "selected checkpoint": str(best)}
+    if gt is not None:
+        header["validation images"] = str(len(gt.get("images", [])))  # type: ignore[arg-type]
     for name, value in evaluation.items():
         if name not in {"select_key", "select_mode", "best", "checkpoints", "champion", "promotion", "branches", "partial"}:
             header.update(_scalars(name, value))
-    tensorboard = training_dir / "tensorboard" if training_dir is not None else None
-    links = _links(out_dir, test=_local_test_report(out_dir),
-                   tensorboard=tensorboard if tensorboard is not None and tensorboard.is_dir() else None,
+    if tensorboard is None and training_dir is not None and (training_dir / "tensorboard").is_dir():
+        tensorboard = str((training_dir / "tensorboard").resolve())
+    links = _links(out_dir, test=None if branches else _local_test_report(out_dir), tensorboard=tensorboard,
                    config=_existing(out_dir / "config.yaml"))
+    theirs = champion["metrics"] if champion else None
     page = out_dir / "report.html"
     _render(page, "evaluation.html.j2", title="Evaluation", meta=header, links=links, key=key, mode=mode, best=best,
             promotion=_promotion(evaluation.get("promotion"), champion, config),
-            figures=headline(best_row["metrics"], plate) if best_row else {},
-            class_rows=class_rows(best_row["metrics"], plate) if best_row else [],
+            figures=_figures(best_row["metrics"], groups, intervals, theirs, gt) if best_row else [],
+            class_rows=_class_table(best_row["metrics"], groups, gt, theirs) if best_row else [],
+            production=champion.get("model_id") if champion else None, groups=bool(groups),
             columns=columns, rows=rows, champion=champion_row, charts=figures,
             # A sweep's branches side by side: settings, checkpoints scored, the best one's scores.
-            branches=[{**b, "cells": _with_means(b.get("metrics", {}), plate)} for b in evaluation.get("branches") or []],
+            branches=[{**b, "cells": _with_groups(b.get("metrics", {}), groups)} for b in branches],
             config_text=_read_text(out_dir / "config.yaml"),
             partial=evaluation.get("partial"))  # what a partial evaluation or sweep lacks (steps/select/scores.py)
     return page
 
 
-_CHARS_AP50 = "segm/AP50 characters"
-
-
-def _with_means(metrics: Mapping[str, object], plate: str) -> dict[str, object]:
-    """A checkpoint's metrics plus the mean character-class AP50 (a column of its own)."""
-    rows = [row for row in class_rows(metrics, plate) if row.kind == "mean"]  # type: ignore[arg-type]
-    return {**metrics, _CHARS_AP50: rows[0].values["AP50"]} if rows else dict(metrics)
+def _with_groups(metrics: Mapping[str, object], groups: Mapping[str, list[str]]) -> dict[str, object]:
+    """A checkpoint's metrics plus each class group's mask AP50 (a column of its own)."""
+    return {**metrics, **group_values(metrics, groups)}
 
 
 def _promotion(promotion: Mapping[str, object] | None, champion: Mapping[str, object] | None,
@@ -245,7 +344,7 @@ def _local_test_report(out_dir: Path) -> Path | None:
     return out_dir.parent.parent / "test" / "report" / "index.html"
 
 
-def _links(out_dir: Path, test: Path | None = None, evaluation: Path | None = None, tensorboard: Path | None = None,
+def _links(out_dir: Path, test: Path | None = None, evaluation: Path | None = None, tensorboard: str | None = None,
            config: Path | None = None) -> list[dict[str, str | None]]:
     links: list[dict[str, str | None]] = []
     if evaluation is not None:
@@ -255,7 +354,7 @@ def _links(out_dir: Path, test: Path | None = None, evaluation: Path | None = No
     if config is not None:
         links.append({"text": "config.yaml", "href": _relative(config, out_dir), "code": None})
     if tensorboard is not None:
-        links.append({"text": "TensorBoard:", "href": None, "code": f"tensorboard --logdir {tensorboard.resolve()}"})
+        links.append({"text": "TensorBoard:", "href": None, "code": f"tensorboard --logdir {tensorboard}"})
     return links
 
 
@@ -301,6 +400,8 @@ def _render(page: Path, template: str, **values: object) -> None:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["metric"] = _format
+    env.filters["short"] = _short
+    env.filters["signed"] = _signed
     env.globals["class_columns"] = COLUMNS
     page.write_text(env.get_template(template).render(**values), encoding="utf-8")
 
@@ -385,3 +486,12 @@ def _format(value: object) -> str:
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.4f}"
     return str(value)
+
+
+def _short(value: object) -> str:
+    """A headline figure: two decimals, which is all a test split of tens of images can carry."""
+    return "n/a" if not _number(value) or math.isnan(float(value)) else f"{float(value):.2f}"  # type: ignore[arg-type]
+
+
+def _signed(value: object) -> str:
+    return "" if not _number(value) or math.isnan(float(value)) else f"{float(value):+.2f}"  # type: ignore[arg-type]

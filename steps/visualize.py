@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from steps import masks
+from steps.outcomes import ImageOutcome
 
 # 20 well-separated colours; a category keeps its colour across images and runs (id-indexed).
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -86,27 +87,41 @@ def draw_predictions(
     plate_label: str = "plate",
     plate_reads: list[tuple[dict, str]] | None = None,
     truth_strings: list[str] | None = None,
+    outcome: ImageOutcome | None = None,
 ) -> Image.Image:
     """A copy of `image` with COCO result predictions drawn, and each plate's read string.
 
     `plate_reads` pairs a plate prediction with the string read inside it. The plate tag is green
     when the read equals one of the image's `truth_strings`, red when it equals none, blue when
     no truth is known (`truth_strings` is None). Masks of the `plate_label` category are drawn
-    lighter so that the plate's own characters show through.
+    lighter so that the plate's own characters show through. `outcome` (steps/outcomes.py): each
+    tag says TP or FP with its IoU, and each missed object is outlined in red, tagged "missed".
     """
     names = {int(c["id"]): str(c["name"]) for c in categories}
     height, width = image.height, image.width
+    verdicts = {id(j.prediction): j for j in outcome.detections} if outcome else {}
+
+    def tag(p: dict) -> str:
+        # Two spaces: Pillow's bundled font has a narrow space ("1 0.90" would read "10.90").
+        text = f"{_name(names, p['category_id'])}  {float(p.get('score', 0.0)):.2f}"
+        judged = verdicts.get(id(p))
+        return f"{text}  {judged.outcome} {judged.iou:.2f}" if judged else text
+
     instances = [
         _Instance(
             mask=_decoded(p.get("segmentation"), height, width),
             box=_xywh_to_box(p["bbox"]),
             color=category_color(int(p["category_id"])),
-            # Two spaces: Pillow's bundled font has a narrow space ("1 0.90" would read "10.90").
-            tag=f"{_name(names, p['category_id'])}  {float(p.get('score', 0.0)):.2f}",
+            tag=tag(p),
             alpha=PLATE_ALPHA if _name(names, p["category_id"]) == plate_label else MASK_ALPHA,
         )
         # Highest score first: its tag gets the first pick of free space.
         for p in sorted(predictions, key=lambda p: -float(p.get("score", 0.0)))
+    ]
+    instances += [
+        _Instance(mask=_decoded(a.get("segmentation"), height, width), box=_xywh_to_box(a["bbox"]),
+                  color=MISMATCH_COLOR, tag=f"missed {_name(names, a['category_id'])}", alpha=0.0)
+        for a in (outcome.missed if outcome else [])
     ]
     plates = [
         (_xywh_to_box(plate["bbox"]), *_plate_tag(read, truth_strings))

@@ -26,3 +26,18 @@ def sample_repo(_sample_repo_template: Path, tmp_path: Path) -> Path:
     repo = tmp_path / "dataset"
     shutil.copytree(_sample_repo_template, repo, symlinks=True)
     return repo
+
+
+@pytest.fixture(scope="session")
+def _shapes_repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from workflows.local.sample_repo import create_sample_repo
+
+    return create_sample_repo(tmp_path_factory.mktemp("shapes") / "dataset", images=SAMPLE_IMAGES, seed=5, kind="shapes")
+
+
+@pytest.fixture
+def shapes_repo(_shapes_repo_template: Path, tmp_path: Path) -> Path:
+    """A dataset repo without plates: 12 classes of coloured shapes, rectangles and polygons."""
+    repo = tmp_path / "shapes"
+    shutil.copytree(_shapes_repo_template, repo, symlinks=True)
+    return repo

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.test_report import parsed
 from workflows.local.run import run_local
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -17,7 +18,7 @@ TINY = {
     "model": {"backbone": "resnet18", "min_size": 96, "max_size": 128, "roi_batch_size_per_image": 32},
     "train": {"iterations": 2, "batch_size": 2, "warmup_iters": 1, "checkpoint_period": 1, "log_period": 1,
               "num_workers": 0},
-    "evaluate": {"score_threshold": 0.2},
+    "evaluate": {"score_threshold": 0.2, "class_groups": {"plate": ["plate"], "characters": ["*"]}},
     # Two iterations find nothing: let that first model become production so the test step has one.
     "promotion": {"min_first_score": None},
     "test": {"max_images": 4},
@@ -26,7 +27,7 @@ TINY = {
 
 def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
+    config.write_text(yaml.safe_dump(TINY, sort_keys=False))
     runs = tmp_path / "runs"
 
     first = run_local(config, [], {}, runs, str(sample_repo))
@@ -107,6 +108,23 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     comparison = json.loads((second.tasks["test"].artifacts["report"] / "comparison.json").read_text())
     assert comparison["model"] == evaluation["promotion"]["model_id"] and comparison["production"] == production["model_id"]
     assert "not in production" in (second.tasks["test"].artifacts["report"] / "index.html").read_text()
+    # The test report of a real run keeps its numbers once production exists: the headline tiles
+    # (with their interval and production's figure), the class groups and every class, and a
+    # metrics table of numbers side by side, never "0.0127 production 0.3457 (-0.3330)" strings.
+    test_page = parsed(second.tasks["test"].artifacts["report"] / "index.html")
+    text = test_page.all_text()
+    assert "plate mask AP50" in text and "characters mask AP50" in text and "95% CI" in text
+    assert text.count("production ") >= 4 and "No per-class metrics" not in text
+    kinds = [(kind, cells[0]) for kind, cells in test_page.rows if kind in ("group", "class")]
+    assert kinds[:2] == [("group", "plate"), ("group", "characters (mean of 10)")] and len(kinds) == 12
+    header = next(cells for _, cells in test_page.rows if cells and cells[0] == "metric")
+    assert header == ["metric", "this model", "production", "difference"]
+    segm = next(cells for _, cells in test_page.rows if cells and cells[0] == "segm/AP")
+    assert all(float(cell) == float(cell) for cell in segm[1:3])  # numbers, not strings
+    # each drawn image beside production's drawing and the ground truth, its detections judged
+    alts = [str(a["alt"]) for a in test_page.attrs_of("img")]
+    assert alts[1].startswith("production on ") and alts[2].startswith("ground truth of ")
+    assert "Without ground truth" not in text and " missed" in text
 
     # Nothing changed and a model was trained on this version: a third run skips the GPU steps.
     third = run_local(config, [], {}, runs, str(sample_repo))
@@ -151,7 +169,7 @@ def test_a_two_branch_sweep_records_once_and_promotes_the_best_branch_once(
     from workflows.sweep_sets import from_grid
 
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
+    config.write_text(yaml.safe_dump(TINY, sort_keys=False))
     runs = tmp_path / "runs"
     result = run_local(config, [], {}, runs, str(sample_repo), parallel=2,
                        sweep=from_grid("train.lr=[0.01,0.02]"))
@@ -177,3 +195,41 @@ def test_a_two_branch_sweep_records_once_and_promotes_the_best_branch_once(
     with Database(f"sqlite:///{runs / 'trainyard.sqlite'}").transaction() as tx:
         assert tx.query("SELECT promoted FROM promotions") == [(1,)]
         assert len(tx.query("SELECT id FROM training_datasets")) == 1
+
+
+def test_a_dataset_without_plates_goes_through_every_step_with_per_class_reports(
+        shapes_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """12 classes of coloured shapes (labelme rectangles and polygons), no plate: the default
+    select key, per-class tables only (the plate groups of the config form no group here), no
+    dv_mAP or EIR anywhere, and every test image judged against its ground truth."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    runs = tmp_path / "runs"
+    result = run_local(config, [], {}, runs, str(shapes_repo))
+    out = capsys.readouterr().out
+    assert result.succeeded, out
+    assert [result.tasks[t].status for t in ("record", "train", "evaluate", "select", "test")] == ["Succeeded"] * 5
+    evaluation = json.loads((result.tasks["select"].artifacts["evaluation"] / "evaluation.json").read_text())
+    assert evaluation["select_key"] == "segm/AP"
+    labels = {shape["label"] for path in (shapes_repo / "annotations").glob("*.json")
+              for shape in json.loads(path.read_text())["shapes"]}
+    assert len(labels) == 12 and "plate" not in labels  # more classes than the plate set's 11
+    metrics = evaluation["checkpoints"][0]["metrics"]
+    classes = sorted(k.removeprefix("segm/AP50-") for k in metrics if k.startswith("segm/AP50-"))
+    assert set(classes) <= labels and not {"dv_mAP", "EIR"} & set(metrics)
+    # the summary has no dv_mAP or EIR column
+    header = next(line for line in out.splitlines() if line.strip().startswith("checkpoint"))
+    assert header.split() == ["checkpoint", "segm/AP"]
+    # both reports: one row per class, no group, no plate metric
+    for page_path in (result.tasks["select"].artifacts["evaluation"] / "report.html",
+                      result.tasks["test"].artifacts["report"] / "index.html"):
+        page = parsed(page_path)
+        text = page.all_text().split("Resolved config")[0]  # the config itself names the plate groups
+        rows = [(kind, cells[0]) for kind, cells in page.rows if kind in ("group", "class")]
+        assert sorted(name for _, name in rows) == classes and {kind for kind, _ in rows} == {"class"}, page_path
+        assert "characters" not in text and "dv_mAP" not in text and "EIR" not in text, page_path
+        assert "mask AP50" in text and "95% CI" in text, page_path
+    test_text = parsed(result.tasks["test"].artifacts["report"] / "index.html").all_text()
+    assert "Without ground truth" not in test_text and " TP · " in test_text
+    # the validation AP per checkpoint is in TensorBoard, beside the training losses
+    assert list((result.tasks["select"].artifacts["evaluation"] / "tensorboard").glob("events.out.tfevents.*"))

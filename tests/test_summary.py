@@ -18,14 +18,15 @@ def _metrics(plate: float, chars: float) -> dict[str, float]:
     return metrics | {"segm/AP-plate": plate / 2}
 
 
-def test_summary_shows_plate_and_character_ap50_tensorboard_and_file_links(tmp_path: Path,
+def test_summary_shows_the_class_groups_ap50_tensorboard_and_file_links(tmp_path: Path,
                                                                               capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "local-1"
     train, evaluation, report = run / "train" / "checkpoints", run / "evaluate" / "evaluation", run / "test" / "report"
     for folder in (train / "tensorboard", evaluation, report):
         folder.mkdir(parents=True)
     (train / "metrics.json").write_text(json.dumps([{"iteration": 180, "loss": 1.1}]))
-    save_config(Config(), evaluation / "config.yaml")
+    save_config(Config.model_validate({"evaluate": {"class_groups": {"plate": ["plate"], "chars": ["*"]}}}),
+                evaluation / "config.yaml")
     (evaluation / "evaluation.json").write_text(json.dumps({
         "select_key": "segm/AP50-plate", "select_mode": "max", "best": "model_0000180.pth",
         "checkpoints": [{"checkpoint": "model_0000180.pth", "iteration": 180, "metrics": _metrics(0.9, 0.5)}],
@@ -43,7 +44,7 @@ def test_summary_shows_plate_and_character_ap50_tensorboard_and_file_links(tmp_p
     assert header.split() == ["checkpoint", "segm/AP50-plate", "chars", "AP50", "segm/AP", "dv_mAP", "EIR"]  # no plate twice
     assert " *model_0000180.pth" in out and " 0.900 " in out and " 0.500 " in out
     assert "Test split: plate AP50 0.850  chars AP50 0.400  segm/AP 0.200  dv_mAP 0.400  EIR 0.000" in out
-    assert f"TensorBoard: tensorboard --logdir {train / 'tensorboard'}" in out
+    assert f"TensorBoard: tensorboard --logdir {run}" in out  # training losses and validation AP together
     assert f"Evaluation report: file://{evaluation / 'report.html'}" in out
     assert f"Test report: file://{report / 'index.html'}" in out
     assert out.count("first model") == 1

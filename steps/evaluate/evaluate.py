@@ -144,12 +144,13 @@ def score_checkpoints(config: Config, gt: dict, dataset_dir: Path, checkpoints: 
 
 def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], predictions: dict[str, list[dict]],
              out_dir: Path, run_id: str, dataset_version: str, training_dir: Path | None = None,
-             partial: dict | None = None) -> EvaluateResult:
+             partial: dict | None = None, tensorboard: str | None = None) -> EvaluateResult:
     """Select the best of `rows`, score production on the same split, register the challenger,
     decide, write evaluation.json and the report, and promote: once per run, whoever scored.
     `predictions` must hold the best checkpoint's (the bootstrap and the PR curves use them);
     `training_dir`, the train output the report takes the training curves from; `partial`, what
-    the selection lacks (steps/select/scores.py): such a result is never promoted automatically."""
+    the selection lacks (steps/select/scores.py): such a result is never promoted automatically;
+    `tensorboard`, the training logdir the report names (default: training_dir's)."""
     db = Database(resolve_url(config.database.url))
     db.migrate()
     repaired = reconcile(db, config.promotion.registry)
@@ -193,8 +194,13 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
 
     curves = pr_curves(gt, predictions[best["checkpoint"]], config)
     write_json(out_dir / "pr_curves.json", curves, indent=None)
+    from steps.report_intervals import headline_intervals
+    from steps.report_tensorboard import write_validation
+
+    write_validation(out_dir / "tensorboard", rows, config, gt, dataset_dir / "images", best, predictions[best["checkpoint"]])
+    intervals = headline_intervals(gt, predictions[best["checkpoint"]], config.evaluate, config.evaluate.class_groups)
     write_evaluation_report(out_dir, evaluation, {f"{best['checkpoint']}: {name}": c for name, c in curves.items()},
-                            training_dir=training_dir)
+                            training_dir=training_dir, gt=gt, intervals=intervals, tensorboard=tensorboard)
 
     def promote() -> None:
         # Refused if production moved since we scored it: a newer champion must be re-checked.

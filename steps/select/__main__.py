@@ -83,8 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         predictions = {best["checkpoint"]: predicted[path.name]}
         version = args.dataset_version or str(args.dataset_dir)  # what the lineage records
         training = path.parent.parent if path.parent.name == "checkpoints" else path.parent  # the train output
+        tensorboard = None
+        if "source" in best:
+            # A sweep: `training` is a download that is gone once this step ends; name the branches'
+            # durable folder instead (each branch's tensorboard/ under it, side by side).
+            tensorboard = best["source"].rstrip("/").rsplit("/", 1)[0] or None
         result = conclude(config, gt, data, rows, predictions, args.output, args.run_id, version, training,
-                          partial=missing.as_dict() if missing else None)
+                          partial=missing.as_dict() if missing else None, tensorboard=tensorboard)
     write_outputs(args, result.promoted, result.model_uri)
     return 0
 

@@ -17,6 +17,9 @@ from steps.jsonio import write_json
 from steps.log import get as get_logger
 from steps.models import get_backend
 from steps.models.coco_dataset import load_image
+from steps.outcomes import judge
+from steps.report import ReportItem
+from steps.visualize import draw_ground_truth, draw_predictions
 
 log = get_logger("test")
 
@@ -55,38 +58,16 @@ def _production_id(config: Config) -> str | None:
     return current["model_id"] if current else None
 
 
-def comparison_table(metrics: dict[str, float], production: dict[str, float] | None,
-                     production_id: str | None = None, compare: bool = False) -> dict[str, str | float]:
-    """This model's scores, with the production model's beside them (on the same test images) when
-    `production` holds them; with `compare` and no production model, a row says so."""
-    table: dict[str, str | float] = {}
-    for key, value in metrics.items():
-        if "/AP-" in key or "_AP-" in key:
-            continue
-        other = (production or {}).get(key)
-        if not isinstance(value, (int, float)) or not isinstance(other, (int, float)):
-            table[key] = value
-        else:
-            table[key] = f"{value:.4f}   production {other:.4f} ({value - other:+.4f})"
-    if compare and production_id is None:
-        table["production"] = "none yet"
-    return table
-
-
 def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, dataset_version: str,
              compare: bool = False) -> Path:
-    """Test `model`; with `compare`, the production model's scores on the same images beside its own."""
-    from steps.metrics import eir, read_plates
-    from steps.report import ReportItem, write_test_report
-    from steps.visualize import draw_ground_truth, draw_predictions
-
+    """Test `model`; with `compare`, the production model on the same images beside it (scores and drawings)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, out_dir / "config.yaml")
     gt = load_split(dataset_dir, "test")
     if not gt["images"]:
         raise InputError(f"{dataset_dir}/test.json: the test split is empty; raise dataset.test_fraction")
     production_id = _production_id(config) if compare else None
-    production_metrics = None
+    theirs = None
     with tempfile.TemporaryDirectory(prefix="trainyard-test-") as scratch:
         predictor, model_id = _load_model(config, model, Path(scratch))
         log.info(f"test: model {model_id} on {len(gt['images'])} test images")
@@ -95,43 +76,20 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
         if production_id and production_id != model_id:
             champion, _ = _load_model(config, production_id, Path(scratch))
             log.info(f"test: production model {production_id} on the same images, for comparison")
-            production_metrics = score(gt, predict_split(champion, gt, dataset_dir / "images",
-                                                         config.evaluate.score_threshold,
-                                                         batch_size=config.test.batch_size), config.evaluate)
+            theirs = predict_split(champion, gt, dataset_dir / "images", config.evaluate.score_threshold,
+                                   batch_size=config.test.batch_size)
     metrics = score(gt, results, config.evaluate)
+    production_metrics = score(gt, theirs, config.evaluate) if theirs is not None else None
     write_json(out_dir / "predictions.json", results, indent=None)
     write_json(out_dir / "metrics.json", metrics)
     if compare:
         write_json(out_dir / "comparison.json", {"model": model_id, "production": production_id,
                                                  "production_metrics": production_metrics})
+    from steps.report import Production, write_test_report
+    from steps.report_intervals import headline_intervals
 
-    plate = config.evaluate.plate_label
-    names = {c["id"]: c["name"] for c in gt["categories"]}
-    has_plates = plate in names.values()
-    truths: dict[int, list[str]] = {}
-    read_score, char_nms = config.evaluate.read_score, config.evaluate.char_nms_iou
-    if has_plates:
-        for read in eir(gt, results, plate_label=plate, read_score=read_score, char_nms_iou=char_nms)["reads"]:
-            truths.setdefault(read["image_id"], []).append(read["truth"])
-    items = []
-    for image in gt["images"][: config.test.max_images]:
-        own = [r for r in results if r["image_id"] == image["id"]]
-        shown = [r for r in own if r["score"] >= config.test.score_threshold]
-        # Plates are read as EIR reads them (evaluate.read_score), whatever test.score_threshold draws.
-        reads = read_plates(own, names, plate, read_score, char_nms) if has_plates else []
-        picture = load_image(dataset_dir / "images" / image["file_name"])  # as the model saw it
-        truth = truths.get(image["id"], []) if has_plates else None
-        annotations = [a for a in gt["annotations"] if a["image_id"] == image["id"]]
-        items.append(ReportItem(
-            file_name=image["file_name"],
-            image=draw_predictions(picture, shown, gt["categories"], plate, reads, truth),
-            plate_reads=[text for _, text in reads],
-            truth_strings=truth,
-            num_detections=len(shown),
-            ground_truth_image=draw_ground_truth(picture, annotations, gt["categories"], plate),
-        ))
+    items = draw_items(config, gt, dataset_dir / "images", results, theirs)
     same = production_id == model_id
-    table = comparison_table(metrics, production_metrics, production_id, compare)
     meta = {"model": model_id, "dataset version": dataset_version, "test images": str(len(gt["images"]))}
     title = f"trainyard test report: {model_id}"
     if compare:
@@ -139,10 +97,56 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
         status = "in production" if same else f"not in production (production: {production_id or 'none yet'})"
         meta["production"] = status
         title += f" ({status})"
-    page = write_test_report(out_dir, items, table, title, meta)
+    intervals = headline_intervals(gt, results, config.evaluate, config.evaluate.class_groups)
+    production = Production(production_id, production_metrics) if production_id and production_metrics else None
+    page = write_test_report(out_dir, items, metrics, title, meta, production, gt, intervals)
     log.info(f"test: {_brief(metrics)}")
     log.info(f"test: report {page}")
     return page
+
+
+def draw_items(config: Config, gt: dict, images_dir: Path, results: list[dict], theirs: list[dict] | None = None,
+               ) -> list[ReportItem]:
+    """The report's images: the first test.max_images of the split, this model's detections judged
+    against the ground truth (and the production model's beside them, when given)."""
+    from steps.metrics import eir, read_plates
+
+    plate = config.evaluate.plate_label
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    has_plates = plate in names.values()
+    truths: dict[int, list[str]] = {}
+    if has_plates:
+        for read in eir(gt, results, plate_label=plate, read_score=config.evaluate.read_score,
+                        char_nms_iou=config.evaluate.char_nms_iou)["reads"]:
+            truths.setdefault(read["image_id"], []).append(read["truth"])
+    shown_at = config.test.score_threshold
+    items = []
+    for image in gt["images"][: config.test.max_images]:
+        own = [r for r in results if r["image_id"] == image["id"]]
+        shown = [r for r in own if r["score"] >= shown_at]
+        # Plates are read as EIR reads them (evaluate.read_score), whatever test.score_threshold draws.
+        reads = read_plates(own, names, plate, config.evaluate.read_score, config.evaluate.char_nms_iou) if has_plates else []
+        picture = load_image(images_dir / image["file_name"])  # as the model saw it
+        truth = truths.get(image["id"], []) if has_plates else None
+        annotations = [a for a in gt["annotations"] if a["image_id"] == image["id"]]
+        outcome = judge(shown, annotations, picture.height, picture.width)
+        production_image = production_outcome = None
+        if theirs is not None:
+            their_shown = [r for r in theirs if r["image_id"] == image["id"] and r["score"] >= shown_at]
+            production_outcome = judge(their_shown, annotations, picture.height, picture.width)
+            production_image = draw_predictions(picture, their_shown, gt["categories"], plate, outcome=production_outcome)
+        items.append(ReportItem(
+            file_name=image["file_name"],
+            image=draw_predictions(picture, shown, gt["categories"], plate, reads, truth, outcome),
+            plate_reads=[text for _, text in reads],
+            truth_strings=truth,
+            num_detections=len(shown),
+            ground_truth_image=draw_ground_truth(picture, annotations, gt["categories"], plate),
+            outcome=outcome,
+            production_image=production_image,
+            production_outcome=production_outcome,
+        ))
+    return items
 
 
 def _brief(metrics: dict[str, float]) -> str:

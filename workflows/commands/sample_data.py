@@ -15,6 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--version", default="annotations/v1", help="annotation tag (default annotations/v1)")
     p.add_argument("--remote", help="DVC remote URL, e.g. gs://bucket/dvc (default: a folder inside DIR)")
+    p.add_argument("--kind", choices=["plates", "shapes"], default="plates",
+                   help="plates (default: plates and their digits) or shapes (12 classes of coloured shapes, "
+                   "rectangles and polygons: a dataset without plates)")
     p.set_defaults(func=run)
 
 
@@ -24,5 +27,5 @@ def run(args: argparse.Namespace) -> int:
 
     if args.images < 1:  # zero images would tag an empty annotation version
         raise ConfigError(f"--images {args.images}: must be at least 1")
-    create_sample_repo(args.dir, args.images, args.seed, args.version, args.remote)
+    create_sample_repo(args.dir, args.images, args.seed, args.version, args.remote, args.kind)
     return 0

@@ -18,9 +18,11 @@ SAMPLE_VERSION = "annotations/v1"
 
 
 def create_sample_repo(repo: Path, images: int = 40, seed: int = 0, version: str = SAMPLE_VERSION,
-                       remote: str | None = None) -> Path:
+                       remote: str | None = None, kind: str = "plates") -> Path:
+    """`kind`: plates (the demo's) or shapes (12 classes of coloured shapes, steps/sample_shapes.py)."""
     from steps.dataset_repo import commit_annotations, init_dataset_repo
     from steps.sample_data import generate_sample
+    from steps.sample_shapes import generate_shapes
 
     repo = Path(repo).absolute()
     if repo.exists() and not repo.is_dir():
@@ -34,7 +36,8 @@ def create_sample_repo(repo: Path, images: int = 40, seed: int = 0, version: str
         raise InputError(f"{repo}: cannot create the folder ({exc.strerror or exc}); choose another path") from None
     try:
         init_dataset_repo(building, remote, final=repo)
-        files = generate_sample(building / "annotations", num_images=images, seed=seed)
+        files = (generate_shapes if kind == "shapes" else generate_sample)(building / "annotations", num_images=images,
+                                                                          seed=seed)
         commit_annotations(building, "annotations", version)
         (building / ".dvc" / "config.local").unlink(missing_ok=True)
         building.rename(repo)  # the moment it appears, complete; an empty folder there is replaced

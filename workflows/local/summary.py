@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from steps.class_metrics import class_rows
+from steps.class_metrics import group_values
 from steps.jsonio import write_json
 from workflows.local.runner import RunResult, TaskResult
 
@@ -46,7 +46,8 @@ def summarize(result: RunResult) -> dict:
             summary["final_loss"] = log[-1].get("loss")
         summary["checkpoints"] = str(tasks["train"].artifacts["checkpoints"])
         if (tasks["train"].artifacts["checkpoints"] / "tensorboard").is_dir():
-            summary["tensorboard"] = str(tasks["train"].artifacts["checkpoints"] / "tensorboard")
+            # The run's folder: the training losses and select's validation AP and drawings together.
+            summary["tensorboard"] = str(result.run_dir)
     if "select" in tasks and "evaluation" in tasks["select"].artifacts:
         folder = tasks["select"].artifacts["evaluation"]
         evaluation = _read_json(folder / "evaluation.json")
@@ -63,15 +64,9 @@ def summarize(result: RunResult) -> dict:
     return summary
 
 
-def _class_columns(metrics: dict, plate: str) -> dict[str, float]:
-    """Mask AP50 of the plate class and the mean of the character classes (what the mean hides)."""
-    columns = {}
-    for row in class_rows(metrics, plate):
-        if row.kind == "plate":
-            columns[f"{plate} AP50"] = row.values["AP50"]
-        elif row.kind == "mean":
-            columns["chars AP50"] = row.values["AP50"]
-    return columns
+def _class_columns(metrics: dict, groups: dict[str, list[str]]) -> dict[str, float]:
+    """Mask AP50 of each class group (evaluate.class_groups): what the overall mean hides."""
+    return {name.replace(" mask ", " "): value for name, value in group_values(metrics, groups).items()}
 
 
 def _evaluation_config(summary: dict):  # -> Config | None
@@ -99,15 +94,16 @@ def print_summary(result: RunResult) -> dict:
         print(f"Training: {summary['iterations']} iterations, final loss {_fmt(summary.get('final_loss')).strip()}")
     evaluation = summary.get("evaluation")
     config = _evaluation_config(summary)
-    plate = config.evaluate.plate_label if config else "plate"
+    groups = config.evaluate.class_groups if config else {}
     if evaluation:
         key = evaluation["select_key"]
         print(f"Validation metrics (mask AP50 per class; best by {key}, {evaluation['select_mode']}):")
-        rows = [(row["checkpoint"], {**_class_columns(row["metrics"], plate), **row["metrics"]})
+        rows = [(row["checkpoint"], {**_class_columns(row["metrics"], groups), **row["metrics"]})
                 for row in evaluation["checkpoints"]]
-        derived = [k for k in (_class_columns(rows[0][1], plate) if rows else {})
-                   if not (k == f"{plate} AP50" and key == f"segm/AP50-{plate}")]  # the same number twice
-        keys = list(dict.fromkeys([key, *derived, *TABLE_KEYS]))
+        derived = [k for k in (_class_columns(rows[0][1], groups) if rows else {})
+                   if not (key == f"segm/AP50-{k.removesuffix(' AP50')}")]  # the same number twice
+        present = [k for k in TABLE_KEYS if any(k in metrics for _, metrics in rows)]  # no dv_mAP/EIR without plates
+        keys = list(dict.fromkeys([key, *derived, *present]))
         width = max(11, *(len(k) + 2 for k in keys))
         print("  " + f"{'checkpoint':<22}" + "".join(f"{k:>{width}}" for k in keys))
         for name, metrics in rows:
@@ -121,7 +117,7 @@ def print_summary(result: RunResult) -> dict:
             print(f"  models: trainyard models list --registry {config.promotion.registry}")
     test_metrics = summary.get("test_metrics")
     if test_metrics:
-        cells = {**_class_columns(test_metrics, plate), **{k: test_metrics[k] for k in TABLE_KEYS if k in test_metrics}}
+        cells = {**_class_columns(test_metrics, groups), **{k: test_metrics[k] for k in TABLE_KEYS if k in test_metrics}}
         print("Test split: " + "  ".join(f"{k} {_fmt(v).strip()}" for k, v in cells.items()))
     if summary.get("tensorboard"):
         print(f"TensorBoard: tensorboard --logdir {summary['tensorboard']}")
