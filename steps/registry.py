@@ -3,10 +3,11 @@
 Layout under `promotion.registry` (a folder or gs://bucket/prefix):
 
     models/<model_id>/   model.pth, config.yaml, anything else, metrics.json, lineage.json
-    production.json      {"model_id", "uri", "promoted_at", "reason", "metrics", "previous"}
+    production.json      {"model_id", "uri", "promoted_at", "reason", "metrics", "previous", "history"}
 
 `lineage.json` is written last, so a folder without it is an interrupted registration and is ignored.
-`previous` is the pointer that was replaced: promote pushes onto that history, rollback pops it.
+`previous` is the pointer that was replaced: promote pushes onto that stack, rollback pops it.
+`history` lists every promotion and rollback (a rolled-back model stays in it).
 Pointer writes are conditional on the version read, so concurrent promoters never lose an update.
 """
 
@@ -31,6 +32,8 @@ REQUIRED_FILES = ("model.pth", "config.yaml")
 LINEAGE_KEYS = ("dataset_version", "annotation_version", "dataset_commit", "run_id", "image_tags")
 # How many replaced pointers production.json keeps for rollback.
 HISTORY_DEPTH = 20
+# How many promotions and rollbacks production.json lists in its `history` (newest last).
+HISTORY_EVENTS = 200
 # A model id is one folder name (generated ids look like 20260101T120000000Z-1a2b3c4d).
 _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -117,13 +120,15 @@ def promote(registry_uri: str, model_id: str, reason: str, *, expected_champion:
             f" not {expected_champion or 'empty'}"
             f" as when {model_id} was compared; re-run the evaluation against the new champion"
         )
+    now = _now()
     pointer = {
         "model_id": model.model_id,
         "uri": model.uri,
-        "promoted_at": _now(),
+        "promoted_at": now,
         "reason": reason,
         "metrics": model.metrics,
-        "previous": _trim(current, HISTORY_DEPTH),
+        "previous": _trim(_without_history(current), HISTORY_DEPTH),
+        "history": _history(current, {"action": "promote", "model_id": model.model_id, "at": now, "reason": reason}),
     }
     storage.write_text_if_unchanged(_pointer_uri(registry_uri), dumps(pointer, indent=2), version)
     return pointer
@@ -134,9 +139,20 @@ def rollback(registry_uri: str) -> dict[str, Any]:
     current, version = _read_pointer(registry_uri)
     if not current or not current.get("previous"):
         raise InputError(f"{_pointer_uri(registry_uri)}: no previous production model to roll back to")
-    pointer = {**current["previous"], "promoted_at": _now(), "reason": f"rollback from {current['model_id']}"}
+    now, reason = _now(), f"rollback from {current['model_id']}"
+    # The rolled-back model leaves the rollback stack but not the history: what was in production
+    # when, and why it was taken out, stays readable (`trainyard models history`).
+    pointer = {**current["previous"], "promoted_at": now, "reason": reason,
+               "history": _history(current, {"action": "rollback", "model_id": current["previous"]["model_id"],
+                                             "at": now, "reason": reason, "rolled_back": current["model_id"]})}
     storage.write_text_if_unchanged(_pointer_uri(registry_uri), dumps(pointer, indent=2), version)
     return pointer
+
+
+def history(registry_uri: str) -> list[dict[str, Any]]:
+    """Every promotion and rollback of production, oldest first (the last HISTORY_EVENTS)."""
+    current = production(registry_uri)
+    return list(current.get("history") or []) if current else []
 
 
 def decide_promotion(
@@ -234,6 +250,22 @@ def _parse(text: str, uri: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _corrupt(uri, f"expected a JSON object, got {excerpt(value)}")
     return value
+
+
+def _without_history(pointer: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {k: v for k, v in pointer.items() if k != "history"} if pointer else None
+
+
+def _history(current: dict[str, Any] | None, event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The event log of production moves, bounded; a pointer written before it had one starts it
+    with the promotion that made the current model production."""
+    if current is None:
+        return [event]
+    earlier = current.get("history")
+    if not isinstance(earlier, list):
+        earlier = [{"action": "promote", "model_id": current["model_id"], "at": current.get("promoted_at"),
+                    "reason": current.get("reason")}]
+    return [*earlier, event][-HISTORY_EVENTS:]
 
 
 def _trim(pointer: dict[str, Any] | None, depth: int) -> dict[str, Any] | None:

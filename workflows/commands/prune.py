@@ -32,8 +32,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.runs_dir}: no such runs folder (give --runs-dir, the folder of `run --local --output`)")
     if args.keep < 0:
         raise InputError(f"--keep {args.keep}: give 0 or more")
+    from workflows.local.status import phase_of
+
     runs = sorted((p for p in args.runs_dir.glob("local-*") if p.is_dir() and not p.is_symlink()), key=lambda p: p.name)
-    doomed = runs[: max(len(runs) - args.keep, 0)]
+    running = [p for p in runs if phase_of(p) == "Running"]  # its runner still writes there
+    for path in running:
+        print(f"keeping {path}: still running (`trainyard stop {path.name}` first)")
+    doomed = [p for p in runs[: max(len(runs) - args.keep, 0)] if p not in running]
     if args.models:
         doomed += _unpromoted_models(args.runs_dir / "registry")
     reached_by_link = [path for path in doomed if not _own_folder(args.runs_dir, path)]

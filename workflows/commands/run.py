@@ -44,7 +44,8 @@ def parse_params(items: list[str]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     if not args.local:
-        raise InputError("only local runs are supported by `run`: add --local (on a cluster: `argo submit`)")
+        raise InputError("`run` runs on this machine: add --local; on a cluster, `trainyard submit` runs the installed "
+                         "template with the same --set, -p and --sweep")
     if args.parallel < 1:
         raise InputError(f"--parallel {args.parallel}: give at least 1")
     from workflows.local.run import run_local

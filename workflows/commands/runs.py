@@ -26,24 +26,51 @@ def run(args: argparse.Namespace) -> int:
     from steps.errors import InputError
 
     url = os.environ.get(URL_ENV)
+    live = _unfinished(args.runs_dir)
     if not url:
         database = args.runs_dir / "trainyard.sqlite"
-        if not database.is_file():
+        if not database.is_file() and not live:
             raise InputError(f"{database}: no local database; give --runs-dir (the folder of `run --local --output`) "
                              f"or set {URL_ENV}")
-        url = f"sqlite:///{database.resolve()}"
-    db = Database(url)
-    db.migrate()
-    with db.transaction() as tx:
-        rows = tx.query(
-            "SELECT run_id, status, dataset_version, started_at, duration_seconds, model_id, promoted "
-            "FROM pipeline_runs ORDER BY started_at DESC, id DESC LIMIT ?", (max(args.limit, 1),))
+        url = f"sqlite:///{database.resolve()}" if database.is_file() else ""
+    rows = []
+    if url:
+        db = Database(url)
+        db.migrate()
+        with db.transaction() as tx:
+            rows = tx.query(
+                "SELECT run_id, status, dataset_version, started_at, duration_seconds, model_id, promoted "
+                "FROM pipeline_runs ORDER BY started_at DESC, id DESC LIMIT ?", (max(args.limit, 1),))
+    recorded = {row[0] for row in rows}
+    # A run's row is written by its exit handler, at its end: a run still going (or one whose runner
+    # was killed before that) is known only by its folder's status.json.
+    rows = [row for row in live if row[0] not in recorded] + list(rows)
     if not rows:
         print("no pipeline runs recorded yet")
         return 0
-    print(f"{'run':<28} {'status':<10} {'dataset':<14} {'started':<21} {'minutes':>7}  model (promoted)")
-    for run_id, status, dataset, started, seconds, model_id, promoted in rows:
+    print(f"{'run':<28} {'status':<12} {'dataset':<14} {'started':<21} {'minutes':>7}  model (promoted)")
+    for run_id, status, dataset, started, seconds, model_id, promoted in rows[: max(args.limit, 1)]:
         minutes = f"{seconds / 60:7.1f}" if isinstance(seconds, int | float) else "      -"
         verdict = {1: " (promoted)", 0: " (not promoted)"}.get(promoted, "")
-        print(f"{run_id:<28} {status:<10} {dataset or '-':<14} {str(started)[:19]:<21} {minutes}  {model_id or '-'}{verdict}")
+        if status == "Succeeded" and not model_id:
+            # Nothing new to train on: train, evaluate, select and test were skipped, as the nightly does.
+            status, model_id = "Skipped", "- (no new data)"
+        print(f"{run_id:<28} {status:<12} {dataset or '-':<14} {str(started)[:19]:<21} {minutes}  {model_id or '-'}{verdict}")
     return 0
+
+
+def _unfinished(runs_dir: Path) -> list[tuple]:
+    """Local runs without a finished status: Running while their runner lives, else Interrupted."""
+    from workflows.local.status import phase_of, read_status
+
+    rows = []
+    for folder in sorted(runs_dir.glob("local-*"), reverse=True) if runs_dir.is_dir() else []:
+        phase = phase_of(folder)
+        if phase not in ("Running", "Interrupted"):
+            continue
+        status = read_status(folder) or {}
+        record = next((t for name, t in status.get("tasks", {}).items() if name == "record"), {})
+        started = str(status.get("startedAt") or "").replace("T", " ").rstrip("Z")
+        rows.append((folder.name, phase, (record.get("parameters") or {}).get("dataset-version"), started,
+                     None, None, None))
+    return rows

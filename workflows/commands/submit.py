@@ -16,6 +16,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="workflow parameter (repeatable), e.g. -p annotation-version=annotations/v3; names are "
                    "checked before sending (docs/cluster.md lists them)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value as `run --local --set` does, e.g. --set train.iterations=500 "
+                   "(repeatable; sent in the run's `overrides` parameter, after any -p overrides=...)")
+    p.add_argument("--sweep", metavar="FILE|GRID",
+                   help="run the sweep template (RELEASE-trainyard-sweep) with these branches, as `run --local "
+                   "--sweep`: a YAML file or a grid such as 'train.lr=[0.01,0.02]'")
     p.add_argument("--watch", action="store_true", help="follow the run until it ends")
     p.add_argument("--watch-only", metavar="NAME", help="submit nothing: follow the existing run NAME (e.g. after a token expired)")
     p.add_argument("--server", help="Argo server, host:port or URL (default: ARGO_SERVER)")
@@ -56,11 +62,13 @@ def check_override_parameters(items: list[str]) -> None:
 def run(args: argparse.Namespace) -> int:
     from workflows.pipeline import PIPELINE_NAME
     from workflows.submit import ArgoClient, ArgoServer, check_poll, parse_parameters, watch
+    from workflows.sweep import SWEEP_NAME
 
-    args.template = args.template or PIPELINE_NAME
+    args.template = args.template or (SWEEP_NAME if args.sweep else PIPELINE_NAME)
 
     check_poll(args.poll)
     parse_parameters(args.param, known=None)  # the form (NAME=VALUE) before anything is resolved
+    args.param = with_settings(args.param, args.overrides, args.sweep)
     check_override_parameters(args.param)
     server = ArgoServer.resolve(args.server, args.namespace, args.token, args.insecure_skip_verify)
     client = ArgoClient(server)
@@ -74,3 +82,31 @@ def run(args: argparse.Namespace) -> int:
     if not args.watch:
         return 0
     return 0 if watch(client, name, poll_seconds=args.poll) == "Succeeded" else 1
+
+
+def with_settings(params: list[str], overrides: list[str], sweep: str | None) -> list[str]:
+    """`-p` items with `--set`'s overrides appended to `overrides` and `--sweep`'s branches as
+    `sweep`, checked here as `run --local` checks them (keys and values against the config
+    schema), so a typo fails before anything is submitted."""
+    import shlex
+    from pathlib import Path
+
+    from steps.config import load_config
+
+    if not overrides and sweep is None:
+        return params
+    given = dict(item.partition("=")[::2] for item in params)
+    joined = shlex.join(shlex.split(given.get("overrides", "")) + overrides)
+    load_config(None, shlex.split(joined))
+    items = [item for item in params if item.partition("=")[0] not in ("overrides", "sweep")]
+    if joined:
+        items.append(f"overrides={joined}")
+    if sweep is not None:
+        from workflows import sweep_sets
+
+        path = Path(sweep)
+        branches = sweep_sets.from_file(path) if path.is_file() else sweep_sets.from_grid(sweep)
+        for branch in branches:
+            load_config(None, [*shlex.split(joined), *shlex.split(branch["overrides"])])
+        items.append(f"sweep={sweep_sets.parameter(branches)}")
+    return items

@@ -19,10 +19,12 @@ from pathlib import Path
 from steps.config import load_config, split_overrides
 from steps.db import URL_ENV
 from steps.errors import InputError
+from steps.jsonio import write_json
 from steps.redact import redact, redact_value
 from workflows.local.artifacts import BucketArtifacts, chart_key_format
 from workflows.local.runner import LocalRunner, RunResult, check_enums, check_parameter_names
 from workflows.local.sample_repo import ensure_sample_repo
+from workflows.local.status import RUN_FILE
 from workflows.local.summary import print_summary
 from workflows import sweep_sets
 from workflows.pipeline import DATABASE_SECRET, build_pipeline
@@ -70,9 +72,7 @@ def plan_local_run(config: Path | None, overrides: list[str], parameters: dict[s
         local.append(f"promotion.registry={runs / registry}")
     # Later items win, so the user's own settings come last.
     step_overrides = shlex.join([*local, *overrides, *user_overrides])
-    database = os.environ.get(URL_ENV) or resolved.database.url
-    if database.startswith("sqlite:///") and not Path(database[len("sqlite:///"):]).is_absolute():
-        database = f"sqlite:///{runs / database[len('sqlite:///'):]}"
+    database = database_url(resolved.database.url, runs)
 
     repo = parameters.get("dataset-repo") or dataset_repo or resolved.dataset.repo
     if not repo:
@@ -99,6 +99,15 @@ def new_run_dir(runs: Path) -> Path:
             continue
 
 
+def database_url(configured: str, runs: Path) -> str:
+    """The secret's value locally: TRAINYARD_DATABASE_URL, else the config's, a relative SQLite
+    file inside the runs folder. A secret: print only through redact()."""
+    database = os.environ.get(URL_ENV) or configured
+    if database.startswith("sqlite:///") and not Path(database[len("sqlite:///"):]).is_absolute():
+        database = f"sqlite:///{runs / database[len('sqlite:///'):]}"
+    return database
+
+
 def run_local(config: Path | None, overrides: list[str], parameters: dict[str, str], runs_dir: Path | None,
               dataset_repo: str | None, artifacts: str | None = None, parallel: int = 1,
               sweep: list[dict[str, str]] | None = None) -> RunResult:
@@ -119,8 +128,19 @@ def run_local(config: Path | None, overrides: list[str], parameters: dict[str, s
         plan.parameters["sweep"] = sweep_sets.parameter(sweep)
         print(redact(f"Sweep of {len(sweep)} branches: " + "; ".join(f"{b['branch']}: {b['overrides']}" for b in sweep)))
     print(plan.header() + (f"\n  artifacts: {artifacts}/{store.key_format}" if store else ""))
-    runner = LocalRunner(manifest, plan.run_dir, plan.parameters, secrets={DATABASE_SECRET: plan.database},
-                         artifacts=store, parallel=parallel, echo=lambda line: print(redact(line)))
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    # What `trainyard retry` needs to run this DAG again in the same folder (no secret: the
+    # database URL is not a parameter).
+    write_json(plan.run_dir / RUN_FILE, {"workflow": "sweep" if sweep is not None else "pipeline",
+                                         "parameters": plan.parameters, "artifacts": artifacts, "parallel": parallel})
+    return execute(manifest, plan.run_dir, plan.parameters, plan.database, store, parallel)
+
+
+def execute(manifest: dict, run_dir: Path, parameters: dict[str, str], database: str, store: BucketArtifacts | None,
+            parallel: int, previous: dict | None = None) -> RunResult:
+    """Run the DAG in `run_dir` and print the summary; `previous`: a retry's kept tasks."""
+    runner = LocalRunner(manifest, run_dir, parameters, secrets={DATABASE_SECRET: database}, artifacts=store,
+                         parallel=parallel, echo=lambda line: print(redact(line)), previous=previous)
     result = runner.run()
     print_summary(result)
     return result

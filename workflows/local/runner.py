@@ -29,6 +29,7 @@ from workflows.local import fanout, memoize
 from workflows.local import retry
 from workflows.local.artifacts import BucketArtifacts, LocalObjects
 from workflows.local.expr import ExprError
+from workflows.local.status import write_status
 from workflows.local.nodes import WORKFLOW_PHASE, Node, duration, failures, pod_name
 from workflows.local import stepgroups
 from workflows.local.outputs import nested_outputs
@@ -124,9 +125,12 @@ class LocalRunner:
         artifacts: BucketArtifacts | None = None,
         parallel: int = 1,
         entrypoints: Mapping[str, list[str]] | None = None,
+        previous: Mapping[str, TaskResult] | None = None,
     ):
         """`entrypoints`: an image's ENTRYPOINT as a local command, for containers that give no
-        `command` (Argo runs the image's; without an entry here such a container is refused)."""
+        `command` (Argo runs the image's; without an entry here such a container is refused).
+        `previous`: the succeeded tasks of an earlier attempt of this run (`trainyard retry`),
+        kept as they are, as `argo retry` keeps succeeded nodes; the others run again."""
         manifest = without_nulls(manifest)  # Go decodes `key: null` as a field not set
         self.entrypoints = dict(entrypoints or {})
         self.manifest = manifest
@@ -149,6 +153,7 @@ class LocalRunner:
         self._in_exit_handler = False
         self._exit_values: dict[str, str] = {}
         self.refusals: list[str] = []
+        self.previous = {name: r for name, r in (previous or {}).items() if r.status == "Succeeded"}
 
     # -- validation ---------------------------------------------------------------------------
     def check_supported(self) -> None:
@@ -284,6 +289,8 @@ class LocalRunner:
         self._started = datetime.now(timezone.utc)
         entry = self.templates[self.spec["entrypoint"]]
         self.root = Node(self.run_id, self.run_id, entry["name"], started_at=self._started)
+        self._results: dict[str, TaskResult] = {}  # the entry dag's tasks, as they finish
+        self._write_status()
         with self._signals():
             # operator.go operate: the entrypoint runs with the workflow's arguments as its arguments.
             arguments = {"parameters": [{"name": k, "value": v} for k, v in self.parameters.items()]}
@@ -303,8 +310,14 @@ class LocalRunner:
                 # operator.go operate: a succeeded workflow whose exit handler fails is Failed/Error.
                 if workflow_phase == "Succeeded" and exit_result.status in ("Failed", "Error"):
                     workflow_phase = exit_result.status
+        self._write_status(workflow_phase)
         return RunResult(self.run_id, self.run_dir, results, workflow_phase, stopped=self._stopped,
                          refusals=self.refusals)
+
+    def _write_status(self, phase: str = "Running") -> None:
+        """`<run>/status.json`: the run as it stands (what `trainyard get`, `runs`, `logs -f` and
+        `retry` read): the workflow's phase and this runner's pid, every node, each done task's outputs."""
+        write_status(self.run_dir, phase, self.root, self._results)
 
     def _run_dag(self, template: dict, results: dict[str, TaskResult], level: Level) -> str:
         dag = template["dag"]
@@ -376,6 +389,7 @@ class LocalRunner:
     def _finished(self, name: str, result: TaskResult, results: dict[str, TaskResult], index: int, total: int,
                   level: Level) -> None:
         results[name] = result
+        self._write_status()
         mark = {"Succeeded": "done", "Skipped": "skipped", "Omitted": "omitted"}.get(result.status, result.status.upper())
         self.echo(f"[{index}/{total}] {level.folder}{name} {mark} in {result.seconds:.1f}s"
                   + (f" ({result.message})" if result.message and result.status != "Succeeded" else ""))
@@ -396,6 +410,11 @@ class LocalRunner:
         node = Node(f"{level.node.name}.{name}", name, task["template"], started_at=datetime.now(timezone.utc))
         level.node.children.append(node)
         task = {**task, "folder": f"{level.folder}{name}"}
+        if level.node is self.root and name in self.previous:  # `trainyard retry`: kept, outputs and all
+            kept = self.previous[name]
+            node.finish("Succeeded", "kept from the earlier attempt (retry)")
+            return TaskResult(kept.name, "Succeeded", kept.seconds, parameters=kept.parameters, artifacts=kept.artifacts,
+                              log=kept.log, message=node.message, artifact_keys=kept.artifact_keys)
         if logic:
             try:
                 allowed = dags.depends_allows(logic, {d: (r.status, [c.status for c in r.children]) for d, r in results.items()})
@@ -470,6 +489,7 @@ class LocalRunner:
 
         def job() -> TaskResult:
             node.started_at = datetime.now(timezone.utc)  # when a slot (a pod) was free, as the pod's start
+            self._write_status()
             if self._stopping:
                 return self._result(node.finish("Failed", NOT_STARTED_MESSAGE))
             try:
@@ -738,6 +758,8 @@ class LocalRunner:
         base.update({f"inputs.artifacts.{k}.path": str(v) for k, v in folders.items()})
         level = Level(node, base, folders, f"{folder}/" if folder else "")
         results: dict[str, TaskResult] = {}
+        if node is self.root:
+            self._results = results  # what status.json lists
         if "dag" in template:
             phase = self._run_dag(template, results, level)
             scope = self._values(results, level)
@@ -783,9 +805,13 @@ class LocalRunner:
             with self._lock:
                 self._processes.add(process)
             try:
-                # Steps name themselves ("train: ...", for Argo's logs): don't say it twice.
+                # Steps name themselves ("train: ...", for Argo's logs): don't say it twice. A fan-out
+                # child is `train(0:<its item>)`: its index is enough on every line (the item, a
+                # sweep branch's overrides, was printed when it started).
+                label = name.split(":", 1)[0] + ")" if "(" in name and ":" in name else name
+                step = name.split("(", 1)[0]
                 code = process.run(argv, self.cwd, env, log,
-                                   lambda line: self.echo(f"  {name} | {line.removeprefix(f'{name}: ')}"))
+                                   lambda line: self.echo(f"  {label} | {line.removeprefix(f'{step}: ')}"))
             finally:
                 with self._lock:
                     self._processes.discard(process)
