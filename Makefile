@@ -13,7 +13,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[record,train,evaluate,dev]'
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[record,train,evaluate,export,dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP) ## create .venv and install trainyard with every step's dependencies

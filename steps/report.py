@@ -254,15 +254,21 @@ def write_evaluation_report(
             header.update(_scalars(name, value))
     if tensorboard is None and training_dir is not None and (training_dir / "tensorboard").is_dir():
         tensorboard = str((training_dir / "tensorboard").resolve())
+    if tensorboard is not None and (out_dir / "tensorboard").is_dir():
+        # The training losses and this step's validation AP and drawings, side by side.
+        tensorboard = f"--logdir_spec train:{tensorboard},validation:{(out_dir / 'tensorboard').resolve()}"
+    elif tensorboard is not None:
+        tensorboard = f"--logdir {tensorboard}"
     links = _links(out_dir, test=None if branches else _local_test_report(out_dir), tensorboard=tensorboard,
                    config=_existing(out_dir / "config.yaml"))
     theirs = champion["metrics"] if champion else None
+    table = _class_table(best_row["metrics"], groups, gt, theirs) if best_row else []
     page = out_dir / "report.html"
     _render(page, "evaluation.html.j2", title="Evaluation", meta=header, links=links, key=key, mode=mode, best=best,
             promotion=_promotion(evaluation.get("promotion"), champion, config),
             figures=_figures(best_row["metrics"], groups, intervals, theirs, gt) if best_row else [],
-            class_rows=_class_table(best_row["metrics"], groups, gt, theirs) if best_row else [],
-            production=champion.get("model_id") if champion else None, groups=bool(groups),
+            class_rows=table, production=champion.get("model_id") if champion else None,
+            groups=any(item["row"].kind == "group" for item in table),
             columns=columns, rows=rows, champion=champion_row, charts=figures,
             # A sweep's branches side by side: settings, checkpoints scored, the best one's scores.
             branches=[{**b, "cells": _with_groups(b.get("metrics", {}), groups)} for b in branches],
@@ -354,7 +360,7 @@ def _links(out_dir: Path, test: Path | None = None, evaluation: Path | None = No
     if config is not None:
         links.append({"text": "config.yaml", "href": _relative(config, out_dir), "code": None})
     if tensorboard is not None:
-        links.append({"text": "TensorBoard:", "href": None, "code": f"tensorboard --logdir {tensorboard}"})
+        links.append({"text": "TensorBoard:", "href": None, "code": f"tensorboard {tensorboard}"})
     return links
 
 

@@ -7,8 +7,9 @@ thumbnail and a 1333x800 photo both stay readable.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -29,6 +30,9 @@ MISMATCH_COLOR = (200, 30, 30)  # plate read differs from every truth string
 UNKNOWN_COLOR = (30, 64, 175)  # no truth to compare with
 MASK_ALPHA = 0.45
 PLATE_ALPHA = 0.2  # lighter, so the characters printed on the plate stay readable under it
+# Images with a shorter side below this are drawn enlarged by a whole factor (at most MAX_SCALE).
+MIN_SHORT_SIDE = 480
+MAX_SCALE = 8
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
 
@@ -165,7 +169,17 @@ def _render(
     instances: list[_Instance],
     plates: list[tuple[Box, str, tuple[int, int, int]]],
 ) -> Image.Image:
-    """Masks, then boxes, then tags; `instances` in the order their tags get to pick a place."""
+    """Masks, then boxes, then tags; `instances` in the order their tags get to pick a place.
+
+    A small image is drawn enlarged by a whole factor (its pixels stay sharp-edged blocks), so that
+    outlines and tags are thin beside its objects instead of covering them."""
+    scale = min(MAX_SCALE, max(1, math.ceil(MIN_SHORT_SIDE / max(min(image.size), 1))))
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+        instances = [replace(inst, box=_scaled(inst.box, scale),
+                             mask=None if inst.mask is None else inst.mask.repeat(scale, axis=0).repeat(scale, axis=1))
+                     for inst in instances]
+        plates = [(_scaled(box, scale), text, color) for box, text, color in plates]
     style = _Style.for_size(image.width, image.height)
     pixels = np.asarray(image.convert("RGB"), dtype=np.float32).copy()
     # Largest box first, so a plate's mask does not veil the characters inside it.
@@ -191,6 +205,10 @@ def _render(
         budget -= _tag(draw, canvas.size, inst.box, inst.tag, inst.color, font, style.pad, taken, boxes,
                        optional=True, budget=budget)
     return canvas
+
+
+def _scaled(box: Box, scale: int) -> Box:
+    return (box[0] * scale, box[1] * scale, box[2] * scale, box[3] * scale)
 
 
 def _blend(pixels: np.ndarray, mask: np.ndarray, color: np.ndarray, alpha: float, outline: int) -> None:

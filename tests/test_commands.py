@@ -90,12 +90,35 @@ def test_models_list_promote_rollback(tmp_path: Path) -> None:
     assert _trainyard("models", "--registry", reg, "promote", first)[0] == 0
     assert _trainyard("models", "--registry", reg, "promote", second)[0] == 0
     code, out, _ = _trainyard("models", "--registry", reg, "list")
-    lines = out.splitlines()
-    assert code == 0 and len(lines) == 2 and lines[1].startswith(f"* {second}") and lines[0].startswith(f"  {first}")
+    header, *lines = out.splitlines()
+    assert code == 0 and header.split()[:2] == ["model", "created"] and len(lines) == 2
+    assert lines[1].startswith(f"* {second}") and lines[0].startswith(f"  {first}")
+    # each line: the date, the dataset version, the run and the selection key's value
+    assert lines[1].split()[2:5] == [registry.show(reg, second).created_at[:10], registry.show(reg, second).created_at[11:16],
+                                     "datasets/v1"] and lines[1].endswith("segm/AP = 0.2000")
     code, out, _ = _trainyard("models", "--registry", reg, "show", "production")
-    assert json.loads(out)["model_id"] == second
+    summary, _, details = out.partition("\n\n")
+    assert summary.splitlines()[0] == f"model      {second}  (production)" and "segm/AP = 0.2000" in summary
+    assert json.loads(details)["model_id"] == second
     code, out, _ = _trainyard("models", "--registry", reg, "rollback")
     assert code == 0 and registry.production(reg)["model_id"] == first
+    # the rolled-back model stays in the history, with why it left
+    code, out, _ = _trainyard("models", "--registry", reg, "history")
+    actions = [line.split()[1:3] for line in out.splitlines()]
+    assert actions == [["promote", first], ["promote", second], ["rollback", first]]
+    assert f"(rolled back {second})" in out.splitlines()[-1]
+
+
+def test_promoting_a_model_far_below_production_needs_force(tmp_path: Path) -> None:
+    reg = str(tmp_path / "registry")
+    good, poor, close = _register(tmp_path, "a", 0.6), _register(tmp_path, "b", 0.2), _register(tmp_path, "c", 0.58)
+    assert _trainyard("models", "--registry", reg, "promote", good)[0] == 0
+    code, _, err = _trainyard("models", "--registry", reg, "promote", poor)
+    assert code == 2 and "segm/AP = 0.2000" in err and "-0.4000" in err and "--force" in err
+    assert registry.production(reg)["model_id"] == good
+    assert _trainyard("models", "--registry", reg, "promote", close)[0] == 0  # within 0.05: no question asked
+    assert _trainyard("models", "--registry", reg, "promote", poor, "--force")[0] == 0
+    assert registry.production(reg)["model_id"] == poor
 
 
 def test_models_unknown_id_is_one_line(tmp_path: Path) -> None:
@@ -200,7 +223,7 @@ def test_models_takes_the_registry_after_the_action_too(tmp_path: Path) -> None:
     first = _register(tmp_path, "a", 0.1)
     assert _trainyard("models", "promote", first, "--registry", reg)[0] == 0
     code, out, _ = _trainyard("models", "list", "--registry", reg)
-    assert code == 0 and out.startswith(f"* {first}")
+    assert code == 0 and out.splitlines()[1].startswith(f"* {first}")
     code, _, err = _trainyard("models", "show", "nope", "--registry", reg)
     assert code == 2 and "trainyard models list" in err and "list_models" not in err
 

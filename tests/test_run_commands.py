@@ -134,7 +134,7 @@ def _argo_workflow(phase: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def argo(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def argo_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Argo's server as its HTTP API answers (openapi-spec: WorkflowService_GetWorkflow, StopWorkflow,
     RetryWorkflow, WorkflowLogs as Server-Sent Events)."""
     seen: dict[str, Any] = {"requests": [], "problems": []}
@@ -198,7 +198,7 @@ def argo(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
 
 def test_cluster_runs_are_got_stopped_retried_and_their_logs_read_through_the_argo_api(
-        argo: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        argo_api: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs = ["--runs-dir", str(tmp_path)]  # no local run of that name: the name is the cluster's
     assert main(["get", RUN, *runs]) == 0
     out = capsys.readouterr().out
@@ -206,19 +206,19 @@ def test_cluster_runs_are_got_stopped_retried_and_their_logs_read_through_the_ar
     assert any(line.split()[1:3] == ["train", "Failed"] and "exit code 1" in line for line in out.splitlines())
 
     assert main(["stop", RUN, *runs]) == 0 and main(["retry", RUN, *runs]) == 0
-    assert [(m, p) for m, p, _, _ in argo["requests"][1:]] == [
+    assert [(m, p) for m, p, _, _ in argo_api["requests"][1:]] == [
         ("PUT", f"/api/v1/workflows/{NAMESPACE}/{RUN}/stop"), ("PUT", f"/api/v1/workflows/{NAMESPACE}/{RUN}/retry")]
     capsys.readouterr()
 
     # `logs RUN train`: the train step's pod, found by its node (util/pod_name.go v2 names), main container
     assert main(["logs", RUN, "train", *runs]) == 0
     assert capsys.readouterr().out.splitlines() == ["pod-a: train: step 1", "pod-a: train: step 2"]
-    method, path, query, _ = argo["requests"][-1]
+    method, path, query, _ = argo_api["requests"][-1]
     from workflows.local.nodes import pod_name
 
     assert (method, path) == ("GET", f"/api/v1/workflows/{NAMESPACE}/{RUN}/log")
     assert f"podName={pod_name(RUN, f'{RUN}.train', 'train')}" in query and "logOptions.container=main" in query
-    assert argo["problems"] == []
+    assert argo_api["problems"] == []
 
     # an unknown workflow: one line, the server's message, no traceback
     assert main(["get", "nope", *runs]) != 0

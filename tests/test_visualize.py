@@ -20,6 +20,22 @@ CATEGORIES = [{"id": 1, "name": "plate"}, {"id": 2, "name": "A"}, {"id": 3, "nam
 GREY = 100
 
 
+@pytest.fixture(autouse=True)
+def _native_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read pixels at the image's own coordinates: no enlargement (tested on its own below)."""
+    monkeypatch.setattr("steps.visualize.MIN_SHORT_SIDE", 1)
+
+
+def test_a_small_image_is_drawn_enlarged_so_tags_stay_small_beside_its_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("steps.visualize.MIN_SHORT_SIDE", 480)
+    plate = rectangle_prediction(1, 50, 40, 60, 20, size=(160, 120))
+    drawn = draw_predictions(grey_image(160, 120), [plate], CATEGORIES, plate_reads=[(plate, "AB12")], truth_strings=["AB12"])
+    assert drawn.size == (640, 480)  # 4x: the first whole factor reaching a 480 px short side
+    # the mask covers the same share of the picture, and the tag is a small part of its height
+    assert pixels(drawn)[4 * 50 + 20, 4 * 60 + 20].tolist() != [GREY] * 3 and pixels(drawn)[5, 5].tolist() == [GREY] * 3
+    assert len(color_rows(drawn, MATCH_COLOR)) < 480 * 0.1
+
+
 def grey_image(width: int = 320, height: int = 240) -> Image.Image:
     return Image.new("RGB", (width, height), (GREY, GREY, GREY))
 

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 
 from steps.cli import run_cli
 from steps import __version__
-from workflows.commands import (coco_eval, get, labelme2coco, lint, logs, models, prune, render, retry, run, runs, sample_data,
-                                stop, submit)
+from workflows.commands import (coco_eval, get, labelme2coco, lint, logs, models, predict, prune, render, retry, run, runs,
+                                sample_data, stop, submit)
 
 # Add a command: write workflows/commands/<name>.py with add_parser(), list it here. Command
 # modules import their heavy dependencies (torch, Hera) inside run(), so `--help` stays fast.
-COMMANDS = [sample_data, run, runs, get, logs, stop, retry, render, lint, coco_eval, models, prune, labelme2coco, submit]
+COMMANDS = [sample_data, run, runs, get, logs, stop, retry, render, lint, coco_eval, models, predict, prune, labelme2coco, submit]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "history":
         for event in registry.history(args.registry):
             extra = f" (rolled back {event['rolled_back']})" if event.get("rolled_back") else ""
-            print(f"{str(event.get('at'))[:19]}  {event.get('action'):<8} {event.get('model_id')}{extra}: {event.get('reason')}")
+            print(f"{str(event.get('at'))[:19]}  {event.get('action'):<8} {event.get('model_id')}{extra}  {event.get('reason')}")
     elif args.action == "promote":
         if not args.force:
             _refuse_far_below(args.registry, args.model_id, current)
