@@ -52,10 +52,7 @@ def metrics_by_checkpoint(
             ax.plot(*zip(*points), marker="o", color=color, label=column, linewidth=2)
             if champion and _finite(champion.get(column)):
                 ax.axhline(float(champion[column]), color=color, linestyle=":", linewidth=1.5)
-            for x, y in points:
-                if x == selected:
-                    ax.plot([x], [y], marker="o", markersize=14, markerfacecolor="none", markeredgecolor="#15803d",
-                            markeredgewidth=2.5)
+            _ring(ax, points, selected)
         if not drawn:
             plt.close(fig)
             return None
@@ -80,10 +77,7 @@ def branches_by_checkpoint(
             drawn = True
             ax.plot(*zip(*points), marker="o", color=f"C{number}", label=branch, linewidth=2)
             if branch == selected_branch:
-                for x, y in points:
-                    if x == selected:
-                        ax.plot([x], [y], marker="o", markersize=14, markerfacecolor="none", markeredgecolor="#15803d",
-                                markeredgewidth=2.5)
+                _ring(ax, points, selected)
         if not drawn:
             plt.close(fig)
             return None
@@ -136,6 +130,14 @@ def pr_curves(curves: Mapping[str, Mapping[str, Sequence[float]]], path: Path, t
         ax.set(title=title, xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
         ax.legend(loc="lower left", fontsize=9)
         return _save(fig, path)
+
+
+def _ring(ax: plt.Axes, points: Sequence[tuple[int, float]], selected: int | None) -> None:
+    """A green ring around the selected checkpoint's point."""
+    for x, y in points:
+        if x == selected:
+            ax.plot([x], [y], marker="o", markersize=14, markerfacecolor="none", markeredgecolor="#15803d",
+                    markeredgewidth=2.5)
 
 
 def _finite(value: object) -> bool:

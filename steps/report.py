@@ -216,7 +216,9 @@ def write_evaluation_report(
              "cells": _with_groups(c["metrics"], groups)} for c in checkpoints]
     champion_row = {"name": champion.get("model_id", ""), "cells": _with_groups(champion["metrics"], groups)} if champion else None
     every = [r["cells"] for r in rows] + ([champion_row["cells"]] if champion_row else [])
-    grouped = [column for cells in every for column in group_values(cells, groups)]
+    # A group column that is the selection key itself (`plate mask AP50` for segm/AP50-plate) would be shown twice.
+    grouped = [column for cells in every for column in group_values(cells, groups)
+               if cells[column] != cells.get(key) or key != f"segm/AP50-{column.removesuffix(' mask AP50')}"]
     preferred = [key, *grouped, "segm/AP", "segm/AP50", "bbox/AP", "dv_mAP", "EIR"]
     columns = [col for col in dict.fromkeys(preferred) if any(col in values for values in every)][:8]
 
@@ -234,11 +236,11 @@ def write_evaluation_report(
                                                   f"{key} by checkpoint, per branch (validation)")
     else:
         chart_rows = [{"iteration": r["iteration"], **r["cells"]} for r in rows]
-        selection = charts.metrics_by_checkpoint(chart_rows, columns, selected, champion_values, charts_dir / "selection.png",
+        selection = charts.metrics_by_checkpoint(chart_rows, columns[:5], selected, champion_values, charts_dir / "selection.png",
                                                  "metrics by checkpoint (validation)")
     if selection:
-        figures.append({"src": _link(selection, out_dir), "caption": f"by iteration; ringed: the selected checkpoint ({key}); "
-                        "dotted: production"})
+        figures.append({"src": _link(selection, out_dir), "caption": ("one line per branch; " if branches else "")
+                        + f"by iteration; ringed: the selected checkpoint ({key}); dotted: production"})
     log = _training_log(training_dir)
     curves = charts.training_curves(log, charts_dir / "training.png") if log else None
     if curves:

@@ -70,7 +70,21 @@ def test_missing_config_file_is_named(tmp_path: Path) -> None:
 
 
 def test_run_without_local_says_how(tmp_path: Path) -> None:
-    assert "--local" in _one_line_error(_trainyard("run"))
+    error = _one_line_error(_trainyard("run"))
+    assert "--local" in error and "trainyard submit" in error
+
+
+def test_submit_checks_set_and_sweep_before_asking_any_server(tmp_path: Path) -> None:
+    from workflows.commands.submit import with_settings
+
+    # --set joins -p overrides=... (after it); --sweep becomes the sweep template's parameter
+    assert with_settings(["overrides=train.lr=0.1", "annotation-version=annotations/v3"], ["train.iterations=9"], None) == [
+        "annotation-version=annotations/v3", "overrides=train.lr=0.1 train.iterations=9"]
+    items = with_settings([], [], "train.lr=[0.01,0.02]")
+    assert items[-1].startswith("sweep=") and '"overrides":"train.lr=0.02"' in items[-1]
+    # a misspelt key fails here, with no server given
+    error = _one_line_error(_trainyard("submit", "--set", "train.iterashuns=9"))
+    assert "iterashuns" in error and "iterations" in error
 
 
 def test_a_bad_sweep_or_parallel_is_one_line_before_anything_runs(tmp_path: Path) -> None:

@@ -186,6 +186,15 @@ def test_a_two_branch_sweep_records_once_and_promotes_the_best_branch_once(
         "b0/model_0000001.pth", "b0/model_0000002.pth", "b1/model_0000001.pth", "b1/model_0000002.pth"]
     page = (result.tasks["select"].artifacts["evaluation"] / "report.html").read_text()
     assert "Branches" in page and "train.lr=0.02" in page
+    # a sweep has no test step: no link to a test report; TensorBoard names the branches' durable
+    # folder (the select step's download of the best branch is gone once it ends)
+    assert "test report" not in page and f"train:{result.run_dir / 'durable-checkpoints'}" in page
+    assert "one line per branch" in page  # the chart draws one line per branch
+    # every step's line is prefixed by the step and its index, not its whole item (the overrides)
+    assert "  train(0) | " in out and not [line for line in out.splitlines() if " | " in line and "overrides:" in line]
+    # the durable copies of the checkpoints are hard links of train's own files, not copies
+    durable = sorted((result.run_dir / "durable-checkpoints").rglob("model_*.pth"))
+    assert durable and all(path.stat().st_nlink == 2 for path in durable)
     # The registered model carries its branch's settings; one decision, one promotion.
     model = evaluation["promotion"]["model_id"]
     saved = yaml.safe_load((runs / "registry" / "models" / model / "config.yaml").read_text())
