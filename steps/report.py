@@ -297,6 +297,9 @@ def _promotion(promotion: Mapping[str, object] | None, champion: Mapping[str, ob
         "champion": promotion.get("champion_score"),
         "has_champion": champion is not None or promotion.get("champion_score") is not None,
         "margin": _setting(config, "promotion", "margin", None),
+        # The paired bootstrap's answer, when it ran: how sure, how sure it had to be, on how many images.
+        "confidence": promotion.get("confidence"), "required": promotion.get("required_confidence"),
+        "images": promotion.get("images"),
         "reason": str(promotion.get("reason", "")),
         "interval": _gain_interval(promotion),
     }

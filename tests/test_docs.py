@@ -12,6 +12,7 @@ the image build) are checked for what this repo decides: the names and values th
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -79,7 +80,7 @@ LOCAL_COMMANDS = [
 
 
 def _trainyard(command: str, capsys: pytest.CaptureFixture[str], extra: list[str] | None = None) -> str:
-    args = shlex.split(command)[1:]
+    args = [os.path.expanduser(arg) for arg in shlex.split(command)[1:]]  # as the shell expands ~
     code = main([*args, *(extra or [])])
     out, err = capsys.readouterr()
     assert code == 0, f"{command}: exit {code}\n{out[-3000:]}\n{err[-2000:]}"
@@ -108,15 +109,15 @@ def test_the_readmes_local_commands_run_as_written(tmp_path: Path, monkeypatch: 
     assert "succeeded" in out and re.search(r"^  train +Skipped", out, re.M)
     commands[LOCAL_COMMANDS[1]] = "ran"
 
-    create_sample_repo(tmp_path / "data" / "plates", images=12, seed=4, version="annotations/v3")
+    create_sample_repo(tmp_path / "data" / "plates", images=20, seed=4, version="annotations/v3")
     out = _trainyard(LOCAL_COMMANDS[2], capsys, TINY)
-    assert "succeeded" in out and "Dataset version: datasets/v1" in out
+    assert "succeeded" in out and "Dataset version: datasets/v3" in out
     commands[LOCAL_COMMANDS[2]] = "ran"
 
     # The sweeps record the sample data again (a no-op) and train their branches.
     out = _trainyard(LOCAL_COMMANDS[3], capsys, TINY)
     assert "Sweep of 4 branches" in out and "succeeded" in out
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(["train.lr=0.01"]))
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump([{"train.lr": 0.01}]))
     out = _trainyard(LOCAL_COMMANDS[4], capsys, TINY)
     assert "Sweep of 1 branches" in out and "succeeded" in out
     commands[LOCAL_COMMANDS[3]] = commands[LOCAL_COMMANDS[4]] = "ran"
