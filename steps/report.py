@@ -135,7 +135,7 @@ def write_test_report(
             production=production.model_id if production else None,
             metrics=[{"key": k, "value": v, "production": theirs.get(k), "diff": _diff(v, theirs.get(k))}
                      for k, v in numeric.items() if not any(m in k for m in _PER_CLASS_MARKERS)],
-            thresholds=_thresholds(config))
+            thresholds=_thresholds(config, reads=any(card["plates"] for card in cards)))
     return page
 
 
@@ -369,10 +369,11 @@ def _links(out_dir: Path, test: Path | None = None, evaluation: Path | None = No
     return links
 
 
-def _thresholds(config: Mapping[str, object]) -> dict[str, object] | None:
+def _thresholds(config: Mapping[str, object], reads: bool = True) -> dict[str, object] | None:
+    """The scores the page draws, reads (only where plates are read) and scores at."""
     draw = _setting(config, "test", "score_threshold", None)
     score = _setting(config, "evaluate", "score_threshold", None)
-    read = _setting(config, "evaluate", "read_score", None)
+    read = _setting(config, "evaluate", "read_score", None) if reads else None
     return {"draw": draw, "score": score, "read": read} if draw is not None and score is not None else None
 
 
