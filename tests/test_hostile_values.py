@@ -20,6 +20,7 @@ from steps.config import load_config
 from steps.errors import ConfigError, ExternalError, InputError
 from steps.image_decode import decode_rgb, load_rgb
 from steps.models.coco_dataset import load_image
+from tests.test_hostile_data import _doc as labelme_doc, _write
 from workflows.cli import main
 
 SQUARE = [[1, 1], [9, 1], [9, 9], [1, 9]]
@@ -27,16 +28,8 @@ HUGE = "9" * 5000  # more digits than Python converts (4300)
 
 
 def _doc(image_path: str, size: tuple[int, int] = (40, 30), labels: tuple[str, ...] = ("a",), **extra: object) -> dict:
-    shapes = [{"label": label, "points": SQUARE, "shape_type": "polygon", "group_id": None, "flags": {}}
-              for label in labels]
-    return {"version": "5.5.0", "flags": {}, "shapes": shapes, "imagePath": image_path, "imageData": None,
-            "imageHeight": size[1], "imageWidth": size[0], **extra}
-
-
-def _write(path: Path, doc: dict | str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
-    return path
+    shapes = [{"label": label, "points": SQUARE, "shape_type": "polygon"} for label in labels]
+    return {**labelme_doc(image_path, size, **extra), "shapes": shapes}
 
 
 def _good(folder: Path, name: str = "good", labels: tuple[str, ...] = ("a",)) -> Path:
