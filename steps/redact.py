@@ -5,7 +5,7 @@ Argo server, pretrained weights, the database). Its shape gives it away, whateve
 
 - the password of a URL's userinfo (`scheme://user:PASSWORD@host`), and the whole userinfo of an
   http(s) URL without a password (`https://TOKEN@github.com`, git's token form);
-- the value of a query (or fragment) parameter whose name, percent-decoded, says secret:
+- the value of a URL's query (or fragment) parameter whose name, percent-decoded, says secret:
   `?password=`, `?%70assword=`, `&sslpassword=`, `?token=`, `?X-Goog-Signature=`, `#access_token=`;
 - libpq's `password=...` keyword, quoted (`'a b'`, with `\\'` escapes) or not (`a\\ b`);
 - a path segment of an http(s) URL that looks like a token (24 or more letters and digits, mixing
@@ -60,7 +60,8 @@ def _redact(text: str, param: re.Pattern[str]) -> str:
         return text  # the common case, for free
     text = _USERINFO.sub(rf"\1:{MASK}@", text)
     text = _BARE_USERINFO.sub(rf"\1{MASK}@", text)
-    text = param.sub(_param, text)
+    if "://" in text:  # query parameters only in a URL: a COCO RLE string (`...?xKEY=...`) is no query
+        text = param.sub(_param, text)
     text = _KEYWORD.sub(rf"\1{MASK}", text)
     return _HTTP_URL.sub(_path_tokens, text)
 

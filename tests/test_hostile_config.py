@@ -3,6 +3,7 @@ values are one line quoting a short excerpt, and unusable SQLite files are named
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -312,3 +313,13 @@ def test_a_database_url_that_libpq_cannot_read_is_one_line(url: str, said: str, 
     assert main(["runs"]) == 2
     err = capsys.readouterr().err
     assert re.search(said, err) and err.count("\n") == 1 and SECRET not in err and "TRAINYARD_DATABASE_URL" in err
+
+
+def test_json_files_keep_strings_that_only_look_like_query_parameters(tmp_path: Path) -> None:
+    from steps.jsonio import write_json
+
+    # COCO's compressed RLE counts use the characters 0..o: `?`, `=`, `;`, `@` and capitals among them.
+    rle = {"size": [30, 40], "counts": "0?aKEY=1;PASS=2@SIG=3"}
+    url = f"https://u:{SECRET}@h/x?token={SECRET}"
+    data = json.loads(write_json(tmp_path / "x.json", {"segmentation": rle, "source": url}).read_text())
+    assert data["segmentation"] == rle and SECRET not in data["source"]
