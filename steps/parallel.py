@@ -62,7 +62,7 @@ def parallel_map(function: Callable[..., R], items: Sequence[T], workers: int | 
     if workers is None:
         workers = min(available_cpus(), len(items) // MIN_ITEMS_PER_WORKER)
     workers = max(1, min(workers, len(items)))
-    if workers == 1:
+    if workers == 1 or _threads:
         return [call(item) for item in items]
     chunksize = max(1, math.ceil(len(items) / (workers * 8)))
     with ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_mark_worker) as pool:
@@ -71,6 +71,17 @@ def parallel_map(function: Callable[..., R], items: Sequence[T], workers: int | 
 
 _shared: Any = None  # what parallel_map_shared's workers read: inherited at fork
 _in_worker = False  # set in every worker process: a worker's own maps run in it, not in more processes
+_threads: str | None = None  # a library's thread pool started here (see threads_started)
+
+
+def threads_started(what: str) -> None:
+    """Say that a library has started threads of its own in this process (`what`, for readers).
+
+    Their threads would be missing from a forked copy, and a call into the library there would
+    wait for them forever (hotcoco's pool), so the maps below then run in this process.
+    """
+    global _threads
+    _threads = what
 
 
 def _mark_worker() -> None:
@@ -91,7 +102,7 @@ def parallel_map_shared(function: Callable[[Any, T], R], shared: Any, items: Seq
     """
     workers = max(1, min(available_cpus() if workers is None else workers, len(items)))
     context = _context()
-    if workers == 1 or context.get_start_method() != "fork":
+    if workers == 1 or context.get_start_method() != "fork" or _threads:
         return [function(shared, item) for item in items]
     global _shared
     _shared = shared

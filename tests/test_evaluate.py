@@ -470,7 +470,7 @@ def test_a_reign_of_tests_against_one_champion_is_counted_in_the_database(setup)
     assert f"96.7% interval [{third['gain_low']:+.4f}, {third['gain_high']:+.4f}]" in summary_text(outcome)
 
 
-def _cores_seen(_shared: object, _item: int) -> int:
+def _cores_seen(_shared: object, _item: int = 0) -> int:
     from steps.parallel import available_cpus
 
     return available_cpus()
@@ -502,8 +502,19 @@ def test_the_bootstrap_on_two_processes_draws_and_scores_as_one(tmp_path: Path) 
     bad = [*theirs[:-1], {**theirs[-1], "segmentation": {"size": [H, W], "counts": "0"}}]
     with pytest.raises(InputError, match=rf"predictions\[{len(theirs) - 1}\]\.segmentation: not a valid RLE"):
         bootstrap_key(gt, ours, bad, "segm/AP", EvaluateConfig(), samples=40)
-    # A worker's own maps (coco_evaluate's class shards) stay in it: no processes of processes.
-    assert parallel_map_shared(_cores_seen, None, [0, 1, 2, 3], workers=2) == [1, 1, 1, 1]
+
+
+def test_maps_stay_in_a_worker_and_in_a_process_whose_library_threads_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    from steps import parallel
+
+    # A worker's own maps stay in it: no processes of processes.
+    monkeypatch.setattr(parallel, "_threads", None)
+    assert parallel.parallel_map_shared(_cores_seen, None, [0, 1, 2, 3], workers=2) == [1, 1, 1, 1]
+    # After hotcoco's pool started here, a forked copy calling it would wait forever: maps stay here.
+    parallel.threads_started("a test's pool")
+    cores = parallel.available_cpus()
+    assert parallel.parallel_map_shared(_cores_seen, None, [0, 1, 2, 3], workers=2) == [cores] * 4
+    assert parallel.parallel_map(_cores_seen, [0, 1, 2, 3], workers=2, _item=0) == [cores] * 4
 
 
 def test_each_resample_scores_bit_for_bit_as_before(tmp_path: Path) -> None:

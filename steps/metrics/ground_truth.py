@@ -259,7 +259,7 @@ def check_ground_truth(gt: Any, masks: bool = False) -> None:
 
 
 def check_bbox(bbox: Any, where: str) -> None:
-    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or not _all_numbers(bbox):
         raise InputError(f"{where}: expected [x, y, width, height] of four finite numbers, got {excerpt(bbox)}")
     if bbox[2] < 0 or bbox[3] < 0:
         raise InputError(f"{where}: width and height must be >= 0, got {excerpt(bbox)} ([x, y, width, height], not corners)")
@@ -284,7 +284,7 @@ def check_segmentation(segmentation: Any, where: str, image_size: tuple[int, int
             raise InputError(f"{where}: not a valid RLE: {exc}") from None
         return
     polygons_ok = isinstance(segmentation, list) and segmentation and all(
-        isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and all(_is_number(v) for v in p) for p in segmentation
+        isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and _all_numbers(p) for p in segmentation
     )
     if not polygons_ok:
         raise InputError(
@@ -294,6 +294,18 @@ def check_segmentation(segmentation: Any, where: str, image_size: tuple[int, int
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _all_numbers(values: list[Any] | tuple[Any, ...]) -> bool:
+    """Every value a finite number (not a bool): one C pass for the common case, plain ints and
+    floats of a finite sum, else a look at each."""
+    if set(map(type, values)) <= {int, float}:
+        try:
+            if math.isfinite(sum(values)):
+                return True
+        except OverflowError:  # an int beyond any double
+            pass
+    return all(_is_number(v) for v in values)
 
 
 def _is_number(value: Any) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 from steps.config import EvaluateConfig
 from steps.errors import ConfigError
 from steps.metrics.coco_ap import coco_evaluate
-from steps.metrics.coco_shards import SUMMARY_KEYS
+from steps.metrics.coco_stats import SUMMARY_KEYS
 from steps.metrics.dv_map import dv_map
 from steps.metrics.eir import eir
 
