@@ -4,6 +4,7 @@ Sections (each runs in its own process, so that its peak memory is its own):
   convert    `trainyard labelme2coco` vs labelme's examples/instance_segmentation/labelme2coco.py
              (optional: --labelme-example and --labelme-python, labelme is not a dependency)
   coco-eval  coco_evaluate vs pycocotools vs faster-coco-eval called plainly, bbox and segm
+  coco-eval-cli  `trainyard coco-eval GT RESULTS` vs pycocotools' four-line script, whole processes
   infer      images/s per backend, one image per call vs --infer-batch images per call
   train      seconds per step per backend (detectron2 when importable)
   bootstrap  the promotion bootstrap of segm/AP as evaluate runs it vs every resample checking the
@@ -24,6 +25,7 @@ import gc
 import json
 import os
 import pickle
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,7 +39,7 @@ from typing import Any
 SCRIPTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(SCRIPTS.parent))  # run from a checkout, installed or not
 sys.path.insert(0, str(SCRIPTS))
-SECTIONS = ("convert", "coco-eval", "infer", "train", "bootstrap")
+SECTIONS = ("convert", "coco-eval", "coco-eval-cli", "infer", "train", "bootstrap")
 
 
 def _cuda() -> bool:
@@ -73,24 +75,56 @@ def _median_timed(repeat: int, function: Any, *args: Any, **kwargs: Any) -> tupl
 
 def convert(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     """`trainyard labelme2coco` and labelme's example, each timed as a whole process (start-up,
-    imports and all), the median of --repeat runs."""
+    imports and all), taking turns, the median of --repeat runs."""
     import bench_labelme2coco as conversion
 
     data = args.convert_data or work / "labelme"
     width, height = (int(v) for v in args.image_size.lower().split("x"))
     labels_file = conversion._sample(data, args.convert_images, (width, height))
-    command = [sys.executable, "-c", "from workflows.cli import main; raise SystemExit(main())", "labelme2coco",
-               str(data), str(work / "ours"), "--labels", str(labels_file), "--overwrite"]
-    ours, _ = _median_timed(args.repeat, subprocess.run, command, check=True, stdout=subprocess.DEVNULL,
-                            cwd=SCRIPTS.parent)
-    rows = [{"what": f"labelme2coco, {args.convert_images} files {args.image_size}", "ours_s": ours}]
+    commands = {"ours": [*_trainyard(), "labelme2coco", str(data), str(work / "ours"), "--labels", str(labels_file),
+                         "--overwrite"]}
     if args.labelme_example:
-        theirs, _ = _median_timed(args.repeat, conversion._theirs, args.labelme_example, args.labelme_python, data,
-                                  labels_file, work / "labelme-out")
-        rows[0].update(anchor="labelme example --noviz, whole process against whole process", anchor_s=theirs)
+        commands["labelme"] = [args.labelme_python, str(args.labelme_example), str(data), str(work / "labelme-out"),
+                               "--labels", str(labels_file), "--noviz"]
+    times = _whole_processes(commands, args.repeat, before={"labelme": lambda: shutil.rmtree(work / "labelme-out",
+                                                                                            ignore_errors=True)})
+    row = {"what": f"labelme2coco, {args.convert_images} files {args.image_size}", "ours_s": statistics.median(times["ours"])}
+    if "labelme" in times:
+        row.update(anchor="labelme example --noviz, whole process against whole process, in turns",
+                   anchor_s=statistics.median(times["labelme"]), note=_per_round(times["labelme"], times["ours"]))
     else:
-        rows[0].update(anchor="labelme example: n/a (pass --labelme-example PATH --labelme-python PYTHON)")
-    return rows
+        row.update(anchor="labelme example: n/a (pass --labelme-example PATH --labelme-python PYTHON)")
+    return [row]
+
+
+def _trainyard() -> list[str]:
+    """The `trainyard` command as a user runs it: the console script beside this Python, or the
+    same entry point through -c where it is not installed."""
+    script = Path(sys.executable).parent / "trainyard"
+    return [str(script)] if script.is_file() else [sys.executable, "-c", "from workflows.cli import main; raise SystemExit(main())"]
+
+
+def _whole_processes(commands: dict[str, list[str]], repeat: int,
+                     before: dict[str, Any] | None = None) -> dict[str, list[float]]:
+    """Each command's wall times over `repeat` rounds, the commands taking turns (a slow spell of
+    shared cores weighs on all alike); output discarded, a failure raised with its stderr."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(max(1, repeat)):
+        for name, command in commands.items():
+            if before and name in before:
+                before[name]()
+            started = time.perf_counter()
+            done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  cwd=SCRIPTS.parent)
+            times[name].append(time.perf_counter() - started)
+            if done.returncode != 0:
+                raise RuntimeError(f"bench: {' '.join(command[:3])} ... exited {done.returncode}:\n{done.stderr}")
+    return times
+
+
+def _per_round(anchor: list[float], ours: list[float]) -> str:
+    ratios = [a / o for a, o in zip(anchor, ours)]
+    return f"per round {min(ratios):.1f}x to {max(ratios):.1f}x"
 
 
 def faster_coco_eval_alone(gt: dict[str, Any], results: list[dict[str, Any]], iou_type: str) -> float:
@@ -134,6 +168,37 @@ def coco_eval(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
                      "note": f"faster-coco-eval alone {reference / library:.1f}x; "
                              f"per round {min(per_round):.1f}x to {max(per_round):.1f}x; AP {values[2]['AP']:.4f}, "
                              f"max |diff| {diff:.1e}{'' if diff < 1e-6 else ' MISMATCH'}"})
+    return rows
+
+
+# pycocotools as its README shows it, in four lines: what a user would run without trainyard.
+PYCOCOTOOLS_SCRIPT = """import sys
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+gt = COCO(sys.argv[1]); dt = gt.loadRes(sys.argv[2]); e = COCOeval(gt, dt, sys.argv[3]); e.evaluate(); e.accumulate(); e.summarize()
+"""
+
+
+def coco_eval_processes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    """`trainyard coco-eval GT RESULTS` against the four-line pycocotools script, each a whole
+    process (interpreter, imports, reading the JSON files, checks, scoring, printing), in turns."""
+    import bench_coco_eval as scoring
+
+    gt, results = scoring.build(args.coco_images, 0)
+    files = {"gt": work / "gt.json", "results": work / "results.json", "script": work / "pycocotools_eval.py"}
+    files["gt"].write_text(json.dumps(gt))
+    files["results"].write_text(json.dumps(results))
+    files["script"].write_text(PYCOCOTOOLS_SCRIPT)
+    rows = []
+    for iou_type in ("bbox", "segm"):
+        times = _whole_processes({
+            "pycocotools": [sys.executable, str(files["script"]), str(files["gt"]), str(files["results"]), iou_type],
+            "ours": [*_trainyard(), "coco-eval", str(files["gt"]), str(files["results"]), "--iou-type", iou_type],
+        }, args.repeat)
+        rows.append({"what": f"trainyard coco-eval {iou_type}, {args.coco_images} images, whole process",
+                     "ours_s": statistics.median(times["ours"]), "anchor": "pycocotools' 4-line script, whole process, in turns",
+                     "anchor_s": statistics.median(times["pycocotools"]),
+                     "note": _per_round(times["pycocotools"], times["ours"])})
     return rows
 
 
@@ -320,8 +385,8 @@ def train(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
 def run_section(name: str, args: argparse.Namespace) -> None:
     """In the child process: one section's rows as JSON on the last line of stdout."""
     with tempfile.TemporaryDirectory(prefix=f"trainyard-bench-{name}-") as scratch:
-        rows = {"convert": convert, "coco-eval": coco_eval, "infer": infer, "train": train,
-                "bootstrap": bootstrap}[name](args, Path(scratch))
+        rows = {"convert": convert, "coco-eval": coco_eval, "coco-eval-cli": coco_eval_processes, "infer": infer,
+                "train": train, "bootstrap": bootstrap}[name](args, Path(scratch))
     gpu = _peak_gpu_gib() if name in ("infer", "train") else None
     print(json.dumps({"rows": rows, "peak_gpu_gib": gpu}))
 
