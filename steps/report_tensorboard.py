@@ -50,7 +50,10 @@ def _images(writer: object, config: Config, gt: dict, images_dir: Path, results:
 
     shown_at = config.test.score_threshold
     for image in gt["images"][:IMAGES]:
-        picture = Image.open(images_dir / image["file_name"]).convert("RGB")
+        try:
+            picture = Image.open(images_dir / image["file_name"]).convert("RGB")
+        except OSError:
+            continue  # a drawing is a courtesy: an image that cannot be read here costs only its picture
         shown = [r for r in results if r["image_id"] == image["id"] and r["score"] >= shown_at]
         annotations = [a for a in gt["annotations"] if a["image_id"] == image["id"]]
         outcome = judge(shown, annotations, picture.height, picture.width)
