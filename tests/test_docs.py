@@ -15,7 +15,9 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +125,10 @@ def test_the_readmes_local_commands_run_as_written(tmp_path: Path, monkeypatch: 
     commands[LOCAL_COMMANDS[3]] = commands[LOCAL_COMMANDS[4]] = "ran"
 
     # tensorboard: --inspect reads the same logdir and exits; the validation AP is among the tags
-    tensorboard = Path(ROOT / ".venv" / "bin" / "tensorboard")
-    binary = str(tensorboard) if tensorboard.exists() else "tensorboard"
-    inspected = subprocess.run([binary, "--inspect", *shlex.split(LOCAL_COMMANDS[5])[1:]], capture_output=True,
+    # (its console script, or the same entry point where the script is not installed beside this Python)
+    binary = shutil.which("tensorboard", path=str(Path(sys.executable).parent))
+    command = [binary] if binary else [sys.executable, "-c", "from tensorboard.main import run_main; run_main()"]
+    inspected = subprocess.run([*command, "--inspect", *shlex.split(LOCAL_COMMANDS[5])[1:]], capture_output=True,
                                text=True, timeout=300, cwd=tmp_path)
     assert inspected.returncode == 0 and "validation/segm/AP" in inspected.stdout + inspected.stderr
     commands[LOCAL_COMMANDS[5]] = "ran"
