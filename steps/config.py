@@ -108,6 +108,10 @@ class ModelConfig(_Section):
     # Detections of one class overlapping more than this (box IoU) are suppressed at inference
     # (Mask R-CNN's 0.5). Lower it when objects of a class never overlap, e.g. plates.
     box_nms_thresh: float = Field(0.5, gt=0, le=1)
+    # Width of the FPN, the RPN head and the mask head's convolutions (Mask R-CNN's 256); the box
+    # head's two fully connected layers are 4x as wide (1024). The heads cost more than a
+    # ResNet-18 body on a CPU: 128 halves the demo's training step (scripts/bench.py).
+    fpn_channels: int = Field(256, gt=0, le=1024)
 
     @field_validator("anchor_sizes")
     @classmethod

@@ -84,6 +84,9 @@ def build_cfg(config: Config, num_classes: int, device: str, out_dir: Path | Non
         cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[size] for size in m.anchor_sizes]
     cfg.MODEL.RPN.POST_NMS_TOPK_TEST = m.rpn_proposals_test
     cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST = m.box_nms_thresh
+    cfg.MODEL.FPN.OUT_CHANNELS = m.fpn_channels
+    cfg.MODEL.ROI_MASK_HEAD.CONV_DIM = m.fpn_channels
+    cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 4 * m.fpn_channels
 
     cfg.INPUT.MIN_SIZE_TRAIN = train_min_sizes(m)
     cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING = "choice"

@@ -22,9 +22,10 @@ from torchvision.models import (
 )
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
-from torchvision.models.detection.mask_rcnn import MaskRCNN_ResNet50_FPN_Weights
-from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
+from torchvision.models.detection.backbone_utils import BackboneWithFPN, mobilenet_backbone, resnet_fpn_backbone
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNN_ResNet50_FPN_Weights, MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.ops import FeaturePyramidNetwork, FrozenBatchNorm2d, MultiScaleRoIAlign
 
 from steps.config import ModelConfig
 from steps.errors import ConfigError, ExternalError
@@ -111,11 +112,11 @@ def build_model(model: ModelConfig, num_classes: int, download: bool = False) ->
         sizes = tuple(model.anchor_sizes or (32, 64, 128, 256, 512))
         anchors = AnchorGenerator(sizes=(sizes,) * 3, aspect_ratios=((0.5, 1.0, 2.0),) * 3)
         return MaskRCNN(
-            backbone,
+            _with_fpn_width(backbone, model.fpn_channels),
             rpn_anchor_generator=anchors,
             box_roi_pool=MultiScaleRoIAlign(["0", "1"], output_size=7, sampling_ratio=2),
             mask_roi_pool=MultiScaleRoIAlign(["0", "1"], output_size=14, sampling_ratio=2),
-            **common,
+            **_heads(common, model.fpn_channels),
         )
     backbone = resnet_fpn_backbone(
         backbone_name=model.backbone,
@@ -127,7 +128,27 @@ def build_model(model: ModelConfig, num_classes: int, download: bool = False) ->
         common["rpn_anchor_generator"] = AnchorGenerator(
             sizes=tuple((size,) for size in model.anchor_sizes), aspect_ratios=((0.5, 1.0, 2.0),) * len(model.anchor_sizes)
         )
-    return MaskRCNN(backbone, **common)
+    return MaskRCNN(_with_fpn_width(backbone, model.fpn_channels), **_heads(common, model.fpn_channels))
+
+
+def _with_fpn_width(backbone: BackboneWithFPN, channels: int) -> BackboneWithFPN:
+    """`backbone` with an FPN of `channels` outputs (torchvision's builders make 256)."""
+    if channels != backbone.out_channels:
+        inputs = [block[0].in_channels for block in backbone.fpn.inner_blocks]
+        backbone.fpn = FeaturePyramidNetwork(inputs, channels, extra_blocks=backbone.fpn.extra_blocks)
+        backbone.out_channels = channels
+    return backbone
+
+
+def _heads(common: dict[str, object], channels: int) -> dict[str, object]:
+    """MaskRCNN's arguments with box and mask heads of the FPN's width: at 256, torchvision's own
+    (a box head of 1024, four mask convolutions of 256), so existing checkpoints load."""
+    if channels == 256:
+        return common
+    classes = common["num_classes"]
+    return {**common, "num_classes": None,
+            "box_head": TwoMLPHead(channels * 7 * 7, 4 * channels), "box_predictor": FastRCNNPredictor(4 * channels, classes),
+            "mask_head": MaskRCNNHeads(channels, (channels,) * 4, 1), "mask_predictor": MaskRCNNPredictor(channels, channels, classes)}
 
 
 def _fetch(download: Callable[[], T], model: ModelConfig) -> T:
