@@ -93,16 +93,19 @@ def _call_shared(function: Callable[[Any, T], R], item: T) -> R:
     return function(_shared, item)
 
 
-def parallel_map_shared(function: Callable[[Any, T], R], shared: Any, items: Sequence[T], workers: int | None = None) -> list[R]:
+def parallel_map_shared(function: Callable[[Any, T], R], shared: Any, items: Sequence[T], workers: int | None = None,
+                        *, threads_unused: bool = False) -> list[R]:
     """`[function(shared, item) for item in items]`, spread over forked worker processes.
 
     `shared` (a whole result file, a closure) reaches the workers with the process's memory:
     nothing is pickled but the items and the results. Where processes cannot be forked (not
-    Linux) it all runs here. `workers=None` uses the available cores.
+    Linux) it all runs here. `workers=None` uses the available cores. `threads_unused`: the
+    function never calls a library whose threads started here (see threads_started), so the
+    workers may be forked after them.
     """
     workers = max(1, min(available_cpus() if workers is None else workers, len(items)))
     context = _context()
-    if workers == 1 or context.get_start_method() != "fork" or _threads:
+    if workers == 1 or context.get_start_method() != "fork" or (_threads and not threads_unused):
         return [function(shared, item) for item in items]
     global _shared
     _shared = shared

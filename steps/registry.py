@@ -2,7 +2,8 @@
 
 Layout under `promotion.registry` (a folder or gs://bucket/prefix):
 
-    models/<model_id>/   model.pth, config.yaml, anything else, metrics.json, lineage.json
+    models/<model_id>/   model.pth, config.yaml, anything else, metrics.json, lineage.json;
+                         predictions/<key>.json, its predictions on a validation split (store_predictions)
     production.json      {"model_id", "uri", "promoted_at", "reason", "metrics", "previous", "history"}
 
 `lineage.json` is written last, so a folder without it is an interrupted registration and is ignored.
@@ -95,6 +96,36 @@ def fetch_model(registry_uri: str, model_id: str, dest: Path) -> Path:
         model_id = pointer["model_id"]
     model = show(registry_uri, model_id)
     return storage.download_dir(model.uri, Path(dest))
+
+
+def stored_predictions(registry_uri: str, model_id: str, key: str) -> dict[str, list[dict[str, Any]]] | None:
+    """{"categories", "results"}: a model's predictions kept under `key` (store_predictions), or
+    None when there are none (or they are damaged: the caller predicts and stores them again).
+
+    The predictions are checked by whoever scores them, as any predictions (steps/metrics)."""
+    text = storage.read_text(_predictions_uri(registry_uri, model_id, key))
+    if text is None:
+        return None
+    try:
+        kept = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    ok = isinstance(kept, dict) and isinstance(kept.get("results"), list) and isinstance(kept.get("categories"), list) \
+        and all(isinstance(c, dict) and isinstance(c.get("id"), int) and isinstance(c.get("name"), str) for c in kept["categories"])
+    return kept if ok else None
+
+
+def store_predictions(registry_uri: str, model_id: str, key: str, kept: dict[str, list[dict[str, Any]]]) -> None:
+    """Keep a model's predictions on one validation split (and its categories) beside its files,
+    under `key` (a hex digest of what they depend on): the next run that scores the same model
+    on the same split reads them instead of running the model (models/<id>/predictions/<key>.json)."""
+    storage.write_text(_predictions_uri(registry_uri, model_id, key), json.dumps(kept, separators=(",", ":")))
+
+
+def _predictions_uri(registry_uri: str, model_id: str, key: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", key):
+        raise ValueError(f"predictions key must be 64 hex digits, got {key!r}")
+    return storage.join(_model_uri(registry_uri, model_id, "model id"), "predictions", f"{key}.json")
 
 
 def production(registry_uri: str) -> dict[str, Any] | None:

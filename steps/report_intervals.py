@@ -2,7 +2,7 @@
 
 The images of the split are resampled with replacement (as the promotion bootstrap does,
 steps/evaluate/bootstrap.py) and each headline figure (steps/class_metrics.py `headline`) is
-recomputed on every resample; the interval is the 2.5th to 97.5th percentile of those values.
+recomputed on every resample, from the matches made once (steps/metrics/resampled.py); the interval is the 2.5th to 97.5th percentile of those values.
 A figure on a handful of images then reads "0.84 (0.52-1.00)" instead of four exact-looking decimals.
 """
 
@@ -10,28 +10,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from steps.class_metrics import class_names, headline, headline_keys
+from steps.class_metrics import headline, headline_keys
 from steps.config import EvaluateConfig
-from steps.evaluate.bootstrap import _by_image, _resample, _results  # the promotion bootstrap's resampling
-from steps.metrics.summary import family_metrics, family_of
+from steps.metrics.resampled import Resampled
+from steps.metrics.summary import family_of
 from steps.parallel import parallel_map_shared
 
 SAMPLES = 100  # enough for a 95% interval to about +-0.02 of its ends; each costs one scoring
-
-
-@dataclass(frozen=True)
-class _Pool:
-    gt: dict[str, Any]
-    images: list[dict[str, Any]]
-    annotations: dict[int, list[dict[str, Any]]]
-    results: dict[int, list[dict[str, Any]]]
-    families: tuple[str, ...]
-    config: EvaluateConfig
 
 
 def headline_intervals(gt: dict[str, Any], results: list[dict[str, Any]], config: EvaluateConfig,
@@ -46,11 +35,12 @@ def headline_intervals(gt: dict[str, Any], results: list[dict[str, Any]], config
     if not images or not keys_of or samples < 1:
         return {}
     families = tuple(sorted({family_of(key) for keys in keys_of.values() for key in keys}))
+    wanted = tuple(sorted({key for keys in keys_of.values() for key in keys}))
     rng = np.random.default_rng(seed)
     draws = [rng.integers(0, len(images), len(images)) for _ in range(samples)]
-    pool = _Pool(gt, images, _by_image(gt.get("annotations", [])), _by_image(results), families, config)
+    resampled = Resampled(gt, results, config, families, keys=wanted)
     values: dict[str, list[float]] = {figure: [] for figure in keys_of}
-    for metrics in parallel_map_shared(_score, pool, draws, workers):
+    for metrics in parallel_map_shared(_score, resampled, draws, workers, threads_unused=True):
         for figure, keys in keys_of.items():
             finite = [metrics[k] for k in keys if k in metrics and math.isfinite(metrics[k])]
             if finite:
@@ -64,10 +54,5 @@ def _family_keys(gt: dict[str, Any], config: EvaluateConfig) -> dict[str, float]
     return {"dv_mAP": 0.0, "EIR": 0.0} if has_plates else {}
 
 
-def _score(pool: _Pool, drawn: np.ndarray) -> dict[str, float]:
-    sample_gt = _resample(pool.gt, pool.images, drawn, pool.annotations)
-    sample_results = _results(drawn, pool.images, pool.results)
-    metrics: dict[str, float] = {}
-    for family in pool.families:
-        metrics.update(family_metrics(family, sample_gt, sample_results, pool.config))
-    return metrics
+def _score(resampled: Resampled, drawn: np.ndarray) -> dict[str, float]:
+    return resampled.metrics(drawn)

@@ -517,33 +517,6 @@ def test_maps_stay_in_a_worker_and_in_a_process_whose_library_threads_started(mo
     assert parallel.parallel_map(_cores_seen, [0, 1, 2, 3], workers=2, _item=0) == [cores] * 4
 
 
-def test_each_resample_scores_bit_for_bit_as_before(tmp_path: Path) -> None:
-    # bootstrap_key scores resamples of a ground truth rasterised once, with predictions checked
-    # once; every resample's score must be the plain path's, not only the win ratio.
-    from steps.config import EvaluateConfig
-    from steps.evaluate import bootstrap
-    from steps.metrics.coco_ap import with_mask_rles
-    from steps.metrics.summary import family_metrics
-
-    gt = json.loads((dataset(tmp_path, ["a", "plate"], images=12) / "val.json").read_text())
-    # Every fourth object missed, one in three found with the wrong class, scores spread out.
-    results = [{"image_id": a["image_id"], "category_id": a["category_id"] if a["id"] % 3 else 1 + a["category_id"] % 2,
-                "score": 0.5 + 0.04 * (a["id"] % 10), "bbox": a["bbox"],
-                "segmentation": encode(polygons_to_mask(a["segmentation"], H, W))}
-               for a in gt["annotations"] if a["id"] % 4]
-    images, rasterised = list(gt["images"]), with_mask_rles(gt)
-    for draw in range(5):
-        drawn = np.random.default_rng(draw).integers(0, len(images), len(images))
-        predictions = bootstrap._results(drawn, images, bootstrap._by_image(results))
-        for family in ("bbox", "segm"):
-            plain = family_metrics(family, bootstrap._resample(gt, images, drawn, bootstrap._by_image(gt["annotations"])),
-                                   predictions, EvaluateConfig())
-            fast = family_metrics(family, bootstrap._resample(rasterised, images, drawn,
-                                                              bootstrap._by_image(rasterised["annotations"])),
-                                  predictions, EvaluateConfig(), checked=True)
-            assert json.dumps(fast, sort_keys=True) == json.dumps(plain, sort_keys=True), (draw, family)
-
-
 def test_a_split_with_a_repeated_image_id_is_refused_by_name(tmp_path: Path) -> None:
     from steps.evaluate.scoring import load_split
 
@@ -568,3 +541,31 @@ def test_a_missing_or_broken_split_file_is_one_error_naming_it(tmp_path: Path, c
         (tmp_path / "test.json").write_bytes(content)
     with pytest.raises(InputError, match=message):
         load_split(tmp_path, "test")
+
+
+def test_production_is_predicted_once_per_dataset_version_and_split(setup) -> None:
+    # The champion's predictions on a split are kept beside it in the registry; a later run on the
+    # same dataset version and split scores them without loading the model, another version does not.
+    tmp_path, data, config, _ = setup
+    dataset(data, ["a", "plate"], images=10)
+    first = run(tmp_path, data, config(), "r1", {"model_0000001.pth": (["a", "plate"], [3])})
+    champion_file = tmp_path / "registry" / "models" / first.model_id / "model.pth"
+
+    def champion_loads() -> int:
+        return sum(1 for path in StandInBackend.loads if path.name == "model.pth")
+
+    scores = []
+    for name in ("r2", "r3"):
+        run(tmp_path, data, config(), name, {"model_0000001.pth": (["a", "plate"], [])})
+        scores.append(json.loads((tmp_path / name / "evaluation" / "evaluation.json").read_text())["champion"])
+    assert champion_file.is_file() and champion_loads() == 1  # r2 predicted with it, r3 read r2's predictions
+    assert scores[0] == scores[1]
+    kept = list((tmp_path / "registry" / "models" / first.model_id / "predictions").glob("*.json"))
+    assert len(kept) == 1
+    kept[0].write_text("{damaged")  # predicted again, and kept anew
+    run(tmp_path, data, config(), "r4", {"model_0000001.pth": (["a", "plate"], [])})
+    assert champion_loads() == 2 and json.loads(kept[0].read_text())["results"]
+    folder = tmp_path / "r5" / "checkpoints"
+    write_model(folder / "model_0000001.pth", ["a", "plate"], [])
+    evaluate(config(), data, folder, tmp_path / "r5" / "evaluation", "r5", "datasets/v2")  # another version
+    assert champion_loads() == 3

@@ -235,3 +235,38 @@ def test_upstream_phases_are_checked() -> None:
         parse_upstream("evaluate=$(rm -rf /)")
 
 
+
+
+def test_select_rescores_what_the_pods_stored_and_predicts_again_only_when_it_cannot(
+        select_setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each evaluate pod stores its checkpoints' predictions in its scores object; select scores the
+    # best one's itself without running the model, unless the file is not the one the pod recorded.
+    from steps.evaluate.__main__ import main as evaluate_main
+    from steps.select.__main__ import main as select_main
+
+    tmp_path, data, train = select_setup
+    names = ["model_0000001.pth", "model_0000002.pth", "model_0000003.pth"]
+    common = ["--dataset-dir", str(data), "--run-id", "run-1", "--set", f"promotion.registry={tmp_path / 'registry'}",
+              "--set", "evaluate.select_key=segm/AP50", "--set", "promotion.bootstrap_samples=50"]
+    scores = tmp_path / "scores"
+    for name in names:
+        group = scores / Path(name).stem
+        assert evaluate_main(["--only", name, "--checkpoints", str(train), "--output", str(tmp_path / "pods" / name),
+                              "--output-scores", str(group / "scores.json"), *common]) == 0
+    (scores / "model_0000003" / "predictions" / f"model_0000003-{'0' * 16}.json.gz").write_bytes(b"left by a killed try")
+    predicted = []
+    real = evaluate_module.score_checkpoints
+    monkeypatch.setattr(evaluate_module, "score_checkpoints", lambda *a, **k: predicted.append(a[3]) or real(*a, **k))
+
+    def select(out: str) -> dict:
+        assert select_main(["--scores", str(scores), "--upstream", "evaluate=Succeeded", "--checkpoints", str(train),
+                            "--output", str(tmp_path / out), *common]) == 0
+        return json.loads((tmp_path / out / "evaluation.json").read_text())
+
+    stored = select("stored")
+    assert predicted == [] and stored["best"] == "model_0000003.pth"
+    kept = json.loads((scores / "model_0000003" / "scores.json").read_text())[0]["predictions"]
+    (scores / "model_0000003" / kept["file"]).write_bytes(b"not what the pod recorded")
+    again = select("again")
+    assert [[path.name for _, path in checkpoints] for checkpoints in predicted] == [["model_0000003.pth"]]
+    assert again["checkpoints"] == stored["checkpoints"] and "predictions" not in json.dumps(stored["checkpoints"])

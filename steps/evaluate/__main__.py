@@ -23,8 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "train's checkpoint groups, or `all`) into --output/scores.json; `python -m steps.select` then "
                         "selects and promotes")
     parser.add_argument("--output-scores", type=Path,
-                        help="with --only: write the scores (a JSON list) here too, whole or not at all: the object "
-                        "`python -m steps.select` reads with the other pods' (workflows/pipeline.py SCORES_KEY)")
+                        help="with --only: write the scores (a JSON list) here too, whole or not at all, and each "
+                        "checkpoint's predictions beside it: the object `python -m steps.select` reads with the other "
+                        "pods' (workflows/pipeline.py SCORES_KEY), rescoring the best one's predictions")
     add_arguments(parser)
     args = parser.parse_args(argv)
     config = load_branch_config(args, args.branch_overrides)
@@ -33,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with dataset_folder(parser, args, config) as data, checkpoints_folder(args) as checkpoints:
         if args.only is not None:
-            scores = score_only(config, data, checkpoints, args.only, args.output)
+            scores = score_only(config, data, checkpoints, args.only, args.output,
+                                args.output_scores.parent if args.output_scores else None)
             # A sweep branch's scores say which branch, with which settings and where its checkpoints are.
             branch = {"branch": args.branch, "overrides": args.branch_overrides, "source": args.checkpoint_uri}
             scores = [{**row, **branch} for row in scores] if args.branch else scores

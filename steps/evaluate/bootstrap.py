@@ -14,7 +14,6 @@ above min_gain. Definitions and measured error rates: docs/metrics.md#promotion.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from steps.config import EvaluateConfig
-from steps.metrics.coco_ap import check_predictions, with_mask_rles
-from steps.metrics.summary import above_threshold, family_metrics, family_of
+from steps.metrics.resampled import Resampled, by_image, resample_gt, resample_results
+from steps.metrics.summary import family_of
 from steps.parallel import parallel_map_shared
 
 Metric = Callable[[dict[str, Any], list[dict[str, Any]]], float]
@@ -88,31 +87,33 @@ def paired_bootstrap(gt: dict[str, Any], challenger: list[dict[str, Any]], champ
     """
     images = list(gt["images"])
     draws = draw_resamples(len(images), samples, seed)
-    pool = _Pool(gt, images, _by_image(gt.get("annotations", [])), _by_image(challenger), _by_image(champion), metric)
+    pool = _Pool(gt, images, by_image(gt.get("annotations", [])), by_image(challenger), by_image(champion), metric)
     sign = 1.0 if mode == "max" else -1.0
     return np.array([sign * (a - b) for a, b in parallel_map_shared(_score_both, pool, draws, workers)],
                     dtype=np.float64)
 
 
 def bootstrap_key(gt: dict[str, Any], challenger: list[dict[str, Any]], champion: list[dict[str, Any]], key: str,
-                  config: EvaluateConfig, samples: int, mode: str = "max", workers: int | None = None) -> np.ndarray:
-    """paired_bootstrap of one metric key (`segm/AP50`, `dv_mAP`, ...), as evaluate compares models.
+                  config: EvaluateConfig, samples: int, mode: str = "max", workers: int | None = None,
+                  seed: int = 0) -> np.ndarray:
+    """paired_bootstrap of one metric key (`segm/AP50`, `dv_mAP`, ...), as evaluate compares models:
+    the same draws and, resample by resample, the same scores.
 
-    Each resample scores both models. For COCO keys the predictions are checked once here (a
-    resample only renumbers their images) and, for segm, the ground-truth polygons rasterised
-    once, not twice a resample: COCO scores read masks only (dv_mAP and EIR read the polygons).
+    Each model's predictions are checked and matched on the whole split once (COCO keys; EIR's
+    plates are read once), and each resample is then an accumulation over its drawn images
+    (steps/metrics/resampled.py), on `workers` processes (default: the available cores).
     """
     family = family_of(key)
-    coco = family in ("bbox", "segm")
-    if coco:
-        for predictions in (challenger, champion):  # what family_metrics will score of them
-            check_predictions(gt, above_threshold(predictions, config), family)  # type: ignore[arg-type]
-        gt = with_mask_rles(gt) if family == "segm" else gt
+    ours, theirs = (Resampled(gt, predictions, config, (family,), keys=(key,)) for predictions in (challenger, champion))
+    draws = draw_resamples(len(gt["images"]), samples, seed)
+    sign = 1.0 if mode == "max" else -1.0
+    scores = parallel_map_shared(_both, (ours, theirs, key), draws, workers, threads_unused=True)
+    return np.array([sign * (a - b) for a, b in scores], dtype=np.float64)
 
-    def metric(sample_gt: dict[str, Any], sample_results: list[dict[str, Any]]) -> float:
-        return family_metrics(family, sample_gt, sample_results, config, checked=coco).get(key, float("nan"))
 
-    return paired_bootstrap(gt, challenger, champion, metric, samples, mode, workers=workers)
+def _both(shared: tuple[Resampled, Resampled, str], drawn: np.ndarray) -> tuple[float, float]:
+    ours, theirs, key = shared
+    return ours.metrics(drawn).get(key, math.nan), theirs.metrics(drawn).get(key, math.nan)
 
 
 @dataclass(frozen=True)
@@ -128,30 +129,6 @@ class _Pool:
 
 
 def _score_both(pool: _Pool, drawn: np.ndarray) -> tuple[float, float]:
-    resampled = _resample(pool.gt, pool.images, drawn, pool.annotations)
-    return (pool.metric(resampled, _results(drawn, pool.images, pool.ours)),
-            pool.metric(resampled, _results(drawn, pool.images, pool.theirs)))
-
-
-def _by_image(items: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
-    grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for item in items:
-        grouped[int(item["image_id"])].append(item)
-    return grouped
-
-
-def _resample(gt: dict[str, Any], images: list[dict[str, Any]], drawn: np.ndarray,
-              annotations: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
-    """A ground truth of the drawn images; a repeated image becomes a new image id (1, 2, ...)."""
-    new_images, new_annotations = [], []
-    for position, index in enumerate(drawn, start=1):
-        image = images[index]
-        new_images.append({**image, "id": position})
-        for ann in annotations.get(int(image["id"]), []):
-            new_annotations.append({**ann, "id": len(new_annotations) + 1, "image_id": position})
-    return {**gt, "images": new_images, "annotations": new_annotations}
-
-
-def _results(drawn: np.ndarray, images: list[dict[str, Any]], results: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    return [{**res, "image_id": position}
-            for position, index in enumerate(drawn, start=1) for res in results.get(int(images[index]["id"]), [])]
+    resampled = resample_gt(pool.gt, pool.images, drawn, pool.annotations)
+    return (pool.metric(resampled, resample_results(drawn, pool.images, pool.ours)),
+            pool.metric(resampled, resample_results(drawn, pool.images, pool.theirs)))

@@ -20,6 +20,7 @@ from steps import __version__, registry
 from steps.config import Config, save_config
 from steps.db import Database, resolve_url
 from steps.errors import InputError
+from steps.evaluate import stored
 from steps.evaluate.bootstrap import bootstrap_key, gain_test
 from steps.evaluate.groups import list_checkpoints, pick
 from steps.evaluate.promotion import Decision, decide, decide_first, evidence, resamples, test_level
@@ -114,12 +115,18 @@ def prepare(config: Config, dataset_dir: Path, out_dir: Path) -> dict:
     return gt
 
 
-def score_only(config: Config, dataset_dir: Path, checkpoints_dir: Path, only: str, out_dir: Path) -> list[dict]:
+def score_only(config: Config, dataset_dir: Path, checkpoints_dir: Path, only: str, out_dir: Path,
+               stored_dir: Path | None = None) -> list[dict]:
     """One pod of the fan-out evaluation: score the checkpoints named in `only`, write
-    scores.json and their predictions; selection and promotion are the select step's."""
+    scores.json and their predictions; selection and promotion are the select step's.
+    `stored_dir`: the folder of the pod's scores object, where each checkpoint's predictions are
+    stored too, for select to rescore (steps/evaluate/stored.py)."""
     gt = prepare(config, dataset_dir, out_dir)
-    rows, _ = score_checkpoints(config, gt, dataset_dir, pick(list_checkpoints(checkpoints_dir), only), out_dir)
+    rows, predictions = score_checkpoints(config, gt, dataset_dir, pick(list_checkpoints(checkpoints_dir), only), out_dir)
     scores = [{k: v for k, v in row.items() if k != "path"} for row in rows]
+    if stored_dir is not None:
+        scores = [{**row, "predictions": stored.store(stored_dir, row["checkpoint"], predictions[row["checkpoint"]])}
+                  for row in scores]
     write_json(out_dir / "scores.json", scores)
     return scores
 
@@ -165,7 +172,7 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
     challenger = best["metrics"][key]
     log.info(f"evaluate: best checkpoint {best['checkpoint']} ({key} = {challenger:.4f})")
 
-    champion = _score_champion(config, gt, dataset_dir)
+    champion = _score_champion(config, gt, dataset_dir, dataset_version)
     reign = 1 + tested_comparisons(db, champion["model_id"]) if champion else 1
     decision = _decide(config, gt, best, predictions[best["checkpoint"]], champion, len(rows), reign)
     if partial:  # docs/cluster.md: a partial evaluation or sweep is registered, never promoted by itself
@@ -268,10 +275,13 @@ def _brief(metrics: dict[str, float], key: str) -> str:
     return "  ".join(f"{k}={metrics[k]:.4f}" for k in dict.fromkeys(shown) if k in metrics)
 
 
-def _score_champion(config: Config, gt: dict, dataset_dir: Path) -> dict | None:
+def _score_champion(config: Config, gt: dict, dataset_dir: Path, dataset_version: str) -> dict | None:
     """The production model scored on this validation split, so both compete on the same data.
 
-    It is loaded with the backend its lineage records, whatever this run's model.backend is.
+    It is loaded with the backend its lineage records, whatever this run's model.backend is. Its
+    predictions are kept in the registry by (model, dataset version, split, score threshold): a
+    later run on the same split (a sweep, a forced retrain, a retried select) scores them again
+    without running the model.
     """
     current = registry.production(config.promotion.registry)
     if current is None:
@@ -279,15 +289,33 @@ def _score_champion(config: Config, gt: dict, dataset_dir: Path) -> dict | None:
     model_id = current["model_id"]
     model = registry.show(config.promotion.registry, model_id)
     backend = model.lineage.get("backend") or config.model.backend
-    log.info(f"evaluate: scoring production model {model_id} ({backend}) on the same validation split")
-    with tempfile.TemporaryDirectory(prefix="trainyard-champion-") as scratch:
-        folder = registry.fetch_model(config.promotion.registry, model_id, Path(scratch))
-        predictor = get_backend(backend).load(folder / "model.pth")
-        mapping = category_map(predictor.categories, gt)
-        results = predict_split(predictor, gt, dataset_dir / "images", config.evaluate.score_threshold,
-                                f"production model {model_id}", batch_size=config.evaluate.batch_size)
+    key = _split_key(gt, dataset_version, config.evaluate.score_threshold)
+    kept = registry.stored_predictions(config.promotion.registry, model_id, key)
+    if kept is not None:
+        log.info(f"evaluate: scoring production model {model_id} ({backend}) with the predictions an earlier run "
+                 "made on this validation split")
+        categories, results = kept["categories"], kept["results"]
+    else:
+        log.info(f"evaluate: scoring production model {model_id} ({backend}) on the same validation split")
+        with tempfile.TemporaryDirectory(prefix="trainyard-champion-") as scratch:
+            folder = registry.fetch_model(config.promotion.registry, model_id, Path(scratch))
+            predictor = get_backend(backend).load(folder / "model.pth")
+            categories = predictor.categories
+            results = predict_split(predictor, gt, dataset_dir / "images", config.evaluate.score_threshold,
+                                    f"production model {model_id}", batch_size=config.evaluate.batch_size)
+        registry.store_predictions(config.promotion.registry, model_id, key,
+                                   {"categories": categories, "results": results})
+    mapping = category_map(categories, gt)
     return {"model_id": model_id, "backend": backend, "metrics": score(gt, results, config.evaluate),
             "missing_classes": mapping.missing, "results": results}
+
+
+def _split_key(gt: dict, dataset_version: str, score_threshold: float) -> str:
+    """What a model's predictions on a validation split depend on, as a hex digest."""
+    import hashlib
+
+    text = json.dumps([dataset_version, score_threshold, gt], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _register(config: Config, best: dict, dataset_version: str, run_id: str) -> registry.RegisteredModel:

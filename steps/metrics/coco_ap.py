@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from steps.errors import InputError
-from steps.masks import polygons_to_rle, segmentation_to_rle
+from steps.masks import segmentation_to_rle
 from steps.metrics.coco_stats import Scored, summarize
 from steps.metrics.ground_truth import check_masks_present, check_results
 from steps.parallel import gc_paused, threads_started
@@ -179,25 +179,3 @@ def _needed(iou_type: str, by_box: bool = False) -> tuple[str, ...]:
 def _unused(iou_type: str, by_box: bool = False) -> tuple[str, ...]:
     """The result fields an evaluation of `iou_type` neither checks nor reads."""
     return ("segmentation",) if iou_type == "bbox" else () if by_box else ("bbox",)
-
-
-def with_mask_rles(gt: dict[str, Any]) -> dict[str, Any]:
-    """`gt` with each polygon segmentation rasterised, once, to its compressed RLE.
-
-    COCO scores of the copy are the original's (the same C rasteriser, and the evaluator scores
-    masks only); scoring it again and again (the promotion bootstrap) no longer rasterises the
-    same polygons each time. Metrics that read the polygons themselves (dv_mAP, EIR) need `gt`.
-    """
-    sizes = _image_sizes(gt)
-    return {**gt, "annotations": [
-        {**ann, "segmentation": polygons_to_rle(ann["segmentation"], *sizes[ann["image_id"]])}
-        if _plain_polygons(ann.get("segmentation")) and ann.get("image_id") in sizes else ann
-        for ann in gt.get("annotations", [])
-    ]}
-
-
-def _plain_polygons(segmentation: Any) -> bool:
-    # Polygons of 3 points or more, which polygons_to_rle rasterises exactly as the evaluator
-    # does; anything else stays as it is, for the evaluator.
-    return isinstance(segmentation, list) and bool(segmentation) and all(
-        isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in segmentation)

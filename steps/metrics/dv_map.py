@@ -36,27 +36,44 @@ def dv_map(
     count, matched by mask IoU alone. Classes without ground truth are omitted; dv_mAP is NaN when
     no class has ground truth.
     """
+    names, per_image = dv_matches(gt, results, slices, iou_threshold, slice_iou, classes)
+    return dv_summary(names, per_image, list(range(len(gt.get("images", [])))))
+
+
+# Per class, per image of the ground truth (in its order): the scores of the image's predictions
+# of that class (in the results' order), which of them matched, and the image's objects.
+Matches = dict[int, list[tuple[list[float], list[bool], int]]]
+
+
+def dv_matches(gt: dict[str, Any], results: list[dict[str, Any]], slices: int = 3, iou_threshold: float = 0.5,
+               slice_iou: float = 0.5, classes: list[str] | None = None) -> tuple[dict[int, str], Matches]:
+    """Each image's greedy matches, per class: what dv_map ranks over all images. Matching is per
+    image, so a resample of the images (the bootstrap) is ranked from these without matching again."""
     if slices < 1:
         raise ValueError(f"slices must be >= 1, got {slices}")
     data = index(gt, results, needs=("segmentation",))
     sliced = set(data.names) if classes is None else data.category_ids(classes, "dv_map classes")
-
-    scores: dict[int, list[float]] = {cid: [] for cid in data.names}
-    hits: dict[int, list[bool]] = {cid: [] for cid in data.names}
-    num_gt = dict.fromkeys(data.names, 0)
+    matches: Matches = {cid: [] for cid in data.names}
     for image in data.images.values():
         truths = by_category(image.annotations)
-        for cid, preds in by_category(image.predictions).items():
+        predicted = by_category(image.predictions)
+        for cid in data.names:
+            preds = predicted.get(cid, [])
             needed = slice_iou if cid in sliced else None
-            matched = _match(image, truths.get(cid, []), preds, iou_threshold, needed, slices)
-            scores[cid] += [float(p["score"]) for p in preds]
-            hits[cid] += matched
-        for cid, anns in truths.items():
-            num_gt[cid] += len(anns)
+            hits = _match(image, truths.get(cid, []), preds, iou_threshold, needed, slices) if preds else []
+            matches[cid].append(([float(p["score"]) for p in preds], hits, len(truths.get(cid, []))))
+    return data.names, matches
 
-    per_class = {
-        data.names[cid]: average_precision(scores[cid], hits[cid], num_gt[cid]) for cid in data.names if num_gt[cid]
-    }
+
+def dv_summary(names: dict[int, str], matches: Matches, images: list[int]) -> dict[str, Any]:
+    """dv_map's figures over `images` (positions in the ground truth, repeats allowed, in order)."""
+    per_class = {}
+    for cid, name in names.items():
+        own = [matches[cid][i] for i in images]
+        objects = sum(count for _, _, count in own)
+        if objects:
+            per_class[name] = average_precision([s for scores, _, _ in own for s in scores],
+                                                [h for _, hits, _ in own for h in hits], objects)
     mean = float(np.mean(list(per_class.values()))) if per_class else float("nan")
     return {"dv_mAP": mean, "per_class": per_class}
 

@@ -2,9 +2,11 @@
 
 Each evaluate pod scored some checkpoints and wrote them as one object under the run's artifact
 prefix; this step gets them all as one folder (steps/select/scores.py). It picks the best by
-`evaluate.select_key`, predicts that one checkpoint again (the paired bootstrap and the PR
-curves need its per-image predictions), and then registers, decides and promotes exactly as a
-single evaluate pod does (steps/evaluate/evaluate.py `conclude`): once per run.
+`evaluate.select_key`, takes that checkpoint's predictions from its pod's object (the paired
+bootstrap and the PR curves need them; steps/evaluate/stored.py) and scores them itself, or
+predicts again when the pod stored none that can be used, and then registers, decides and
+promotes exactly as a single evaluate pod does (steps/evaluate/evaluate.py `conclude`): once per
+run.
 
 A partial result (a checkpoint no pod scored, an evaluate pod or sweep branch that failed) is
 still selected from and registered, says what is missing, and is never promoted automatically.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,6 +48,23 @@ def best_checkpoint(args: argparse.Namespace, best: dict) -> Iterator[tuple[Path
         yield found[best["file"]], list(found)
 
 
+def _predictions(config: Any, gt: dict, data: Path, best: dict, path: Path, stored: dict | None,
+                 out_dir: Path) -> list[dict]:
+    """The best checkpoint's predictions on the validation split: the ones its evaluate pod
+    stored, or, when it stored none that can be used, the model's, predicted again here."""
+    from steps.evaluate import stored as store
+    from steps.evaluate.evaluate import score_checkpoints
+
+    if stored is not None:
+        results, problem = store.load(Path(stored["folder"]), stored)
+        if results is not None:
+            log.info(f"select: rescoring the predictions its evaluate pod stored for {best['checkpoint']}")
+            return results
+        log.info(f"select: {problem}; predicting with {best['checkpoint']} again")
+    _, predicted = score_checkpoints(config, gt, data, [(best["iteration"], path)], out_dir)
+    return predicted[path.name]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m steps.select",
@@ -62,9 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = load_branch_config(args)
 
-    from steps.evaluate.evaluate import conclude, prepare, score_checkpoints, select_best
+    from steps.evaluate.evaluate import conclude, prepare, select_best
 
     rows = read_scores(args.scores)  # before the checkout: bad input fails at once
+    stored = {row["checkpoint"]: row.pop("predictions", None) for row in rows}
     upstream = parse_upstream(args.upstream)
     log.info(f"select: {len(rows)} checkpoints scored by the evaluate pods")
     best = select_best(rows, config.evaluate.select_key, config.evaluate.select_mode, config.evaluate.tie_break_key)
@@ -79,8 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if missing:
             log.info(f"select: partial result: {missing.describe()}; selecting among what was scored")
         gt = prepare(config, data, args.output)
-        _, predicted = score_checkpoints(config, gt, data, [(best["iteration"], path)], args.output)
-        predictions = {best["checkpoint"]: predicted[path.name]}
+        predictions = {best["checkpoint"]: _predictions(config, gt, data, best, path, stored[best["checkpoint"]], args.output)}
         version = args.dataset_version or str(args.dataset_dir)  # what the lineage records
         training = path.parent.parent if path.parent.name == "checkpoints" else path.parent  # the train output
         tensorboard = None

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from steps.errors import InputError
 from steps.evaluate.groups import BRANCH, CHECKPOINT
+from steps.evaluate.stored import entry
 
 SCORES_FILE = "scores.json"
 MAX_OBJECT_BYTES = 64 * 1024 * 1024  # 32 branches x 10 checkpoints x 100 classes is ~3 MB in all
@@ -26,8 +27,9 @@ UPSTREAM = re.compile(r"([a-z][-a-z0-9]*)=([A-Za-z]+)")
 
 
 def read_scores(folder: Path) -> list[dict]:
-    """Rows (checkpoint, iteration, metrics; a sweep's also branch, overrides, source) of every
-    `<group>/scores.json` under `folder`, oldest first per branch."""
+    """Rows (checkpoint, iteration, metrics; a sweep's also branch, overrides, source; and where
+    the pod stored the checkpoint's predictions, when it did) of every `<group>/scores.json`
+    under `folder`, oldest first per branch."""
     if not folder.is_dir():
         raise InputError(f"--scores {folder}: not a folder; expected the evaluate pods' scores objects")
     files = sorted(folder.rglob(SCORES_FILE))
@@ -68,7 +70,10 @@ def _rows(path: Path, scores: object) -> list[dict]:
         if branch and not BRANCH.fullmatch(branch.get("branch", "")):
             raise InputError(f"{path}: {name}: branch {branch.get('branch')!r} is not a branch name (b0, b1, ...)")
         label = f"{branch['branch']}/{name}" if branch else name  # checkpoint names repeat across branches
-        rows.append({"checkpoint": label, "file": name, "iteration": int(match.group(1)), "metrics": clean, **branch})
+        kept = entry(row.get("predictions"), f"{path}: {name}")
+        stored = {"predictions": {**kept, "folder": str(path.parent)}} if kept else {}
+        rows.append({"checkpoint": label, "file": name, "iteration": int(match.group(1)), "metrics": clean, **branch,
+                     **stored})
     return rows
 
 
