@@ -7,8 +7,9 @@ Sections (each runs in its own process, so that its peak memory is its own):
   coco-eval-cli  `trainyard coco-eval GT RESULTS` vs pycocotools' four-line script, whole processes
   infer      images/s per backend, one image per call vs --infer-batch images per call
   train      seconds per step per backend (detectron2 when importable)
-  bootstrap  the promotion bootstrap of segm/AP as evaluate runs it vs every resample checking the
-             predictions and rasterising the ground truth again (same draws, same confidence)
+  evaluate   evaluate and select at growing validation splits (plates, ~45 predictions per image):
+             prediction, scoring every metric, and the promotion bootstrap of each key (two models)
+             vs every resample scored from scratch (same draws, same gains)
 
 The defaults take a few minutes on 2 CPU cores; the figures the project tracks use
 `--convert-images 600 --coco-images 5000 --min-size 800 --max-size 1333`. With CUDA the same
@@ -39,7 +40,7 @@ from typing import Any
 SCRIPTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(SCRIPTS.parent))  # run from a checkout, installed or not
 sys.path.insert(0, str(SCRIPTS))
-SECTIONS = ("convert", "coco-eval", "coco-eval-cli", "infer", "train", "bootstrap")
+SECTIONS = ("convert", "coco-eval", "coco-eval-cli", "infer", "train", "evaluate")
 
 
 def _cuda() -> bool:
@@ -262,31 +263,12 @@ def _timed_in_fork(function: Any, encoded: str, *args: Any) -> tuple[float, Any]
     return result
 
 
-def bootstrap(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
-    """bootstrap_key (evaluate's promotion check) against the plain paired bootstrap, on all cores."""
-    import bench_coco_eval as scoring
-    import numpy as np
+def evaluate_costs(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    """Evaluate and select at growing validation splits: prediction, scoring, the bootstrap per key."""
+    import bench_evaluate
 
-    from steps.config import EvaluateConfig
-    from steps.evaluate.bootstrap import bootstrap_key, paired_bootstrap
-    from steps.metrics.summary import family_metrics
-    from steps.parallel import available_cpus
-
-    gt, challenger = scoring.build(args.bootstrap_images, 0)
-    rng = np.random.default_rng(1)  # a close champion: the same detections, a few missed, ranked a bit worse
-    champion = [{**res, "score": float(np.clip(res["score"] + rng.normal(0, 0.1), 0, 1))}
-                for res in challenger if rng.random() < 0.98]
-    config, samples = EvaluateConfig(), args.bootstrap_samples
-
-    def plain(sample_gt: dict[str, Any], sample_results: list[dict[str, Any]]) -> float:
-        return family_metrics("segm", sample_gt, sample_results, config)["segm/AP"]
-
-    anchor_s, theirs = _timed(paired_bootstrap, gt, challenger, champion, plain, samples)
-    ours_s, ours = _timed(bootstrap_key, gt, challenger, champion, "segm/AP", config, samples)
-    return [{"what": f"promotion bootstrap segm/AP, {samples} resamples of {args.bootstrap_images} images",
-             "ours_s": ours_s, "anchor": "each resample checks and rasterises again", "anchor_s": anchor_s,
-             "note": f"{available_cpus()} process(es); gain > 0 in {np.mean(ours > 0):.1%} of resamples"
-                     f"{'' if np.array_equal(ours, theirs, equal_nan=True) else ' MISMATCH'}"}]
+    sizes = [int(n) for n in args.evaluate_images.split(",") if n]
+    return bench_evaluate.costs(sizes, args.bootstrap_samples, args.anchor_samples, SCRIPTS.parent / "configs" / "local.yaml")
 
 
 def _dataset(args: argparse.Namespace, work: Path) -> Path:
@@ -364,21 +346,33 @@ def _available_backends(what: str, rows: list[dict[str, Any]]) -> Iterator[str]:
 
 
 def train(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    """Seconds per training step of each backend at the same settings: on a CPU at --train-batch
+    (and, with --train-config, the model of that config file, e.g. the demo's); on CUDA for each of
+    --gpu-batches with AMP on and off."""
     from bench_train_gpu import run_one
 
     dataset = _dataset(args, work)
     args.warmup, args.iterations = args.train_warmup, args.train_iterations
-    args.workers, args.batch_size = args.train_workers, args.train_batch
+    args.workers, args.config = args.train_workers, args.train_config
+    cuda = _cuda()
+    settings = [(b, amp) for b in (int(n) for n in args.gpu_batches.split(",")) for amp in (True, False)] if cuda \
+        else [(args.train_batch, None)]
+    size = f"{args.train_config.name}'s model" if args.train_config else f"{args.min_size}/{args.max_size}"
     rows, steps = [], {}
     for name in _available_backends("train", rows):
-        result = run_one(name, dataset, work / "train", args)
-        steps[name] = result["step_p50_s"]
-        rows.append({"what": f"train {name}, batch {result['batch']}, {args.min_size}/{args.max_size}, s/step (p50)",
-                     "ours_s": result["step_p50_s"], "note": f"{result['images_per_s']:.2f} images/s"})
-    if "detectron2" in steps:
-        for row in rows:
-            if row["what"].startswith("train torchvision"):
-                row.update(anchor="detectron2", anchor_s=steps["detectron2"])
+        for batch, amp in settings:
+            args.batch_size, args.amp = batch, amp
+            result = run_one(name, dataset, work / "train", args)
+            steps[name, batch, amp] = result["step_p50_s"]
+            memory = f", peak GPU {result['peak_gpu_gib']:.2f} GiB" if result["peak_gpu_gib"] is not None else ""
+            rows.append({"what": f"train {name}, batch {result['batch']}{'' if amp is None else ', AMP ' + ('on' if amp else 'off')}, "
+                                 f"{size}, s/step (p50)",
+                         "ours_s": result["step_p50_s"], "key": (batch, amp), "backend": name,
+                         "note": f"{result['images_per_s']:.2f} images/s{memory}"})
+    for row in rows:  # torchvision beside detectron2 at the same settings
+        theirs = steps.get(("detectron2", *row.pop("key", (None, None))))
+        if row.pop("backend", "") == "torchvision" and theirs:
+            row.update(anchor="detectron2 at the same settings", anchor_s=theirs)
     return rows
 
 
@@ -386,7 +380,7 @@ def run_section(name: str, args: argparse.Namespace) -> None:
     """In the child process: one section's rows as JSON on the last line of stdout."""
     with tempfile.TemporaryDirectory(prefix=f"trainyard-bench-{name}-") as scratch:
         rows = {"convert": convert, "coco-eval": coco_eval, "coco-eval-cli": coco_eval_processes, "infer": infer,
-                "train": train, "bootstrap": bootstrap}[name](args, Path(scratch))
+                "train": train, "evaluate": evaluate_costs}[name](args, Path(scratch))
     gpu = _peak_gpu_gib() if name in ("infer", "train") else None
     print(json.dumps({"rows": rows, "peak_gpu_gib": gpu}))
 
@@ -425,10 +419,15 @@ def main() -> int:
     parser.add_argument("--train-images", type=int, default=8, help="synthetic images for infer and train")
     parser.add_argument("--train-iterations", type=int, default=3, help="timed steps per backend")
     parser.add_argument("--train-warmup", type=int, default=1, help="untimed steps first")
-    parser.add_argument("--train-batch", type=int, default=1, help="images per step")
+    parser.add_argument("--train-batch", type=int, default=1, help="images per step (CPU)")
+    parser.add_argument("--train-config", type=Path, help="train the model of this config file (e.g. configs/local.yaml) "
+                        "instead of the default R50-FPN at --min-size/--max-size")
+    parser.add_argument("--gpu-batches", default="4,16", help="CUDA: images per training step, each with AMP on and off")
     parser.add_argument("--train-workers", type=int, default=min(2, os.cpu_count() or 1), help="data-loader workers")
-    parser.add_argument("--bootstrap-images", type=int, default=500, help="synthetic validation images")
-    parser.add_argument("--bootstrap-samples", type=int, default=50, help="resamples (evaluate: 200)")
+    parser.add_argument("--evaluate-images", default="60,500", help="validation split sizes, comma-separated (issue: 60,500,2000)")
+    parser.add_argument("--bootstrap-samples", type=int, default=200, help="resamples of the promotion bootstrap")
+    parser.add_argument("--anchor-samples", type=int, default=3,
+                        help="resamples the former bootstrap is timed on (its time is scaled to --bootstrap-samples)")
     parser.add_argument("--section", help=argparse.SUPPRESS)  # internal: run one section in this process
     args = parser.parse_args()
     if args.section:

@@ -20,6 +20,7 @@ from steps.masks import polygons_to_rle  # noqa: E402
 
 HEIGHT, WIDTH = 240, 320
 DIGITS = "0123456789"
+DETECTIONS = 15
 KEYS = ("bbox/AP", "segm/AP", "segm/AP50-plate", "dv_mAP", "EIR")
 
 
@@ -66,7 +67,46 @@ def _predictions(gt: dict[str, Any], rng: np.random.Generator, copies: int, wron
     return results
 
 
-def costs(sizes: list[int], samples: int, anchor_samples: int) -> list[dict[str, Any]]:
+def prediction_seconds(config_file: Path, images: int = 4) -> float:
+    """Seconds per validation image for the model `config_file` trains (untrained weights, at most
+    DETECTIONS detections an image), on this machine's device, one image per call."""
+    import tempfile
+
+    import torch
+
+    from steps.config import load_config
+    from steps.labelme2coco import labelme2coco
+    from steps.models import get_backend
+    from steps.models.batching import predict_images
+    from steps.models.checkpoints import save_checkpoint
+    from steps.sample_data import generate_sample
+    from steps.models.torchvision_model import build_model
+
+    config = load_config(config_file, [])
+    config.model.backend = "torchvision"
+    with tempfile.TemporaryDirectory(prefix="trainyard-bench-predict-") as scratch:
+        root = Path(scratch)
+        generate_sample(root / "labelme", num_images=images, seed=0, image_size=(WIDTH, HEIGHT))
+        coco = labelme2coco(root / "labelme", root / "coco").output_dir
+        categories = [{"id": i + 1, "name": n} for i, n in enumerate(["plate", *DIGITS])]
+        torch.manual_seed(0)
+        model = build_model(config.model, len(categories) + 1)
+        from steps.config import dump_config
+
+        save_checkpoint({"backend": "torchvision", "iteration": 0, "model": model.state_dict(), "config": dump_config(config),
+                         "categories": categories}, root / "model.pth")
+        predictor = get_backend("torchvision").load(root / "model.pth", "auto")
+        # Untrained weights score every class alike: keep as many detections as the trained demo
+        # model makes (about 15 an image), or pasting 100 masks an image would be timed instead.
+        predictor.model.roi_heads.detections_per_img = DETECTIONS
+        inputs = [(path, i) for i, path in enumerate(sorted((coco / "images").iterdir()), start=1)]
+        list(predict_images(predictor, inputs[:1], 0.05))  # warm-up
+        started = time.perf_counter()
+        list(predict_images(predictor, inputs, 0.05))
+        return (time.perf_counter() - started) / len(inputs)
+
+
+def costs(sizes: list[int], samples: int, anchor_samples: int, config_file: Path | None = None) -> list[dict[str, Any]]:
     """Rows: per size, scoring all metrics once, and the promotion bootstrap of each key (two models,
     `samples` resamples, all cores) beside the former way (every resample scored from scratch,
     timed on `anchor_samples` resamples and scaled to `samples`)."""
@@ -77,9 +117,15 @@ def costs(sizes: list[int], samples: int, anchor_samples: int) -> list[dict[str,
 
     config = EvaluateConfig()
     rows = []
+    predict_s = prediction_seconds(config_file) if config_file else None
     for images in sizes:
         gt, ours, theirs = plate_scene(images)
         per_image = len(ours) / images
+        if predict_s is not None:
+            rows.append({"what": f"evaluate: predict {images} val images, {config_file.name}'s model",
+                         "ours_s": predict_s * images,
+                         "note": f"{predict_s:.3f} s/image, measured on 4 ({DETECTIONS} detections each); once per checkpoint, by its evaluate pod: "
+                                 "select rescores the stored predictions, production's are kept per dataset version"})
         started = time.perf_counter()
         all_metrics(gt, ours, config)
         rows.append({"what": f"evaluate: score all metrics, {images} val images", "ours_s": time.perf_counter() - started,

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
-from steps.config import Config  # noqa: E402
+from steps.config import Config, load_config  # noqa: E402
 from steps.errors import ConfigError  # noqa: E402
 from steps.models import BACKENDS, get_backend  # noqa: E402
 
@@ -41,23 +41,28 @@ def make_dataset(root: Path, images: int, width: int, height: int) -> Path:
 
 
 def bench_config(backend: str, args: argparse.Namespace) -> Config:
-    """The default config (R50-FPN, 800/1333, AMP on CUDA), trained from scratch, logging every step."""
-    config = Config()
+    """The default config (R50-FPN, 800/1333, AMP on CUDA), or the model of `args.config` (a config
+    file: the demo's, configs/local.yaml), trained from scratch, logging every step."""
+    config = load_config(args.config) if getattr(args, "config", None) else Config()
     config.model.backend = backend
     config.model.pretrained = "none"  # GPU nodes in CI or a lab may have no internet: no downloads
-    config.model.min_size, config.model.max_size = args.min_size, args.max_size
+    if not getattr(args, "config", None):
+        config.model.min_size, config.model.max_size = args.min_size, args.max_size
     config.train.iterations = args.warmup + args.iterations
     config.train.checkpoint_period = config.train.iterations  # one checkpoint, after the timed steps
     config.train.log_period = 1
     config.train.num_workers = args.workers
+    config.train.device = "auto"
     if args.batch_size:
         config.train.batch_size = args.batch_size
+    if getattr(args, "amp", None) is not None:
+        config.train.amp = args.amp
     return config
 
 
 def run_one(backend: str, dataset: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     config = bench_config(backend, args)
-    out = work / backend
+    out = work / f"{backend}-{config.train.batch_size}-{config.train.amp}"
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -67,6 +72,7 @@ def run_one(backend: str, dataset: Path, work: Path, args: argparse.Namespace) -
     return {
         "backend": backend,
         "batch": config.train.batch_size,
+        "amp": config.train.amp and torch.cuda.is_available(),
         "images_per_s": config.train.batch_size / mean,
         "step_mean_s": mean,
         "step_p50_s": statistics.median(seconds),

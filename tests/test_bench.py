@@ -19,16 +19,17 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 def test_bench_prints_a_row_per_figure_on_tiny_sizes() -> None:
     done = subprocess.run(
-        [sys.executable, str(SCRIPTS / "bench.py"), "--sections", "convert,coco-eval,coco-eval-cli,bootstrap",
+        [sys.executable, str(SCRIPTS / "bench.py"), "--sections", "convert,coco-eval,coco-eval-cli,evaluate",
          "--convert-images", "3", "--coco-images", "40", "--repeat", "2",
-         "--bootstrap-images", "20", "--bootstrap-samples", "5"],
+         "--evaluate-images", "8", "--bootstrap-samples", "3", "--anchor-samples", "1"],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     table = done.stdout[done.stdout.index("figure"):]
     for row in ("labelme2coco, 3 files", "coco-eval bbox, 40 images", "coco-eval segm, 40 images",
                 "trainyard coco-eval bbox, 40 images, whole process", "trainyard coco-eval segm, 40 images, whole process",
-                "promotion bootstrap segm/AP, 5 resamples"):
+                "evaluate: predict 8 val images", "evaluate: score all metrics, 8 val images",
+                "bootstrap segm/AP, 3 resamples of 8 images", "bootstrap EIR, 3 resamples of 8 images"):
         assert row in table
     assert "max |diff|" in table and "MISMATCH" not in table  # each contender's AP is pycocotools'
 
