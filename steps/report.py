@@ -123,9 +123,9 @@ def write_test_report(
         {"title": "Everything found, nothing false", "cards": [c for c in judged if not c["errors"]]},
         {"title": "Without ground truth", "cards": [c for c in cards if not c["judged"]]},
     ]
-    run = out_dir.parent.parent  # the local runner's layout: <run>/<task>/<artifact>
     links = _links(out_dir, evaluation=next(
-        (page for task in EVALUATION_TASKS if (page := _existing(run / task / "evaluation" / "report.html"))), None))
+        (page for task in EVALUATION_TASKS if (page := _existing(_local_artifact(out_dir, task, "evaluation") / "report.html"))),
+        None))
     numeric = {k: v for k, v in metrics.items() if _number(v)}
     theirs = {k: v for k, v in (production.metrics if production else {}).items() if _number(v)}
     page = out_dir / "index.html"
@@ -345,14 +345,29 @@ EVALUATION_TASKS = ("select", "evaluate")
 
 
 def _local_test_report(out_dir: Path) -> Path | None:
-    """The test report of the same local run (`<run>/select/evaluation` -> `<run>/test/report`).
+    """The test report of the same local run (select's `evaluation` -> test's `report`).
 
     It is written after this page, so only the local runner's layout tells where it will be; on a
     cluster each artifact lives apart and the Argo UI lists both.
     """
-    if out_dir.parent.name not in EVALUATION_TASKS or not (out_dir.parent.parent / "train").is_dir():
+    if not any(task.name in EVALUATION_TASKS for task in _local_task(out_dir)):
         return None
-    return out_dir.parent.parent / "test" / "report" / "index.html"
+    return _local_artifact(out_dir, "test", "report") / "index.html"
+
+
+def _local_task(out_dir: Path) -> list[Path]:
+    """`<run>/<task>`, the local runner's folder of the task that writes `out_dir`, when there is one
+    (its run folder holds `train`): each pod's files lie under it as in the pod."""
+    return [folder for folder in out_dir.parents if folder.parent != folder and (folder.parent / "train").is_dir()][:1]
+
+
+def _local_artifact(out_dir: Path, task: str, artifact: str) -> Path:
+    """Another task's artifact of the same local run, at the place beside `out_dir` that it has in
+    its own pod (the pipeline's templates keep their outputs side by side); or a path that does not
+    exist, off a cluster's run."""
+    for folder in _local_task(out_dir):
+        return folder.parent / task / out_dir.parent.relative_to(folder) / artifact
+    return out_dir.parent / "-" / artifact
 
 
 def _links(out_dir: Path, test: Path | None = None, evaluation: Path | None = None, tensorboard: str | None = None,

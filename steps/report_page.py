@@ -24,9 +24,9 @@ is rebased to the file the page is written to, as a relative file path (lexicall
 On the cluster that path is the URL path because the test template lays its container paths out
 as Argo's URLs are (workflows/pipeline.py `_page`: the page at `<outputs>/<name>.html`, output
 folders at `<outputs>/<name>`, input folders at `<inputs>/<name>`, `<inputs>` = `../inputs` from
-`<outputs>`; tests/test_report_page.py checks it). The local runner maps every artifact to a
-folder (workflows/local/template_io.py `path_map`): the page becomes that folder's index.html and
-the same rule links it to the other folders on disk. No link is followed or read, so nothing
+`<outputs>`; tests/test_report_page.py checks it). The local runner gives each pod a file system
+of its own on disk (workflows/local/podfs.py), the same layout: the same rule links the page to the
+other folders there. No link is followed or read, so nothing
 outside the report can end up in the page.
 """
 

@@ -70,8 +70,9 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     assert pages["evaluation-report"].read_text().lstrip().lower().startswith("<!doctype html")
     # Locally the two folder reports link each other (select's evaluation <-> test's report).
     evaluation_page = (first.tasks["select"].artifacts["evaluation"] / "report.html").read_text()
-    assert 'href="../../test/report/index.html"' in evaluation_page
-    assert 'href="../../select/evaluation/report.html"' in page
+    # (each pod's files lie in <run>/<task>/ as in the pod: /work/outputs/... in its /work volume)
+    assert 'href="../../../../../test/volumes/work/outputs/report/index.html"' in evaluation_page
+    assert 'href="../../../../../select/volumes/work/outputs/evaluation/report.html"' in page
     # the summary says where everything is
     assert "Dataset version: datasets/v1" in out and "Training: 2 iterations" in out
     assert "Validation metrics" in out and str(report / "index.html") in out
@@ -149,8 +150,8 @@ def test_fan_out_evaluation_of_three_checkpoints_in_parallel_promotes_once(sampl
     # Each pod wrote one object under the run's scores prefix, which select read as one folder.
     scores = sorted((result.run_dir / "objects" / "trainyard" / result.run_id / "scores").glob("*/scores.json"))
     assert [(p.parent.name, len(json.loads(p.read_text()))) for p in scores] == [("model_0000001", 2), ("model_0000003", 1)]
-    assert sorted(p.relative_to(result.run_dir / "select" / "inputs" / "scores").as_posix()
-                  for p in (result.run_dir / "select" / "inputs" / "scores").rglob("*.json")) == [
+    loaded = result.run_dir / "select" / "volumes" / "work" / "inputs" / "scores"  # /work/inputs/scores in its pod
+    assert sorted(p.relative_to(loaded).as_posix() for p in loaded.rglob("*.json")) == [
         "model_0000001/scores.json", "model_0000003/scores.json"]
     evaluation = json.loads((result.tasks["select"].artifacts["evaluation"] / "evaluation.json").read_text())
     assert [row["checkpoint"] for row in evaluation["checkpoints"]] == [

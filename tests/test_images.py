@@ -23,8 +23,8 @@ from workflows.pipeline import RUN_AS, WORKFLOW_PARAMETERS, build_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "images"
-# Which pyproject extras each image installs (hera and google-re2, base dependencies, only serve workflows/).
-WORKFLOWS_ONLY = {"hera", "google-re2"}
+# Which pyproject extras each image installs (hera, google-re2 and psutil, base dependencies, only serve workflows/).
+WORKFLOWS_ONLY = {"hera", "google-re2", "psutil"}
 IMAGE_EXTRAS = {"record": ["record"], "train": ["record", "train", "evaluate", "detectron2"]}
 
 

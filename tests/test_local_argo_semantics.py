@@ -166,7 +166,8 @@ def test_retry_policy(tmp_path: Path, policy: str, code_kind: str, retried: bool
 def test_retry_limit_and_last_retry_variables(tmp_path: Path) -> None:
     # operator.go buildRetryStrategyLocalScope: lastRetry.exitCode/status/duration are strings;
     # a failed container's status is 'Failed'. processNodeRetries: "No more retries left".
-    seen = tmp_path / "seen"
+    seen = tmp_path / "again" / "seen"  # in both runs' runs folder: shared with their steps
+    seen.parent.mkdir()
     record = ("import sys, pathlib, os; p = pathlib.Path(sys.argv[1]); "
               "p.write_text(p.read_text() + sys.argv[2] + ',' if p.exists() else sys.argv[2] + ','); sys.exit(5)")
     step = container("step", record, [str(seen), "x"],

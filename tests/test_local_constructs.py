@@ -80,16 +80,19 @@ def test_a_nested_dag_s_outputs_are_resolved_or_its_node_errors(tmp_path: Path) 
 
 def test_container_paths_inside_a_shell_command_are_the_steps_own(tmp_path: Path) -> None:
     # Root causes 5 and 6: a declared path inside `sh -c "..."` is mapped like a whole argument,
-    # so the step writes its own file (not the machine's), and `> "$1"` finds its folder made.
+    # so the step writes its own file (not the machine's), and `> "$1"` finds the folder every
+    # image has (/tmp) made, as in a pod; a folder no image has (/work) is not made for it.
     host = f"/tmp/trainyard-{uuid.uuid4().hex}/out.txt"
     step = sh("s", f"mkdir -p $(dirname {host}) && echo hi > {host}",
               outputs={"parameters": [{"name": "v", "valueFrom": {"path": host}}]})
-    direct = {"name": "d", "container": {"image": "x", "command": ["sh", "-c", 'echo there > "$1"', "sh",
-                                                                    "/work/outputs/v"]},
-              "outputs": {"parameters": [{"name": "v", "valueFrom": {"path": "/work/outputs/v"}}]}}
-    result = run(manifest([{"name": "a", "template": "s"}, {"name": "b", "template": "d"}], [step, direct]), tmp_path)
+    direct = {"name": "d", "container": {"image": "x", "command": ["sh", "-c", 'echo there > "$1"', "sh", "/tmp/v"]},
+              "outputs": {"parameters": [{"name": "v", "valueFrom": {"path": "/tmp/v"}}]}}
+    nowhere = {"name": "n", "container": {"image": "x", "command": ["sh", "-c", 'echo there > "$1"', "sh", "/work/v"]}}
+    result = run(manifest([{"name": "a", "template": "s"}, {"name": "b", "template": "d"},
+                           {"name": "c", "template": "n"}], [step, direct, nowhere]), tmp_path)
     assert result.tasks["a"].parameters == {"v": "hi"} and not Path(host).exists()
-    assert result.tasks["b"].parameters == {"v": "there"}
+    assert result.tasks["b"].parameters == {"v": "there"} and not Path("/tmp/v").exists()
+    assert result.tasks["c"].status == "Failed"  # sh: can't create /work/v: no such folder, as in a pod
 
 
 def test_an_absent_optional_input_without_default_errors_only_its_consumer(tmp_path: Path) -> None:
@@ -118,7 +121,7 @@ def test_manifests_that_crashed_the_runner(tmp_path: Path) -> None:
     flaky = sh("flaky", "test -e {{inputs.parameters.m}} || { touch {{inputs.parameters.m}}; exit 3; }",
                inputs={"parameters": [{"name": "m"}, {"name": "limit", "value": "1"}]},
                retryStrategy={"limit": "{{inputs.parameters.limit}}"})
-    marker = tmp_path / "marker"
+    marker = tmp_path / "r" / "marker"
     spec = manifest([{"name": "a", "template": "flaky", "arguments": {"parameters": [{"name": "m", "value": str(marker)}]}},
                      {"name": "b", "template": "ok", "arguments": {"parameters": None}}], [flaky, OK])
     assert statuses(run(spec, tmp_path / "r")) == {"a": "Succeeded", "b": "Succeeded"}
@@ -247,9 +250,18 @@ def test_the_suite_script_counts_outcomes_on_a_checkout_of_our_own(tmp_path: Pat
                "spec": {"entrypoint": "m", "templates": [{"name": "m", "container": {"image": "argoproj/argosay:v2",
                                                                                      "args": args}}]}}
         (functional / name).write_text(json.dumps(doc))
+    # An example examples_test.go skips as meant to fail (its no-test label): Failed is Argo's outcome.
+    (tmp_path / "examples").mkdir()
+    failing = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+               "metadata": {"generateName": "x-", "labels": {"workflows.argoproj.io/no-test": "expected-failure"}},
+               "spec": {"entrypoint": "m", "templates": [
+                   {"name": "m", "steps": [[{"name": "s", "template": "f"}]]},
+                   {"name": "f", "container": {"image": "argoproj/argosay:v2", "args": ["exit", "1"]}}]}}
+    (tmp_path / "examples" / "fails.yaml").write_text(json.dumps(failing))
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, str(root / "scripts" / "argo_suite.py"), str(tmp_path), "-v"],
                           capture_output=True, text=True, timeout=120)
     assert "match    test/e2e/functional/ok.yaml" in done.stdout, done.stdout + done.stderr
     assert "diverges test/e2e/functional/bad.yaml: Failed, Argo: Succeeded" in done.stdout
-    assert done.stdout.splitlines()[-1].split() == ["all", "1", "0", "1", "0"] and done.returncode == 1
+    assert "match    examples/fails.yaml: Failed" in done.stdout
+    assert done.stdout.splitlines()[-1].split() == ["all", "2", "0", "1", "0", "0"] and done.returncode == 1

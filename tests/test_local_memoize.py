@@ -15,9 +15,9 @@ COUNT = ("import sys, pathlib; c = pathlib.Path(sys.argv[1]); c.open('a').write(
 
 def _spec(tmp_path: Path, key: str, max_age: str = "") -> dict:
     memo = {"key": key, "cache": {"configMap": {"name": "cache"}}, **({"maxAge": max_age} if max_age else {})}
-    produce = container("produce", COUNT, [str(tmp_path / "count"), "/out/v", "{{inputs.parameters.x}}"],
+    produce = container("produce", COUNT, [str(tmp_path / "runs" / "count"), "/out/v", "{{inputs.parameters.x}}"],
                         inputs=[{"name": "x"}], outputs=[{"name": "v", "valueFrom": {"path": "/out/v"}}], memoize=memo)
-    got = container("got", WRITE, [str(tmp_path / "got"), "{{inputs.parameters.v}}"], inputs=[{"name": "v"}])
+    got = container("got", WRITE, [str(tmp_path / "runs" / "got"), "{{inputs.parameters.v}}"], inputs=[{"name": "v"}])
     return manifest([
         {"name": "produce", "template": "produce", "arguments": {"parameters": [{"name": "x", "value": "{{workflow.parameters.x}}"}]}},
         {"name": "got", "template": "got", "depends": "produce",
@@ -30,7 +30,7 @@ def _run(spec: dict, tmp_path: Path, run: str, **params: str):
 
 
 def _ran(tmp_path: Path) -> int:
-    return len((tmp_path / "count").read_text().splitlines())
+    return len((tmp_path / "runs" / "count").read_text().splitlines())
 
 
 def test_a_hit_gives_the_cached_outputs_without_running(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_a_hit_gives_the_cached_outputs_without_running(tmp_path: Path) -> None:
     assert _run(spec, tmp_path, "r1").succeeded and _ran(tmp_path) == 1
     second = _run(spec, tmp_path, "r2")
     assert second.succeeded and _ran(tmp_path) == 1
-    assert second.tasks["produce"].parameters == {"v": "a"} and (tmp_path / "got").read_text() == "a"
+    assert second.tasks["produce"].parameters == {"v": "a"} and (tmp_path / "runs" / "got").read_text() == "a"
     # Another key is a miss.
     assert _run(spec, tmp_path, "r3", x="b").succeeded and _ran(tmp_path) == 2
 

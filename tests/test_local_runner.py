@@ -142,7 +142,7 @@ def test_retry_expression_retries_only_matching_exit_codes(tmp_path: Path) -> No
 def test_exit_handler_runs_after_a_failure_with_the_workflow_status(tmp_path: Path) -> None:
     manifest = _manifest(retry=None, fail_first=True)
     record = "import sys, pathlib; pathlib.Path(sys.argv[3]).write_text(sys.argv[1] + ' ' + sys.argv[2])"
-    out = tmp_path / "exit.txt"
+    out = tmp_path / "r" / "exit.txt"  # in the runs folder: a path of this machine its steps share
     manifest["spec"]["onExit"] = "bye"
     manifest["spec"]["templates"].append({"name": "bye", "container": {
         "image": "x", "command": ["python", "-c", record],

@@ -13,7 +13,9 @@ import pytest
 
 from steps.errors import InputError
 from steps.report_page import write_page
-from workflows.local.template_io import map_path, path_map
+from workflows.local import inputs
+from workflows.local.podfs import PodFS
+from workflows.local.volumes import mount_volumes
 from workflows.pipeline import build_pipeline
 
 KEY_FORMAT = "trainyard/{{workflow.name}}/{{pod.name}}"  # charts/trainyard/values.yaml artifacts.keyFormat
@@ -122,17 +124,22 @@ def test_argo_pages_link_their_images_through_the_artifact_server(tmp_path: Path
 
 
 def test_local_pages_link_the_runners_folders(tmp_path: Path) -> None:
-    """`trainyard run --local` maps each artifact path to a path in the step's folder, made by the
-    step as in a pod (workflows/local/template_io.py path_map): the page is the file there, as on
-    the cluster, and links the other folders on disk."""
+    """`trainyard run --local` gives each pod a file system of its own in the step's folder
+    (workflows/local/podfs.py): its volume, the input copied to its path there, the outputs made by
+    the step as in a pod. The page is the file there, as on the cluster, and links the other
+    folders on disk."""
     test, flags = _test_args()
     producer = tmp_path / "run" / "select" / "evaluation"
     producer.mkdir(parents=True)
-    paths = path_map(test, {"evaluation": producer}, tmp_path / "run" / "test", "test")
-    _fake_reports(Path(map_path(flags["--output"], paths)), Path(map_path(flags["--evaluation"], paths)))
-    pages = [write_page(Path(map_path(flags["--output"], paths)) / "index.html", Path(map_path(flags["--test-page"], paths))),
-             write_page(producer / "report.html", Path(map_path(flags["--evaluation-page"], paths)))]
-    assert [p.relative_to(tmp_path / "run").as_posix() for p in pages] == ["test/test-report", "test/evaluation-report"]
+    task = tmp_path / "run" / "test"
+    pod = PodFS(task / "fs").make()
+    mount_volumes(test["container"], test, {}, pod, task, tmp_path / "run", "test")
+    [evaluation] = test["inputs"]["artifacts"]
+    _fake_reports(Path(pod.local(flags["--output"])), producer)
+    inputs.load("evaluation", producer, pod.place(evaluation["path"]), optional=False)
+    pages = [write_page(Path(pod.local(flags["--output"])) / "index.html", Path(pod.local(flags["--test-page"]))),
+             write_page(Path(pod.local(flags["--evaluation"])) / "report.html", Path(pod.local(flags["--evaluation-page"])))]
+    assert all(p.is_relative_to(task) for p in pages)
     for page in pages:
         links = [link for link in _links(page.read_text()) if not link.startswith(("https:", "#"))]
         assert len(links) == 2 and "data:" not in page.read_text()

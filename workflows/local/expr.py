@@ -1,38 +1,34 @@
 """The part of expr-lang (github.com/expr-lang/expr) that Argo evaluates for DAG `depends` and
 `retryStrategy.expression` (util/expr/argoexpr/eval.go: EvalBool, over util/expr/env's GetFuncMap).
 
-Supported: literals (numbers, quoted strings, true/false/nil, [lists]), names and `a.b` member
-access, `! not - && and || or == != < <= > >= in matches contains startsWith endsWith`,
-parentheses and the functions asInt/int, asFloat/float, string, len. Anything else is a
-TemplateError naming the construct, never a guess. `matches` is Go's RE2 (goregex.py); nesting
-deeper than MAX_DEPTH is refused by name.
+Supported: literals (numbers, quoted strings, true/false/nil, [lists]), names, `a.b` and `a[x]`
+access, `! not - + * / % && and || or == != < <= > >= in matches contains startsWith endsWith`,
+`a ?? b`, `c ? a : b`, pipes (`x | f(y)` is `f(x, y)`), parentheses, predicates (`{# > 1}`) and
+the functions of exprfuncs.py. Anything else is a TemplateError naming the construct, never a
+guess. `matches` is Go's RE2 (goregex.py); nesting deeper than MAX_DEPTH is refused by name.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from workflows.local.exprfuncs import FUNCTIONS, PREDICATES, SPRIG, ExprError, is_number
 from workflows.local.goregex import RegexError, search
-from workflows.local.templating import NotSupported, TemplateError
+from workflows.local.templating import NotSupported
 
 _TOKEN = re.compile(r"""
     \s*(?:
       (?P<number>\d+\.\d+|\d+)
     | (?P<string>'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")
     | (?P<name>[A-Za-z_$][A-Za-z0-9_$]*)
-    | (?P<op>==|!=|<=|>=|&&|\|\||[<>!()\[\],.\-+?:])
+    | (?P<op>==|!=|<=|>=|&&|\|\||\?\?|[<>!()\[\]{},.\-+*/%?:#|])
     )""", re.VERBOSE)
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
 _WORD_OPS = {"and": "&&", "or": "||", "not": "!"}
 MAX_DEPTH = 64  # nesting levels (parentheses, lists, calls, prefixes); each costs a few Python frames
 _COMPARATORS = ("==", "!=", "<", "<=", ">", ">=", "in", "matches", "contains", "startsWith", "endsWith")
-
-
-class ExprError(TemplateError):
-    """An expression Argo would reject, or one this runner does not evaluate."""
 
 
 def _tokens(text: str) -> list[tuple[str, Any]]:
@@ -62,48 +58,17 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
     return tokens
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _equal(left: Any, right: Any) -> bool:
     # expr's `==`: numbers compare by value across int/float; other kinds only equal their own kind.
-    if _is_number(left) and _is_number(right):
+    if is_number(left) and is_number(right):
         return left == right
     return type(left) is type(right) and left == right
 
 
 def _order(op: str, left: Any, right: Any) -> bool:
-    if not ((_is_number(left) and _is_number(right)) or (isinstance(left, str) and isinstance(right, str))):
+    if not ((is_number(left) and is_number(right)) or (isinstance(left, str) and isinstance(right, str))):
         raise ExprError(f"invalid operation: {left!r} {op} {right!r} (mismatched types)")
     return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
-
-
-def _as_int(value: Any) -> int:
-    if isinstance(value, str):  # expr's builtin int: strconv.Atoi
-        if not re.fullmatch(r"[+-]?\d+", value):
-            raise ExprError(f"invalid operation: int({value!r})")
-        return int(value)
-    if _is_number(value):
-        return int(value)
-    raise ExprError(f"invalid operation: int({value!r})")
-
-
-def _as_float(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ExprError(f"invalid operation: float({value!r})") from None
-
-
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "asInt": _as_int, "int": _as_int, "asFloat": _as_float, "float": _as_float,
-    "string": lambda v: v if isinstance(v, str) else str(v), "len": len,
-}
-# util/expr/env/env.go: sprig's functions under `sprig.` (only these here).
-SPRIG: dict[str, Callable[..., Any]] = {
-    "sha256sum": lambda v: hashlib.sha256(str(v).encode()).hexdigest(),
-}
 
 
 class _Parser:
@@ -112,6 +77,8 @@ class _Parser:
         self.pos = 0
         self.env = env
         self.depth = 0
+        self.elements: list[Any] = []  # the current `#` of each predicate being evaluated
+        self.predicates = 0  # predicates being parsed: where `#` may stand
 
     def nested(self) -> None:
         self.depth += 1
@@ -134,13 +101,24 @@ class _Parser:
 
     # Each level returns a thunk, so that && and || short-circuit as in expr.
     def parse(self) -> Any:
-        thunk = self.ternary()
+        thunk = self.pipe()
         if self.peek() is not None:
             raise ExprError(f"unexpected {self.peek()[1]!r}")
         return thunk()
 
+    def pipe(self) -> Callable[[], Any]:
+        """`x | f(a)` is `f(x, a)` (expr's pipe operator)."""
+        left = self.ternary()
+        while self.at("|"):
+            self.take()
+            kind, name = self.take()
+            if kind != "name" or not self.at("("):
+                raise ExprError(f"expected a function call after |, got {name!r}")
+            left = self._call(name, first=left)
+        return left
+
     def ternary(self) -> Callable[[], Any]:
-        condition = self.or_()
+        condition = self.nullish()
         if not self.at("?"):
             return condition
         self.take()
@@ -154,6 +132,13 @@ class _Parser:
                 raise ExprError(f"invalid operation: {value!r} used as a boolean")
             return yes() if value else no()
         return run
+
+    def nullish(self) -> Callable[[], Any]:
+        left = self.or_()
+        while self.at("??"):
+            self.take()
+            left = (lambda first, second: lambda: (lambda v: second() if v is None else v)(first()))(left, self.or_())
+        return left
 
     def or_(self) -> Callable[[], Any]:
         left = self.and_()
@@ -205,32 +190,69 @@ class _Parser:
             return _order(op, a, b)
         return run
 
-    def _call(self, function: Callable[..., Any]) -> Callable[[], Any]:
+    def _call(self, name: str, first: Callable[[], Any] | None = None) -> Callable[[], Any]:
+        """A call of a function of exprfuncs.py; `first`: the value piped into it."""
+        if name not in FUNCTIONS and name not in PREDICATES:
+            raise NotSupported(f"function {name}() is not supported by the local runner")
         self.take("(")
-        args = []
+        args = [first] if first is not None else []
         while not self.at(")"):
-            args.append(self.ternary())
+            args.append(self.predicate() if name in PREDICATES and len(args) == 1 else self.pipe())
             if not self.at(")"):
                 self.take(",")
         self.take(")")
-        return lambda: function(*[arg() for arg in args])
+        if name in PREDICATES:
+            if len(args) != 2:
+                raise ExprError(f"{name}() takes an array and a predicate")
+            items, test = args
+            return lambda: PREDICATES[name](items(), test())
+        function = FUNCTIONS[name]
+        return lambda: _apply(name, function, [arg() for arg in args])
+
+    def predicate(self) -> Callable[[], Callable[[Any], Any]]:
+        """`{ ... }`: a function of `#`, the element it is given."""
+        self.take("{")
+        self.predicates += 1
+        body = self.pipe()
+        self.predicates -= 1
+        self.take("}")
+
+        def bind() -> Callable[[Any], Any]:
+            def call(element: Any) -> Any:
+                self.elements.append(element)
+                try:
+                    return body()
+                finally:
+                    self.elements.pop()
+            return call
+        return bind
 
     def additive(self) -> Callable[[], Any]:
-        left = self.unary()
-        while self.at("+"):
+        left = self.multiplicative()
+        while op := self.at("+", "-"):
             self.take()
-            left = self._add(left, self.unary())
+            left = self._arithmetic(op, left, self.multiplicative())
+        return left
+
+    def multiplicative(self) -> Callable[[], Any]:
+        left = self.unary()
+        while op := self.at("*", "/", "%"):
+            self.take()
+            left = self._arithmetic(op, left, self.unary())
         return left
 
     @staticmethod
-    def _add(left: Callable[[], Any], right: Callable[[], Any]) -> Callable[[], Any]:
+    def _arithmetic(op: str, left: Callable[[], Any], right: Callable[[], Any]) -> Callable[[], Any]:
         def run() -> Any:
             a, b = left(), right()
-            if isinstance(a, str) and isinstance(b, str):
+            if op == "+" and isinstance(a, str) and isinstance(b, str):
                 return a + b
-            if _is_number(a) and _is_number(b):
-                return a + b
-            raise ExprError(f"invalid operation: {a!r} + {b!r} (mismatched types)")
+            if not (is_number(a) and is_number(b)) or (op == "%" and not (isinstance(a, int) and isinstance(b, int))):
+                raise ExprError(f"invalid operation: {a!r} {op} {b!r} (mismatched types)")
+            if op in ("/", "%") and b == 0:
+                raise ExprError(f"runtime error: {a!r} {op} 0")
+            return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
+                    "%": lambda: a % b}[op]()
         return run
 
     def unary(self) -> Callable[[], Any]:
@@ -258,21 +280,39 @@ class _Parser:
         return self.postfix()
 
     def postfix(self) -> Callable[[], Any]:
+        value = self.primary()
+        while self.at(".", "["):
+            if self.take()[1] == ".":
+                kind, key = self.take()
+                if kind != "name":
+                    raise ExprError(f"expected a name after ., got {key!r}")
+                value = (lambda of, k: lambda: _member(of(), k))(value, key)
+                continue
+            index = self.pipe()
+            self.take("]")
+            value = (lambda of, i: lambda: _member(of(), i()))(value, index)
+        return value
+
+    def primary(self) -> Callable[[], Any]:
         kind, value = self.take()
         if kind == "lit":
             return lambda: value
         if (kind, value) == ("op", "("):
-            inner = self.ternary()
+            inner = self.pipe()
             self.take(")")
             return inner
         if (kind, value) == ("op", "["):
             items = []
             while not self.at("]"):
-                items.append(self.ternary())
+                items.append(self.pipe())
                 if not self.at("]"):
                     self.take(",")
             self.take("]")
             return lambda: [item() for item in items]
+        if (kind, value) == ("op", "#"):
+            if not self.predicates:
+                raise ExprError("unexpected # outside a predicate")
+            return lambda: self.elements[-1]
         if kind != "name":
             raise ExprError(f"unexpected {value!r}")
         if value == "sprig" and self.at("."):
@@ -280,31 +320,46 @@ class _Parser:
             name = self.take()[1]
             if name not in SPRIG or not self.at("("):
                 raise NotSupported(f"function sprig.{name}() is not supported by the local runner")
-            return self._call(SPRIG[name])
+            return self._sprig(name)
         if self.at("("):
-            if value not in FUNCTIONS:
-                raise NotSupported(f"function {value}() is not supported by the local runner")
-            return self._call(FUNCTIONS[value])
+            return self._call(value)
         if value not in self.env:
             raise ExprError(f"unknown name {value}")
-        path = [value]
-        while self.at(".", "["):
-            if self.take()[1] == ".":
-                path.append(self.take()[1])
-                continue
-            kind, key = self.take()  # a['key']: member access by a quoted name
-            if kind != "lit" or not isinstance(key, str):
-                raise NotSupported("only a['quoted name'] indexing is supported by the local runner")
-            self.take("]")
-            path.append(key)
         env = self.env
+        return lambda: env[value]
 
-        def lookup() -> Any:
-            current: Any = env[path[0]]
-            for key in path[1:]:
-                current = current.get(key) if isinstance(current, Mapping) else getattr(current, key, None)
-            return current
-        return lookup
+    def _sprig(self, name: str) -> Callable[[], Any]:
+        self.take("(")
+        args = []
+        while not self.at(")"):
+            args.append(self.pipe())
+            if not self.at(")"):
+                self.take(",")
+        self.take(")")
+        return lambda: _apply(f"sprig.{name}", SPRIG[name], [arg() for arg in args])
+
+
+def _member(container: Any, key: Any) -> Any:
+    """`a.b`, `a['b']`, `a[0]`: a map's member (nil when missing) or a list's element."""
+    if isinstance(container, Mapping):
+        return container.get(key)
+    if isinstance(container, (list, str)) and is_number(key):
+        index = int(key)
+        if not -len(container) <= index < len(container):
+            raise ExprError(f"index out of range: {index} (array length {len(container)})")
+        return container[index]
+    if container is None:
+        return None
+    raise ExprError(f"cannot fetch {key!r} from {type(container).__name__}")
+
+
+def _apply(name: str, function: Callable[..., Any], args: list[Any]) -> Any:
+    try:
+        return function(*args)
+    except ExprError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        raise ExprError(f"{name}(): {exc}") from None
 
 
 def _matches(text: str, pattern: str) -> bool:

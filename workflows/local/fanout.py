@@ -8,7 +8,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from workflows.local.templating import TemplateError
+from workflows.local.templating import ErrorValue, TemplateError
 
 
 class _Number(str):
@@ -114,6 +114,22 @@ def aggregate(children: list[tuple[str, dict[str, str | None]]]) -> dict[str, st
     out = {name: _value_list(values) for name, values in per_name.items()}
     out[""] = _json(maps)
     return out
+
+
+def aggregate_results(children: list[tuple[str, str | None]]) -> str | None:
+    """processAggregateNodeOutputs: the Succeeded children's `outputs.result`, each parsed as JSON,
+    as one JSON list (`tasks.T.outputs.result`); a result that is not JSON is Argo's error where
+    the list is used; no child with a result, no list."""
+    results = [result for phase, result in children if phase == "Succeeded" and result is not None]
+    if not results:
+        return None
+    parsed = []
+    for result in results:
+        try:
+            parsed.append(json.loads(result, parse_int=_Number, parse_float=_Number))
+        except json.JSONDecodeError as exc:
+            return ErrorValue(f"unable to processAggregateNodeOutputs: {result[:80]!r} is not JSON ({exc.msg})")
+    return _json(parsed)
 
 
 def _value_list(values: list[str]) -> str:

@@ -69,9 +69,13 @@ def is_transient(message: str) -> bool:
 
 
 def last_retry(attempts: list[Node]) -> dict[str, object]:
-    """operator.go `buildRetryStrategyLocalScope`: all values are strings, as Argo passes them."""
+    """operator.go `buildRetryStrategyLocalScope`: all values are strings, as Argo passes them. The
+    duration is fmt.Sprint of the seconds between the node's start and end as stored, to the second
+    (metav1.Time), so `asInt(lastRetry.duration)` works as on Argo."""
     last = attempts[-1]
-    seconds = last.seconds
+    started = last.started_at.replace(microsecond=0) if last.started_at else None
+    finished = (last.finished_at or datetime.now(timezone.utc)).replace(microsecond=0)
+    seconds = (finished - started).total_seconds() if started else 0.0
     return {"retries": str(len(attempts) - 1),
             "lastRetry": {"exitCode": last.exit_code if last.exit_code is not None else "-1",
                           "status": last.phase,

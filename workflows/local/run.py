@@ -79,10 +79,12 @@ def plan_local_run(config: Path | None, overrides: list[str], parameters: dict[s
         repo = str(ensure_sample_repo(runs / "sample-dataset"))
     elif "://" not in repo and not Path(repo).exists():
         raise InputError(f"dataset repo {repo}: no such folder (give a git URL or an existing dataset repo)")
-    # Locally a retried step reruns in the same output folder, which already is durable.
-    params = {"checkpoint-root": "", **parameters, "dataset-repo": repo, "config": str(config_path),
-              "overrides": step_overrides}
-    return LocalPlan(new_run_dir(runs), config_path, params, database)
+    run_dir = new_run_dir(runs)
+    # A retried pod starts afresh, as on the cluster: train resumes from its durable checkpoints,
+    # locally a folder in the run's folder.
+    params = {"checkpoint-root": str(run_dir / "durable-checkpoints"), **parameters, "dataset-repo": repo,
+              "config": str(config_path), "overrides": step_overrides}
+    return LocalPlan(run_dir, config_path, params, database)
 
 
 def new_run_dir(runs: Path) -> Path:
@@ -121,8 +123,7 @@ def run_local(config: Path | None, overrides: list[str], parameters: dict[str, s
     check_enums(parameters, declared)  # `-p force-retrain=TRUE` too
     plan = plan_local_run(config, overrides, parameters, runs_dir, dataset_repo, sweep)
     if sweep is not None:
-        # Branches hand their checkpoints on through a durable folder: locally, one in the run's folder.
-        plan.parameters.setdefault("checkpoint-root", "")
+        # Branches hand their checkpoints on through the durable folder.
         if not plan.parameters["checkpoint-root"]:
             plan.parameters["checkpoint-root"] = str(plan.run_dir / "durable-checkpoints")
         plan.parameters["sweep"] = sweep_sets.parameter(sweep)

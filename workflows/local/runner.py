@@ -10,42 +10,41 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import shutil
+import posixpath
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
 from workflows.local import dag as dags
-from workflows.local import fanout, memoize
+from workflows.local import cluster_only, deadlines, fanout, memoize
+from workflows.local import pod as pods
 from workflows.local import retry
 from workflows.local.artifacts import BucketArtifacts, LocalObjects
 from workflows.local.expr import ExprError
 from workflows.local.status import write_status
 from workflows.local.nodes import WORKFLOW_PHASE, Node, duration, failures, pod_name
 from workflows.local import stepgroups
+from workflows.local.inputs import sub_path
 from workflows.local.outputs import nested_outputs
+from workflows.local.podfs import paths_in, shared_paths
 from workflows.local.process import Process
-from workflows.local.script import pod_container
-from workflows.local.template_io import (environment, input_artifact_sources, input_parameters, keyed_inputs, map_path,
-                                         map_paths_in, missing_artifacts,
-                                         output_parameters, path_map, skipped_default)
-from workflows.local.templating import AbsentOptionalError, NotSupported, TemplateError, substitute
+from workflows.local.template_io import input_artifact_sources, input_parameters, keyed_inputs, skipped_default
+from workflows.local.templating import NodeError, NotSupported, TemplateError, substitute
 from workflows.local.when import WhenError, should_execute
 
 # Fields the local runner understands. Scheduling fields only matter to Kubernetes: ignored here.
 TEMPLATE_FIELDS = {"name", "container", "script", "dag", "steps", "inputs", "outputs", "retryStrategy", "metadata",
-                   "parallelism", "memoize", "failFast"}
-SCHEDULING_FIELDS = {"nodeSelector", "tolerations", "affinity", "activeDeadlineSeconds", "podSpecPatch",
-                     "securityContext", "serviceAccountName", "priorityClassName", "timeout", "volumes"}
+                   "parallelism", "memoize", "failFast", "activeDeadlineSeconds", "timeout", "volumes"}
+SCHEDULING_FIELDS = {"nodeSelector", "tolerations", "affinity", "podSpecPatch", "securityContext",
+                     "serviceAccountName", "priorityClassName"}
 CONTAINER_FIELDS = {"image", "command", "args", "env", "resources", "imagePullPolicy", "securityContext",
                     "volumeMounts", "workingDir", "name"}
 TASK_FIELDS = {"name", "template", "arguments", "depends", "dependencies", "when", "withItems", "withParam",
@@ -57,12 +56,14 @@ CLUSTER_ONLY = {"resource": "it acts on Kubernetes objects", "suspend": "it wait
                 "data": "it reads an artifact repository", "containerSet": "its containers share a pod",
                 "daemon": "a daemon is reached over the pod network", "sidecars": "sidecars share the pod's network",
                 "initContainers": "init containers run in the pod", "steps": "", "dag": ""}
-STOP_MESSAGE = "workflow shutdown with strategy:  Stop"  # controller/exec_control.go (two spaces)
+# Artifact stores other than the run's own (a `gcs` key is the run's bucket); Kubernetes' access modes.
+OUTSIDE_STORES = {"s3", "oss", "azure", "hdfs", "artifactory", "http", "git", "raw", "plugin"}
+ACCESS_MODES = {"ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"}
 NOT_STARTED_MESSAGE = "workflow shutdown with strategy: Stop"  # controller/workflowpod.go createWorkflowPod
-SPEC_FIELDS = {"entrypoint", "templates", "arguments", "onExit"}
+SPEC_FIELDS = {"entrypoint", "templates", "arguments", "onExit", "volumeClaimTemplates", "volumes",
+               "activeDeadlineSeconds"}
 SPEC_IGNORED = {"serviceAccountName", "podGC", "ttlStrategy", "artifactRepositoryRef", "nodeSelector",
-                "tolerations", "volumes", "securityContext", "podMetadata", "workflowMetadata",
-                "activeDeadlineSeconds", "parallelism", "imagePullSecrets", "podDisruptionBudget",
+                "tolerations", "securityContext", "podMetadata", "workflowMetadata", "parallelism", "imagePullSecrets", "podDisruptionBudget",
                 "archiveLogs", "artifactGC", "priority", "podPriorityClassName", "hooks",
                 "terminationGracePeriodSeconds"}
 
@@ -95,6 +96,7 @@ class Level:
     inputs: dict[str, Path] = field(default_factory=dict)  # inputs.artifacts.NAME -> folder
     folder: str = ""  # under the run folder, ending in / when not empty
     prefix: str = "tasks"  # how its tasks are named in variables: tasks.NAME or steps.NAME
+    on_exit: bool = False  # the exit handler or an exit hook: its pods are not held to the workflow's deadline
 
 
 @dataclass
@@ -126,13 +128,23 @@ class LocalRunner:
         parallel: int = 1,
         entrypoints: Mapping[str, list[str]] | None = None,
         previous: Mapping[str, TaskResult] | None = None,
+        workdir: str | None = None,
+        shared: Iterable[Path | str] = (),
+        images: Mapping[str, Path] | None = None,
     ):
         """`entrypoints`: an image's ENTRYPOINT as a local command, for containers that give no
         `command` (Argo runs the image's; without an entry here such a container is refused).
         `previous`: the succeeded tasks of an earlier attempt of this run (`trainyard retry`),
-        kept as they are, as `argo retry` keeps succeeded nodes; the others run again."""
+        kept as they are, as `argo retry` keeps succeeded nodes; the others run again.
+        `workdir`: the images' working directory as a container path (Docker's default is `/`), in
+        each pod's own folder; without it steps run in `cwd`, the project trainyard's images hold.
+        `shared`: more paths of this machine that steps see as they are (podfs.py), besides the run's
+        folder, the runs folder, `cwd` and the paths given as parameters. `images`: a folder standing in
+        for an image's own files (its programs at their paths), read where the image has a file."""
         manifest = without_nulls(manifest)  # Go decodes `key: null` as a field not set
         self.entrypoints = dict(entrypoints or {})
+        self.workdir = workdir
+        self.images = dict(images or {})
         self.manifest = manifest
         self.spec = manifest.get("spec", {})
         self.run_dir = run_dir
@@ -145,8 +157,12 @@ class LocalRunner:
         self.templates = {t.get("name"): t for t in self.spec.get("templates", []) if isinstance(t, dict)}
         self.check_supported()
         self.parameters = self._workflow_parameters(parameters)
+        # This machine's paths the steps see as they are (podfs.py): the run's, the project's, the given ones.
+        self.shared_paths = shared_paths([run_dir, run_dir.parent, self.cwd, *shared, *paths_in(parameters.values())])
         self.parallel = parallel  # pods at once, like --parallel; Argo's `parallelism` fields bound it too
-        self._processes: set[Process] = set()
+        self._processes: dict[Process, bool] = {}  # running steps, each with whether it is an exit handler's
+        self._deadline: datetime | None = None  # the workflow's (spec.activeDeadlineSeconds)
+        self._past_deadline = False
         self._lock = threading.Lock()
         self._stopping = self._stopped = False
         self._terminating = False
@@ -160,9 +176,12 @@ class LocalRunner:
         def refuse(where: str, keys: set[str], allowed: set[str]) -> None:
             unknown = sorted(keys - allowed)
             if unknown:
-                raise TemplateError(f"{where}.{unknown[0]}: not supported by the local runner")
+                raise NotSupported(f"{where}.{unknown[0]}: not supported by the local runner")
 
         refuse("spec", set(self.spec), SPEC_FIELDS | SPEC_IGNORED)
+        if not isinstance(self.spec.get("activeDeadlineSeconds", 0), int):
+            raise TemplateError(f"spec.activeDeadlineSeconds: expected a whole number of seconds, got "
+                                f"{self.spec['activeDeadlineSeconds']!r}")
         if self.spec.get("hooks"):
             self.echo("note: lifecycle hooks do not run locally")
         if self.spec.get("onExit") and self.spec["onExit"] not in self.templates:
@@ -175,6 +194,13 @@ class LocalRunner:
                 if CLUSTER_ONLY[key]:
                     raise NotSupported(f"{where}.{key}: not supported by the local runner ({CLUSTER_ONLY[key]})")
             refuse(where, set(template), TEMPLATE_FIELDS | SCHEDULING_FIELDS)
+            if "container" in template or "script" in template:
+                cluster_only.check(template, self.spec, where)
+                for k, artifact in enumerate((template.get("outputs") or {}).get("artifacts") or []):
+                    store = sorted(set(artifact) & OUTSIDE_STORES)
+                    if store:
+                        raise NotSupported(f"{where}.outputs.artifacts[{k}].{store[0]}: an artifact saved to an outside "
+                                           "store is not supported by the local runner")
             if "container" in template:
                 refuse(f"{where}.container", set(template["container"]), CONTAINER_FIELDS)
                 self._check_command(template["container"], f"{where}.container")
@@ -202,6 +228,12 @@ class LocalRunner:
             for name in ([] if "{{" in target else target.split()):  # a {{...}} target is known at run time
                 if name not in names:
                     raise TemplateError(f"{where}.dag.target: unknown task {name!r}")
+        for i, claim in enumerate(self.spec.get("volumeClaimTemplates") or []):
+            modes = set(((claim or {}).get("spec") or {}).get("accessModes") or []) - ACCESS_MODES
+            if modes or not (claim.get("metadata") or {}).get("name"):
+                # operator.go createPVCs: Kubernetes refuses the claim, the workflow errs ("pvc create error").
+                raise TemplateError(f"spec.volumeClaimTemplates[{i}]: " + (
+                    f"unsupported access mode {sorted(modes)[0]!r}" if modes else "metadata.name is required"))
         entry = self.spec.get("entrypoint")
         if entry not in self.templates:
             raise TemplateError(f"spec.entrypoint: no template {entry!r}")
@@ -210,9 +242,16 @@ class LocalRunner:
         """A DAG task or a step: its fields, and the template it runs."""
         unknown = sorted(set(task) - TASK_FIELDS)
         if unknown:
-            raise TemplateError(f"{where}.{unknown[0]}: not supported by the local runner")
+            raise NotSupported(f"{where}.{unknown[0]}: not supported by the local runner")
         if task.get("template") not in self.templates:
             raise TemplateError(f"{where}.template: unknown template {task.get('template')!r}")
+        callee = self.templates[task["template"]]
+        given = {p.get("name") for p in (task.get("arguments") or {}).get("parameters") or []}
+        for param in (callee.get("inputs") or {}).get("parameters") or []:
+            if not {"value", "default", "valueFrom"} & set(param) and param.get("name") not in given:
+                # validate.go (common.ProcessArgs): the workflow is rejected.
+                raise TemplateError(f"{where}: templates.{callee['name']}.inputs.parameters.{param.get('name')} "
+                                    "was not supplied")
         hooks = task.get("hooks") or {}
         if set(hooks) - {"exit"} or any(set(h) - {"template", "arguments"} for h in hooks.values()):
             raise NotSupported(f"{where}.hooks: only an `exit` hook runs locally (lifecycle expressions do not)")
@@ -227,7 +266,7 @@ class LocalRunner:
                     # Kubernetes' decoder takes only strings here: the workflow is refused at submission.
                     raise TemplateError(f"{where}.{key}[{j}]: expected a string, got {item!r}: quote it ('{item}')")
         if not container.get("command") and container.get("image") not in self.entrypoints:
-            raise TemplateError(f"{where}.command: not given, so Argo runs the image's entrypoint, which does not "
+            raise NotSupported(f"{where}.command: not given, so Argo runs the image's entrypoint, which does not "
                                 f"exist on this machine (image {container.get('image')!r}): give the command")
 
     def _workflow_parameters(self, given: dict[str, str]) -> dict[str, str]:
@@ -269,6 +308,16 @@ class LocalRunner:
         for process in running:
             process.stop(**grace)
 
+    def _deadline_passed(self) -> None:
+        """The workflow's deadline: its running steps end (SIGTERM, then SIGKILL after the grace
+        period), the exit handler's and exit hooks' excepted; nothing due later starts."""
+        self._past_deadline = True
+        self.echo(f"Workflow deadline {deadlines.go_time(self._deadline)} passed: running steps are stopped")
+        with self._lock:
+            running = [process for process, on_exit in self._processes.items() if not on_exit]
+        for process in running:
+            process.stop(reason="workflow-deadline")
+
     @contextmanager
     def _signals(self) -> Iterator[None]:
         if threading.current_thread() is not threading.main_thread():
@@ -291,6 +340,13 @@ class LocalRunner:
         self.root = Node(self.run_id, self.run_id, entry["name"], started_at=self._started)
         self._results: dict[str, TaskResult] = {}  # the entry dag's tasks, as they finish
         self._write_status()
+        self._deadline = deadlines.workflow_deadline(self.spec, self._started)
+        timer = None
+        if self._deadline is not None:
+            timer = threading.Timer(max(0.0, (self._deadline - datetime.now(timezone.utc)).total_seconds()),
+                                    self._deadline_passed)
+            timer.daemon = True
+            timer.start()
         with self._signals():
             # operator.go operate: the entrypoint runs with the workflow's arguments as its arguments.
             arguments = {"parameters": [{"name": k, "value": v} for k, v in self.parameters.items()]}
@@ -299,7 +355,9 @@ class LocalRunner:
             try:
                 done = self._run_task(task, self.root, {}, level.values, level)
             except TemplateError as exc:
-                done = self._refused(self.root, exc)
+                done = self._could_not_run(self.root, exc)
+            if timer is not None:
+                timer.cancel()
             results = done.nested or {entry["name"]: done}
             phase = self.root.phase if self.root.phase != "Running" else done.status
             self.root.finish(phase, self.root.message)
@@ -445,7 +503,7 @@ class LocalRunner:
             else:
                 items = fanout.sequence(task["withSequence"], values, f"dag task {name!r}")
             children = fanout.expand(name, items)
-        except AbsentOptionalError as exc:
+        except NodeError as exc:
             return self._result(node.finish("Error", str(exc)))
         except NotSupported as exc:
             return self._refused(node, exc)
@@ -481,7 +539,7 @@ class LocalRunner:
                     return self._result(node.finish("Error", f"Invalid 'when' expression '{when}': {exc}"))
                 if not proceed:
                     return self._result(node.finish("Skipped", f"when '{when}' evaluated false"))
-        except AbsentOptionalError as exc:
+        except NodeError as exc:
             # dag.go executeDAGTask: a reference that cannot be resolved makes the task Error.
             return self._result(node.finish("Error", str(exc)))
         except TemplateError as exc:
@@ -494,10 +552,8 @@ class LocalRunner:
                 return self._result(node.finish("Failed", NOT_STARTED_MESSAGE))
             try:
                 done = self._run_task(task, node, results, values, level)
-            except AbsentOptionalError as exc:
-                done = self._result(node.finish("Error", str(exc)))
             except TemplateError as exc:
-                done = self._refused(node, exc)
+                done = self._could_not_run(node, exc)
             self._exit_hook(task, done, results, values, level)
             return done
 
@@ -514,14 +570,39 @@ class LocalRunner:
         name = f"{task['name']}.onExit"
         node = Node(f"{level.node.name}.{name}", name, hook["template"], started_at=datetime.now(timezone.utc))
         level.node.children.append(node)
-        own = self._values({task["name"]: done}, Level(level.node, {}, prefix=level.prefix), prefix=level.prefix)
-        hook_task = {"name": name, "template": hook["template"], "arguments": hook.get("arguments") or {},
+        own = {**values, **self._values({task["name"]: done}, Level(level.node, {}, prefix=level.prefix),
+                                        prefix=level.prefix)}
+        # exit_handler.go resolveExitTmplArgument: the hook's arguments are substituted with no strict
+        # prefixes, so a reference that cannot be resolved (a failed step's missing output) stays as
+        # written; each resolved value then reaches the hook as it is.
+        arguments = dict(hook.get("arguments") or {})
+        resolved: list[dict] = []
+        try:
+            for index, param in enumerate(arguments.get("parameters") or []):
+                tag = str(param.get("value", "")).strip()
+                if tag.startswith("{{") and tag.endswith("}}") and own.get(tag[2:-2].strip(), "") is None:
+                    resolved.append(param)  # an absent optional: input_parameters treats it as not given
+                    continue
+                own[f"hook.argument.{index}"] = substitute(str(param.get("value", "")), own, f"{name}.arguments",
+                                                           keep_unknown=True)
+                resolved.append({**param, "value": f"{{{{hook.argument.{index}}}}}"})
+        except TemplateError as exc:
+            done.hook = self._could_not_run(node, exc)
+            return
+        hook_task = {"name": name, "template": hook["template"], "arguments": {**arguments, "parameters": resolved},
                      "folder": f"{task.get('folder', task['name'])}.onExit"}
         self.echo(f"  {task['name']}: exit hook {hook['template']}")
         try:
-            done.hook = self._run_task(hook_task, node, {**results, task["name"]: done}, {**values, **own}, level)
+            done.hook = self._run_task(hook_task, node, {**results, task["name"]: done}, own,
+                                       replace(level, on_exit=True))
         except TemplateError as exc:
-            done.hook = self._refused(node, exc)
+            done.hook = self._could_not_run(node, exc)
+
+    def _could_not_run(self, node: Node, exc: TemplateError) -> TaskResult:
+        """A task that ended before its pod ran: Error as on Argo (NodeError), else refused."""
+        if isinstance(exc, NodeError):
+            return self._result(node.finish("Error", str(exc)))
+        return self._refused(node, exc)
 
     def _refused(self, node: Node, exc: TemplateError) -> TaskResult:
         """A refusal found mid-run (a variable or construct the runner cannot resolve): the task
@@ -535,7 +616,9 @@ class LocalRunner:
         """The TaskGroup's phase and its children's outputs aggregated as Argo shapes them."""
         node.finish(fanout.group_phase([c.status for c in children]))
         parameters = fanout.aggregate([(c.status, c.parameters) for c in children])
-        return TaskResult(node.display_name, node.phase, node.seconds, parameters=parameters, children=children)
+        result = fanout.aggregate_results([(c.status, c.result) for c in children])
+        return TaskResult(node.display_name, node.phase, node.seconds, parameters=parameters, children=children,
+                          result=result)
 
     def _result(self, node: Node, **kwargs: Any) -> TaskResult:
         if node.phase in ("Skipped", "Omitted"):
@@ -559,11 +642,11 @@ class LocalRunner:
         self.echo(f"[exit] {name}")
         node = Node(f"{self.run_id}.onExit", f"{self.run_id}.onExit", name, started_at=datetime.now(timezone.utc))
         # An exit handler sees workflow variables only, no task outputs (as on Argo).
-        level = Level(node, self._values({}, None), folder="")
+        level = Level(node, self._values({}, None), folder="", on_exit=True)
         try:
             result = self._run_task({"name": name, "template": name}, node, {}, level.values, level)
         except TemplateError as exc:
-            result = self._refused(node, exc)
+            result = self._could_not_run(node, exc)
         self.echo(f"[exit] {name} {'done' if result.status == 'Succeeded' else result.status.upper()} in {result.seconds:.1f}s")
         return result
 
@@ -597,12 +680,10 @@ class LocalRunner:
         task_dir.mkdir(parents=True, exist_ok=True)
         arguments = task.get("arguments", {})
         inputs = input_parameters(template, arguments, values, where)
-        folders = self._input_artifacts(template, arguments, results, level, task_dir, where)
+        sources = self._input_artifacts(template, arguments, results, level, task_dir, values, where)
         if "dag" in template or "steps" in template:
-            return self._run_nested(template, node, inputs, folders, task.get("folder", name))
-        paths = path_map(template, folders, task_dir, where)
+            return self._run_nested(template, node, inputs, sources, task.get("folder", name), level.on_exit)
         local_values = {**values, **{f"inputs.parameters.{k}": v for k, v in inputs.items()}}
-        container = pod_container(template, task_dir, paths, local_values)
         tmpl_where = f"template {template['name']!r}"
         log = task_dir / "log.txt"
         cache, key = None, ""
@@ -632,19 +713,16 @@ class LocalRunner:
             attempt_values = {**local_values, "pod.name": pod_name(self.run_id, attempt.name, template["name"])}
             if strategy is not None:
                 attempt_values["retries"] = str(len(attempts) - 1)
-            argv, env = self._command(container, attempt_values, paths, tmpl_where)
-            failed_load = self._load_keyed(template, arguments, attempt_values, paths, tmpl_where)
-            stdout = None
-            if failed_load:
-                attempt.finish("Error", failed_load)
-                parameters = {}
-            else:
-                parameters, stdout = self._attempt(attempt, argv, env, log, name, template, paths)
+            parameters, stdout, pod = self._pod(template, pods.folder(task_dir, len(attempts) - 1), sources, arguments,
+                                                attempt_values, attempt, log, name, level.on_exit, tmpl_where)
             if attempt.phase == "Succeeded" or strategy is None:
                 break
             if self._stopping:
                 # operator.go processNodeRetries: no retry once the workflow is shutting down.
                 node.finish(attempt.phase, "Stopped with strategy 'Stop'")
+                break
+            if self._past_deadline and not level.on_exit:
+                node.finish(attempt.phase, f"retry exceeded workflow deadline {deadlines.go_time(self._deadline)}")
                 break
             try:
                 again, message, wait = retry.decide(strategy, attempts, f"{tmpl_where}.retryStrategy")
@@ -656,7 +734,8 @@ class LocalRunner:
                 node.finish(attempt.phase, message)
                 break
             if wait and not self._sleep(wait, f"  {name}: backoff for {wait:.0f}s"):
-                node.finish(attempt.phase, "Stopped with strategy 'Stop'")
+                node.finish(attempt.phase, "Stopped with strategy 'Stop'" if self._stopping else
+                            f"retry exceeded workflow deadline {deadlines.go_time(self._deadline)}")
                 break
             self.echo(f"  {name}: {attempt.message}; retry {len(attempts)} ({retry.policy(strategy)})")
         if strategy is not None and attempts[-1].phase == "Succeeded":
@@ -665,7 +744,7 @@ class LocalRunner:
             self.echo(f"  {name}: {node.message}; full log: {log}")
             return self._result(node, log=log, exit_code=attempts[-1].exit_code)
         outputs = template.get("outputs", {}).get("artifacts", [])
-        artifacts = {a["name"]: Path(map_path(a["path"], paths)) for a in outputs}
+        artifacts = {a["name"]: pod.output(a["path"], f"output artifact {a['name']!r}") for a in outputs}
         artifacts = {k: v for k, v in artifacts.items() if v.exists()}  # an optional one not made is no output
         outputs = [a for a in outputs if a["name"] in artifacts]
         keys = {}
@@ -689,6 +768,35 @@ class LocalRunner:
         return self._result(node, parameters=parameters, artifacts=artifacts, log=log, artifact_keys=keys,
                             result=result, exit_code=attempts[-1].exit_code)
 
+    def _pod(self, template: dict, pod_dir: Path, sources: dict[str, Path], arguments: dict,
+             values: dict[str, str | None], attempt: Node, log: Path, name: str, on_exit: bool, where: str
+             ) -> tuple[dict[str, str | None], str | None, Any]:
+        """One attempt's pod (pod.py): made, loaded and run, unless a deadline passed or it cannot
+        be made (Error, as a pod Kubernetes or the init container refuses). Its outputs, stdout and
+        file system."""
+        if self._past_deadline and not on_exit:
+            # workflowpod.go build: no pod past the workflow's deadline; the node then fails.
+            attempt.finish("Failed", deadlines.WORKFLOW_DEADLINE)
+            return {}, None, None
+        try:
+            seconds = deadlines.pod_seconds(template, values, where)
+            if self._deadline is not None and not on_exit:
+                left = (self._deadline - datetime.now(timezone.utc)).total_seconds()
+                seconds = left if seconds is None else min(seconds, left)
+            pod, container = pods.prepare(self, template, pod_dir, sources, arguments, values, where)
+            argv, env, cwd = pods.command(self, container, values, pod, where)
+            memory = pods.memory_limit(container, f"{where}.container")
+            failed_load = pods.load_keyed(self, template, arguments, values, pod, where)
+        except NodeError as exc:
+            attempt.finish("Error", str(exc))
+            return {}, None, None
+        if failed_load:
+            attempt.finish("Error", failed_load)
+            return {}, None, pod
+        parameters, stdout = pods.attempt(self, attempt, argv, env, cwd, log, name, template, pod, seconds, on_exit,
+                                          memory)
+        return parameters, stdout, pod
+
     def _memoized(self, template: dict, values: dict[str, str | None], where: str
                   ) -> tuple[memoize.Cache, str, dict[str, Any] | None]:
         """The template's cache, its key, and on a hit the cached outputs as TaskResult fields."""
@@ -710,53 +818,52 @@ class LocalRunner:
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         return not self._stopping
 
-    def _command(self, container: dict, values: dict[str, str | None], paths: dict[str, str],
-                 where: str) -> tuple[list[str], dict[str, str]]:
-        command = container.get("command") or self.entrypoints[container["image"]]
-        argv = [substitute(a, values, f"{where}.container") for a in [*command, *container.get("args", [])]]
-        argv = [map_paths_in(a, paths) for a in argv]
-        if argv and argv[0] in ("python", "python3"):
-            argv[0] = sys.executable  # the interpreter (and venv) trainyard runs in
-        return argv, environment(container, values, self.secrets, self.cwd, where)
-
     def _input_artifacts(self, template: dict, arguments: dict, results: dict[str, TaskResult], level: Level,
-                         task_dir: Path, where: str) -> dict[str, Path]:
-        """Each input artifact's local folder: its producer's (or its caller's), or with --artifacts a
-        download of the producer's key (as Argo's init container loads it); raw data as its file."""
+                         task_dir: Path, values: dict[str, str | None], where: str) -> dict[str, Path]:
+        """Each input artifact's source: its producer's file or folder (or its caller's), with
+        --artifacts a download of the producer's key, raw data as its file; an argument's `subPath`
+        taken inside it. A pod loads a copy of each (pod.py); a dag or steps template passes them on."""
         folders = {name: task_dir / "inputs" / name for name in keyed_inputs(template, arguments, where)}
-        given = {a["name"] for a in arguments.get("artifacts", [])}
+        given = {a["name"]: a for a in arguments.get("artifacts", [])}
         for artifact in template.get("inputs", {}).get("artifacts", []):
             if "raw" in artifact and artifact["name"] not in given:
                 folders[artifact["name"]] = task_dir / "inputs" / artifact["name"]
                 folders[artifact["name"]].parent.mkdir(parents=True, exist_ok=True)
                 folders[artifact["name"]].write_text(str(artifact["raw"].get("data", "")))
         for name, tag in input_artifact_sources(template, arguments, where).items():
+            argument = given.get(name, {})
+            sub = substitute(str(argument.get("subPath") or ""), values, f"{where}.arguments.artifacts.{name}.subPath")
             if tag is None:
                 folders[name] = task_dir / "inputs" / name  # not supplied: nothing there
                 continue
             if tag.startswith("inputs."):
                 if tag.split(".")[2] not in level.inputs:
                     raise TemplateError(f"{where}: {{{{{tag}}}}} is not an input artifact of the template it is in")
-                folders[name] = level.inputs[tag.split(".")[2]]
+                folders[name] = sub_path(level.inputs[tag.split(".")[2]], sub, name)
                 continue
             _, producer, _, _, output = tag.split(".")
             done = results.get(producer)
             if done is None or output not in done.artifacts:
-                raise TemplateError(f"{where}: artifact {{{{{tag}}}}} was not produced")
+                if argument.get("optional"):
+                    folders[name] = task_dir / "inputs" / name  # dag.go: an optional one not found is left out
+                    continue
+                # dag.go resolveDependencyReferences / steps.go resolveReferences: the task errors.
+                raise NodeError(f"{where}: unable to resolve references: Unable to resolve: \"{tag}\"")
             if self.artifacts is None or output not in done.artifact_keys:
-                folders[name] = done.artifacts[output]
+                folders[name] = sub_path(done.artifacts[output], sub, name)
             else:
-                folders[name] = self.artifacts.load(done.artifact_keys[output], task_dir / "inputs" / name)
+                key = posixpath.join(done.artifact_keys[output], sub) if sub else done.artifact_keys[output]
+                folders[name] = self.artifacts.load(key, task_dir / "inputs" / name)
         return folders
 
     def _run_nested(self, template: dict, node: Node, inputs: dict[str, str], folders: dict[str, Path],
-                    folder: str) -> TaskResult:
+                    folder: str, on_exit: bool) -> TaskResult:
         """A dag or steps template (dag.go executeDAG, steps.go executeSteps): its tasks or steps run
         under its node, seeing its own inputs; then its outputs are taken from what they made."""
         base = self._values({}, None)
         base.update({f"inputs.parameters.{k}": v for k, v in inputs.items()})
         base.update({f"inputs.artifacts.{k}.path": str(v) for k, v in folders.items()})
-        level = Level(node, base, folders, f"{folder}/" if folder else "")
+        level = Level(node, base, folders, f"{folder}/" if folder else "", on_exit=on_exit)
         results: dict[str, TaskResult] = {}
         if node is self.root:
             self._results = results  # what status.json lists
@@ -780,62 +887,6 @@ class LocalRunner:
         node.finish(phase, node.message if phase != "Succeeded" else "")
         return TaskResult(node.display_name, node.phase, node.seconds, parameters=parameters, artifacts=artifacts,
                           message=node.message, nested=results)
-
-    def _load_keyed(self, template: dict, arguments: dict, values: dict[str, str | None], paths: dict[str, str],
-                    where: str) -> str:
-        """Each key-only input, loaded afresh for this attempt as Argo's init container loads it
-        (executor.go loadArtifact); the message of an init container that fails, or ""."""
-        for name, artifact in keyed_inputs(template, arguments, where).items():
-            key = substitute(str(artifact["gcs"]["key"]), values, f"{where}.inputs.artifacts.{name}.gcs.key")
-            target = Path(map_path(artifact["path"], paths))
-            shutil.rmtree(target, ignore_errors=True)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            store = self.artifacts if self.artifacts is not None else self.objects
-            if not store.load_prefix(key, target) and not artifact.get("optional"):
-                # operator.go inferFailedReason: an init container's failure makes the node Error.
-                return f"init: Error (exit code 1): artifact {name} failed to load: no results for key: {key}"
-        return ""
-
-    def _attempt(self, node: Node, argv: list[str], env: dict[str, str], log: Path, name: str, template: dict,
-                 paths: dict[str, str]) -> tuple[dict[str, str | None], str | None]:
-        """One pod: the container's exit decides Failed (controller/operator.go inferFailedReason:
-        `main: Error (exit code N)`); outputs that cannot be saved make it Error (the wait container)."""
-        try:
-            process = Process()
-            with self._lock:
-                self._processes.add(process)
-            try:
-                # Steps name themselves ("train: ...", for Argo's logs): don't say it twice. A fan-out
-                # child is `train(0:<its item>)`: its index is enough on every line (the item, a
-                # sweep branch's overrides, was printed when it started).
-                label = name.split(":", 1)[0] + ")" if "(" in name and ":" in name else name
-                step = name.split("(", 1)[0]
-                code = process.run(argv, self.cwd, env, log,
-                                   lambda line: self.echo(f"  {label} | {line.removeprefix(f'{step}: ')}"))
-            finally:
-                with self._lock:
-                    self._processes.discard(process)
-        except OSError as exc:
-            # cmd/argoexec/commands/emissary.go runEmissary: a command that cannot start leaves the
-            # main container's default exit code 64, so the node is Failed like any other exit.
-            node.exit_code = "64"
-            node.finish("Failed", f"main: Error (exit code 64): {exc}")
-            return {}, None
-        node.exit_code = str(code)
-        if self._stopping and code != 0:
-            node.finish("Failed", STOP_MESSAGE)
-            return {}, process.stdout
-        if code != 0:
-            node.finish("Failed", f"main: Error (exit code {code})")
-            return {}, process.stdout
-        try:
-            parameters = output_parameters(template, paths)
-            missing_artifacts(template, paths)
-        except TemplateError as exc:
-            node.finish("Error", str(exc))
-            return {}, process.stdout
-        node.finish("Succeeded")
-        return parameters, process.stdout
 
 
 def without_nulls(value: Any) -> Any:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workflows.local.template_io import map_paths_in
+from workflows.local.podfs import PodFS
 from workflows.local.templating import substitute
 
 SCRIPT_SOURCE_PATH = "/argo/staging/script"
 SCRIPT_FIELDS = {"source"}
 
 
-def pod_container(template: dict, task_dir: Path, paths: dict[str, str], values: dict[str, str | None]) -> dict:
-    """The container to run for a container or script template (`paths` learns the staging path);
-    the source is substituted as the rest of the template is, its container paths mapped."""
+def pod_container(template: dict, task_dir: Path, pod: PodFS, values: dict[str, str | None]) -> dict:
+    """The container to run for a container or script template (`pod` mounts the staging path);
+    the source is substituted as the rest of the template is, its container paths rewritten."""
     if "container" in template:
         return template["container"]
     script = template["script"]
@@ -27,8 +27,8 @@ def pod_container(template: dict, task_dir: Path, paths: dict[str, str], values:
     if script.get("source"):
         source = task_dir / "script"
         text = substitute(str(script["source"]), values, f"template {template['name']!r}.script.source")
-        source.write_text(map_paths_in(text, paths))
+        pod.mount(SCRIPT_SOURCE_PATH, source)
+        source.write_text(pod.rewrite(text))
         source.chmod(0o755)  # executor.go StageFiles writes the script with mode 0755
-        paths[SCRIPT_SOURCE_PATH] = str(source)
         container["args"] = [*script.get("args", []), SCRIPT_SOURCE_PATH]
     return container

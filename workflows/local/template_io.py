@@ -4,20 +4,20 @@ them, container paths mapped to folders of the run, environment and secrets."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from workflows.local.podfs import PROGRESS_FILE, PodFS
 from workflows.local.templating import AbsentOptionalError, NotSupported, TemplateError, substitute
 
 
-def output_parameters(template: dict, paths: dict[str, str]) -> dict[str, str | None]:
+def output_parameters(template: dict, pod: PodFS) -> dict[str, str | None]:
     """executor/executor.go SaveParameters: the file's content, or valueFrom.default when it
     cannot be read, minus exactly one trailing newline."""
     parameters: dict[str, str | None] = {}
     for param in template.get("outputs", {}).get("parameters", []):
         source = param["valueFrom"]["path"]
-        path = Path(map_path(source, paths))
+        path = pod.output(source, f"output parameter {param['name']!r}")
         try:
             value = path.read_bytes().decode("utf-8", errors="replace")
         except OSError:
@@ -29,12 +29,12 @@ def output_parameters(template: dict, paths: dict[str, str]) -> dict[str, str | 
     return parameters
 
 
-def missing_artifacts(template: dict, paths: dict[str, str]) -> None:
+def missing_artifacts(template: dict, pod: PodFS) -> None:
     """executor.go saveArtifact: a non-optional output artifact whose path does not exist fails the
     wait container, so the node is Error (an optional one is left out)."""
     for artifact in template.get("outputs", {}).get("artifacts", []):
-        if not artifact.get("optional") and not Path(map_path(artifact["path"], paths)).exists() \
-                and "path" in artifact:
+        if "path" in artifact and not artifact.get("optional") \
+                and not pod.output(artifact["path"], f"output artifact {artifact['name']!r}").exists():
             raise TemplateError(f"wait: output artifact {artifact['name']!r}: path {artifact['path']} does not exist")
 
 
@@ -110,31 +110,19 @@ def keyed_inputs(template: dict, arguments: dict, where: str) -> dict[str, dict]
     return keyed
 
 
-def path_map(template: dict, inputs: Mapping[str, Path], task_dir: Path, where: str) -> dict[str, str]:
-    """Container paths -> local paths: outputs under the task's folder, inputs where `inputs` has them."""
-    paths: dict[str, str] = {}
-    for artifact in template.get("outputs", {}).get("artifacts", []):
-        # Not made in advance: the step writes a file or a folder there, or nothing (then it is
-        # missing, as in a pod); the folder it is in exists, as the container's does.
-        paths[artifact["path"]] = str(task_dir / artifact["name"])
-    for param in template.get("outputs", {}).get("parameters", []):
-        if "path" not in param.get("valueFrom", {}):
-            raise NotSupported(f"{where}: output parameter {param['name']!r}: only valueFrom.path is supported locally")
-        paths[param["valueFrom"]["path"]] = str(task_dir / "outputs" / param["name"])
-        (task_dir / "outputs").mkdir(parents=True, exist_ok=True)
-    for artifact in template.get("inputs", {}).get("artifacts", []):
-        paths[artifact["path"]] = str(inputs[artifact["name"]])
-    return paths
-
-
 def environment(container: dict, values: dict[str, str | None], secrets: Mapping[tuple[str, str], str], cwd: Path,
-                where: str) -> dict[str, str]:
+                where: str, pod: PodFS) -> dict[str, str]:
+    """This machine's environment (the image's stand in), the pod's own temporary folder (TMPDIR,
+    as a pod's /tmp is its own) and progress file (ARGO_PROGRESS_FILE, workflowpod.go), then the
+    container's `env` with its container paths rewritten."""
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH", "")]))
+    env["TMPDIR"] = pod.local("/tmp")
+    env["ARGO_PROGRESS_FILE"] = pod.local(PROGRESS_FILE)
     for var in container.get("env", []):
         if "value" in var:
-            env[var["name"]] = substitute(str(var["value"]), values, f"{where}.env.{var['name']}")
+            env[var["name"]] = pod.rewrite(substitute(str(var["value"]), values, f"{where}.env.{var['name']}"))
             continue
         ref = var.get("valueFrom", {}).get("secretKeyRef")
         if ref is None:
@@ -150,23 +138,3 @@ def environment(container: dict, values: dict[str, str | None], secrets: Mapping
 def skipped_default(param: dict) -> str | None:
     value_from = param.get("valueFrom", {})
     return str(value_from["default"]) if "default" in value_from else None
-
-
-def map_paths_in(text: str, paths: dict[str, str]) -> str:
-    """Every container path of `paths` (or a path under it) that appears in `text`, a command line
-    as `sh -c` gets it or a script, rewritten to its local counterpart. A path counts where it
-    stands whole: not inside a longer name (`/tmp/out` is not rewritten inside `/tmp/output`)."""
-    if not paths or not text:
-        return text
-    ordered = sorted(paths, key=len, reverse=True)
-    pattern = re.compile(r"(?<![\w./-])(" + "|".join(re.escape(p.rstrip("/") or "/") for p in ordered) + r")(?![\w.-])")
-    mapped = {p.rstrip("/") or "/": local.rstrip("/") if p.endswith("/") else local for p, local in paths.items()}
-    return pattern.sub(lambda m: mapped[m.group(1)], text)
-
-
-def map_path(value: str, paths: dict[str, str]) -> str:
-    """Rewrite a container path (or anything under it) to its local counterpart."""
-    for container_path in sorted(paths, key=len, reverse=True):
-        if value == container_path or value.startswith(container_path.rstrip("/") + "/"):
-            return paths[container_path] + value[len(container_path):]
-    return value

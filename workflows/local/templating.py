@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from steps.errors import TrainyardError
 
-TAG = re.compile(r"{{\s*([^{}]+?)\s*}}")
+TAG = re.compile(r"{{(.*?)}}", re.DOTALL)  # as Argo's fasttemplate splits them: up to the first }}
 
 
 class TemplateError(TrainyardError):
@@ -23,20 +23,34 @@ class NotSupported(TemplateError):
     reported as an outcome Argo would give."""
 
 
-class AbsentOptionalError(TemplateError):
+class NodeError(TemplateError):
+    """What Argo's controller or executor gives this node too: the node ends Error with the message,
+    and the run goes on as Argo's would (not a refusal)."""
+
+
+class AbsentOptionalError(NodeError):
     """A skipped or omitted producer's output, which has no default, used inside a value: in Argo
     the consuming task errors (util/template/simple_template.go)."""
 
 
-def substitute(text: str, values: Mapping[str, str | None], where: str) -> str:
-    """Replace every `{{name}}` in `text` with `values[name]`."""
+class ErrorValue(str):
+    """A variable whose use is Argo's error for the node using it (its message is the value)."""
+
+
+def substitute(text: str, values: Mapping[str, str | None], where: str, keep_unknown: bool = False) -> str:
+    """Replace every `{{name}}` in `text` with `values[name]`. `keep_unknown`: leave a tag that
+    names no variable as it is (Argo's replace without strict prefixes)."""
 
     def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
+        name = match.group(1).strip()
         if name.startswith("="):
             return expression(name[1:], values, where)
+        if name not in values and keep_unknown:
+            return match.group(0)
         if name not in values:
             raise TemplateError(f"{where}: unknown variable {{{{{name}}}}}")
+        if isinstance(values[name], ErrorValue):
+            raise NodeError(f"{where}: {values[name]}")
         if values[name] is None:  # util/template/simple_template.go: a skipped producer's output, no default
             raise AbsentOptionalError(f"{where}: unable to substitute {{{{{name}}}}}: output is an absent optional "
                                 "(skipped/omitted node with no default)")
