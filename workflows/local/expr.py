@@ -302,12 +302,7 @@ class _Parser:
             self.take(")")
             return inner
         if (kind, value) == ("op", "["):
-            items = []
-            while not self.at("]"):
-                items.append(self.pipe())
-                if not self.at("]"):
-                    self.take(",")
-            self.take("]")
+            items = self.items("]")
             return lambda: [item() for item in items]
         if (kind, value) == ("op", "#"):
             if not self.predicates:
@@ -330,13 +325,18 @@ class _Parser:
 
     def _sprig(self, name: str) -> Callable[[], Any]:
         self.take("(")
-        args = []
-        while not self.at(")"):
-            args.append(self.pipe())
-            if not self.at(")"):
-                self.take(",")
-        self.take(")")
+        args = self.items(")")
         return lambda: _apply(f"sprig.{name}", SPRIG[name], [arg() for arg in args])
+
+    def items(self, end: str) -> list[Callable[[], Any]]:
+        """Comma-separated values up to `end` (a list's or a call's), `end` taken."""
+        items = []
+        while not self.at(end):
+            items.append(self.pipe())
+            if not self.at(end):
+                self.take(",")
+        self.take(end)
+        return items
 
 
 def _member(container: Any, key: Any) -> Any:
