@@ -11,14 +11,15 @@ stand-ins beside this script for Argo's test images (and `sh`: bash, as the imag
 $RANDOM and the like). Workflows run side by side (`--jobs`), as on a cluster. Each outcome is one of:
 
 - match: the workflow's phase is the one Argo gives (EXPECTED below, from the Go test that runs
-  the manifest or the controller code; an example's `no-test` label; else the folder's
-  convention: `functional`, `testdata` and `examples` succeed, `expectedfailures` fail); a
+  the manifest or the controller code for one no test runs, such as an example with the
+  `no-test` label; else the folder's convention: `functional`, `testdata` and `examples`
+  succeed, as examples_test.go requires, `expectedfailures` fail); a
   manifest Argo's validation rejects is Error, and one the runner rejects as invalid matches it;
 - refused: the runner refused it by name (before running or mid-run);
 - diverges: it ran and ended otherwise;
 - crash: the runner raised something other than a refusal;
-- cluster: Argo's outcome depends on the cluster's state (its RBAC, its nodes' labels), which no
-  manifest holds: counted apart, not compared.
+- n/a: Argo's outcome depends on what no manifest holds (the cluster's RBAC, its nodes' labels,
+  its scale; an image's own programs, the internet): counted apart, not compared.
 
 Prints one line per manifest that does not match (all with -v) and the counts per folder.
 """
@@ -61,13 +62,14 @@ DEFAULT_PHASE = {"test/e2e/functional": "Succeeded", "test/e2e/expectedfailures"
 
 @dataclass(frozen=True)
 class Expect:
-    phases: tuple[str, ...]  # Argo's phase (more than one: chance decides); none: the cluster's state decides
+    phases: tuple[str, ...]  # Argo's phase (more than one: chance decides); none: what no manifest holds
     why: str  # the Go test or controller code that defines it
     shutdown: str = ""  # "stop" / "terminate" once a step runs; "terminate-exit": while the exit handler runs
+    parameters: tuple[tuple[str, str], ...] = ()  # what the Go test submits it with (-p)
 
 
-def _e(phases: str, why: str, shutdown: str = "") -> Expect:
-    return Expect(tuple(phases.split("|")) if phases else (), why, shutdown)
+def _e(phases: str, why: str, shutdown: str = "", **parameters: str) -> Expect:
+    return Expect(tuple(phases.split("|")) if phases else (), why, shutdown, tuple(parameters.items()))
 
 
 RANDOM = "Succeeded|Failed"
@@ -88,6 +90,8 @@ EXPECTED: dict[str, Expect] = {
     "test/e2e/functional/workflow-exit-handler-sleep.yaml":
         _e("Failed", "functional_test.go TestTerminateWorkflowWhileOnExitHandlerRunning", "terminate-exit"),
     "test/e2e/functional/dag-with-retries.yaml": _e(RANDOM, "exit $RANDOM % 5, 20 retries: chance decides"),
+    "test/e2e/functional/loop-sequence-many-long-pods.yaml":
+        _e("", "10,000 pods sleeping 600 s at once: the cluster's scale"),
     "test/e2e/functional/output-input-artifact-optional.yaml":
         _e("Failed", "steps.go resolveReferences: an optional output not made cannot be resolved (the argument is "
            "not optional); executeSteps fails the template"),
@@ -118,6 +122,8 @@ EXPECTED: dict[str, Expect] = {
     "test/e2e/testdata/workflow-template-invalid-onexit.yaml": _e("Error", "workflow_template_test.go: invalid onExit"),
     "test/e2e/testdata/workflow-template-invalid-entrypoint.yaml":
         _e("Error", "workflow_template_test.go: invalid entrypoint"),
+    "test/e2e/testdata/parameters-workflow.yaml":
+        _e("Succeeded", "cli_test.go TestParametersFile: message: hello", message="hello"),
     "test/e2e/testdata/workflow-pending-metrics.yaml":
         _e("", "metrics_test.go: Pending on an unschedulable nodeSelector (the cluster's node labels)"),
     # examples: examples_test.go runs those without the no-test label, to Succeeded
@@ -126,17 +132,24 @@ EXPECTED: dict[str, Expect] = {
     "examples/resubmit.yaml": _e(RANDOM, "no-test: random.choice([0, 0, 1]) decides"),
     "examples/retry-conditional.yaml": _e("Failed", "no-test: exit codes 1 and 2 only; 1 is not retried"),
     "examples/loops-arbitrary-sequential-steps.yaml": _e("Failed", "no-test: the fourth item exits 1"),
-    "examples/coinflip-recursive.yaml": _e("Succeeded", "examples_test.go"),
+    # examples examples_test.go skips (`workflows.argoproj.io/no-test`): what the controller gives them
+    "examples/continue-on-fail.yaml": _e("Succeeded", "no-test: the failed step has continueOn.failed"),
+    "examples/dag-continue-on-fail.yaml": _e("Failed", "no-test: E fails and no dependant takes E.Failed"),
+    "examples/dag-disable-failFast.yaml": _e("Failed", "no-test: a task exits 1 (failFast off: the others run)"),
+    "examples/dag-task-level-timeout.yaml": _e("Failed", "no-test: B's timeout (10s) ends its 15 s sleep"),
+    "examples/exit-handlers.yaml": _e("Failed", "no-test: the intentional-fail step exits 1"),
+    "examples/timeouts-step.yaml": _e("Failed", "no-test: activeDeadlineSeconds ends the sleep"),
+    "examples/step-level-timeout.yaml":
+        _e("Failed", "no-test: the timeouts end both pods Failed; continueOn.error does not take Failed"),
+    "examples/retry-with-steps.yaml": _e(RANDOM, "no-test: random.choice([0, 1, 1]) with 10 retries"),
+    "examples/fun-with-gifs.yaml": _e("", "no-test: its image's ImageMagick and a download from the internet"),
 }
-# The example's `workflows.argoproj.io/no-test` label: examples_test.go skips it; "expected-failure"
-# ones fail by design (the step that exits 1), the others still end as the example says.
-NO_TEST_PHASE = {"expected-failure": "Failed"}
 
 
 @dataclass
 class Outcome:
     path: str
-    kind: str  # match | refused | diverges | crash | cluster
+    kind: str  # match | refused | diverges | crash | n/a
     detail: str
 
 
@@ -169,9 +182,6 @@ def _is_dag_or_steps(doc: dict) -> bool:
 def expected(folder: str, relative: str, doc: dict) -> Expect:
     if relative in EXPECTED:
         return EXPECTED[relative]
-    label = ((doc.get("metadata") or {}).get("labels") or {}).get("workflows.argoproj.io/no-test")
-    if folder == "examples" and label in NO_TEST_PHASE:
-        return _e(NO_TEST_PHASE[label], f"examples: no-test {label!r}")
     return _e(DEFAULT_PHASE[folder], f"{folder}: the folder's convention")
 
 
@@ -193,7 +203,8 @@ def run_one(folder: str, relative: str, doc: dict, work: Path, timeout: float) -
     expect = expected(folder, relative, doc)
     run_dir = work / relative.replace("/", "_")
     try:
-        runner = LocalRunner(doc, run_dir, {}, echo=lambda _: None, cwd=run_dir.parent, entrypoints=ENTRYPOINTS,
+        runner = LocalRunner(doc, run_dir, dict(expect.parameters), echo=lambda _: None, cwd=run_dir.parent,
+                             entrypoints=ENTRYPOINTS,
                              parallel=32, workdir="/", images=IMAGES)
     except NotSupported as exc:
         return Outcome(relative, "refused", str(exc))
@@ -203,6 +214,8 @@ def run_one(folder: str, relative: str, doc: dict, work: Path, timeout: float) -
         return Outcome(relative, kind, f"Error (invalid: {exc})" + ("" if kind == "match" else f", Argo: {expect.why}"))
     except Exception:  # noqa: BLE001 - a crash is what this script counts
         return Outcome(relative, "crash", traceback.format_exc(limit=-3).strip().splitlines()[-1])
+    if not expect.phases:
+        return Outcome(relative, "n/a", f"not run: on Argo {expect.why}")
     box: dict[str, object] = {}
 
     def target() -> None:
@@ -226,8 +239,6 @@ def run_one(folder: str, relative: str, doc: dict, work: Path, timeout: float) -
     result = box["result"]
     if result.refusals:
         return Outcome(relative, "refused", result.refusals[0])
-    if not expect.phases:
-        return Outcome(relative, "cluster", f"{result.phase} here; on Argo {expect.why}")
     if result.phase in expect.phases:
         return Outcome(relative, "match", result.phase)
     failed = [f"{n}: {t.status} {t.message}" for n, t in result.tasks.items() if t.status in ("Failed", "Error")]
@@ -248,7 +259,7 @@ def main() -> int:
         print(f"error: {args.argo}: not a checkout of argo-workflows (no test/e2e folder)", file=sys.stderr)
         return 2
     os.environ["PATH"] = f"{STAND_INS}{os.pathsep}{os.environ.get('PATH', '')}"
-    kinds = ("match", "refused", "diverges", "crash", "cluster")
+    kinds = ("match", "refused", "diverges", "crash", "n/a")
     counts: dict[str, dict[str, int]] = {f: dict.fromkeys(kinds, 0) for f in FOLDERS}
     with tempfile.TemporaryDirectory(prefix="argo-suite-") as tmp, ThreadPoolExecutor(args.jobs) as pool:
         todo = [(folder, relative, pool.submit(run_one, folder, relative, doc, Path(tmp) / str(index), args.timeout))
@@ -258,10 +269,10 @@ def main() -> int:
             counts[folder][outcome.kind] += 1
             if args.verbose or outcome.kind in ("diverges", "crash"):
                 print(f"{outcome.kind:<8} {relative}: {outcome.detail}", flush=True)
-    print(f"\n{'folder':<28} {'match':>6} {'refused':>8} {'diverges':>9} {'crash':>6} {'cluster':>8}")
+    print(f"\n{'folder':<28} {'match':>6} {'refused':>8} {'diverges':>9} {'crash':>6} {'n/a':>5}")
     for folder, count in [*counts.items(), ("all", {k: sum(c[k] for c in counts.values()) for k in kinds})]:
         print(f"{folder:<28} {count['match']:>6} {count['refused']:>8} {count['diverges']:>9} {count['crash']:>6} "
-              f"{count['cluster']:>8}")
+              f"{count['n/a']:>5}")
     total = {k: sum(c[k] for c in counts.values()) for k in kinds}
     return 1 if total["diverges"] or total["crash"] else 0
 

@@ -250,18 +250,17 @@ def test_the_suite_script_counts_outcomes_on_a_checkout_of_our_own(tmp_path: Pat
                "spec": {"entrypoint": "m", "templates": [{"name": "m", "container": {"image": "argoproj/argosay:v2",
                                                                                      "args": args}}]}}
         (functional / name).write_text(json.dumps(doc))
-    # An example examples_test.go skips as meant to fail (its no-test label): Failed is Argo's outcome.
-    (tmp_path / "examples").mkdir()
-    failing = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
-               "metadata": {"generateName": "x-", "labels": {"workflows.argoproj.io/no-test": "expected-failure"}},
-               "spec": {"entrypoint": "m", "templates": [
-                   {"name": "m", "steps": [[{"name": "s", "template": "f"}]]},
-                   {"name": "f", "container": {"image": "argoproj/argosay:v2", "args": ["exit", "1"]}}]}}
-    (tmp_path / "examples" / "fails.yaml").write_text(json.dumps(failing))
+    # Argo's validation rejects a call of an unknown template: Error, the table says for this name
+    # (validate.go), and the runner rejects it as invalid, which matches.
+    failures = tmp_path / "test" / "e2e" / "expectedfailures"
+    failures.mkdir()
+    invalid = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "x-"},
+               "spec": {"entrypoint": "m", "templates": [{"name": "m", "steps": [[{"name": "s", "template": "nope"}]]}]}}
+    (failures / "misreference-template-name.yaml").write_text(json.dumps(invalid))
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, str(root / "scripts" / "argo_suite.py"), str(tmp_path), "-v"],
                           capture_output=True, text=True, timeout=120)
     assert "match    test/e2e/functional/ok.yaml" in done.stdout, done.stdout + done.stderr
     assert "diverges test/e2e/functional/bad.yaml: Failed, Argo: Succeeded" in done.stdout
-    assert "match    examples/fails.yaml: Failed" in done.stdout
+    assert "match    test/e2e/expectedfailures/misreference-template-name.yaml: Error (invalid:" in done.stdout
     assert done.stdout.splitlines()[-1].split() == ["all", "2", "0", "1", "0", "0"] and done.returncode == 1

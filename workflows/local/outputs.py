@@ -2,7 +2,7 @@
 (controller/operator.go getTemplateOutputsFromScope, scope.go resolveParameter/resolveArtifact).
 
 An output parameter is `valueFrom.parameter` (a `{{tasks.T.outputs.parameters.P}}` reference) or
-`valueFrom.expression`; an artifact is `from: {{tasks.T.outputs.artifacts.A}}`. One that cannot be
+`valueFrom.expression`; an artifact is `from: {{tasks.T.outputs.artifacts.A}}` or `fromExpression`. One that cannot be
 resolved takes `valueFrom.default`, else the template errors (an optional artifact is dropped).
 """
 
@@ -74,6 +74,20 @@ def nested_outputs(template: dict, scope: dict[str, str | None], artifacts: dict
         parameters[param["name"]] = value
     found: dict[str, Path] = {}
     for artifact in outputs.get("artifacts") or []:
+        if "fromExpression" in artifact:
+            # scope.go resolveArtifact: the expression over the scope, artifacts included, names one.
+            try:
+                chosen = evaluate(str(artifact["fromExpression"]), nested_env({**scope, **artifacts}))
+            except NotSupported:
+                raise
+            except TemplateError as exc:
+                chosen = exc
+            if isinstance(chosen, Path):
+                found[artifact["name"]] = chosen
+            elif not artifact.get("optional"):
+                raise TemplateError(f"{where}: unable to resolve outputs from scope: artifact {artifact['name']!r}: "
+                                    f"{artifact['fromExpression']!r} gave {chosen}, not an artifact")
+            continue
         tag = _tag(str(artifact.get("from", "")))
         if tag in artifacts:
             found[artifact["name"]] = artifacts[tag]

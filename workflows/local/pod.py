@@ -39,7 +39,7 @@ def prepare(runner: LocalRunner, template: dict, pod_dir: Path, sources: dict[st
     shutil.rmtree(pod_dir / "volumes", ignore_errors=True)
     spec_container = template.get("container") or template.get("script") or {}
     pod = PodFS(pod_dir / "fs", runner.shared_paths, where=where, image=runner.images.get(spec_container.get("image"))).make()
-    mount_volumes(spec_container, template, runner.spec, pod, pod_dir, runner.run_dir, f"{where}.container")
+    mount_volumes(spec_container, template, runner.spec, pod, pod_dir, runner.run_dir, f"{where}.container", values)
     for param in template.get("outputs", {}).get("parameters", []):
         if "path" not in (param.get("valueFrom") or {}):
             raise NotSupported(f"{where}: output parameter {param['name']!r}: only valueFrom.path is supported locally")

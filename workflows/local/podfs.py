@@ -82,7 +82,10 @@ class PodFS:
             self.mounts[path] = local
 
     def local(self, path: str) -> str:
-        """The local path of a container path (anything under it keeps its rest)."""
+        """The local path of a container path (anything under it keeps its rest); a relative one is
+        taken from the pod's root."""
+        if not path.startswith("/"):
+            path = "/" + path
         norm = _normal(path)
         tail = "/" if path.endswith("/") and norm != "/" else ""
         if self.is_shared(norm):

@@ -36,7 +36,8 @@ from workflows.local.inputs import sub_path
 from workflows.local.outputs import nested_outputs
 from workflows.local.podfs import paths_in, shared_paths
 from workflows.local.process import Process
-from workflows.local.template_io import input_artifact_sources, input_parameters, keyed_inputs, skipped_default
+from workflows.local.template_io import (input_artifact_sources, input_parameters, keyed_inputs, skipped_default,
+                                         with_paths)
 from workflows.local.templating import NodeError, NotSupported, TemplateError, substitute
 from workflows.local.when import WhenError, should_execute
 
@@ -685,6 +686,7 @@ class LocalRunner:
             return self._run_nested(template, node, inputs, sources, task.get("folder", name), level.on_exit)
         local_values = {**values, **{f"inputs.parameters.{k}": v for k, v in inputs.items()}}
         tmpl_where = f"template {template['name']!r}"
+        template = with_paths(template, local_values, tmpl_where)
         log = task_dir / "log.txt"
         cache, key = None, ""
         if template.get("memoize"):

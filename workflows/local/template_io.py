@@ -38,6 +38,25 @@ def missing_artifacts(template: dict, pod: PodFS) -> None:
             raise TemplateError(f"wait: output artifact {artifact['name']!r}: path {artifact['path']} does not exist")
 
 
+def with_paths(template: dict, values: dict[str, str | None], where: str) -> dict:
+    """The template with its artifacts' and output parameters' paths substituted, as Argo
+    substitutes the whole template with its inputs (common.ProcessArgs)."""
+    def path(value: object, at: str) -> object:
+        return substitute(value, values, at) if isinstance(value, str) else value
+
+    inputs = dict(template.get("inputs") or {})
+    outputs = dict(template.get("outputs") or {})
+    inputs["artifacts"] = [{**a, "path": path(a.get("path"), f"{where}.inputs.artifacts.{a.get('name')}.path")}
+                           if "path" in a else a for a in inputs.get("artifacts") or []]
+    outputs["artifacts"] = [{**a, "path": path(a.get("path"), f"{where}.outputs.artifacts.{a.get('name')}.path")}
+                            if "path" in a else a for a in outputs.get("artifacts") or []]
+    outputs["parameters"] = [
+        {**p, "valueFrom": {**p["valueFrom"], "path": path(p["valueFrom"]["path"], f"{where}.outputs.parameters."
+                                                                                f"{p.get('name')}.path")}}
+        if "path" in (p.get("valueFrom") or {}) else p for p in outputs.get("parameters") or []]
+    return {**template, "inputs": inputs, "outputs": outputs}
+
+
 def input_parameters(template: dict, arguments: dict, values: dict[str, str | None], where: str) -> dict[str, str]:
     given: dict[str, str] = {}
     absent: set[str] = set()

@@ -15,18 +15,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from workflows.local.podfs import PodFS
-from workflows.local.templating import NodeError, NotSupported, TemplateError
+from workflows.local.templating import NodeError, NotSupported, TemplateError, substitute
 
 VOLUME_KINDS_HERE = {"emptyDir"}
 
 
 def mount_volumes(container: dict, template: dict, spec: dict, pod: PodFS, task_dir: Path, run_dir: Path,
-                  where: str) -> None:
+                  where: str, values: dict[str, str | None] | None = None) -> None:
+    """Mount each of the container's volumes in `pod`; its fields are templates, as in a pod spec."""
     volumes = {v.get("name"): v for v in [*(spec.get("volumes") or []), *(template.get("volumes") or [])]}
     claims = {(c.get("metadata") or {}).get("name") for c in spec.get("volumeClaimTemplates") or []}
     for index, mount in enumerate(container.get("volumeMounts") or []):
-        name, path = mount.get("name"), mount.get("mountPath")
         at = f"{where}.volumeMounts[{index}]"
+        mount = {k: substitute(v, values or {}, f"{at}.{k}") if isinstance(v, str) else v for k, v in mount.items()}
+        name, path = mount.get("name"), mount.get("mountPath")
         if not name or not path:
             raise TemplateError(f"{at}: a volume mount needs a name and a mountPath")
         if name in claims:
