@@ -90,6 +90,7 @@ EXPECTED: dict[str, Expect] = {
     "test/e2e/functional/workflow-exit-handler-sleep.yaml":
         _e("Failed", "functional_test.go TestTerminateWorkflowWhileOnExitHandlerRunning", "terminate-exit"),
     "test/e2e/functional/dag-with-retries.yaml": _e(RANDOM, "exit $RANDOM % 5, 20 retries: chance decides"),
+    "test/e2e/functional/retry-with-steps.yaml": _e(RANDOM, "random.choice([0, 1, 1]) with 10 retries per step"),
     "test/e2e/functional/loop-sequence-many-long-pods.yaml":
         _e("", "10,000 pods sleeping 600 s at once: the cluster's scale"),
     "test/e2e/functional/output-input-artifact-optional.yaml":

@@ -110,3 +110,26 @@ def test_what_argo_validates_or_a_cluster_runs_is_named_before_anything_runs(tmp
     assert statuses(run(manifest([{"name": "a", "template": "l"}],
                                  [{**sh("l", "true"), "nodeSelector": {"kubernetes.io/os": "linux"}}]), tmp_path)) == \
         {"a": "Succeeded"}
+
+
+def test_when_in_a_list_an_input_value_of_its_own_and_a_steps_exit_code(tmp_path: Path) -> None:
+    # govaluate: `x in (a, b)` over a parenthesised array (test/e2e/functional/steps-when-expr-filter.yaml);
+    # common.ProcessArgs substitutes a template's own input value with its inputs; variables.md:
+    # `steps.<NAME>.exitCode`.
+    from workflows.local.when import should_execute
+
+    assert should_execute('"test" in ("always", "test")') and not should_execute('"x" in ("always", "test")')
+    out = tmp_path / "seen"
+    main = {"name": "main", "inputs": {"parameters": [
+        {"name": "test", "value": "true"},
+        {"name": "list", "value": "{{= concat(['always'], inputs.parameters.test == 'true' ? ['test'] : []) | toJSON() }}"}]},
+        "steps": [[{"name": "fails", "template": "code", "continueOn": {"failed": True}}],
+                  [{"name": "see", "template": "see", "when": '"test" in ("{{= inputs.parameters.list | fromJSON() | join(\'","\') }}")',
+                    "arguments": {"parameters": [{"name": "v", "value": "{{inputs.parameters.list}} {{steps.fails.exitCode}}"}]}}]]}
+    spec = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "w"},
+            "spec": {"entrypoint": "main", "templates": [main, sh("code", "exit 3"),
+                                                         sh("see", f"echo '{{{{inputs.parameters.v}}}}' > {out}",
+                                                            inputs={"parameters": [{"name": "v"}]})]}}
+    result = run(spec, tmp_path)
+    assert result.succeeded, result.tasks
+    assert out.read_text() == '["always","test"] 3\n'

@@ -184,3 +184,17 @@ def test_an_unknown_volume_mount_is_named(tmp_path: Path) -> None:
     # Kubernetes refuses such a pod (`volumeMounts[0].name: Not found`): the node is Error.
     assert result.tasks["a"].status == "Error" and not result.refusals
     assert "volumeMounts[0].name: no volume 'nope'" in result.tasks["a"].message
+
+
+def test_an_images_own_files_stand_in_where_given(tmp_path: Path) -> None:
+    # An image's program at its path (argoproj/argosay:v2 is /argosay, test/e2e/testdata/progress-workflow.yaml):
+    # given a folder standing in for the image, a step runs it there; the pod still writes its own files.
+    image = tmp_path / "image"
+    (image / "bin").mkdir(parents=True)
+    (image / "bin" / "say").write_text("#!/bin/sh\necho \"said $1\" > \"$2\"\n")
+    (image / "bin" / "say").chmod(0o755)
+    step = sh("s", "/bin/say hi /tmp/out", outputs={"parameters": [{"name": "o", "valueFrom": {"path": "/tmp/out"}}]})
+    step["container"]["image"] = "tool:1"
+    result = LocalRunner(manifest([{"name": "a", "template": "s"}], [step]), tmp_path / "r", {}, echo=lambda _: None,
+                         images={"tool:1": image}).run()
+    assert result.tasks["a"].parameters == {"o": "said hi"} and not (image / "tmp").exists()

@@ -22,7 +22,8 @@ from steps.errors import InputError
 from steps.jsonio import write_json
 from steps.redact import redact, redact_value
 from workflows.local.artifacts import BucketArtifacts, chart_key_format
-from workflows.local.runner import LocalRunner, RunResult, check_enums, check_parameter_names
+from workflows.local.checks import check_enums, check_parameter_names
+from workflows.local.runner import LocalRunner, RunResult
 from workflows.local.sample_repo import ensure_sample_repo
 from workflows.local.status import RUN_FILE
 from workflows.local.summary import print_summary

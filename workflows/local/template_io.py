@@ -81,6 +81,13 @@ def input_parameters(template: dict, arguments: dict, values: dict[str, str | No
                                       "(skipped/omitted node output with no default) and it has no default")
         else:
             raise TemplateError(f"{where}: input parameter {param['name']!r} of template {template['name']!r} is not given")
+    # common.ProcessArgs substitutes the template, its own input values included, with its inputs:
+    # a value of its own may be a template (`{{= ...inputs.parameters.x... }}`).
+    own = {**values, **{f"inputs.parameters.{k}": v for k, v in resolved.items()}}
+    for param in template.get("inputs", {}).get("parameters", []):
+        if param["name"] not in given and "{{" in resolved.get(param["name"], ""):
+            resolved[param["name"]] = substitute(resolved[param["name"]], own, f"{where}.inputs.parameters."
+                                                 f"{param['name']}", keep_unknown=True)
     return resolved
 
 

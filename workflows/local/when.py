@@ -4,8 +4,9 @@ words into strings and evaluates the result without parameters.
 
 So `10 > 9` compares numbers (10 and 9, not the strings), `1.0 == 1` is true, `true` is a boolean,
 `foo == foo` compares two strings, and a dotted word like `a.b` is a parameter accessor that has no
-value (an error). Supported operators: `== != > >= < <= =~ !~ && || !` and unary `-`; arithmetic,
-bitwise, ternary and `in` are refused by name. An error here makes the task Error, as in Argo.
+value (an error). Supported operators: `== != > >= < <= =~ !~ in && || !` and unary `-`, `in`
+over a parenthesised list (`"a" in ("a", "b")`); arithmetic, bitwise and ternary are refused by
+name. An error here makes the task Error, as in Argo.
 
 Parameters are substituted into `when` as text, so a parameter value can rewrite the expression:
 `=~` matches as Go's RE2 does (linear time, see goregex.py), and nesting deeper than MAX_DEPTH
@@ -19,9 +20,9 @@ from typing import Any
 from workflows.local.goregex import RegexError, search
 from workflows.local.templating import NotSupported, TemplateError
 
-_SYMBOLS = {"==", "!=", ">", ">=", "<", "<=", "=~", "!~", "&&", "||", "!", "-"}
+_SYMBOLS = {"==", "!=", ">", ">=", "<", "<=", "=~", "!~", "&&", "||", "!", "-", ","}
 MAX_DEPTH = 64  # nesting levels; each costs a few Python frames
-_REFUSED = {"+", "*", "/", "%", "**", "&", "|", "^", "<<", ">>", "~", "?", ":", "??", "in"}
+_REFUSED = {"+", "*", "/", "%", "**", "&", "|", "^", "<<", ">>", "~", "?", ":", "??"}
 
 
 class WhenError(TemplateError):
@@ -76,12 +77,12 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
             else:
                 tokens.append(("lit", word))  # Argo turns VARIABLE tokens into strings
             i = j
-        elif ch in "()":
+        elif ch in "(),":
             tokens.append(("op", ch))
             i += 1
         else:
             j = i
-            while j < len(text) and not (text[j].isalnum() or text[j].isspace() or text[j] in "()[]'\""):
+            while j < len(text) and not (text[j].isalnum() or text[j].isspace() or text[j] in "()[]'\","):
                 j += 1
             symbol = text[i:j]
             if symbol not in _SYMBOLS | _REFUSED:
@@ -140,7 +141,7 @@ class _Parser:
 
     def compare(self) -> Any:
         left = self.unary()
-        while op := self.at("==", "!=", ">", ">=", "<", "<=", "=~", "!~"):
+        while op := self.at("==", "!=", ">", ">=", "<", "<=", "=~", "!~", "in"):
             self.next()
             left = _compare(op, left, self.unary())
         return left
@@ -164,11 +165,15 @@ class _Parser:
         if (kind, value) == ("op", "("):
             self.nested()
             inner = self.or_()
+            items = [inner]
+            while self.at(","):  # govaluate's SEPARATOR: `(a, b)` is an array
+                self.next()
+                items.append(self.or_())
             if not self.at(")"):
                 raise WhenError("Unbalanced parenthesis")
             self.next()
             self.depth -= 1
-            return inner
+            return items if len(items) > 1 else inner
         if kind == "op":
             raise WhenError(f"unexpected '{value}'")
         return value
@@ -181,6 +186,10 @@ def _bool(value: Any, op: str) -> bool:
 
 
 def _compare(op: str, left: Any, right: Any) -> bool:
+    if op == "in":  # govaluate: reflect.DeepEqual with each element of an array
+        if not isinstance(right, list):
+            raise WhenError(f"Value '{right}' cannot be used with the comparator 'in', it is not an array")
+        return any(type(left) is type(item) and left == item for item in right)
     if op == "==":  # govaluate: reflect.DeepEqual, so a number never equals a string
         return type(left) is type(right) and left == right
     if op == "!=":
