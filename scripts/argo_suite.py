@@ -123,6 +123,8 @@ EXPECTED: dict[str, Expect] = {
     "test/e2e/testdata/workflow-template-invalid-onexit.yaml": _e("Error", "workflow_template_test.go: invalid onExit"),
     "test/e2e/testdata/workflow-template-invalid-entrypoint.yaml":
         _e("Error", "workflow_template_test.go: invalid entrypoint"),
+    "test/e2e/testdata/template-status-failed-conditional-metric.yaml":
+        _e("Failed", "metrics_test.go TestTemplateStatusFailedConditionalMetric (ToBeFailed)"),
     "test/e2e/testdata/parameters-workflow.yaml":
         _e("Succeeded", "cli_test.go TestParametersFile: message: hello", message="hello"),
     "test/e2e/testdata/workflow-pending-metrics.yaml":
@@ -142,6 +144,7 @@ EXPECTED: dict[str, Expect] = {
     "examples/timeouts-step.yaml": _e("Failed", "no-test: activeDeadlineSeconds ends the sleep"),
     "examples/step-level-timeout.yaml":
         _e("Failed", "no-test: the timeouts end both pods Failed; continueOn.error does not take Failed"),
+    "examples/custom-metrics.yaml": _e(RANDOM, "no-test: the flakey step is random.choice([0, 1, 1])"),
     "examples/retry-with-steps.yaml": _e(RANDOM, "no-test: random.choice([0, 1, 1]) with 10 retries"),
     "examples/fun-with-gifs.yaml": _e("", "no-test: its image's ImageMagick and a download from the internet"),
 }
