@@ -85,13 +85,15 @@ def test_container_paths_inside_a_shell_command_are_the_steps_own(tmp_path: Path
     host = f"/tmp/trainyard-{uuid.uuid4().hex}/out.txt"
     step = sh("s", f"mkdir -p $(dirname {host}) && echo hi > {host}",
               outputs={"parameters": [{"name": "v", "valueFrom": {"path": host}}]})
-    direct = {"name": "d", "container": {"image": "x", "command": ["sh", "-c", 'echo there > "$1"', "sh", "/tmp/v"]},
-              "outputs": {"parameters": [{"name": "v", "valueFrom": {"path": "/tmp/v"}}]}}
+    # A name of its own, so a file another process left in the host's /tmp cannot decide the test.
+    mine = f"/tmp/trainyard-{uuid.uuid4().hex}"
+    direct = {"name": "d", "container": {"image": "x", "command": ["sh", "-c", 'echo there > "$1"', "sh", mine]},
+              "outputs": {"parameters": [{"name": "v", "valueFrom": {"path": mine}}]}}
     nowhere = {"name": "n", "container": {"image": "x", "command": ["sh", "-c", 'echo there > "$1"', "sh", "/work/v"]}}
     result = run(manifest([{"name": "a", "template": "s"}, {"name": "b", "template": "d"},
                            {"name": "c", "template": "n"}], [step, direct, nowhere]), tmp_path)
     assert result.tasks["a"].parameters == {"v": "hi"} and not Path(host).exists()
-    assert result.tasks["b"].parameters == {"v": "there"} and not Path("/tmp/v").exists()
+    assert result.tasks["b"].parameters == {"v": "there"} and not Path(mine).exists()
     assert result.tasks["c"].status == "Failed"  # sh: can't create /work/v: no such folder, as in a pod
 
 
