@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-# PIL's own bound (~89 million pixels): a header can declare billions, and decoding them would
-# exhaust the memory of every worker. Ground truth that declares a larger image is refused too.
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+from steps.image_limits import MAX_PIXELS
+
 _EXIF_ORIENTATION = 0x0112
 # What turns an image as stored into the image as shown, per EXIF orientation (as ImageOps does).
 _TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # imported where a pool starts: multiprocessing costs a command's start-up ~30 ms
+    from concurrent.futures import ProcessPoolExecutor
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -65,7 +66,7 @@ def parallel_map(function: Callable[..., R], items: Sequence[T], workers: int | 
     if workers == 1 or _threads:
         return [call(item) for item in items]
     chunksize = max(1, math.ceil(len(items) / (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_mark_worker) as pool:
+    with _pool(workers) as pool:
         return list(pool.map(call, items, chunksize=chunksize))
 
 
@@ -110,7 +111,7 @@ def parallel_map_shared(function: Callable[[Any, T], R], shared: Any, items: Seq
     global _shared
     _shared = shared
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_mark_worker) as pool:
+        with _pool(workers, context) as pool:
             chunksize = max(1, math.ceil(len(items) / (workers * 4)))
             return list(pool.map(partial(_call_shared, function), items, chunksize=chunksize))
     finally:
@@ -134,10 +135,18 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _pool(workers: int, context: Any = None) -> ProcessPoolExecutor:
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context or _context(), initializer=_mark_worker)
+
+
 def _context() -> Any:
     # fork (Linux): workers start at once with this process's imports, and the main module is not
     # re-run (spawn and forkserver re-import it: slow for a CLI, fatal for an unguarded script).
     # The workers run numpy and C extensions, never torch, so a model loaded in this process
     # (its OpenMP threads do not survive the fork) is not touched in them.
+    import multiprocessing
+
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods and sys.platform == "linux" else None)

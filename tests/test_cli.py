@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -131,6 +132,22 @@ def test_version_and_fast_help_without_heavy_imports() -> None:
     probe = ("import sys; from workflows.cli import build_parser; build_parser(); "
              "print(sorted(m for m in ('hera', 'torch', 'faster_coco_eval', 'matplotlib') if m in sys.modules))")
     assert _run("-c", probe).stdout.strip() == "[]"
+
+
+def test_coco_eval_bbox_imports_only_what_scores(tmp_path: Path) -> None:
+    # A user waits for the whole process: the local runner, PIL, multiprocessing, the mask API
+    # (bbox never decodes a mask), the configuration's pydantic models and YAML are not needed.
+    gt = {"images": [{"id": 1, "height": 8, "width": 8}], "categories": [{"id": 1, "name": "plate"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], "area": 16, "iscrowd": 0,
+                           "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]}]}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps([{"image_id": 1, "category_id": 1, "score": 0.9, "bbox": [1, 1, 4, 4]}]))
+    heavy = ("workflows.local", "PIL", "multiprocessing", "faster_coco_eval", "pydantic", "yaml", "torch", "hera")
+    probe = (f"import sys; from workflows.cli import main; main(['coco-eval', {str(tmp_path / 'gt.json')!r}, "
+             f"{str(tmp_path / 'res.json')!r}]); print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    done = _run("-c", probe)
+    assert done.returncode == 0 and "AP50   1.0000" in done.stdout, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
 
 
 def test_steps_without_config_say_which_defaults_apply(tmp_path: Path) -> None:

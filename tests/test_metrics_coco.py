@@ -395,3 +395,54 @@ def test_ground_truth_image_ids_must_be_unique() -> None:
     twice["images"].append({**twice["images"][0], "height": 400})
     with pytest.raises(InputError, match=rf"images\[{len(gt['images'])}\]: id 1 is already the id of an earlier image"):
         check_ground_truth(twice)
+
+
+GOOD_OBJECT = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1.0, 2, 3, 4], "area": 12.0, "iscrowd": 0,
+               "segmentation": [[1.0, 2, 4, 2, 4, 6, 1, 6]]}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"image_id": True}, r": image_id True is not in images"),
+    ({"category_id": 1.0}, r": category_id 1.0 is not in categories"),
+    ({"id": "7"}, r": needs an integer id"),
+    ({"bbox": [1, 2, 3]}, r"\.bbox: expected \[x, y, width, height\]"),
+    ({"bbox": [1, 2, math.nan, 4]}, r"\.bbox: expected \[x, y, width, height\]"),
+    ({"bbox": [1, 2, 3, -4]}, r"\.bbox: width and height must be >= 0"),
+    ({"area": "12"}, r"\.area: '12' is not a finite number"),
+    ({"area": math.inf}, r"\.area: inf is not a finite number"),
+    ({"segmentation": [[1, 2, 3, 4, 5]]}, r"\.segmentation: expected an RLE object or a list of polygons"),
+    ({"segmentation": [[1, 2, 3, 4, 5, 6, 7]]}, r"\.segmentation: expected an RLE object"),
+    ({"segmentation": [[1, 2, 3, 4, True, 6]]}, r"\.segmentation: expected an RLE object"),
+    ({"segmentation": []}, r"\.segmentation: expected an RLE object"),
+    ({"segmentation": {"size": [8, 8], "counts": "0<"}}, r"\.segmentation: not a valid RLE"),
+], ids=["bool-image", "float-category", "text-id", "short-bbox", "nan-in-bbox", "negative-height", "text-area",
+        "infinite-area", "short-polygon", "odd-polygon", "bool-in-polygon", "no-polygon", "short-rle"])
+def test_a_big_good_ground_truth_with_one_bad_field_names_it(change: dict, message: str) -> None:
+    # A good ground truth is judged a column at a time; one bad field anywhere must still be named.
+    from steps.metrics.ground_truth import check_ground_truth
+
+    gt = {"images": [{"id": 1, "height": 8, "width": 8}], "categories": [{"id": 1, "name": "plate"}],
+          "annotations": [{**GOOD_OBJECT, "id": k} for k in range(1, 501)]}
+    check_ground_truth(gt)
+    crowd = {"size": [8, 8], "counts": encode(np.ones((8, 8), dtype=bool))["counts"]}
+    check_ground_truth({**gt, "annotations": [*gt["annotations"], {**GOOD_OBJECT, "segmentation": crowd, "iscrowd": 1}]})
+    gt["annotations"][321] = {**GOOD_OBJECT, **change}
+    with pytest.raises(InputError, match=rf"^annotations\[321\]{message}"):
+        check_ground_truth(gt)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"height": True}, r": needs an integer id, height and width"),
+    ({"id": 7.0}, r": needs an integer id, height and width"),
+    ({"width": 0}, r": needs an integer id, height and width \(> 0\)"),
+    ({"width": 10**5, "height": 10**5}, r": declares a 100000x100000 image, more than"),
+    ({"id": 5}, r": id 5 is already the id of an earlier image"),
+], ids=["bool-height", "float-id", "zero-width", "too-many-pixels", "repeated-id"])
+def test_many_good_images_with_one_bad_field_name_it(change: dict, message: str) -> None:
+    from steps.metrics.ground_truth import check_ground_truth
+
+    gt = {"images": [{"id": k, "height": 8, "width": 8} for k in range(1, 501)], "categories": [], "annotations": []}
+    check_ground_truth(gt)
+    gt["images"][321] = {**gt["images"][321], **change}
+    with pytest.raises(InputError, match=rf"^images\[321\]{message}"):
+        check_ground_truth(gt)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from steps.errors import InputError
-from workflows.local.status import RUN_FILE, STATUS_FILE
 
 
 def add_arguments(p: argparse.ArgumentParser, what: str) -> None:
@@ -29,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser, what: str) -> None:
 
 def local_run(args: argparse.Namespace) -> Path | None:
     """The local run folder RUN names, or None when it names none (then it is a cluster run)."""
+    # Here, not at the top: importing the local runner costs every other command a tenth of a second.
+    from workflows.local.status import RUN_FILE, STATUS_FILE
+
     runs = args.runs_dir
     if args.run == "@latest":
         found = sorted((p for p in runs.glob("local-*") if (p / STATUS_FILE).is_file()), key=lambda p: p.name) \
