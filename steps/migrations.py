@@ -135,4 +135,20 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE promotions ADD COLUMN reign_comparison INTEGER",
         ],
     ),
+    (
+        7,
+        "a champion's reign counted where two overlapping selects cannot take the same test: one row a reign",
+        [
+            """CREATE TABLE reigns (
+                champion_model_id TEXT NOT NULL,
+                comparison_set TEXT NOT NULL,
+                tests INTEGER NOT NULL,
+                PRIMARY KEY (champion_model_id, comparison_set)
+            )""",
+            # The tests each reign already ran, as migration 6 counted them.
+            """INSERT INTO reigns (champion_model_id, comparison_set, tests)
+                SELECT champion_model_id, '', COUNT(*) FROM promotions
+                WHERE champion_model_id IS NOT NULL AND reign_comparison IS NOT NULL GROUP BY champion_model_id""",
+        ],
+    ),
 ]

@@ -8,7 +8,8 @@ Three corrections set the level the test must reach (docs/metrics.md#promotion):
 - a champion's reign: every night compares a new challenger with the same champion on much the
   same images. The k-th tested comparison of a reign is held to alpha / (k (k + 1)); these sum to
   alpha over any reign, however long, so an equal challenger is promoted over a reign with
-  probability at most alpha (the count lives in the database, `promotions.reign_comparison`);
+  probability at most alpha (the count lives in the database, table `reigns`, claimed before the
+  test so that overlapping selects never share a place: steps/evaluate/reign.py);
 - resolution: the bootstrap draws enough resamples to see that level (TAIL_RESAMPLES beyond it).
 """
 

@@ -54,14 +54,6 @@ def record_evaluation(db: Database, evaluation: dict, rows: list[dict], model: R
             promote()  # last: if it fails, the rows roll back and production is unchanged
 
 
-def tested_comparisons(db: Database, champion_id: str) -> int:
-    """How many comparisons against this champion ran the bootstrap test: its reign so far."""
-    with db.transaction() as tx:
-        rows = tx.query("SELECT COUNT(*) FROM promotions WHERE champion_model_id = ? AND reign_comparison IS NOT NULL",
-                        (champion_id,))
-    return int(rows[0][0])
-
-
 def _finite(value: float | None) -> float | None:
     """An interval end as the database keeps it: an unbounded end (too few resamples) as NULL."""
     return value if value is not None and math.isfinite(value) else None
