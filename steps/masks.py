@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from steps.image_limits import MAX_PIXELS
+
 RLE = dict[str, Any]
 # Characters of counts strings valid_rle_areas decodes at a time: a few hundred masks.
 CHECK_CHUNK_CHARS = 65536
@@ -24,12 +26,6 @@ def _coco_mask() -> Any:
     from faster_coco_eval.core import mask
 
     return mask
-
-
-def _coco_mask_cpp() -> Any:
-    import faster_coco_eval.mask_api_new_cpp as cpp  # the C decoder itself (counts as run lists)
-
-    return cpp
 
 
 def encode(mask: np.ndarray) -> RLE:
@@ -102,15 +98,12 @@ def valid_rle_areas(rles: Sequence[RLE]) -> list[int | None]:
 
     A result file holds tens of thousands of RLEs: the string's form is checked with array
     operations (characters in range, the last number ended, at most 12 characters a number), and
-    only then do the well-formed ones go to the C decoder (the evaluator's own, so the runs
-    summed here are the ones it will walk). The area comes from the same decode, so a caller
+    only then are the well-formed ones decoded, by the evaluator's own decoder (hotcoco's), so the
+    runs judged here are the ones it will walk. The area comes from the same decode, so a caller
     that needs both does not decode twice.
 
-    They are judged a few hundred at a time (CHECK_CHUNK_CHARS): the decoder makes a Python int
-    per run, and all of a file's at once (76 MB for 13,600 masks) cost a page fault per 4 kB of
-    fresh memory in a newly forked scorer; chunk by chunk the same memory is used again (the
-    13,600 masks of one segm shard of the bench's 5,000 images, in a forked process: 0.30 s down
-    to 0.17 s).
+    They are judged a few hundred at a time (CHECK_CHUNK_CHARS): the form check's arrays stay
+    small, in cache, and are used again.
     """
     areas: list[int | None] = []
     start, chars = 0, 0
@@ -142,32 +135,39 @@ def _chunk_areas(rles: Sequence[RLE]) -> list[int | None]:
             long = going_on[:-11][going_on[11:] - going_on[:-11] == 11]
             malformed[np.searchsorted(text_ends, long, side="right")] = True
     areas: list[int | None] = [None] * len(rles)
-    well_formed = np.flatnonzero(~malformed).tolist()
-    # Well-formed counts are ASCII, which the C decoder reads from str or bytes alike.
-    for i, runs in _decoded_runs([rles[i] for i in well_formed], well_formed):
-        height, width = rles[i]["size"]
-        if runs is not None and sum(runs) == int(height) * int(width):
-            areas[i] = sum(runs[1::2])
+    for i in np.flatnonzero(~malformed).tolist():
+        areas[i] = _exact_area(texts[i], *rles[i]["size"])
     return areas
 
 
-def _decoded_runs(rles: list[RLE], where: list[int]) -> list[tuple[int, list[int] | None]]:
-    """(index, runs) of well-formed compressed RLEs; None where the C decoder refuses one.
+def _exact_area(text: bytes, height: int, width: int) -> int | None:
+    """The area of a well-formed counts string whose runs cover exactly height x width pixels;
+    None where a run is negative or they cover more or fewer.
 
-    One C call for all; when it refuses the batch (runs past the end of the mask), the halves are
-    tried, so the refused RLEs are found in a few calls each. A negative run comes back as a
-    number near 2**64, so its sum is never height x width.
+    hotcoco's `area` refuses a negative run and runs past height x width; told the mask is one
+    pixel smaller, it refuses exactly the runs that reach height x width. One RLE a call: a long list
+    starts hotcoco's thread pool, which a process forked after it (steps.parallel) lacks.
     """
-    if not rles:
-        return []
+    pixels = int(height) * int(width)
+    if pixels > MAX_PIXELS:  # larger than any image (and than hotcoco's 32-bit areas): decoded here
+        runs = _runs(text)
+        return int(runs[1::2].sum()) if (runs >= 0).all() and int(runs.sum()) == pixels else None
+    area = _hotcoco_mask().area
     try:
-        decoded = _coco_mask_cpp().toUncompressedRLE(rles)
-    except (ValueError, RuntimeError):
-        if len(rles) == 1:
-            return [(where[0], None)]
-        half = len(rles) // 2
-        return _decoded_runs(rles[:half], where[:half]) + _decoded_runs(rles[half:], where[half:])
-    return [(i, rle["counts"]) for i, rle in zip(where, decoded)]
+        covered = area({"size": [int(height), int(width)], "counts": text})
+    except ValueError:
+        return None
+    try:
+        area({"size": [1, pixels - 1], "counts": text})
+    except ValueError:
+        return int(covered)
+    return None  # its runs stop short of height x width
+
+
+def _hotcoco_mask() -> Any:
+    import hotcoco.mask
+
+    return hotcoco.mask
 
 
 def _runs(text: bytes) -> np.ndarray:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pycocotools.mask as reference
@@ -174,3 +176,22 @@ def test_valid_rle_areas_are_the_same_judged_in_chunks(monkeypatch: pytest.Monke
     assert masks.valid_rle_areas(rles) == whole
     assert [area is None for area in whole] == [_reference_refuses(rle) for rle in rles]
     assert masks.valid_rle_areas([]) == []
+
+
+def test_valid_rle_areas_of_masks_larger_than_any_image_are_judged_alike() -> None:
+    # Beyond MAX_PIXELS (hotcoco's 32-bit areas) the runs are decoded here, with the same verdicts.
+    from steps.masks import valid_rle_areas
+
+    rles = [{"size": [10000, 10000], "counts": text} for text in ("0PXh[o2", "0oWh[o2", "1PXh[o2")]
+    assert valid_rle_areas(rles) == [100_000_000, None, None]  # all; one short; one run past the end
+
+
+def test_judging_rles_starts_no_threads() -> None:
+    # Worker processes forked after a library's thread pool started lack its threads and wait
+    # for them forever (steps.parallel): judging a results file's RLEs must start none.
+    probe = ("import os, numpy as np; from steps.masks import encode, valid_rle_areas; "
+             "rles = [encode(np.eye(40, dtype=bool))] * 3000; before = len(os.listdir('/proc/self/task')); "
+             "assert all(valid_rle_areas(rles)); print(before, len(os.listdir('/proc/self/task')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    before, after = done.stdout.split()
+    assert before == after, done.stderr
