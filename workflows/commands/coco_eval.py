@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
-import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from steps.errors import InputError
@@ -32,28 +28,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from steps.blas_threads import one_blas_thread
     from steps.parallel import gc_paused
 
     # No cyclic garbage collection: each one would walk the million objects the files parse into
     # (a tenth of the CPU time on the bench's 5,000 images), and they hold no cycles.
-    with gc_paused(), _one_blas_thread():
+    with gc_paused(), one_blas_thread():
         return _evaluate(args)
-
-
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """numpy imported without OpenBLAS's thread pool (nothing here multiplies matrices): starting
-    a thread per core costs the import a third. A user's OPENBLAS_NUM_THREADS wins; the setting
-    is undone afterwards (it is read once, when numpy loads)."""
-    if "numpy" in sys.modules or "OPENBLAS_NUM_THREADS" in os.environ:
-        yield
-        return
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    try:
-        import numpy  # noqa: F401
-    finally:
-        del os.environ["OPENBLAS_NUM_THREADS"]
-    yield
 
 
 def _evaluate(args: argparse.Namespace) -> int:
