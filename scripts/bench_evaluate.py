@@ -75,11 +75,11 @@ def prediction_seconds(config_file: Path, images: int = 4) -> float:
     import torch
 
     from steps.config import load_config
-    from steps.labelme2coco import labelme2coco
+    from steps.datasets.labelme2coco import labelme2coco
     from steps.models import get_backend
     from steps.models.batching import predict_images
     from steps.models.checkpoints import save_checkpoint
-    from steps.sample_data import generate_sample
+    from steps.datasets.sample_data import generate_sample
     from steps.models.torchvision_model import build_model
 
     config = load_config(config_file, [])

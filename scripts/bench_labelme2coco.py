@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _sample(folder: Path, count: int, image_size: tuple[int, int] = (320, 240)) -> Path:
-    from steps.sample_data import generate_sample
+    from steps.datasets.sample_data import generate_sample
 
     if len(list(folder.glob("*.json"))) != count:
         shutil.rmtree(folder, ignore_errors=True)
@@ -41,7 +41,7 @@ def _sample(folder: Path, count: int, image_size: tuple[int, int] = (320, 240)) 
 
 
 def _ours(data: Path, labels_file: Path, out: Path, workers: int | None) -> float:
-    from steps.labelme2coco import labelme2coco
+    from steps.datasets.labelme2coco import labelme2coco
 
     started = time.perf_counter()
     labelme2coco(data, out, labels_file=labels_file, workers=workers, overwrite=True)

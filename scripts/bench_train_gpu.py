@@ -1,6 +1,6 @@
 """Training speed of each available backend: the default R50-FPN config on synthetic plates.
 
-Generates synthetic license-plate images (steps.sample_data, converted with steps.labelme2coco) at
+Generates synthetic license-plate images (steps.datasets.sample_data, converted with steps.datasets.labelme2coco) at
 the default 800/1333 resize, trains each backend from scratch for a fixed number of iterations
 with the default config (batch size, AMP on CUDA, ...) and prints, per backend: images/s, step time
 (mean and median, after warm-up iterations) and peak GPU memory (torch.cuda.max_memory_allocated).
@@ -33,8 +33,8 @@ from steps.models import BACKENDS, get_backend  # noqa: E402
 
 
 def make_dataset(root: Path, images: int, width: int, height: int) -> Path:
-    from steps.labelme2coco import labelme2coco
-    from steps.sample_data import generate_sample
+    from steps.datasets.labelme2coco import labelme2coco
+    from steps.datasets.sample_data import generate_sample
 
     generate_sample(root / "labelme", num_images=images, seed=0, image_size=(width, height))
     return labelme2coco(root / "labelme", root / "coco").output_dir

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from steps.errors import TrainyardError
@@ -40,30 +38,6 @@ def load_step_config(args: argparse.Namespace) -> Config:
         print("note: no --config: using the built-in defaults (resnet50, 800 px, 2000 iterations: sized for a GPU); "
               "on a laptop pass --config configs/local.yaml", file=sys.stderr, flush=True)
     return load_config(args.config, args.overrides, args.set_list)
-
-
-def add_dataset_arguments(parser: argparse.ArgumentParser, action: str) -> None:
-    """Where a step reads its dataset: a recorded version of the dataset repo, or a COCO folder."""
-    parser.add_argument("--repo", help="dataset repo (git URL or path); default: dataset.repo")
-    parser.add_argument("--dataset-version", help="training dataset tag, e.g. datasets/v1")
-    parser.add_argument("--dataset-dir", type=Path,
-                        help=f"{action} this COCO folder (train/val/test.json + images/) instead of a repo version")
-
-
-@contextmanager
-def dataset_folder(parser: argparse.ArgumentParser, args: argparse.Namespace, config: Config) -> Iterator[Path]:
-    """The COCO folder of --dataset-dir, or the checked-out --dataset-version (removed afterwards)."""
-    if args.dataset_dir:
-        if not (args.dataset_dir / "images").is_dir():
-            parser.error(f"--dataset-dir {args.dataset_dir}: not a COCO dataset folder (no images/ inside)")
-        yield args.dataset_dir
-        return
-    if not args.dataset_version:
-        parser.error("give --dataset-version (with --repo) or --dataset-dir")
-    from steps.dataset_repo import checkout_dataset
-
-    with checkout_dataset(args.repo or config.dataset.repo, args.dataset_version, config.dataset.dataset_dir) as data:
-        yield data
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ from steps import safe_yaml, storage
 from steps.confine import relative_folder
 from steps.db import URL_ENV
 from steps.errors import ConfigError, excerpt
-from steps.labelme import clean_label
+from steps.labels import clean_label
 from steps.redact import redact_data
 
 

@@ -1,6 +1,6 @@
 """A real git server (`git daemon`, git:// with pushes enabled) for tests that need the receiving
 side's hooks to run, as they do on a dataset repo's server. A local path never runs them: record
-pushes to one without its hooks (steps/vcs.py)."""
+pushes to one without its hooks (steps/datasets/vcs.py)."""
 
 from __future__ import annotations
 

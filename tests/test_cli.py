@@ -112,7 +112,7 @@ def test_render_check_passes_on_the_committed_files() -> None:
 
 @pytest.mark.integration
 def test_labelme_file_that_is_not_json_fails_the_run_with_one_line(sample_repo: Path, tmp_path: Path) -> None:
-    from steps.dataset_repo import commit_annotations
+    from steps.datasets.repo import commit_annotations
 
     (sample_repo / "annotations" / "broken.json").write_text("{ not json")
     commit_annotations(sample_repo, "annotations", "annotations/v2")

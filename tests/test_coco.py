@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from steps.coco import InvalidFiles, build_coco, polygon_area, write_coco_dataset
+from steps.datasets.coco import InvalidFiles, build_coco, polygon_area, write_coco_dataset
 from steps.errors import ConfigError, ExternalError, InputError
 
 
@@ -410,7 +410,7 @@ def test_write_two_splits_with_linked_images(tmp_path: Path) -> None:
 
 
 def test_write_dataset_is_byte_identical_and_replaces_old_output(tmp_path: Path) -> None:
-    from steps.coco import split_images
+    from steps.datasets.coco import split_images
 
     (tmp_path / "src").mkdir()
     build = build_coco(_three_images(tmp_path / "src"))
@@ -451,7 +451,7 @@ def test_written_dataset_loads_in_pycocotools(tmp_path: Path) -> None:
 
 
 def test_split_is_deterministic_disjoint_and_order_independent() -> None:
-    from steps.coco import split_images
+    from steps.datasets.coco import split_images
 
     names = [f"img_{i:03d}.jpg" for i in range(50)]
     split = split_images(names, 0.2, 0.1, seed=7)
@@ -466,7 +466,7 @@ def test_split_is_deterministic_disjoint_and_order_independent() -> None:
 
 
 def test_split_keeps_one_val_and_test_image_when_asked() -> None:
-    from steps.coco import split_images
+    from steps.datasets.coco import split_images
 
     names = ["a", "b", "c"]
     split = split_images(names, 0.01, 0.01, seed=0)
@@ -476,14 +476,14 @@ def test_split_keeps_one_val_and_test_image_when_asked() -> None:
 
 
 def test_split_rejects_fractions_adding_up_to_one() -> None:
-    from steps.coco import split_images
+    from steps.datasets.coco import split_images
 
     with pytest.raises(ConfigError, match="add up to less than 1"):
         split_images(["a", "b"], 0.6, 0.4, seed=0)
 
 
 def test_split_is_stratified_by_the_rarest_category(tmp_path: Path) -> None:
-    from steps.coco import image_strata, split_images
+    from steps.datasets.coco import image_strata, split_images
 
     common = [_labelme_pair(tmp_path, f"c{i:02d}", [_shape("car", SQUARE)]) for i in range(20)]
     rare = [_labelme_pair(tmp_path, f"r{i:02d}", [_shape("car", SQUARE), _shape("bus", SQUARE)]) for i in range(10)]
@@ -504,7 +504,7 @@ def test_split_is_stratified_by_the_rarest_category(tmp_path: Path) -> None:
 def test_stratified_split_totals_are_exact_for_any_strata() -> None:
     import random
 
-    from steps.coco import split_counts, split_images
+    from steps.datasets.coco import split_counts, split_images
 
     rng = random.Random(0)
     for _ in range(200):

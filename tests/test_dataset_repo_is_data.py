@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from steps import vcs
+from steps.datasets import vcs
 from steps.config import Config, load_config
 from steps.errors import InputError
 from steps.record.record import record

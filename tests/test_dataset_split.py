@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from steps.config import load_config
-from steps.dataset_split import assign_splits, split_images
+from steps.datasets.split import assign_splits, split_images
 
 
 def names(n: int) -> list[str]:
@@ -51,10 +51,10 @@ def test_without_history_it_is_the_stratified_split() -> None:
 
 @pytest.mark.integration
 def test_a_version_that_adds_images_moves_no_earlier_image(sample_repo: Path, tmp_path: Path) -> None:
-    from steps.dataset_repo import commit_annotations
+    from steps.datasets.repo import commit_annotations
     from steps.db import Database
     from steps.record.record import record
-    from steps.sample_data import generate_sample
+    from steps.datasets.sample_data import generate_sample
 
     url = f"sqlite:///{tmp_path / 'meta.sqlite'}"
     config = load_config(None, ["dataset.val_fraction=0.25", "dataset.test_fraction=0.25"])

@@ -93,7 +93,7 @@ def _trainyard(command: str, capsys: pytest.CaptureFixture[str], extra: list[str
 @pytest.mark.integration
 def test_the_readmes_local_commands_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from steps.sample_shapes import generate_shapes
+    from steps.datasets.sample_shapes import generate_shapes
     from workflows.local.sample_repo import create_sample_repo
 
     monkeypatch.chdir(tmp_path)  # the checkout: `runs/` is here

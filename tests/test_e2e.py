@@ -61,7 +61,7 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     assert drawn and all(f"images/{p.name}" in page for p in drawn)
     assert json.loads((report / "predictions.json").read_text()) is not None
     # ... and both reports as one page each, what the Argo UI shows (a file, on Argo as locally:
-    # the step writes the artifact's path), its images linked, not inlined (steps/report_page.py),
+    # the step writes the artifact's path), its images linked, not inlined (steps/reports/argo_page.py),
     # and the links reach the drawn files
     pages = {name: path for name, path in first.tasks["test"].artifacts.items() if name.endswith("-report")}
     test_page = pages["test-report"].read_text()

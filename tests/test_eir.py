@@ -182,7 +182,7 @@ def _rotated(points: np.ndarray, degrees: float, centre: tuple[float, float]) ->
 @pytest.mark.parametrize("degrees", [0.0, 12.0, -20.0])
 def test_a_two_row_plate_is_read_row_by_row(degrees: float) -> None:
     # "12AB" over "34567": sorted along the plate alone, the rows interleave ("31245A6B7").
-    from steps.plates import glyph, read_string
+    from steps.metrics.plates import glyph, read_string
 
     names = ["plate", *"1234567AB"]
     ids = {name: i + 1 for i, name in enumerate(names)}
@@ -224,7 +224,7 @@ def test_the_test_report_reads_plates_as_eir_does(tmp_path, monkeypatch: pytest.
 
     from PIL import Image
 
-    from steps import report
+    from steps.reports import pages as report
     from steps.config import load_config
     from steps.test import inference
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from steps.coco import build_coco
-from steps.labelme import MAX_DEPTH
-from steps.labelme2coco import labelme2coco
+from steps.datasets.coco import build_coco
+from steps.datasets.labelme import MAX_DEPTH
+from steps.datasets.labelme2coco import labelme2coco
 from workflows.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

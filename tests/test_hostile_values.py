@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 
 from steps import registry
-from steps.coco import build_coco, write_coco_dataset
+from steps.datasets.coco import build_coco, write_coco_dataset
 from steps.config import load_config
 from steps.errors import ConfigError, ExternalError, InputError
-from steps.image_decode import decode_rgb, load_rgb
+from steps.datasets.image_decode import decode_rgb, load_rgb
 from steps.models.coco_dataset import load_image
 from tests.test_hostile_data import _doc as labelme_doc, _write
 from workflows.cli import main
@@ -188,7 +188,7 @@ def test_labels_that_print_alike_are_named_in_a_warning(tmp_path: Path) -> None:
 
 
 def test_a_label_too_long_or_with_a_line_break_is_refused_in_the_config_and_labels_file(tmp_path: Path) -> None:
-    from steps.labelme import read_labels_file
+    from steps.datasets.labelme import read_labels_file
 
     with pytest.raises(ConfigError, match="at most 128"):
         load_config(None, ["dataset.labels=[" + "x" * 300 + "]"])

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from steps.errors import ConfigError, InputError
-from steps.labelme import category_names, embedded_image, image_path, load_labelme, read_labels_file
+from steps.datasets.labelme import category_names, embedded_image, image_path, load_labelme, read_labels_file
 
 
 def _labelme(image: str = "a.jpg", shapes: list[dict] | None = None, **extra: object) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from steps import vcs
+from steps.datasets import vcs
 from workflows.local.run import new_run_dir
 from workflows.local.sample_repo import SAMPLE_VERSION, ensure_sample_repo, is_complete
 
@@ -52,7 +52,7 @@ def test_a_half_made_sample_repo_is_set_aside_and_made_again(tmp_path: Path) -> 
 # the images are written, or from the start (then git or DVC is the first to fail).
 _LIMITED = """
 import resource, signal, sys
-import steps.sample_data
+import steps.datasets.sample_data
 from workflows.cli import main
 
 def limit():
@@ -60,8 +60,8 @@ def limit():
     resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
 
 if sys.argv[1] == "images":
-    generate = steps.sample_data.generate_sample
-    steps.sample_data.generate_sample = lambda *args, **kwargs: (limit(), generate(*args, **kwargs))[1]
+    generate = steps.datasets.sample_data.generate_sample
+    steps.datasets.sample_data.generate_sample = lambda *args, **kwargs: (limit(), generate(*args, **kwargs))[1]
 else:
     limit()
 sys.exit(main(["sample-data", sys.argv[2], "--images", "3"]))

@@ -12,7 +12,7 @@ import pytest
 from steps import registry
 from steps.config import load_config, save_config
 from steps.models.checkpoints import save_checkpoint
-from steps.sample_shapes import CLASSES, generate_shapes
+from steps.datasets.sample_shapes import CLASSES, generate_shapes
 from workflows.cli import main
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from steps import vcs
+from steps.datasets import vcs
 from steps.config import load_config
-from steps.dataset_repo import checkout_dataset, commit_annotations, init_dataset_repo
+from steps.datasets.repo import checkout_dataset, commit_annotations, init_dataset_repo
 from steps.db import Database
 from steps.errors import ConfigError, ExternalError, InputError
 from steps.record.metadata import DatasetRow, ImageRow, find_dataset, insert_dataset
@@ -333,7 +333,7 @@ def test_splits_live_with_the_data_so_two_fresh_databases_agree(sample_repo: Pat
     # database B, each recording v2 on its own copy, give every image the same split, and the
     # v1 images keep theirs: the split comes from the repo, not from whichever database records.
     from steps.record.split_ledger import ledger_name
-    from steps.sample_data import generate_sample
+    from steps.datasets.sample_data import generate_sample
 
     first, second = f"sqlite:///{tmp_path / 'a.sqlite'}", f"sqlite:///{tmp_path / 'b.sqlite'}"
     record(_config(first), str(sample_repo), "annotations/v1")

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from steps import vcs
+from steps.datasets import vcs
 from steps.config import Config, load_config
-from steps.dataset_repo import commit_annotations
+from steps.datasets.repo import commit_annotations
 from steps.db import URL_ENV, Database
 from steps.errors import InputError
 from steps.record.record import record

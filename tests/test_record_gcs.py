@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from steps import vcs
-from steps.dataset_repo import checkout_dataset, commit_annotations, init_dataset_repo
-from steps.sample_data import generate_sample
+from steps.datasets import vcs
+from steps.datasets.repo import checkout_dataset, commit_annotations, init_dataset_repo
+from steps.datasets.sample_data import generate_sample
 from tests.gcs_emulator import GcsEmulator
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from steps.report import ReportItem, write_evaluation_report, write_test_report
+from steps.reports.pages import ReportItem, write_evaluation_report, write_test_report
 
 VOID = {"img", "meta", "br", "link", "input", "hr", "source", "wbr"}
 HOSTILE_NAME = "<script>alert(\"x\")</script>'car'.jpg"

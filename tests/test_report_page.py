@@ -12,7 +12,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import pytest
 
 from steps.errors import InputError
-from steps.report_page import write_page
+from steps.reports.argo_page import write_page
 from workflows.local import inputs
 from workflows.local.podfs import PodFS
 from workflows.local.volumes import mount_volumes
@@ -74,7 +74,7 @@ def _links(page: str) -> list[str]:
 
 
 def _fake_reports(report: Path, evaluation: Path) -> None:
-    """Report folders linked as steps/report.py links them: quoted, relative to the page."""
+    """Report folders linked as steps/reports/pages.py links them: quoted, relative to the page."""
     (report / "images").mkdir(parents=True)
     (report / "images" / "a b.jpg").write_bytes(b"\xff\xd8jpeg")
     (report / "index.html").write_text(

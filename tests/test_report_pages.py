@@ -18,7 +18,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from steps.report import ReportItem, write_evaluation_report, write_test_report
+from steps.reports.pages import ReportItem, write_evaluation_report, write_test_report
 from tests.test_report import parsed
 
 DIGITS = [str(d) for d in range(10)]

@@ -10,11 +10,11 @@ import pytest
 
 from steps.config import EvaluateConfig
 from steps.evaluate.bootstrap import draw_resamples
-from steps.labelme2coco import labelme2coco
+from steps.datasets.labelme2coco import labelme2coco
 from steps.masks import encode, polygons_to_mask
 from steps.metrics.resampled import Resampled, by_image, resample_gt, resample_results
 from steps.metrics.summary import family_metrics
-from steps.sample_data import generate_sample
+from steps.datasets.sample_data import generate_sample
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from steps.coco import build_coco
-from steps.labelme import load_labelme
-from steps.plates import glyph, inside_polygon, read_string
-from steps.plates import rows as plate_rows
-from steps.sample_data import ALPHABET, PLATE_LABEL, generate_sample
+from steps.datasets.coco import build_coco
+from steps.datasets.labelme import load_labelme
+from steps.metrics.plates import glyph, inside_polygon, read_string
+from steps.metrics.plates import rows as plate_rows
+from steps.datasets.sample_data import ALPHABET, PLATE_LABEL, generate_sample
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from steps.masks import encode
-from steps.visualize import (
+from steps.reports.visualize import (
     MATCH_COLOR,
     MISMATCH_COLOR,
     UNKNOWN_COLOR,
@@ -23,11 +23,11 @@ GREY = 100
 @pytest.fixture(autouse=True)
 def _native_size(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests read pixels at the image's own coordinates: no enlargement (tested on its own below)."""
-    monkeypatch.setattr("steps.visualize.MIN_SHORT_SIDE", 1)
+    monkeypatch.setattr("steps.reports.visualize.MIN_SHORT_SIDE", 1)
 
 
 def test_a_small_image_is_drawn_enlarged_so_tags_stay_small_beside_its_objects(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("steps.visualize.MIN_SHORT_SIDE", 480)
+    monkeypatch.setattr("steps.reports.visualize.MIN_SHORT_SIDE", 480)
     plate = rectangle_prediction(1, 50, 40, 60, 20, size=(160, 120))
     drawn = draw_predictions(grey_image(160, 120), [plate], CATEGORIES, plate_reads=[(plate, "AB12")], truth_strings=["AB12"])
     assert drawn.size == (640, 480)  # 4x: the first whole factor reaching a 480 px short side

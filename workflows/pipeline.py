@@ -326,7 +326,7 @@ def _page(name: str) -> Artifact:
     # cannot be browsed on GCS). It sits at <OUT>/<name>.html beside the output folders <OUT>/<name>
     # and the input folders <IN>/<name> (IN = OUT/../inputs), as Argo's artifact URLs do
     # (.../<nodeId>/outputs/<name>, .../<nodeId>/inputs/<name>), so that its relative file links to
-    # their images are its URLs in the Argo UI; see steps/report_page.py.
+    # their images are its URLs in the Argo UI; see steps/reports/argo_page.py.
     return Artifact(name=name, path=f"{OUT}/{name}.html", archive=NoneArchiveStrategy())
 
 

@@ -7,8 +7,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from steps.cli import dataset_folder, run_cli
-from steps.evaluate.arguments import add_arguments, checkpoints_folder, load_branch_config, write_outputs
+from steps.cli import run_cli
+from steps.datasets.arguments import dataset_folder
+from steps.evaluate.arguments import (
+    add_arguments,
+    checkpoints_folder,
+    load_branch_config,
+    write_outputs,
+)
 from steps.evaluate.groups import write_scores
 
 

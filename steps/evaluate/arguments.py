@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from steps.cli import add_config_arguments, add_dataset_arguments, load_step_config
+from steps.cli import add_config_arguments, load_step_config
 from steps.config import Config
+from steps.datasets.arguments import add_dataset_arguments
 from steps.evaluate.groups import branch_name
 
 

@@ -197,12 +197,12 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
                       "min_gain": config.promotion.min_gain, "min_confidence": config.promotion.min_confidence},
     }
     write_json(out_dir / "evaluation.json", evaluation)
-    from steps.report import write_evaluation_report
+    from steps.reports.pages import write_evaluation_report
 
     curves = pr_curves(gt, predictions[best["checkpoint"]], config)
     write_json(out_dir / "pr_curves.json", curves, indent=None)
-    from steps.report_intervals import headline_intervals
-    from steps.report_tensorboard import write_validation
+    from steps.reports.intervals import headline_intervals
+    from steps.reports.tensorboard_results import write_validation
 
     write_validation(out_dir / "tensorboard", rows, config, gt, dataset_dir / "images", best, predictions[best["checkpoint"]])
     intervals = headline_intervals(gt, predictions[best["checkpoint"]], config.evaluate, config.evaluate.class_groups)

@@ -2,7 +2,7 @@
 
 A plate's truth is its ground-truth characters (those whose box centre lies inside the plate
 polygon) read row by row, each row left to right along the plate's axis. Its reading is the characters predicted
-inside the best-matching predicted plate mask, read the same way (steps.plates, which the test
+inside the best-matching predicted plate mask, read the same way (steps.metrics.plates, which the test
 report uses too, so what a report shows is what was scored). One threshold, `read_score`, applies
 to plates and characters alike; overlapping characters of any classes are suppressed to the
 best-scoring one before reading. Definitions: docs/metrics.md.
@@ -16,7 +16,7 @@ import numpy as np
 
 from steps.masks import decode, iou_matrix
 from steps.metrics.ground_truth import Image, index
-from steps.plates import glyph, inside_mask, inside_polygon, read_string
+from steps.metrics.plates import glyph, inside_mask, inside_polygon, read_string
 
 # Characters whose boxes overlap more than this are one glyph read twice (evaluate.char_nms_iou).
 CHAR_NMS_IOU = 0.5

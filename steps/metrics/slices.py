@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from steps.plates import plate_axis
+from steps.metrics.plates import plate_axis
 
 
 def slice_ious(gt_mask: np.ndarray, pred_mask: np.ndarray, gt_points: np.ndarray, slices: int) -> np.ndarray:

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from steps.errors import InputError
-from steps.image_decode import load_rgb
+from steps.datasets.image_decode import load_rgb
 from steps.masks import decode, polygons_to_mask
 
 
@@ -38,7 +38,7 @@ class CocoSplit:
 
 
 def load_image(path: Path) -> Image.Image:
-    """RGB image as annotators saw it, decoded as record decodes it (steps/image_decode.py)."""
+    """RGB image as annotators saw it, decoded as record decodes it (steps/datasets/image_decode.py)."""
     try:
         return load_rgb(path)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # TooManyPixels, Unfaithful are ValueErrors

@@ -13,16 +13,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from steps import vcs
-from steps.coco import CocoBuild, InvalidFiles, build_coco, image_strata, write_coco_dataset
+from steps.datasets import vcs
+from steps.datasets.coco import CocoBuild, InvalidFiles, build_coco, image_strata, write_coco_dataset
 from steps.confine import OutsideFolder, inside
-from steps.dataset_split import assign_splits
+from steps.datasets.split import assign_splits
 from steps.config import Config
-from steps.dataset_repo import confine_checkout
+from steps.datasets.repo import confine_checkout
 from steps.db import URL_ENV, Database, resolve_url
 from steps.errors import ExternalError, InputError, excerpt
-from steps.labelme import read_labels_file
-from steps.labelme2coco import find_labelme_files
+from steps.datasets.labelme import read_labels_file
+from steps.datasets.labelme2coco import find_labelme_files
 from steps.log import get as get_logger
 from steps.record.metadata import DatasetRow, ImageRow, find_dataset, image_splits, insert_dataset, lock_version
 from steps.record.split_ledger import read_ledgers, write_ledger

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from steps import vcs
-from steps.dataset_split import SPLITS
+from steps.datasets import vcs
+from steps.datasets.split import SPLITS
 from steps.errors import InputError
 
 SUFFIX = ".splits.json"

@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from steps.cli import dataset_folder, run_cli
+from steps.cli import run_cli
+from steps.datasets.arguments import dataset_folder
 from steps.errors import InputError
 from steps.evaluate.arguments import add_arguments, load_branch_config, write_outputs
 from steps.log import get as get_logger

@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from steps.cli import add_config_arguments, add_dataset_arguments, dataset_folder, load_step_config, run_cli
+from steps.cli import add_config_arguments, load_step_config, run_cli
+from steps.datasets.arguments import add_dataset_arguments, dataset_folder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True, help="report folder")
     parser.add_argument("--test-page", type=Path,
                         help="also write the report page here, its links rebased to this file (what the Argo UI shows; "
-                        "see steps/report_page.py)")
+                        "see steps/reports/argo_page.py)")
     parser.add_argument("--evaluation", type=Path, help="the evaluate step's folder (its report.html)")
     parser.add_argument("--evaluation-page", type=Path, help="write --evaluation's report page here, its links rebased to this file")
     add_config_arguments(parser)
@@ -36,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with dataset_folder(parser, args, config) as data:
         page = run_test(config, data, args.model, args.output, args.dataset_version or str(args.dataset_dir),
                         compare=args.compare == "production")
-    from steps.report_page import write_page
+    from steps.reports.argo_page import write_page
 
     if args.test_page:
         print(f"test: page {write_page(page, args.test_page)}", flush=True)

@@ -17,9 +17,9 @@ from steps.jsonio import write_json
 from steps.log import get as get_logger
 from steps.models import get_backend
 from steps.models.coco_dataset import load_image
-from steps.outcomes import judge
-from steps.report import ReportItem
-from steps.visualize import draw_ground_truth, draw_predictions
+from steps.reports.outcomes import judge
+from steps.reports.pages import ReportItem
+from steps.reports.visualize import draw_ground_truth, draw_predictions
 
 log = get_logger("test")
 
@@ -85,8 +85,8 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
     if compare:
         write_json(out_dir / "comparison.json", {"model": model_id, "production": production_id,
                                                  "production_metrics": production_metrics})
-    from steps.report import Production, write_test_report
-    from steps.report_intervals import headline_intervals
+    from steps.reports.pages import Production, write_test_report
+    from steps.reports.intervals import headline_intervals
 
     items = draw_items(config, gt, dataset_dir / "images", results, theirs)
     same = production_id == model_id

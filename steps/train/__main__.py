@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from steps.cli import add_config_arguments, add_dataset_arguments, dataset_folder, run_cli
+from steps.cli import add_config_arguments, run_cli
+from steps.datasets.arguments import add_dataset_arguments, dataset_folder
 from steps.evaluate.arguments import load_branch_config
 from steps.evaluate.groups import branch_name
 

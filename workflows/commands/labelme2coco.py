@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from steps.blas_threads import one_blas_thread
 
     with one_blas_thread():
-        from steps.labelme2coco import labelme2coco
+        from steps.datasets.labelme2coco import labelme2coco
 
     result = labelme2coco(
         args.input_dir, args.output_dir, labels_file=args.labels, val_fraction=args.val_fraction, seed=args.seed,

@@ -77,8 +77,8 @@ def predict(model_folder: Path, backend: str, model_id: str, images: list[Path],
     from steps.metrics import read_plates
     from steps.models import get_backend
     from steps.models.batching import predict_images
-    from steps.report import ReportItem, write_test_report
-    from steps.visualize import draw_predictions
+    from steps.reports.pages import ReportItem, write_test_report
+    from steps.reports.visualize import draw_predictions
 
     config = load_config(model_folder / "config.yaml")
     shown_at = config.test.score_threshold if threshold is None else threshold

@@ -19,10 +19,10 @@ SAMPLE_VERSION = "annotations/v1"
 
 def create_sample_repo(repo: Path, images: int = 40, seed: int = 0, version: str = SAMPLE_VERSION,
                        remote: str | None = None, kind: str = "plates") -> Path:
-    """`kind`: plates (the demo's) or shapes (12 classes of coloured shapes, steps/sample_shapes.py)."""
-    from steps.dataset_repo import commit_annotations, init_dataset_repo
-    from steps.sample_data import generate_sample
-    from steps.sample_shapes import generate_shapes
+    """`kind`: plates (the demo's) or shapes (12 classes of coloured shapes, steps/datasets/sample_shapes.py)."""
+    from steps.datasets.repo import commit_annotations, init_dataset_repo
+    from steps.datasets.sample_data import generate_sample
+    from steps.datasets.sample_shapes import generate_shapes
 
     repo = Path(repo).absolute()
     if repo.exists() and not repo.is_dir():
@@ -75,7 +75,7 @@ def ensure_sample_repo(repo: Path, images: int = 40, version: str = SAMPLE_VERSI
 
 
 def is_complete(repo: Path, version: str = SAMPLE_VERSION) -> bool:
-    from steps import vcs
+    from steps.datasets import vcs
 
     if not (repo / ".git").is_dir():
         return False

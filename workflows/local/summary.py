@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from steps.class_metrics import group_values
+from steps.reports.class_metrics import group_values
 from steps.jsonio import write_json
 from workflows.local.runner import RunResult, TaskResult
 

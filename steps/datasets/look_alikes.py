@@ -1,6 +1,6 @@
 """Labels that print alike but are different classes.
 
-Labels are compared in Unicode NFC (steps/labelme.py): `é` typed as one character or as `e` and a
+Labels are compared in Unicode NFC (steps/datasets/labelme.py): `é` typed as one character or as `e` and a
 combining accent is one class. Two labels that still differ may look the same: a Latin `A`
 (U+0041) and a Cyrillic `А` (U+0410), a full-width `Ａ`. The model would learn two classes that a
 person cannot tell apart in any report, so record warns, naming both with their code points.

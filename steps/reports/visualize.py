@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from steps import masks
-from steps.outcomes import ImageOutcome
+from steps.reports.outcomes import ImageOutcome
 
 # 20 well-separated colours; a category keeps its colour across images and runs (id-indexed).
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -98,7 +98,7 @@ def draw_predictions(
     `plate_reads` pairs a plate prediction with the string read inside it. The plate tag is green
     when the read equals one of the image's `truth_strings`, red when it equals none, blue when
     no truth is known (`truth_strings` is None). Masks of the `plate_label` category are drawn
-    lighter so that the plate's own characters show through. `outcome` (steps/outcomes.py): each
+    lighter so that the plate's own characters show through. `outcome` (steps/reports/outcomes.py): each
     tag says TP or FP with its IoU, and each missed object is outlined in red, tagged "missed".
     """
     names = {int(c["id"]): str(c["name"]) for c in categories}

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from steps.class_metrics import group_values
+from steps.reports.class_metrics import group_values
 from steps.config import Config
 
 KEYS = ("segm/AP", "segm/AP50", "bbox/AP", "dv_mAP", "EIR")
@@ -45,8 +45,8 @@ def write_validation(folder: Path, rows: Sequence[Mapping[str, object]], config:
 
 
 def _images(writer: object, config: Config, gt: dict, images_dir: Path, results: list[dict], step: int) -> None:
-    from steps.outcomes import judge
-    from steps.visualize import draw_predictions
+    from steps.reports.outcomes import judge
+    from steps.reports.visualize import draw_predictions
 
     shown_at = config.test.score_threshold
     for image in gt["images"][:IMAGES]:

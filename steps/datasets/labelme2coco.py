@@ -10,9 +10,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from steps.coco import InvalidFiles, OnInvalid, SkippedFile, build_coco, image_strata, split_images, write_coco_dataset
+from steps.datasets.coco import InvalidFiles, OnInvalid, SkippedFile, build_coco, image_strata, split_images, write_coco_dataset
 from steps.errors import ConfigError, InputError
-from steps.labelme import read_labels_file
+from steps.datasets.labelme import read_labels_file
 
 
 @dataclass(frozen=True)

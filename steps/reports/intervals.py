@@ -1,7 +1,7 @@
 """The 95% bootstrap interval of each headline figure of a report: how much 8 images can say.
 
 The images of the split are resampled with replacement (as the promotion bootstrap does,
-steps/evaluate/bootstrap.py) and each headline figure (steps/class_metrics.py `headline`) is
+steps/evaluate/bootstrap.py) and each headline figure (steps/reports/class_metrics.py `headline`) is
 recomputed on every resample, from the matches made once (steps/metrics/resampled.py); the interval is the 2.5th to 97.5th percentile of those values.
 A figure on a handful of images then reads "0.84 (0.52-1.00)" instead of four exact-looking decimals.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from steps.class_metrics import headline, headline_keys
+from steps.reports.class_metrics import headline, headline_keys
 from steps.config import EvaluateConfig
 from steps.metrics.resampled import Resampled
 from steps.metrics.summary import family_of

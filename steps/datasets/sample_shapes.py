@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from steps.sample_data import LABELME_VERSION
+from steps.datasets.sample_data import LABELME_VERSION
 
 COLOURS = {"red": (210, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 210)}
 SHAPES = ("square", "bar", "triangle", "disc")  # square and bar: labelme rectangles; the others: polygons

@@ -22,13 +22,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from steps.dataset_split import SPLITS, split_counts, split_images
+from steps.datasets.split import SPLITS, split_counts, split_images
 from steps.errors import ConfigError, ExternalError, InputError
-from steps.image_decode import decode_rgb, open_image
-from steps.labelme import category_names, embedded_image, parse_labelme
-from steps.look_alikes import look_alike_warning, look_alikes
-from steps.labelme_convert import ConvertedFile, ConvertSettings, ImageSource, convert_file
-from steps.labelme_shapes import AREA_SHAPES, Polygon, polygon_area
+from steps.datasets.image_decode import decode_rgb, open_image
+from steps.datasets.labelme import category_names, embedded_image, parse_labelme
+from steps.datasets.look_alikes import look_alike_warning, look_alikes
+from steps.datasets.labelme_convert import ConvertedFile, ConvertSettings, ImageSource, convert_file
+from steps.datasets.labelme_shapes import AREA_SHAPES, Polygon, polygon_area
 from steps.parallel import parallel_map
 
 __all__ = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from steps.labelme import LabelmeShape
+from steps.datasets.labelme import LabelmeShape
 
 Point = tuple[float, float]
 Polygon = list[float]  # flat [x0, y0, x1, y1, ...]

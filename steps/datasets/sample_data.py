@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 ALPHABET = "0123456789"
 CHARS_PER_PLATE = (4, 5)
 # A share of the plates has two rows: a smaller code of TOP_ROW_CHARS over the number. The truth
-# (and EIR) reads them row by row: "12" over "3456" is "123456" (steps/plates.py).
+# (and EIR) reads them row by row: "12" over "3456" is "123456" (steps/metrics/plates.py).
 TWO_ROW_SHARE = 0.25
 TOP_ROW_CHARS = 2
 TOP_ROW_SCALE = 0.7

@@ -19,10 +19,18 @@ import unicodedata
 from pathlib import Path, PureWindowsPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from steps.confine import IsNotRegular, OutsideFolder, inside, is_absolute, regular_file
 from steps.errors import ConfigError, InputError
+from steps.labels import clean_label
 
 ShapeType = Literal[
     "polygon", "rectangle", "oriented_rectangle", "circle", "line", "point", "linestrip", "points", "mask"
@@ -52,25 +60,12 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 MAX_DEPTH = 32
 
 
-# A label becomes a category name, a metric key and part of a step's arguments: bounded, one line.
-MAX_LABEL_CHARS = 128
 # A side of an image, in pixels (COCO readers and the metrics take 32-bit sizes).
 MAX_SIDE = 2**31 - 1
 
 
 class LabelmeFormatError(ValueError):
     """A labelme file is malformed; the message says where, without the file name."""
-
-
-def clean_label(label: str) -> str:
-    """A label in Unicode NFC (an accent typed two ways is one class), checked: at most
-    MAX_LABEL_CHARS characters and no control characters. ValueError says what is wrong."""
-    label = unicodedata.normalize("NFC", label)
-    if len(label) > MAX_LABEL_CHARS:
-        raise ValueError(f"a label of {len(label):,} characters; labels are names of at most {MAX_LABEL_CHARS}")
-    if any(unicodedata.category(ch) == "Cc" for ch in label):
-        raise ValueError(f"label {label[:40]!r} contains a control character (a line break, tab or NUL); rename it")
-    return label
 
 
 class LabelmeShape(BaseModel):

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from steps import vcs
+from steps.datasets import vcs
 from steps.confine import OutsideFolder, inside
-from steps.dvc_settings import use_our_dvc_settings
+from steps.datasets.dvc_settings import use_our_dvc_settings
 from steps.errors import InputError
 
 LOCAL_REMOTE = ".dvcstore"  # default DVC remote of a local dataset repo: a git-ignored folder inside it
@@ -65,7 +65,7 @@ def commit_annotations(repo: Path, folder: str, tag: str) -> str:
 
 def confine_checkout(clone: Path, where: str, names: list[str]) -> None:
     """Refuse a checkout in which a committed symlink leads one of `names` (paths that git, DVC or
-    a step read or write) out of it, or whose DVC settings would (steps/dvc_settings.py): the repo's
+    a step read or write) out of it, or whose DVC settings would (steps/datasets/dvc_settings.py): the repo's
     content must never reach a file of the host. DVC then runs there with our cache settings."""
     for name in (".dvc", ".dvc/config.local", ".gitignore", ".dvcignore", *names):
         try:

@@ -18,7 +18,7 @@ from PIL import UnidentifiedImageError
 
 from steps.confine import IsNotRegular, regular_file
 from steps.errors import ExternalError
-from steps.image_decode import TRANSPOSING, TooManyPixels, faithful_problem, needs_rewriting, open_image, orientation
+from steps.datasets.image_decode import TRANSPOSING, TooManyPixels, faithful_problem, needs_rewriting, open_image, orientation
 
 try:  # the rasterizer of COCO tools (pycocotools-compatible), for area and bbox from the mask
     from faster_coco_eval import mask_api_new_cpp as _c_mask
@@ -26,7 +26,7 @@ try:  # the rasterizer of COCO tools (pycocotools-compatible), for area and bbox
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ExternalError("labelme -> COCO needs faster-coco-eval: pip install 'faster-coco-eval>=1.6'") from exc
 
-from steps.labelme import (
+from steps.datasets.labelme import (
     RESERVED_LABELS,
     LabelmeFile,
     LabelmeFormatError,
@@ -37,7 +37,7 @@ from steps.labelme import (
     parse_labelme,
     read_file,
 )
-from steps.labelme_shapes import (
+from steps.datasets.labelme_shapes import (
     AREA_SHAPES,
     Polygon,
     check_points,
@@ -79,7 +79,7 @@ class ImageSource:
     path: Path | None
     sha256: str | None  # None when ConvertSettings.hash_images is off
     # The file is not stored as shown (an EXIF orientation) or has 16-bit samples: datasets get it
-    # decoded as every step decodes it (steps/image_decode.py), upright and 8-bit.
+    # decoded as every step decodes it (steps/datasets/image_decode.py), upright and 8-bit.
     rewrite: bool = False
 
 

@@ -2,7 +2,7 @@
 
 No external assets (the Argo UI shows an artifact's index.html as is): inline CSS, images and
 matplotlib charts saved beside the page and linked relatively. Pages are jinja2 templates
-(`steps/templates/`) with autoescaping on, so every value that comes from data is escaped.
+(`steps/reports/templates/`) with autoescaping on, so every value that comes from data is escaped.
 Each page reads the resolved `config.yaml` its step saved beside it for the class groups and the
 thresholds it explains.
 """
@@ -22,9 +22,9 @@ from urllib.parse import quote
 import yaml
 from PIL import Image
 
-from steps import charts
-from steps.class_metrics import COLUMNS, class_rows, group_values, headline
-from steps.outcomes import ImageOutcome
+from steps.reports import charts
+from steps.reports.class_metrics import COLUMNS, class_rows, group_values, headline
+from steps.reports.outcomes import ImageOutcome
 
 _TEMPLATES = Path(__file__).parent / "templates"
 # Per-class keys (segm/AP50-plate ...) go to the class table, not the flat metrics table.
@@ -36,7 +36,7 @@ class ReportItem:
     """One test image in the report: its drawings, how its detections fared, what was read on it."""
 
     file_name: str
-    image: Image.Image  # predictions already drawn (steps.visualize.draw_predictions)
+    image: Image.Image  # predictions already drawn (steps.reports.visualize.draw_predictions)
     plate_reads: list[str] = field(default_factory=list)
     truth_strings: list[str] | None = None  # None: no plate strings to compare (no plates, or no truth)
     num_detections: int = 0
@@ -87,7 +87,7 @@ def write_test_report(
     first, each drawing beside its ground truth (and the production model's, when given).
     `metrics`: this model's flat scores; `production`: the production model's on the same images;
     `gt`: the test split, for each class's support; `intervals`: 95% intervals of the headline
-    figures (steps/report_intervals.py).
+    figures (steps/reports/intervals.py).
     """
     out_dir = Path(out_dir)
     images_dir = out_dir / "images"
@@ -199,7 +199,7 @@ def write_evaluation_report(
     or {caption: path of a PNG} copied beside the page. `training_dir`: the train step's output
     (metrics.json for the loss curves); `tensorboard`: the logdir to name (default: its tensorboard/).
     `gt`: the validation split, for the support of each class; `intervals`: the headline figures'
-    95% intervals (steps/report_intervals.py).
+    95% intervals (steps/reports/intervals.py).
     """
     out_dir = Path(out_dir)
     charts_dir = out_dir / "charts"
