@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import yaml
@@ -147,6 +148,9 @@ def argo_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 seen["problems"].append(f"{self.command} {path}: no bearer token")
             base = f"/api/v1/workflows/{NAMESPACE}/{RUN}"
+            if self.command == "GET" and path == f"/api/v1/workflows/{NAMESPACE}" and "pages" in seen:
+                page = parse_qs(query).get("listOptions.continue", [""])[0]
+                return self._json(200, seen["pages"][page])
             if self.command == "GET" and path == base:
                 return self._json(200, _argo_workflow("Failed"))
             if self.command == "PUT" and path in (f"{base}/stop", f"{base}/retry"):
@@ -224,3 +228,85 @@ def test_cluster_runs_are_got_stopped_retried_and_their_logs_read_through_the_ar
     assert main(["get", "nope", *runs]) != 0
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "not found" in err and "Traceback" not in err
+
+
+def _listed(name: str, phase: str, created: str, finished: str | None = None, template: str = "trainyard-pipeline") -> dict:
+    status = {"phase": phase, "startedAt": created, **({"finishedAt": finished} if finished else {})}
+    return {"metadata": {"name": name, "creationTimestamp": created,
+                         "labels": {"workflows.argoproj.io/workflow-template": template}},
+            "spec": {"workflowTemplateRef": {"name": template}}, "status": status}
+
+
+def test_cluster_runs_are_listed_as_argo_list_shows_them(argo_api: dict[str, Any], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # Two pages, joined by the server's continue token (cmd/argo/commands/list.go listWorkflows).
+    argo_api["pages"] = {
+        "": {"metadata": {"continue": "page-2"}, "items": [
+            _listed("trainyard-pipeline-old", "Succeeded", "2026-01-01T02:00:00Z", "2026-01-01T03:30:00Z"),
+            _listed("trainyard-sweep-run", "Running", "2026-01-02T09:00:00Z", template="trainyard-sweep")]},
+        "page-2": {"metadata": {}, "items": [
+            _listed("trainyard-pipeline-new", "Failed", "2026-01-02T02:00:00Z", "2026-01-02T02:10:00Z"),
+            _listed("trainyard-pipeline-nightly", "Succeeded", "2026-01-03T02:00:00Z", "2026-01-03T02:30:00Z")]},
+    }
+    # The exit handler's rows in the run database: the model and the promotion of a finished run.
+    from steps.db import Database
+    from steps.notify.outcome import RunOutcome, record_outcome
+
+    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    database = Database(url)
+    database.migrate()
+    record_outcome(database, RunOutcome(run_id="trainyard-pipeline-old", status="Succeeded",
+                                        started_at="2026-01-01T02:00:00+00:00", finished_at="2026-01-01T03:30:00+00:00",
+                                        dataset_version="datasets/v3", model_id="model-old", promoted=True,
+                                        duration_seconds=5400))
+    monkeypatch.setenv("TRAINYARD_DATABASE_URL", url)
+
+    assert main(["runs", "--runs-dir", str(tmp_path / "none")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("runs of trainyard-pipeline, trainyard-sweep on ") and "namespace ml" in lines[0]
+    table = [line.split() for line in lines[2:]]
+    # argo list's order (workflow_types.go Workflows.Less): running first, then the last finished first
+    assert [row[0] for row in table] == ["trainyard-sweep-run", "trainyard-pipeline-nightly", "trainyard-pipeline-new",
+                                         "trainyard-pipeline-old"]
+    assert table[0][1] == "Running" and table[2][1] == "Failed"
+    old = lines[2 + 3]
+    assert "datasets/v3" in old and "90.0" in old and old.endswith("model-old (promoted)")
+    assert "Skipped" not in lines[2 + 1], "a run the database does not know is not shown as skipped"
+
+    listed = [(p, parse_qs(q)) for m, p, q, _ in argo_api["requests"] if p == f"/api/v1/workflows/{NAMESPACE}"]
+    assert len(listed) == 2 and listed[1][1]["listOptions.continue"] == ["page-2"]
+    query = listed[0][1]
+    # the controller labels each workflow with its template (operator.go setWfTemplateLabel)
+    assert query["listOptions.labelSelector"] == ["workflows.argoproj.io/workflow-template in "
+                                                  "(trainyard-pipeline,trainyard-sweep)"]
+    fields = query["fields"][0].split(",")
+    assert "items.status.nodes" not in fields and "items.status" not in fields and "items.metadata" in fields
+    assert argo_api["problems"] == []
+
+
+def test_a_server_that_never_stops_listing_is_read_to_a_bound(argo_api: dict[str, Any], tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from workflows import argo_runs
+
+    monkeypatch.setattr(argo_runs, "MAX_PAGES", 3)
+    monkeypatch.delenv("TRAINYARD_DATABASE_URL", raising=False)
+
+    class Endless(dict):
+        def __missing__(self, key: str) -> dict:  # every page points at one more
+            return {"metadata": {"continue": key + "x"}, "items": [
+                _listed(f"trainyard-pipeline-{len(key)}", "Succeeded", "2026-01-01T02:00:00Z", "2026-01-01T02:05:00Z")]}
+
+    argo_api["pages"] = Endless()
+    assert main(["runs", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "more than 3 workflows" in out and out.count("trainyard-pipeline-") == 3
+    assert sum(p == f"/api/v1/workflows/{NAMESPACE}" for _, p, _, _ in argo_api["requests"]) == 3
+
+
+def test_runs_lists_the_local_runs_when_asked_even_with_an_argo_server_set(argo_api: dict[str, Any], tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runs", "--local", "--runs-dir", str(tmp_path)]) != 0
+    assert "no local database" in capsys.readouterr().err
+    assert argo_api["requests"] == []

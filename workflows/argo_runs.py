@@ -102,3 +102,49 @@ def _events(client: ArgoClient, path: str, params: dict[str, str], name: str, fo
 def _raise(exc: Exception) -> None:
     raise exc
 
+
+
+# `argo list`'s fields (cmd/argo/commands/list.go defaultFields): not the nodes, which make a long
+# run's answer megabytes; the spec stays, as Hera's Workflow model requires one.
+LIST_FIELDS = ("metadata,items.metadata,items.spec,items.status.phase,items.status.message,items.status.finishedAt,"
+               "items.status.startedAt,items.status.estimatedDuration,items.status.progress")
+TEMPLATE_LABEL = "workflows.argoproj.io/workflow-template"  # workflow/common/common.go LabelKeyWorkflowTemplate
+CRON_LABEL = "workflows.argoproj.io/cron-workflow"  # LabelKeyCronWorkflow
+PAGE_SIZE = 500
+MAX_PAGES = 20  # 10,000 workflows; a server that keeps answering "continue" cannot keep us forever
+
+
+def list_runs(client: ArgoClient, templates: list[str]) -> tuple[list[Any], bool]:
+    """The workflows run from these WorkflowTemplates, as `argo list -l` finds them, newest first;
+    and whether there were more than MAX_PAGES pages of them (the rest not read).
+
+    The controller labels every workflow that references a WorkflowTemplate with its name
+    (workflow/controller/operator.go setWfTemplateLabel; a submission from a template gets it from
+    workflow/common/convert.go), so the nightly's runs are found too."""
+    namespace = client.server.namespace
+    selector = f"{TEMPLATE_LABEL} in ({','.join(templates)})"
+    found: list[Any] = []
+    token: str | None = None
+    for _ in range(MAX_PAGES):
+        page = client._call("list workflows", "workflows", lambda: client.service.list_workflows(
+            namespace=namespace, label_selector=selector, limit=str(PAGE_SIZE), continue_=token, fields=LIST_FIELDS))
+        found.extend(page.items or [])
+        token = getattr(page.metadata, "continue_", None) if page.metadata else None
+        if not token:
+            return _newest_first(found), False
+    return _newest_first(found), True
+
+
+def _newest_first(workflows: list[Any]) -> list[Any]:
+    """`argo list`'s order (pkg/apis/workflow/v1alpha1/workflow_types.go Workflows.Less): unfinished
+    runs first, newest created first; then finished ones, last finished first."""
+    def moment(workflow: Any, field: str) -> str:
+        value = getattr(workflow.status, field, None) if field == "finished_at" else \
+            getattr(workflow.metadata, "creation_timestamp", None)
+        value = getattr(value, "root", value)  # Hera wraps timestamps in a Time model
+        return value.isoformat() if hasattr(value, "isoformat") else ""
+
+    running = [w for w in workflows if not (w.status and moment(w, "finished_at"))]
+    finished = [w for w in workflows if w.status and moment(w, "finished_at")]
+    return (sorted(running, key=lambda w: moment(w, "created"), reverse=True)
+            + sorted(finished, key=lambda w: moment(w, "finished_at"), reverse=True))

@@ -19,6 +19,11 @@ def add_arguments(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("run", metavar="RUN", help=f"{what}: a local run (a folder of --runs-dir, or @latest) or a workflow "
                    "on the Argo server")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="the local runs folder (default ./runs)")
+    add_cluster_arguments(p)
+
+
+def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the Argo server is, as for `trainyard submit`."""
     cluster = p.add_argument_group("cluster runs (as for `trainyard submit`)")
     cluster.add_argument("--server", help="Argo server, host:port or URL (default: ARGO_SERVER)")
     cluster.add_argument("-n", "--namespace", help="namespace (default: ARGO_NAMESPACE, else the kubeconfig context's)")

@@ -1,28 +1,56 @@
-"""`trainyard runs`: the pipeline runs and their outcomes, from the `pipeline_runs` table."""
+"""`trainyard runs`: the pipeline runs and their outcomes, local or on the Argo server, newest first.
+
+Locally: the `pipeline_runs` table the exit handler fills at a run's end, plus the runs still
+going (their folders' status.json). On a cluster (`--server` or ARGO_SERVER): the workflows of the
+pipeline's templates as `argo list` shows them, with the model and promotion from the database
+when TRAINYARD_DATABASE_URL is set.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-LOCAL_DATABASE = Path("runs/trainyard.sqlite")  # where `trainyard run --local` keeps its database
+from workflows.commands import run_target
+
+Row = tuple[str, str, Any, Any, Any, Any, Any]  # run, status, dataset, started, seconds, model, promoted
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("runs", help="list pipeline runs and their outcomes (newest first)",
-                       description="Every pipeline run the exit handler recorded: status, dataset version, duration, "
-                       "the model it registered and whether that model was promoted. The database is "
-                       "TRAINYARD_DATABASE_URL when set, else the local runs folder's SQLite file.")
+    p = sub.add_parser("runs", help="list pipeline runs and their outcomes, local or on the Argo server (newest first)",
+                       description="Every pipeline run: status, dataset version, start, duration, the model it "
+                       "registered and whether that model was promoted. Local runs come from the runs folder (and "
+                       "TRAINYARD_DATABASE_URL when set); with --server or ARGO_SERVER, the workflows of the "
+                       "pipeline, sweep and nightly templates on the Argo server, as `argo list` shows them.")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"),
                    help="the local runs folder (`run --local --output`), default ./runs")
     p.add_argument("--limit", type=int, default=20, help="show at most this many runs (default 20)")
+    p.add_argument("--local", action="store_true", help="list the local runs even when ARGO_SERVER is set")
+    p.add_argument("--template", action="append", metavar="NAME",
+                   help="cluster: list the runs of this WorkflowTemplate (repeatable; default: the pipeline's and "
+                   "the sweep's, which the nightly runs too)")
+    run_target.add_cluster_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
+    limit = max(args.limit, 1)
+    if not args.local and (args.server or os.environ.get("ARGO_SERVER")):
+        rows = _cluster_rows(args, limit)
+    else:
+        rows = _local_rows(args, limit)
+    if not rows:
+        print("no pipeline runs recorded yet")
+        return 0
+    _print(rows[:limit])
+    return 0
 
-    from steps.db import URL_ENV, Database
+
+def _local_rows(args: argparse.Namespace, limit: int) -> list[Row]:
+    from steps.db import URL_ENV
     from steps.errors import InputError
 
     url = os.environ.get(URL_ENV)
@@ -30,36 +58,78 @@ def run(args: argparse.Namespace) -> int:
     if not url:
         database = args.runs_dir / "trainyard.sqlite"
         if not database.is_file() and not live:
-            raise InputError(f"{database}: no local database; give --runs-dir (the folder of `run --local --output`) "
-                             f"or set {URL_ENV}")
+            raise InputError(f"{database}: no local database; give --runs-dir (the folder of `run --local --output`), "
+                             f"set {URL_ENV}, or --server for the runs on an Argo server")
         url = f"sqlite:///{database.resolve()}" if database.is_file() else ""
-    rows = []
-    if url:
-        db = Database(url)
-        db.migrate()
-        with db.transaction() as tx:
-            rows = tx.query(
-                "SELECT run_id, status, dataset_version, started_at, duration_seconds, model_id, promoted "
-                "FROM pipeline_runs ORDER BY started_at DESC, id DESC LIMIT ?", (max(args.limit, 1),))
+    rows = _recorded(url, limit) if url else []
     recorded = {row[0] for row in rows}
     # A run's row is written by its exit handler, at its end: a run still going (or one whose runner
     # was killed before that) is known only by its folder's status.json.
-    rows = [row for row in live if row[0] not in recorded] + list(rows)
-    if not rows:
-        print("no pipeline runs recorded yet")
-        return 0
-    print(f"{'run':<28} {'status':<12} {'dataset':<14} {'started':<21} {'minutes':>7}  model (promoted)")
-    for run_id, status, dataset, started, seconds, model_id, promoted in rows[: max(args.limit, 1)]:
+    return [row for row in live if row[0] not in recorded] + rows
+
+
+def _cluster_rows(args: argparse.Namespace, limit: int) -> list[Row]:
+    from steps.db import URL_ENV
+    from workflows import argo_runs
+    from workflows.pipeline import PIPELINE_NAME
+    from workflows.sweep import SWEEP_NAME
+
+    args.run = "runs"  # what run_target's messages call the lookup
+    client = run_target.argo_client(args)
+    templates = args.template or [PIPELINE_NAME, SWEEP_NAME]
+    workflows, more = argo_runs.list_runs(client, templates)
+    print(f"runs of {', '.join(templates)} on {client.server.shown}, namespace {client.server.namespace}")
+    if more:
+        print(f"(more than {len(workflows):,} workflows: the newest of the first {len(workflows):,} the server listed; "
+              "`argo list` with a --prefix or `argo archive list` finds the rest)")
+    # The model and the promotion are in the database, which the exit handler writes at each run's end.
+    outcomes = {row[0]: row for row in _recorded(os.environ[URL_ENV], limit * 5)} if os.environ.get(URL_ENV) else {}
+    rows = []
+    for workflow in workflows[:limit]:
+        name = workflow.metadata.name
+        status = workflow.status
+        phase = (status.phase if status else None) or "Pending"
+        started, finished = _time(status.started_at if status else None), _time(status.finished_at if status else None)
+        seconds = (finished - started).total_seconds() if started and finished else None
+        known = outcomes.get(name)
+        if known and phase == "Succeeded":
+            rows.append((name, known[1], known[2], started or known[3], seconds, known[5], known[6]))
+        else:
+            # Without the database's row the model is unknown ("-"), not missing: never shown as skipped.
+            rows.append((name, phase, known[2] if known else None, started, seconds, "-", None))
+    return rows
+
+
+def _recorded(url: str, limit: int) -> list[Row]:
+    from steps.db import Database
+
+    db = Database(url)
+    db.migrate()
+    with db.transaction() as tx:
+        return [tuple(row) for row in tx.query(
+            "SELECT run_id, status, dataset_version, started_at, duration_seconds, model_id, promoted "
+            "FROM pipeline_runs ORDER BY started_at DESC, id DESC LIMIT ?", (limit,))]
+
+
+def _print(rows: list[Row]) -> None:
+    width = max(28, *(len(row[0]) + 1 for row in rows))
+    print(f"{'run':<{width}} {'status':<12} {'dataset':<14} {'started':<21} {'minutes':>7}  model (promoted)")
+    for run_id, status, dataset, started, seconds, model_id, promoted in rows:
         minutes = f"{seconds / 60:7.1f}" if isinstance(seconds, int | float) else "      -"
-        verdict = {1: " (promoted)", 0: " (not promoted)"}.get(promoted, "")
+        verdict = {1: " (promoted)", 0: " (not promoted)", True: " (promoted)", False: " (not promoted)"}.get(promoted, "")
         if status == "Succeeded" and not model_id:
             # Nothing new to train on: train, evaluate, select and test were skipped, as the nightly does.
             status, model_id = "Skipped", "- (no new data)"
-        print(f"{run_id:<28} {status:<12} {dataset or '-':<14} {str(started)[:19]:<21} {minutes}  {model_id or '-'}{verdict}")
-    return 0
+        shown = str(started).replace("T", " ")[:19] if started else "-"
+        print(f"{run_id:<{width}} {status:<12} {dataset or '-':<14} {shown:<21} {minutes}  {model_id or '-'}{verdict}")
 
 
-def _unfinished(runs_dir: Path) -> list[tuple]:
+def _time(value: object) -> datetime | None:
+    moment = getattr(value, "root", value)  # Hera wraps timestamps in a Time model
+    return moment if isinstance(moment, datetime) else None
+
+
+def _unfinished(runs_dir: Path) -> list[Row]:
     """Local runs without a finished status: Running while their runner lives, else Interrupted."""
     from workflows.local.status import phase_of, read_status
 
