@@ -42,14 +42,14 @@ def _config(folder: Path) -> None:
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
-    """The local runner's layout: <run>/train/checkpoints, <run>/evaluate/evaluation, <run>/test/report."""
+    """The local runner's layout: <run>/train/checkpoints, <run>/select/evaluation, <run>/test/report."""
     run = tmp_path / "local-20260101-000000"
     train = run / "train" / "checkpoints"
     (train / "tensorboard").mkdir(parents=True)
     log = [{"iteration": i, "loss": 3.0 / i ** 0.3, "loss_mask": 1.0 / i ** 0.3, "loss_classifier": 0.5, "lr": 0.02 * (1 - i / 200)}
            for i in range(10, 201, 10)]
     (train / "metrics.json").write_text(json.dumps(log))
-    _config(run / "evaluate" / "evaluation")
+    _config(run / "select" / "evaluation")
     _config(run / "test" / "report")
     return run
 
@@ -65,7 +65,7 @@ def _evaluation_page(run: Path) -> Path:
                       "model_id": "m-new", "challenger_score": 0.3, "champion_score": 0.3},
     }
     curve = {"recall": [i / 100 for i in range(101)], "precision": [1 - (i / 100) ** 3 for i in range(101)]}
-    return write_evaluation_report(run / "evaluate" / "evaluation", evaluation,
+    return write_evaluation_report(run / "select" / "evaluation", evaluation,
                                    {"segm PR@0.5 plate": curve, "segm PR@0.5 mean of classes": curve},
                                    training_dir=run / "train" / "checkpoints")
 
@@ -131,7 +131,7 @@ def test_test_page_shows_failures_first_with_truth_beside_and_per_class_metrics(
     assert not [cells for _, cells in page.rows if cells and cells[0].startswith("segm/AP50-")]
     # the drawing threshold and the scoring threshold, both named
     assert "test.score_threshold" in text and "evaluate.score_threshold" in text
-    assert "../../evaluate/evaluation/report.html" in [a["href"] for a in page.attrs_of("a")]
+    assert "../../select/evaluation/report.html" in [a["href"] for a in page.attrs_of("a")]
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (apt-get install chromium)")

@@ -1,4 +1,4 @@
-"""The command-line arguments and output files that `steps.evaluate` and `steps.select` share."""
+"""The command-line arguments that `steps.evaluate` and `steps.select` share, and select's output files."""
 
 from __future__ import annotations
 
@@ -25,9 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser, checkpoints_required: bool = 
     parser.add_argument("--branch-overrides", default="", metavar="'K=V K=V'",
                         help="the branch's own config overrides, applied after --set-list")
     parser.add_argument("--run-id", default="manual", help="pipeline run id recorded in the lineage")
-    parser.add_argument("--output", type=Path, required=True, help="evaluation folder (evaluation.json, report.html)")
-    parser.add_argument("--output-promoted", type=Path, help="write true/false here")
-    parser.add_argument("--output-model-uri", type=Path, help="write the registered model's URI here")
+    parser.add_argument("--output", type=Path, required=True,
+                        help="output folder (evaluate: scores.json and predictions; select: evaluation.json, report.html)")
     add_config_arguments(parser)
 
 

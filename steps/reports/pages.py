@@ -339,9 +339,8 @@ def _training_log(training_dir: Path | None) -> list[dict]:
     return [e for e in log if isinstance(e, dict)] if isinstance(log, list) else []
 
 
-# The tasks whose `evaluation` folder holds the evaluation report: select after a fan-out, evaluate
-# when it ran alone (python -m steps.evaluate without --only).
-EVALUATION_TASKS = ("select", "evaluate")
+# The tasks whose `evaluation` folder holds the evaluation report: select, after the fan-out.
+EVALUATION_TASKS = ("select",)
 
 
 def _local_test_report(out_dir: Path) -> Path | None:

@@ -80,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the phase of each fan-out gathered ({{tasks.T.status}}): anything but Succeeded makes "
                         "the result partial, never promoted automatically")
     add_arguments(parser, checkpoints_required=False)
+    parser.add_argument("--output-promoted", type=Path, help="write true/false here")
+    parser.add_argument("--output-model-uri", type=Path, help="write the registered model's URI here")
     args = parser.parse_args(argv)
     config = load_branch_config(args)
 
