@@ -31,12 +31,13 @@ def inside(root: Path, path: Path, folder: str = "folder") -> Path:
 
     `folder` names `root` in the message, e.g. "leads out of the annotation folder".
     """
-    base, target = Path(root).resolve(), Path(path).resolve()
-    if target != base and base not in target.parents:
+    # os.path on strings, as Path.resolve() does inside: a conversion calls this twice a file.
+    base, target = os.path.realpath(root), os.path.realpath(path)
+    if target != base and not target.startswith(os.path.join(base, "")):
         link = next((p for p in _between(Path(root), Path(path)) if p.is_symlink()), None)
         how = f" through the symlink {link.name} (to {os.readlink(link)})" if link else ""
         raise OutsideFolder(f"leads out of the {folder}{how}")
-    return target
+    return Path(target)
 
 
 def regular_file(path: Path) -> Path:

@@ -89,6 +89,15 @@ def test_area_and_bbox_come_from_the_mask_not_the_outline(tmp_path: Path) -> Non
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy 2 vs pycocotools, not ours
+def test_a_circle_from_points_inside_the_image_is_clipped_to_it(tmp_path: Path) -> None:
+    # Its two points lie inside the 40 x 30 image, its outline does not: the polygon written stays inside.
+    path = _labelme_pair(tmp_path, "a", [_shape("c", [[3, 15], [3, 25]], "circle"), _shape("p", [[1, 1], [9, 1], [9, 5]])])
+    circle, polygon = build_coco([path]).annotations
+    xs, ys = circle["segmentation"][0][0::2], circle["segmentation"][0][1::2]
+    assert min(xs) == 0 and max(xs) <= 13.01 and min(ys) >= 4.99 and max(ys) <= 25.01
+    assert circle["bbox"][0] == 0 and polygon["segmentation"] == [[1, 1, 9, 1, 9, 5]]
+
+
 def test_rectangle_circle_and_oriented_rectangle(tmp_path: Path) -> None:
     mask_api = pytest.importorskip("pycocotools.mask")
     diamond = [[20, 2], [24, 6], [20, 10], [16, 6]]  # a square turned 45 degrees, side 4*sqrt(2)
@@ -340,6 +349,57 @@ def test_exif_rotation_is_applied_as_labelme_does(tmp_path: Path) -> None:
     _rotated_jpeg(tmp_path / "b.jpg", (40, 30), 6)
     with pytest.raises(InputError, match=r"is 30x40 once rotated as its EXIF says; the image has an EXIF rotation"):
         build_coco([unrotated])
+
+
+def _noise_jpeg(path: Path, size: tuple[int, int], **save: object) -> bytes:
+    """A JPEG of noise of more than 100 kB: more than labelme2coco reads of it when nothing asks
+    for every byte (its header and its end)."""
+    pixels = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format="JPEG", quality=95, **save)
+    data = path.read_bytes()
+    assert len(data) > 100_000
+    return data
+
+
+def _big_jpeg(case: str, path: Path) -> tuple[int, int]:
+    """Write case's JPEG to `path`; the size (width, height) its annotation declares."""
+    if case == "exif-rotated":
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        _noise_jpeg(path, (480, 360), exif=exif)
+        return 360, 480
+    data = _noise_jpeg(path, (480, 360), icc_profile=os.urandom(100_000) if case == "long-header" else None)
+    if case == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif case == "nul-padded":  # some cameras and copies pad the file after its end marker
+        path.write_bytes(data + bytes(20_000))
+    elif case == "garbage":
+        path.write_bytes(data[:2] + os.urandom(len(data)))
+    return 480, 360
+
+
+@pytest.mark.parametrize(("case", "from_ends", "expected"), [
+    ("plain", True, ""), ("exif-rotated", True, ""), ("truncated", True, "image 'a.jpg' is truncated (no end marker)"),
+    ("nul-padded", False, ""), ("long-header", False, ""), ("garbage", False, "image 'a.jpg' is not an image file"),
+])
+def test_large_jpegs_are_judged_from_their_ends_as_from_every_byte(tmp_path: Path, case: str, from_ends: bool,
+                                                                  expected: str) -> None:
+    # Without digests or decoding, a large JPEG is judged from its header and end (faster); where
+    # those do not tell, from the whole file. The verdict is the same either way.
+    from steps.datasets.labelme_convert import ConvertSettings, _jpeg_facts, convert_file
+
+    width, height = _big_jpeg(case, tmp_path / "a.jpg")
+    path = _labelme_pair(tmp_path, "a", [_shape("a", SQUARE)], size=(width, height), imagePath="a.jpg")
+    assert (_jpeg_facts(tmp_path / "a.jpg") is not None) == from_ends
+    from_header = convert_file(path, ConvertSettings(hash_images=False))
+    whole = convert_file(path, ConvertSettings(hash_images=True))
+    assert from_header.errors == whole.errors
+    if expected:
+        assert len(whole.errors) == 1 and whole.errors[0].startswith(expected), whole.errors
+    else:
+        assert not whole.errors and (from_header.width, from_header.height) == (width, height)
+        assert from_header.instances == whole.instances
+        assert from_header.source.rewrite == whole.source.rewrite == (case == "exif-rotated")
 
 
 def test_images_are_ordered_by_name_whatever_the_input_order(tmp_path: Path) -> None:

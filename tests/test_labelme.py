@@ -167,3 +167,19 @@ def test_reserved_labels_are_not_categories() -> None:
     assert category_names(["__ignore__", "_background_", "b", "a"]) == ["b", "a"]
     with pytest.raises(ConfigError, match=r"dataset\.labels: 'b' listed more than once"):
         category_names(["b", "a", "b"])
+
+
+@pytest.mark.parametrize("levels", [31, 32, 33])
+def test_nesting_is_refused_past_max_depth_exactly(levels: int) -> None:
+    # The file's object is level 1 and `flags` level 2; the value in flags makes up the rest.
+    from steps.datasets.labelme import MAX_DEPTH, LabelmeFormatError, parse_labelme
+
+    value: object = 1
+    for k in range(levels - 2):
+        value = [value] if k % 2 else {"k": value}
+    raw = json.dumps(_labelme(flags={"deep": value})).encode()
+    if levels <= MAX_DEPTH:
+        assert parse_labelme(raw).flags == {"deep": value}
+    else:
+        with pytest.raises(LabelmeFormatError, match=f"nested more than {MAX_DEPTH} levels deep"):
+            parse_labelme(raw)

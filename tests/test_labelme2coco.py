@@ -135,3 +135,15 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path, capsys: pytest.Captur
     assert "--val-fraction 1.0: must be >= 0 and < 1" in capsys.readouterr().err
     assert main(["labelme2coco", str(tmp_path / "empty"), str(tmp_path / "out"), "--labels", str(tmp_path / "x.txt")]) == 2
     assert "x.txt: labels file not found" in capsys.readouterr().err
+
+
+def test_worker_count_changes_no_byte_of_the_output(annotated: Path, tmp_path: Path) -> None:
+    # Files are converted in worker processes and collected in path order: every file written is
+    # the same with one worker as with several, and so is a second run.
+    outputs = []
+    for run, workers in enumerate(["1", "3", "3"]):
+        out = tmp_path / f"coco-{run}"
+        assert main(["labelme2coco", str(annotated), str(out), "--labels", str(tmp_path / "labels.txt"),
+                     "--val-fraction", "0.3", "--workers", workers]) == 0
+        outputs.append({path.relative_to(out): path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()})
+    assert outputs[0] == outputs[1] == outputs[2] and len(outputs[0]) == 13  # 10 images, train, val, report

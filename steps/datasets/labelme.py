@@ -215,16 +215,15 @@ def parse_labelme(raw: bytes) -> LabelmeFile:
 
 
 def _depth(value: Any) -> int:
-    """How deeply lists and objects nest in parsed JSON (iterative: no recursion to exhaust)."""
-    # Only containers go on the stack: a file's many point coordinates are looked at, not pushed.
-    deepest, stack = 0, [(value, 1)] if isinstance(value, (dict, list)) else []
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if depth <= MAX_DEPTH:
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return deepest
+    """How deeply lists and objects nest in parsed JSON, counted up to MAX_DEPTH + 1 (iterative:
+    no recursion to exhaust). One level at a time, the containers of the next gathered in one
+    comprehension: a file's many points are looked at, never pushed and popped one by one."""
+    level, depth = ([value] if isinstance(value, (dict, list)) else []), 0
+    while level and depth <= MAX_DEPTH:
+        depth += 1
+        level = [child for item in level for child in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(child, (dict, list))]
+    return depth
 
 
 def load_labelme(path: Path, root: Path | None = None) -> LabelmeFile:
