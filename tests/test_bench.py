@@ -32,6 +32,9 @@ def test_bench_prints_a_row_per_figure_on_tiny_sizes() -> None:
                 "bootstrap segm/AP, 3 resamples of 8 images", "bootstrap EIR, 3 resamples of 8 images"):
         assert row in table
     assert "max |diff|" in table and "MISMATCH" not in table  # each contender's AP is pycocotools'
+    lines = table.splitlines()
+    for row, goal in (("trainyard coco-eval bbox, 40 images", ">=10x "), ("trainyard coco-eval segm, 40 images", ">=5x ")):
+        assert goal in next(line for line in lines if line.startswith(row))  # each figure beside its goal
 
 
 @pytest.fixture()
