@@ -10,6 +10,7 @@ import math
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -203,13 +204,16 @@ def _boxes_good(boxes: list[Any]) -> bool:
     """Every box a list of four finite numbers, width and height >= 0 (what check_bbox asks)."""
     if not (set(map(type, boxes)) <= {list, tuple} and set(map(len, boxes)) == {4}):
         return False
-    flat = [v for box in boxes for v in box]
-    return _finite(flat) and not (np.asarray(flat, dtype=np.float64).reshape(-1, 4)[:, 2:] < 0).any()
+    return (_finite([v for box in boxes for v in box])
+            and min(map(itemgetter(2), boxes)) >= 0 and min(map(itemgetter(3), boxes)) >= 0)
 
 
 def _finite(values: list[Any]) -> bool:
     """All plain ints and floats (not bools), and finite."""
-    if not set(map(type, values)) <= {int, float}:
+    types = set(map(type, values))
+    if types == {float} and math.isfinite(sum(values)):  # a NaN or an infinity would make the sum one
+        return True
+    if not types <= {int, float}:
         return False
     try:
         return bool(np.isfinite(np.asarray(values, dtype=np.float64)).all())
