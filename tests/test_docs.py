@@ -161,7 +161,7 @@ CLUSTER_COMMANDS = [
     "helm install trainyard charts/trainyard -n ml -f my-values.yaml",
     "argo submit -n ml --from workflowtemplate/trainyard-pipeline -p annotation-version=annotations/v3 --watch",
     "trainyard submit -n ml -p annotation-version=annotations/v3 --watch",
-    "trainyard get NAME", "trainyard logs NAME train -f", "trainyard stop NAME", "trainyard retry NAME",
+    "trainyard runs", "trainyard get NAME", "trainyard logs NAME train -f", "trainyard stop NAME", "trainyard retry NAME",
 ]
 
 
@@ -193,7 +193,15 @@ def test_the_readmes_submit_runs_against_an_argo_server(argo: FakeArgo, monkeypa
 
 
 def test_the_readmes_run_commands_run_against_an_argo_server(argo_api: dict[str, Any], tmp_path: Path,  # noqa: F811
+                                                              monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    for command in CLUSTER_COMMANDS[5:]:
+    from tests.test_run_commands import _listed
+
+    monkeypatch.delenv("TRAINYARD_DATABASE_URL", raising=False)
+    argo_api["pages"] = {"": {"metadata": {}, "items": [_listed(CLUSTER_RUN, "Failed", "2026-01-01T02:00:00Z",
+                                                                "2026-01-01T02:10:00Z")]}}
+    listed = _trainyard(CLUSTER_COMMANDS[5], capsys, ["--runs-dir", str(tmp_path)])
+    assert any(line.split()[:2] == [CLUSTER_RUN, "Failed"] for line in listed.splitlines()), listed
+    for command in CLUSTER_COMMANDS[6:]:
         _trainyard(command.replace("NAME", CLUSTER_RUN), capsys, ["--runs-dir", str(tmp_path)])
     assert argo_api["problems"] == []
