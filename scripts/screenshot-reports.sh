@@ -1,7 +1,8 @@
 #!/bin/sh
 # Render an HTML report in headless Chromium to a PNG, to look at it as a reader would.
-#   scripts/screenshot-reports.sh runs/<run>/select/evaluation/report.html /tmp/evaluation.png
-#   SIZE=1400,6000 scripts/screenshot-reports.sh runs/<run>/test/report/index.html /tmp/test.png
+#   scripts/screenshot-reports.sh runs/<run>/select/volumes/work/outputs/evaluation/report.html /tmp/evaluation.png
+#   SIZE=1400,6000 scripts/screenshot-reports.sh runs/<run>/test/volumes/work/outputs/report/index.html /tmp/test.png
+#   (the run's summary prints both pages' paths as file:// links)
 # Needs Debian's chromium (apt-get install chromium).
 set -eu
 page=$1
