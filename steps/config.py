@@ -227,7 +227,9 @@ class PromotionConfig(_Section):
     min_confidence: float = Field(0.9, ge=0, le=1)
     # Bootstrap resamples of the validation images, at least: the test draws enough to resolve its
     # level (20 / (1 - required confidence), e.g. 400 at 0.95, 2,400 at 0.9917), at most
-    # max_bootstrap_samples. Each costs two evaluations of the select_key's metric family.
+    # max_bootstrap_samples. Each costs two evaluations of the select_key's metric family. A test
+    # whose level max_bootstrap_samples cannot resolve at all is not run: the champion's reign on
+    # that validation split has spent its tests (docs/metrics.md#promotion).
     bootstrap_samples: int = Field(200, ge=1, le=100000)
     max_bootstrap_samples: int = Field(20000, ge=1, le=1000000)
     # Below this many validation images, or objects the select_key scores (its class's for a

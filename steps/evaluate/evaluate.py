@@ -23,9 +23,9 @@ from steps.errors import InputError
 from steps.evaluate import stored
 from steps.evaluate.bootstrap import bootstrap_key, gain_test
 from steps.evaluate.groups import list_checkpoints, pick
-from steps.evaluate.promotion import Decision, decide, decide_first, evidence, resamples, test_level
+from steps.evaluate.promotion import Decision, decide, decide_first, evidence, resamples, resolvable, spent, test_level
 from steps.evaluate.scoring import category_map, load_split, predict_split, score
-from steps.evaluate.reign import claim_test, next_test
+from steps.evaluate.reign import claim_test, comparison_set, next_test
 from steps.evaluate.store import reconcile, record_evaluation
 from steps.jsonio import write_json
 from steps.log import get as get_logger
@@ -174,7 +174,8 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
     log.info(f"evaluate: best checkpoint {best['checkpoint']} ({key} = {challenger:.4f})")
 
     champion = _score_champion(config, gt, dataset_dir, dataset_version)
-    decision = _decide(config, db, gt, best, predictions[best["checkpoint"]], champion, len(rows))
+    split = comparison_set(gt)  # what the champion's reign counts its tests on
+    decision = _decide(config, db, gt, split, best, predictions[best["checkpoint"]], champion, len(rows))
     if partial:  # docs/cluster.md: a partial evaluation or sweep is registered, never promoted by itself
         decision = replace(decision, promoted=False, reason=f"partial result ({partial['reason']}): not promoted "
                            f"automatically, `trainyard models promote` it after a look; on what was scored: "
@@ -194,7 +195,8 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
            if any("branch" in row for row in rows) else {}),
         **({"partial": partial} if partial else {}),
         "promotion": {**decision.as_dict(), "model_id": model.model_id, "model_uri": model.uri,
-                      "min_gain": config.promotion.min_gain, "min_confidence": config.promotion.min_confidence},
+                      "min_gain": config.promotion.min_gain, "min_confidence": config.promotion.min_confidence,
+                      "comparison_set": split},
     }
     write_json(out_dir / "evaluation.json", evaluation)
     from steps.reports.pages import write_evaluation_report
@@ -230,27 +232,33 @@ def branch_summary(rows: list[dict], key: str, mode: str, tie_key: str) -> list[
     return branches
 
 
-def _decide(config: Config, db: Database, gt: dict, best: dict, results: list[dict], champion: dict | None,
-            candidates: int) -> Decision:
+def _decide(config: Config, db: Database, gt: dict, split: str, best: dict, results: list[dict],
+            champion: dict | None, candidates: int) -> Decision:
     """First model, or champion vs challenger on the same val images: enough evidence, a gain,
-    then the centred paired bootstrap at the level the candidates and the reign require. The
-    test's place in the champion's reign is claimed before it runs (steps/evaluate/reign.py), so
-    a select that overlaps this one tests at the next place's level, never at this one's."""
+    then the centred paired bootstrap at the level the candidates and the reign on this split
+    require. The test's place in the reign is claimed before it runs (steps/evaluate/reign.py), so
+    a select that overlaps this one tests at the next place's level, never at this one's; a place
+    whose level no allowed resampling resolves is not claimed: the reign's tests are spent."""
     key, mode, promotion = config.evaluate.select_key, config.evaluate.select_mode, config.promotion
     challenger = best["metrics"][key]
     if champion is None:
         return decide_first(challenger, promotion, mode)
     champion_score = champion["metrics"].get(key, float("nan"))
     seen = evidence(gt, key, config.evaluate.plate_label)
-    reign = next_test(db, champion["model_id"])
+    reign = next_test(db, champion["model_id"], split)
     screened = decide(challenger, champion_score, None, promotion, mode, candidates, reign, seen)
     if not screened.promoted or promotion.min_confidence == 0:  # refused already, or no test asked for
         return screened
-    reign = claim_test(db, champion["model_id"])
     alpha = test_level(promotion.min_confidence, candidates, reign)
+    if not resolvable(alpha, promotion):
+        return spent(screened, reign, alpha, promotion)
+    reign = claim_test(db, champion["model_id"], split)
+    alpha = test_level(promotion.min_confidence, candidates, reign)
+    if not resolvable(alpha, promotion):  # an overlapping select took the last place that could pass
+        return spent(screened, reign, alpha, promotion)
     samples = resamples(alpha, promotion)
     log.info(f"evaluate: paired bootstrap of {key}, {samples} resamples of {seen.images} val images "
-             f"(test {reign} of this champion's reign, at {1 - alpha:.4f})")
+             f"(test {reign} of this champion's reign on validation split {split}, at {1 - alpha:.4f})")
     gains = bootstrap_key(gt, results, champion["results"], key, config.evaluate, samples, mode)
     comparison = gain_test(screened.gain, gains, promotion.min_gain, alpha, seen.images)
     return decide(challenger, champion_score, comparison, promotion, mode, candidates, reign, seen)

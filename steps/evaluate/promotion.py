@@ -6,17 +6,21 @@ Three corrections set the level the test must reach (docs/metrics.md#promotion):
   so its level is divided by N (Bonferroni): the chance that any of them looks better by luck
   stays within 1 - min_confidence;
 - a champion's reign: every night compares a new challenger with the same champion on much the
-  same images. The k-th tested comparison of a reign is held to alpha / (k (k + 1)); these sum to
-  alpha over any reign, however long, so an equal challenger is promoted over a reign with
-  probability at most alpha (the count lives in the database, table `reigns`, claimed before the
-  test so that overlapping selects never share a place: steps/evaluate/reign.py);
+  same images. The k-th tested comparison of a reign on one validation split is held to
+  alpha / (k (k + 1)); these sum to alpha over any number of nights, so an equal challenger is
+  promoted on one split with probability at most alpha. A new split starts the count again (the
+  count lives in the database, table `reigns`, and is claimed before the test so that
+  overlapping selects never share a place: steps/evaluate/reign.py);
 - resolution: the bootstrap draws enough resamples to see that level (TAIL_RESAMPLES beyond it).
+  Where even promotion.max_bootstrap_samples cannot resolve it (fewer than one resample expected
+  beyond it: nothing could pass), the reign's tests on this split are spent: the decision says so
+  and runs no bootstrap (`spent`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from steps.config import PromotionConfig
@@ -84,6 +88,24 @@ def resamples(alpha: float, config: PromotionConfig) -> int:
     at least promotion.bootstrap_samples, at most promotion.max_bootstrap_samples."""
     wanted = math.ceil(TAIL_RESAMPLES / alpha - 1e-6) if alpha > 0 else config.max_bootstrap_samples  # 400.0000001: 400
     return min(max(config.bootstrap_samples, wanted), config.max_bootstrap_samples)
+
+
+def resolvable(alpha: float, config: PromotionConfig) -> bool:
+    """Whether promotion.max_bootstrap_samples resamples can pass a test at level `alpha` at all
+    (gain_test passes nothing when floor(alpha (B + 1)) is 0)."""
+    return math.floor(alpha * (config.max_bootstrap_samples + 1) + 1e-9) >= 1
+
+
+def spent(screened: Decision, place: int, alpha: float, config: PromotionConfig) -> Decision:
+    """`screened` (a gain worth testing) refused because its test could not pass: the level of its
+    `place` in the champion's reign is beyond the resamples allowed."""
+    need = 1.0 - alpha
+    return replace(screened, promoted=False, required_confidence=need, reign_comparison=place, reason=(
+        f"{screened.reason}; not tested: test {place} of this champion's reign on this validation "
+        f"split would need confidence {need:.6f}, which promotion.max_bootstrap_samples "
+        f"({config.max_bootstrap_samples}) resamples cannot resolve: the reign's tests on this split are spent. "
+        "A new validation split (a dataset version with new validation images) starts a fresh comparison; "
+        "`trainyard models promote` promotes by hand; keeping the champion"))
 
 
 def decide_first(score: float, config: PromotionConfig, mode: str) -> Decision:

@@ -1,7 +1,8 @@
-"""Two selects that overlap, against PostgreSQL: each test of a champion's reign takes a place of
-its own, and production moves once.
+"""A champion's reign: its tests counted per validation split, restarted by a new split, spent
+where no allowed resampling can resolve the level; and two selects that overlap, against
+PostgreSQL: each test takes a place of its own, and production moves once.
 
-Each select runs `evaluate` (what `python -m steps.select` ends in: `conclude`) in a thread of
+In the overlap tests each select runs `evaluate` (what `python -m steps.select` ends in: `conclude`) in a thread of
 its own, with its own connections. Both are held just before their bootstrap until both are
 there, so both have read the reign and decided on their level before either records anything:
 the race is certain, not likely.
@@ -22,9 +23,7 @@ from steps.db import Database
 from steps.evaluate import evaluate as evaluate_module
 from steps.evaluate.evaluate import evaluate
 from steps.storage import ConcurrentUpdateError
-from tests.test_evaluate import StandInBackend, dataset, write_model
-
-pytestmark = pytest.mark.integration
+from tests.test_evaluate import StandInBackend, dataset, run, setup, write_model  # noqa: F401 (setup: a fixture)
 
 
 @pytest.fixture
@@ -81,6 +80,7 @@ def _tests(url: str) -> list[tuple]:
                         "WHERE champion_model_id IS NOT NULL ORDER BY reign_comparison")
 
 
+@pytest.mark.integration
 def test_two_overlapping_selects_take_two_places_in_the_reign(selects, fresh_postgres: str) -> None:
     tmp_path, data, config, select, both = selects
     dataset(data, ["a", "plate"], images=10)
@@ -101,6 +101,7 @@ def test_two_overlapping_selects_take_two_places_in_the_reign(selects, fresh_pos
     assert [t[0] for t in _tests(fresh_postgres)] == [1, 2, 3]
 
 
+@pytest.mark.integration
 def test_two_overlapping_selects_that_both_win_move_production_once(selects, fresh_postgres: str) -> None:
     tmp_path, data, config, select, both = selects
     dataset(data, ["a", "plate"], images=10)
@@ -136,5 +137,62 @@ def test_a_database_from_before_the_reigns_table_continues_each_reign(tmp_path: 
     monkeypatch.setattr(db_module, "MIGRATIONS", MIGRATIONS)
     db = Database(url)
     assert db.migrate() == [m[0] for m in MIGRATIONS if m[0] > 6]
-    assert next_test(db, "old") == 3 and next_test(db, "new") == 1
-    assert [claim_test(db, "old"), claim_test(db, "new"), claim_test(db, "old")] == [3, 1, 4]
+    assert next_test(db, "old", "s") == 3 and next_test(db, "new", "s") == 1
+    assert [claim_test(db, "old", "s"), claim_test(db, "new", "s"), claim_test(db, "old", "s")] == [3, 1, 4]
+    # The tests counted before splits were told apart count against each split of their champion.
+    assert claim_test(db, "old", "t") == 3
+
+
+def test_a_validation_split_is_the_same_comparison_set_whatever_its_ids(tmp_path: Path) -> None:
+    from steps.evaluate.reign import comparison_set
+
+    gt = json.loads((dataset(tmp_path, ["a", "plate"], images=3) / "val.json").read_text())
+    renumbered = {**gt, "images": [{**i, "id": i["id"] + 10} for i in gt["images"]],
+                  "categories": [{**c, "id": c["id"] + 5} for c in gt["categories"]],
+                  "annotations": [{**a, "id": a["id"] + 7, "image_id": a["image_id"] + 10,
+                                   "category_id": a["category_id"] + 5} for a in reversed(gt["annotations"])]}
+    assert comparison_set(renumbered) == comparison_set(gt)
+    relabelled = {**gt, "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "car"}]}
+    fewer = {**gt, "images": gt["images"][:2], "annotations": [a for a in gt["annotations"] if a["image_id"] != 3]}
+    assert len({comparison_set(gt), comparison_set(relabelled), comparison_set(fewer)}) == 3
+
+
+def _decisions(tmp_path: Path, *runs: str) -> list[dict]:
+    return [json.loads((tmp_path / name / "evaluation" / "evaluation.json").read_text())["promotion"] for name in runs]
+
+
+def test_a_reign_restarts_on_a_new_validation_split_and_ends_where_resampling_cannot_resolve_it(setup) -> None:
+    tmp_path, data, config, _ = setup
+    # 50 resamples at most: 1 / 51 is the finest level a test can pass at; the second test of a
+    # reign (0.1 / 6) is finer.
+    few = config("promotion.bootstrap_samples=50", "promotion.max_bootstrap_samples=50")
+    challenger = {"model_0000001.pth": (["a", "plate"], [])}  # a gain the bootstrap cannot confirm
+    dataset(data, ["a", "plate"], images=10)
+    assert run(tmp_path, data, few, "r1", {"model_0000001.pth": (["a", "plate"], [3])}).promoted
+    for name in ("r2", "r3"):
+        assert not run(tmp_path, data, few, name, challenger).promoted
+    tested, ended = _decisions(tmp_path, "r2", "r3")
+    assert tested["reign_comparison"] == 1 and tested["samples"] == 50
+    # Test 2 could not pass: refused as spent, without a bootstrap, and claiming nothing.
+    assert ended["samples"] is None and ended["reign_comparison"] == 2
+    assert ended["required_confidence"] == pytest.approx(1 - 0.1 / 6)
+    assert "the reign's tests on this split are spent" in ended["reason"]
+    assert "A new validation split (a dataset version with new validation images) starts a fresh comparison" in ended["reason"]
+    assert ended["comparison_set"] == tested["comparison_set"]
+
+    # New validation images: a fresh comparison set, tested from the first place again.
+    first = data / "first-val.json"
+    first.write_text((data / "val.json").read_text())
+    dataset(data, ["a", "plate"], images=11)
+    assert not run(tmp_path, data, few, "r4", challenger).promoted
+    [fresh] = _decisions(tmp_path, "r4")
+    assert fresh["reign_comparison"] == 1 and fresh["samples"] == 50 and fresh["comparison_set"] != tested["comparison_set"]
+    # Back on the first split: its count was kept, so going back and forth buys no new tests.
+    (data / "val.json").write_text(first.read_text())
+    assert not run(tmp_path, data, few, "r5", challenger).promoted
+    [again] = _decisions(tmp_path, "r5")
+    assert again["samples"] is None and "spent" in again["reason"]
+    with Database(f"sqlite:///{tmp_path / 'meta.sqlite'}").transaction() as tx:
+        places = tx.query("SELECT reign_comparison FROM promotions WHERE champion_model_id IS NOT NULL ORDER BY id")
+        counts = sorted(tx.query("SELECT tests FROM reigns"))
+    assert places == [(1,), (None,), (1,), (None,)] and counts == [(1,), (1,)]
