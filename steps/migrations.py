@@ -151,4 +151,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 WHERE champion_model_id IS NOT NULL AND reign_comparison IS NOT NULL GROUP BY champion_model_id""",
         ],
     ),
+    (
+        8,
+        "every figure of a promotion decision stored under its column (steps/decision_figures.py)",
+        [
+            "ALTER TABLE promotions ADD COLUMN min_confidence DOUBLE PRECISION",
+            "ALTER TABLE promotions ADD COLUMN comparison_set TEXT",
+        ],
+    ),
 ]

@@ -176,6 +176,8 @@ def conclude(config: Config, gt: dict, dataset_dir: Path, rows: list[dict], pred
     champion = _score_champion(config, gt, dataset_dir, dataset_version)
     split = comparison_set(gt)  # what the champion's reign counts its tests on
     decision = _decide(config, db, gt, split, best, predictions[best["checkpoint"]], champion, len(rows))
+    if decision.samples is None:  # no test ran: the decision took no place in the champion's reign
+        decision = replace(decision, reign_comparison=None)
     if partial:  # docs/cluster.md: a partial evaluation or sweep is registered, never promoted by itself
         decision = replace(decision, promoted=False, reason=f"partial result ({partial['reason']}): not promoted "
                            f"automatically, `trainyard models promote` it after a look; on what was scored: "

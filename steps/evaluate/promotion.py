@@ -100,7 +100,7 @@ def spent(screened: Decision, place: int, alpha: float, config: PromotionConfig)
     """`screened` (a gain worth testing) refused because its test could not pass: the level of its
     `place` in the champion's reign is beyond the resamples allowed."""
     need = 1.0 - alpha
-    return replace(screened, promoted=False, required_confidence=need, reign_comparison=place, reason=(
+    return replace(screened, promoted=False, required_confidence=need, reason=(
         f"{screened.reason}; not tested: test {place} of this champion's reign on this validation "
         f"split would need confidence {need:.6f}, which promotion.max_bootstrap_samples "
         f"({config.max_bootstrap_samples}) resamples cannot resolve: the reign's tests on this split are spent. "

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from steps import registry
 from steps.db import Database
+from steps.decision_figures import FIGURES
 from steps.jsonio import dumps
 from steps.record.metadata import now
 from steps.registry import RegisteredModel
@@ -37,18 +38,13 @@ def record_evaluation(db: Database, evaluation: dict, rows: list[dict], model: R
             )
         _insert_model(tx, model.model_id, evaluation["run_id"], evaluation["dataset_version"], model.uri,
                       model.metrics, stamp)
-        tested = promotion.get("samples") is not None  # the bootstrap ran: a look of the champion's reign
+        figures = {**promotion, "gain_low": _finite(promotion.get("gain_low")), "gain_high": _finite(promotion.get("gain_high"))}
+        columns = [f.column for f in FIGURES]
         tx.execute(
-            "INSERT INTO promotions (model_id, promoted, metric, challenger_score, champion_score, champion_model_id, "
-            "reason, decided_at, gain, confidence, required_confidence, min_gain, bootstrap_samples, val_images, "
-            "candidates, gain_low, gain_high, interval_level, val_objects, reign_comparison) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (model.model_id, int(promotion["promoted"]), key, promotion["challenger_score"],
-             promotion["champion_score"], champion.get("model_id"), promotion["reason"], stamp,
-             promotion.get("gain"), promotion.get("confidence"), promotion.get("required_confidence"),
-             promotion.get("min_gain"), promotion.get("samples"), promotion.get("images"), promotion.get("candidates"),
-             _finite(promotion.get("gain_low")), _finite(promotion.get("gain_high")), promotion.get("interval_level"),
-             promotion.get("objects"), promotion.get("reign_comparison") if tested else None),
+            f"INSERT INTO promotions (model_id, promoted, metric, champion_model_id, reason, decided_at, "
+            f"{', '.join(columns)}) VALUES ({', '.join('?' * (6 + len(columns)))})",
+            (model.model_id, int(promotion["promoted"]), key, champion.get("model_id"), promotion["reason"], stamp,
+             *(figures.get(f.name) for f in FIGURES)),
         )
         if promote is not None:
             promote()  # last: if it fails, the rows roll back and production is unchanged

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from steps.db import Database, Transaction
+from steps.decision_figures import FIGURES, from_row
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class RunOutcome:
     model_id: str | None = None
     model_uri: str | None = None
     promoted: bool | None = None
-    promotion_reason: str | None = None
+    # The promotion decision, under the names evaluation.json gives it (steps/decision_figures.py).
+    promotion: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     ui_url: str | None = None
 
@@ -145,9 +147,12 @@ def _model_of_run(tx: Transaction, run_id: str) -> dict[str, Any] | None:
     model_id, uri, dataset_version, metrics = rows[0]
     found: dict[str, Any] = {"model_id": model_id, "model_uri": uri, "dataset_version": dataset_version,
                              "metrics": json.loads(metrics) if metrics else {}}
-    decision = tx.query("SELECT promoted, reason FROM promotions WHERE model_id = ? ORDER BY id DESC LIMIT 1", (model_id,))
+    columns = ["promoted", "reason", *(f.column for f in FIGURES)]
+    decision = tx.query(f"SELECT {', '.join(columns)} FROM promotions WHERE model_id = ? ORDER BY id DESC LIMIT 1",
+                        (model_id,))
     if decision:
-        found["promoted"], found["promotion_reason"] = bool(decision[0][0]), decision[0][1]
+        found["promotion"] = from_row(dict(zip(columns, decision[0])))
+        found["promoted"] = found["promotion"]["promoted"]
     return found
 
 

@@ -12,6 +12,7 @@ import urllib.request
 from typing import Any
 
 from steps.deadline import call_with_deadline
+from steps import decision_figures
 from steps.errors import ExternalError, excerpt
 from steps.notify.outcome import RunOutcome
 from steps.redact import MASK, redact
@@ -36,7 +37,11 @@ def summary_text(outcome: RunOutcome) -> str:
         lines.append(f"model: {outcome.model_id}" + (f" ({', '.join(shown)})" if shown else ""))
     if outcome.promoted is not None:
         verdict = "promoted to production" if outcome.promoted else "not promoted"
-        lines.append(verdict + (f": {outcome.promotion_reason}" if outcome.promotion_reason else ""))
+        reason = outcome.promotion.get("reason")
+        lines.append(verdict + (f": {reason}" if reason else ""))
+        figures = decision_figures.shown(outcome.promotion)
+        if figures:  # under evaluation.json's names, written as the report writes them
+            lines.append("decision: " + ", ".join(f"{name} {value}" for name, value in figures))
     for label, nodes in (("failed", outcome.failures), ("retried", outcome.retries)):
         for node in nodes:
             where = node.get("displayName") or node.get("templateName") or "workflow"

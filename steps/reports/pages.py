@@ -22,6 +22,7 @@ from urllib.parse import quote
 import yaml
 from PIL import Image
 
+from steps.decision_figures import shown
 from steps.reports import charts
 from steps.reports.class_metrics import COLUMNS, class_rows, group_values, headline
 from steps.reports.outcomes import ImageOutcome
@@ -267,7 +268,7 @@ def write_evaluation_report(
     table = _class_table(best_row["metrics"], groups, gt, theirs) if best_row else []
     page = out_dir / "report.html"
     _render(page, "evaluation.html.j2", title="Evaluation", meta=header, links=links, key=key, mode=mode, best=best,
-            promotion=_promotion(evaluation.get("promotion"), champion, config),
+            promotion=_promotion(evaluation.get("promotion"), champion),
             figures=_figures(best_row["metrics"], groups, intervals, theirs, gt) if best_row else [],
             class_rows=table, production=champion.get("model_id") if champion else None,
             groups=any(item["row"].kind == "group" for item in table),
@@ -284,8 +285,8 @@ def _with_groups(metrics: Mapping[str, object], groups: Mapping[str, list[str]])
     return {**metrics, **group_values(metrics, groups)}
 
 
-def _promotion(promotion: Mapping[str, object] | None, champion: Mapping[str, object] | None,
-               config: Mapping[str, object]) -> dict[str, object] | None:
+def _promotion(promotion: Mapping[str, object] | None, champion: Mapping[str, object] | None) -> dict[str, object] | None:
+    """The verdict and the decision's figures, under evaluation.json's names (steps/decision_figures.py)."""
     if not promotion:
         return None
     model = promotion.get("model_id") or "this run's model"
@@ -293,15 +294,12 @@ def _promotion(promotion: Mapping[str, object] | None, champion: Mapping[str, ob
     return {
         "promoted": promoted,
         "headline": f"Promoted to production: {model}" if promoted else f"Not promoted: {model} stays a registered candidate",
-        "challenger": promotion.get("challenger_score"),
-        "champion": promotion.get("champion_score"),
+        "challenger_score": promotion.get("challenger_score"),
+        "champion_score": promotion.get("champion_score"),
         "has_champion": champion is not None or promotion.get("champion_score") is not None,
-        "margin": _setting(config, "promotion", "margin", None),
-        # The paired bootstrap's answer, when it ran: how sure, how sure it had to be, on how many images.
-        "confidence": promotion.get("confidence"), "required": promotion.get("required_confidence"),
-        "images": promotion.get("images"),
         "reason": str(promotion.get("reason", "")),
         "interval": _gain_interval(promotion),
+        "figures": shown(promotion),
     }
 
 
