@@ -165,9 +165,17 @@ class TrainConfig(_Section):
 
 class EvaluateConfig(_Section):
     # Metric that selects the best checkpoint and decides promotion, e.g. `segm/AP`, `bbox/AP50`,
-    # `dv_mAP`, `EIR`. The default is one every dataset has and that does not saturate; per-class
-    # keys such as `segm/AP50-plate` belong in a dataset's own config.
-    select_key: str = "segm/AP"
+    # `dv_mAP`, `EIR`. The default is one every dataset has and that does not saturate. A list is
+    # an order of preference: the first that is a metric of the dataset applies, so
+    # `[segm/AP50-plate, segm/AP]` selects by plates where there are plates and by segm/AP elsewhere.
+    select_key: str | list[str] = "segm/AP"
+
+    @field_validator("select_key")
+    @classmethod
+    def _preferences(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not value:
+            raise ValueError("an empty list; give a key, or keys in order of preference, e.g. [segm/AP50-plate, segm/AP]")
+        return value
     select_mode: Literal["max", "min"] = "max"
     # Checkpoints whose select_key ties (a key saturating at 1.0) are told apart by this metric,
     # compared the same way; then the later checkpoint wins, then the lower sweep branch number.

@@ -211,9 +211,13 @@ def test_a_dataset_without_plates_goes_through_every_step_with_per_class_reports
         shapes_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """12 classes of coloured shapes (labelme rectangles and polygons), no plate: the default
     select key, per-class tables only (the plate groups of the config form no group here), no
-    dv_mAP or EIR anywhere, and every test image judged against its ground truth."""
+    dv_mAP or EIR anywhere, and every test image judged against its ground truth. The select key
+    is the shipped local config's (plate AP50 first): on this dataset it falls back to segm/AP."""
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "local.yaml").read_text())
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    settings = {**TINY, "evaluate": {**TINY["evaluate"], "select_key": shipped["evaluate"]["select_key"]}}
+    assert "segm/AP50-plate" in settings["evaluate"]["select_key"]
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
     runs = tmp_path / "runs"
     result = run_local(config, [], {}, runs, str(shapes_repo))
     out = capsys.readouterr().out
@@ -241,5 +245,6 @@ def test_a_dataset_without_plates_goes_through_every_step_with_per_class_reports
         assert "mask AP50" in text and "95% CI" in text, page_path
     test_text = parsed(result.tasks["test"].artifacts["report"] / "index.html").all_text()
     assert "Without ground truth" not in test_text and " TP · " in test_text
+    assert "Errors: objects missed, false detections (most first)" in test_text and "plates misread" not in test_text
     # the validation AP per checkpoint is in TensorBoard, beside the training losses
     assert list((result.tasks["select"].artifacts["evaluation"] / "tensorboard").glob("events.out.tfevents.*"))

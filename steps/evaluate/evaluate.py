@@ -29,7 +29,7 @@ from steps.evaluate.reign import claim_test, comparison_set, next_test
 from steps.evaluate.store import reconcile, record_evaluation
 from steps.jsonio import write_json
 from steps.log import get as get_logger
-from steps.metrics.summary import check_select_key
+from steps.metrics.summary import metric_keys, resolve_select_key
 from steps.models import get_backend
 
 log = get_logger("evaluate")
@@ -106,13 +106,14 @@ def evaluate(config: Config, dataset_dir: Path, checkpoints_dir: Path, out_dir: 
 
 
 def prepare(config: Config, dataset_dir: Path, out_dir: Path) -> dict:
-    """The validation split, checked (and select_key with it) before any checkpoint is scored."""
+    """The validation split, checked before any checkpoint is scored, and evaluate.select_key
+    resolved for it (the first of its preferences this dataset has a metric for)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, out_dir / "config.yaml")
     gt = load_split(dataset_dir, "val")
     if not gt["images"]:
         raise InputError(f"{dataset_dir}/val.json: the validation split is empty; raise dataset.val_fraction")
-    check_select_key(gt, config.evaluate)
+    resolve_select_key(config.evaluate, metric_keys(gt, config.evaluate))
     return gt
 
 

@@ -79,16 +79,22 @@ def metric_keys(gt: dict[str, Any], config: EvaluateConfig) -> set[str]:
     return keys
 
 
-def check_select_key(gt: dict[str, Any], config: EvaluateConfig) -> None:
-    """Refuse a select_key (or tie_break_key) that no metric of this dataset has, before any
+def resolve_select_key(config: EvaluateConfig, keys: set[str], tie_break: bool = True) -> str:
+    """Set `select_key` to the first of its preferences that is one of this dataset's metric
+    `keys` (metric_keys, or what the checkpoints were scored with) and return it; refuse a
+    select_key (or, with `tie_break`, tie_break_key) the dataset has no metric for, before any
     checkpoint is scored."""
-    keys = metric_keys(gt, config)
-    for field in ("select_key", "tie_break_key"):
-        value = getattr(config, field)
-        if value not in keys:
+    wanted = [config.select_key] if isinstance(config.select_key, str) else list(config.select_key)
+    chosen = next((key for key in wanted if key in keys), None)
+    for field, value in (("select_key", chosen), ("tie_break_key", config.tie_break_key))[: 2 if tie_break else 1]:
+        if value is None or value not in keys:
             known = ", ".join(sorted(k for k in keys if "-" not in k))
-            raise ConfigError(f"evaluate.{field}: {value!r} is not a metric of this dataset (known: {known}, and per "
-                              "class bbox/AP-<class>, segm/AP50-<class>, segm/AP75-<class>, dv_AP-<class>)")
+            shown = value if value is not None else (wanted[0] if len(wanted) == 1 else wanted)
+            raise ConfigError(f"evaluate.{field}: {shown!r} is not a metric of this dataset (known: {known}, and per "
+                              "class bbox/AP-<class>, segm/AP50-<class>, segm/AP75-<class>, dv_AP-<class>); "
+                              f"a list such as [segm/AP50-plate, segm/AP] falls back to the next key")
+    config.select_key = chosen
+    return chosen
 
 
 def _has_plates(gt: dict[str, Any], config: EvaluateConfig) -> bool:

@@ -26,6 +26,7 @@ from steps.datasets.arguments import dataset_folder
 from steps.errors import InputError
 from steps.evaluate.arguments import add_arguments, load_branch_config, write_outputs
 from steps.log import get as get_logger
+from steps.metrics.summary import resolve_select_key
 from steps.select.scores import parse_upstream, partial, read_scores
 
 log = get_logger("select")
@@ -91,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     stored = {row["checkpoint"]: row.pop("predictions", None) for row in rows}
     upstream = parse_upstream(args.upstream)
     log.info(f"select: {len(rows)} checkpoints scored by the evaluate pods")
+    # The pods scored every checkpoint on one dataset: their metrics are the dataset's.
+    # (select_best checks the tie-break key itself, only where a tie needs it)
+    resolve_select_key(config.evaluate, {key for row in rows for key in row["metrics"]}, tie_break=False)
     best = select_best(rows, config.evaluate.select_key, config.evaluate.select_mode, config.evaluate.tie_break_key)
     if best.get("overrides"):
         # The model is registered with the settings of the branch that trained it.

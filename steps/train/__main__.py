@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from steps.cli import add_config_arguments, run_cli
+from steps.config import Config
 from steps.datasets.arguments import add_dataset_arguments, dataset_folder
 from steps.evaluate.arguments import load_branch_config
 from steps.evaluate.groups import branch_name
@@ -60,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     backend = get_backend(config.model.backend)  # fails fast when the backend is not installed
     backend.check(config)  # and on a bad setting, before the dataset checkout
     with dataset_folder(parser, args, config) as data:
+        check_select_key(data, config)
         summary = backend.train(data, args.output, config)
     print(f"train: done: {summary.describe()}", flush=True)
     if args.output_checkpoint_groups:
@@ -71,6 +73,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         write_branch(args.output, args.branch, args.branch_overrides, config.train.checkpoint_uri, args.output_branch)
     return 0
+
+
+def check_select_key(data: Path, config: Config) -> None:
+    """Refuse, before training rather than after it, an evaluate.select_key that names no metric
+    of this dataset (e.g. a plate key on a dataset without plates, with no fallback)."""
+    from steps.jsonio import read_json
+    from steps.metrics.summary import metric_keys, resolve_select_key
+
+    if (data / "val.json").is_file():
+        categories = read_json(data / "val.json", "COCO ground truth").get("categories") or []
+        resolve_select_key(config.evaluate.model_copy(), metric_keys({"categories": categories}, config.evaluate))
 
 
 if __name__ == "__main__":
