@@ -85,13 +85,14 @@ def convert(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     data = args.convert_data or work / "labelme"
     width, height = (int(v) for v in args.image_size.lower().split("x"))
     labels_file = conversion._sample(data, args.convert_images, (width, height))
-    commands = {"ours": [*_trainyard(), "labelme2coco", str(data), str(work / "ours"), "--labels", str(labels_file),
-                         "--overwrite"]}
+    commands = {"ours": [*_trainyard(), "labelme2coco", str(data), str(work / "ours"), "--labels", str(labels_file)]}
     if args.labelme_example:
         commands["labelme"] = [args.labelme_python, str(args.labelme_example), str(data), str(work / "labelme-out"),
                                "--labels", str(labels_file), "--noviz"]
-    times = _whole_processes(commands, args.repeat, before={"labelme": lambda: shutil.rmtree(work / "labelme-out",
-                                                                                            ignore_errors=True)})
+    # Each writes into a folder that does not exist yet, removed before its run, outside the timing.
+    times = _whole_processes(commands, args.repeat, before={
+        "ours": lambda: shutil.rmtree(work / "ours", ignore_errors=True),
+        "labelme": lambda: shutil.rmtree(work / "labelme-out", ignore_errors=True)})
     row = {"what": f"labelme2coco, {args.convert_images} files {args.image_size}", "ours_s": statistics.median(times["ours"])}
     if "labelme" in times:
         row.update(anchor="labelme example --noviz, whole process against whole process, in turns",
