@@ -5,6 +5,10 @@
 #   (the run's summary prints both pages' paths as file:// links)
 # Needs Debian's chromium (apt-get install chromium).
 set -eu
+if [ $# -lt 1 ]; then
+    echo "usage: [SIZE=W,H] $0 REPORT.html [SHOT.png]" >&2
+    exit 2
+fi
 page=$1
 shot=${2:-report.png}
 size=${SIZE:-1400,2000}

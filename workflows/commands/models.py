@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     show = actions.add_parser("show", parents=[registry], help="one model: a summary, then its metrics and lineage as JSON")
     show.add_argument("model_id", help="model id, or 'production'")
     actions.add_parser("history", parents=[registry], help="every promotion and rollback of production, oldest first")
-    promote = actions.add_parser("promote", parents=[registry], help="make a model production (by hand: no champion check)")
+    promote = actions.add_parser("promote", parents=[registry], help="make a model production by hand: no bootstrap test, but one scoring far below production needs --force")
     promote.add_argument("model_id")
     promote.add_argument("--reason", default="promoted by hand", help="recorded in the pointer's history")
     promote.add_argument("--force", action="store_true",
