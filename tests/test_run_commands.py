@@ -310,3 +310,11 @@ def test_runs_lists_the_local_runs_when_asked_even_with_an_argo_server_set(argo_
     assert main(["runs", "--local", "--runs-dir", str(tmp_path)]) != 0
     assert "no local database" in capsys.readouterr().err
     assert argo_api["requests"] == []
+
+
+@pytest.mark.parametrize("name", ["trainyard-pipeline) or (x", "a,b", "", "x-", "UPPER"])
+def test_a_template_name_that_is_not_a_name_never_reaches_the_label_selector(
+        argo_api: dict[str, Any], tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runs", "--template", name, "--runs-dir", str(tmp_path)]) == 2
+    assert "not a WorkflowTemplate name" in capsys.readouterr().err
+    assert argo_api["requests"] == []

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from workflows.commands import run_target
 
+TEMPLATE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")  # a Kubernetes object name (RFC 1123)
 Row = tuple[str, str, Any, Any, Any, Any, Any]  # run, status, dataset, started, seconds, model, promoted
 
 
@@ -70,6 +72,7 @@ def _local_rows(args: argparse.Namespace, limit: int) -> list[Row]:
 
 def _cluster_rows(args: argparse.Namespace, limit: int) -> list[Row]:
     from steps.db import URL_ENV
+    from steps.errors import InputError
     from workflows import argo_runs
     from workflows.pipeline import PIPELINE_NAME
     from workflows.sweep import SWEEP_NAME
@@ -77,6 +80,10 @@ def _cluster_rows(args: argparse.Namespace, limit: int) -> list[Row]:
     args.run = "runs"  # what run_target's messages call the lookup
     client = run_target.argo_client(args)
     templates = args.template or [PIPELINE_NAME, SWEEP_NAME]
+    for name in templates:  # it goes into a label selector: a name, never selector syntax
+        if not TEMPLATE_NAME.fullmatch(name) or len(name) > 253:
+            raise InputError(f"--template {name!r}: not a WorkflowTemplate name (lower-case letters, digits, '-' "
+                             "and '.'), e.g. --template trainyard-pipeline")
     workflows, more = argo_runs.list_runs(client, templates)
     print(f"runs of {', '.join(templates)} on {client.server.shown}, namespace {client.server.namespace}")
     if more:
