@@ -112,6 +112,14 @@ class ModelConfig(_Section):
     # head's two fully connected layers are 4x as wide (1024). The heads cost more than a
     # ResNet-18 body on a CPU: 128 halves the demo's training step (scripts/bench.py).
     fpn_channels: int = Field(256, gt=0, le=1024)
+    # Width of the mask head's four convolutions; 0: fpn_channels. They run on every positive RoI
+    # at 14x14, the largest share of a training step on a CPU at 256: a narrow mask head makes the
+    # step cheaper without narrowing the features that classify (docs/demo.md).
+    mask_head_channels: int = Field(0, ge=0, le=1024)
+    # Points sampled per RoIAlign bin along each side, 0: adaptive; empty (null): the backend's own
+    # (torchvision 2, detectron2 0). torchvision's RoIAlign backward pass runs on one core: 1 makes
+    # it about 2.5x cheaper, and a bin of a small object covers about one feature cell anyway.
+    roi_sampling_ratio: int | None = Field(None, ge=0, le=8)
 
     @field_validator("anchor_sizes")
     @classmethod

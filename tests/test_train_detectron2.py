@@ -213,6 +213,12 @@ def test_config_maps_schedule_resize_range_and_backbone() -> None:
     assert cfg.SOLVER.LR_SCHEDULER_NAME == "WarmupMultiStepLR" and tuple(cfg.SOLVER.STEPS) == (50, 75)
     assert cfg.SOLVER.AMP.ENABLED is False  # AMP is CUDA only
     assert cfg.MODEL.WEIGHTS == ""
+    # The mask head's width and RoIAlign's sampling: detectron2's own (the FPN's width, 0) unless set.
+    assert cfg.MODEL.ROI_MASK_HEAD.CONV_DIM == 256 and cfg.MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO == 0
+    narrow = build_cfg(tiny_config(model={"fpn_channels": 128, "mask_head_channels": 64, "roi_sampling_ratio": 1}),
+                       num_classes=2, device="cpu")
+    assert narrow.MODEL.ROI_MASK_HEAD.CONV_DIM == 64 and narrow.MODEL.ROI_BOX_HEAD.FC_DIM == 512
+    assert narrow.MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO == 1 == narrow.MODEL.ROI_MASK_HEAD.POOLER_SAMPLING_RATIO
     coco = build_cfg(tiny_config(model={"backbone": "resnet50", "pretrained": "coco"}), num_classes=2, device="cpu")
     assert coco.MODEL.WEIGHTS.startswith("detectron2://COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x/")
     assert coco.MODEL.RESNETS.NORM == "FrozenBN" and coco.MODEL.BACKBONE.FREEZE_AT == 2

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import torchvision
 
 from steps.config import Config, ModelConfig, TrainConfig, load_config
 from steps.errors import ConfigError, InputError
@@ -426,6 +427,26 @@ def test_anchor_sizes_and_inference_settings_reach_the_model() -> None:
     assert net.rpn._post_nms_top_n["testing"] == 300 and net.roi_heads.nms_thresh == 0.3
     with pytest.raises(ConfigError, match="model.anchor_sizes: .*5 positive sizes"):
         load_config(None, ["model.anchor_sizes=[16,32]"])
+
+
+def test_a_narrow_mask_head_and_roi_sampling_reach_the_model_and_defaults_keep_torchvisions() -> None:
+    default = build_model(ModelConfig(backbone="resnet18", fpn_channels=256), num_classes=3)
+    stock = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=3)
+    # At the defaults the heads are torchvision's own: the same weight names and shapes, so
+    # checkpoints written before these settings existed load as they are.
+    heads = {k: v.shape for k, v in default.state_dict().items() if k.startswith("roi_heads.")}
+    assert heads == {k: v.shape for k, v in stock.state_dict().items() if k.startswith("roi_heads.")}
+    assert default.roi_heads.box_roi_pool.sampling_ratio == 2 == stock.roi_heads.box_roi_pool.sampling_ratio
+    narrow = build_model(ModelConfig(backbone="resnet18", fpn_channels=128, mask_head_channels=64, roi_sampling_ratio=1),
+                         num_classes=3)
+    assert narrow.roi_heads.mask_head[0][0].weight.shape == (64, 128, 3, 3)  # FPN width in, mask width out
+    assert narrow.roi_heads.mask_predictor.mask_fcn_logits.weight.shape == (3, 64, 1, 1)
+    assert narrow.roi_heads.box_head.fc7.out_features == 512  # the box head stays 4x the FPN's width
+    assert narrow.roi_heads.box_roi_pool.sampling_ratio == 1 == narrow.roi_heads.mask_roi_pool.sampling_ratio
+    narrow.eval()
+    with torch.no_grad():
+        (out,) = narrow([torch.rand(3, 96, 128)])
+    assert out["masks"].shape[1:] == (1, 96, 128)
 
 
 def test_batched_prediction_matches_one_by_one(first_run: tuple[Path, TrainSummary], dataset: Path) -> None:

@@ -85,7 +85,10 @@ def build_cfg(config: Config, num_classes: int, device: str, out_dir: Path | Non
     cfg.MODEL.RPN.POST_NMS_TOPK_TEST = m.rpn_proposals_test
     cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST = m.box_nms_thresh
     cfg.MODEL.FPN.OUT_CHANNELS = m.fpn_channels
-    cfg.MODEL.ROI_MASK_HEAD.CONV_DIM = m.fpn_channels
+    cfg.MODEL.ROI_MASK_HEAD.CONV_DIM = m.mask_head_channels or m.fpn_channels
+    if m.roi_sampling_ratio is not None:
+        cfg.MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO = m.roi_sampling_ratio
+        cfg.MODEL.ROI_MASK_HEAD.POOLER_SAMPLING_RATIO = m.roi_sampling_ratio
     cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 4 * m.fpn_channels
 
     cfg.INPUT.MIN_SIZE_TRAIN = train_min_sizes(m)

@@ -73,6 +73,10 @@ def check_model_config(model: ModelConfig) -> None:
         )
 
 
+def _sampling_ratio(model: ModelConfig) -> int:
+    return 2 if model.roi_sampling_ratio is None else model.roi_sampling_ratio  # torchvision's own: 2
+
+
 def _from_scratch(model: ModelConfig) -> bool:
     return model.pretrained == "none"
 
@@ -114,9 +118,9 @@ def build_model(model: ModelConfig, num_classes: int, download: bool = False) ->
         return MaskRCNN(
             _with_fpn_width(backbone, model.fpn_channels),
             rpn_anchor_generator=anchors,
-            box_roi_pool=MultiScaleRoIAlign(["0", "1"], output_size=7, sampling_ratio=2),
-            mask_roi_pool=MultiScaleRoIAlign(["0", "1"], output_size=14, sampling_ratio=2),
-            **_heads(common, model.fpn_channels),
+            box_roi_pool=MultiScaleRoIAlign(["0", "1"], output_size=7, sampling_ratio=_sampling_ratio(model)),
+            mask_roi_pool=MultiScaleRoIAlign(["0", "1"], output_size=14, sampling_ratio=_sampling_ratio(model)),
+            **_heads(common, model),
         )
     backbone = resnet_fpn_backbone(
         backbone_name=model.backbone,
@@ -124,11 +128,14 @@ def build_model(model: ModelConfig, num_classes: int, download: bool = False) ->
         norm_layer=norm_layer,
         trainable_layers=5 if scratch else 3,
     )
+    levels = ["0", "1", "2", "3"]
+    common["box_roi_pool"] = MultiScaleRoIAlign(levels, output_size=7, sampling_ratio=_sampling_ratio(model))
+    common["mask_roi_pool"] = MultiScaleRoIAlign(levels, output_size=14, sampling_ratio=_sampling_ratio(model))
     if model.anchor_sizes:  # one size per FPN level (four stages and a pooled one)
         common["rpn_anchor_generator"] = AnchorGenerator(
             sizes=tuple((size,) for size in model.anchor_sizes), aspect_ratios=((0.5, 1.0, 2.0),) * len(model.anchor_sizes)
         )
-    return MaskRCNN(_with_fpn_width(backbone, model.fpn_channels), **_heads(common, model.fpn_channels))
+    return MaskRCNN(_with_fpn_width(backbone, model.fpn_channels), **_heads(common, model))
 
 
 def _with_fpn_width(backbone: BackboneWithFPN, channels: int) -> BackboneWithFPN:
@@ -140,15 +147,17 @@ def _with_fpn_width(backbone: BackboneWithFPN, channels: int) -> BackboneWithFPN
     return backbone
 
 
-def _heads(common: dict[str, object], channels: int) -> dict[str, object]:
-    """MaskRCNN's arguments with box and mask heads of the FPN's width: at 256, torchvision's own
-    (a box head of 1024, four mask convolutions of 256), so existing checkpoints load."""
-    if channels == 256:
+def _heads(common: dict[str, object], model: ModelConfig) -> dict[str, object]:
+    """MaskRCNN's arguments with a box head 4x the FPN's width and a mask head of
+    `mask_head_channels` (default: the FPN's): at 256 and 256, torchvision's own heads (a box
+    head of 1024, four mask convolutions of 256), with the same weight names and shapes."""
+    channels, mask = model.fpn_channels, model.mask_head_channels or model.fpn_channels
+    if channels == 256 and mask == 256:
         return common
     classes = common["num_classes"]
     return {**common, "num_classes": None,
             "box_head": TwoMLPHead(channels * 7 * 7, 4 * channels), "box_predictor": FastRCNNPredictor(4 * channels, classes),
-            "mask_head": MaskRCNNHeads(channels, (channels,) * 4, 1), "mask_predictor": MaskRCNNPredictor(channels, channels, classes)}
+            "mask_head": MaskRCNNHeads(channels, (mask,) * 4, 1), "mask_predictor": MaskRCNNPredictor(mask, mask, classes)}
 
 
 def _fetch(download: Callable[[], T], model: ModelConfig) -> T:
