@@ -60,6 +60,11 @@ def test_local_run_of_the_whole_pipeline(sample_repo: Path, tmp_path: Path, caps
     drawn = sorted((report / "images").glob("*.jpg"))
     assert drawn and all(f"images/{p.name}" in page for p in drawn)
     assert json.loads((report / "predictions.json").read_text()) is not None
+    # every test plate's truth and reading, what EIR counted (scripts/bench_demo.py reads it)
+    plates = json.loads((report / "plates.json").read_text())
+    assert plates["plates"] == len(plates["reads"]) > 0 and 0 <= plates["exact"] <= plates["plates"]
+    assert plates["EIR"] == json.loads((report / "metrics.json").read_text())["EIR"]
+    assert {"image_id", "truth", "read"} <= set(plates["reads"][0])
     # ... and both reports as one page each, what the Argo UI shows (a file, on Argo as locally:
     # the step writes the artifact's path), its images linked, not inlined (steps/reports/argo_page.py),
     # and the links reach the drawn files
@@ -212,11 +217,11 @@ def test_a_dataset_without_plates_goes_through_every_step_with_per_class_reports
     """12 classes of coloured shapes (labelme rectangles and polygons), no plate: the default
     select key, per-class tables only (the plate groups of the config form no group here), no
     dv_mAP or EIR anywhere, and every test image judged against its ground truth. The select key
-    is the shipped local config's (plate AP50 first): on this dataset it falls back to segm/AP."""
+    is the shipped local config's (EIR first): on this dataset it falls back to segm/AP."""
     shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "local.yaml").read_text())
     config = tmp_path / "tiny.yaml"
     settings = {**TINY, "evaluate": {**TINY["evaluate"], "select_key": shipped["evaluate"]["select_key"]}}
-    assert "segm/AP50-plate" in settings["evaluate"]["select_key"]
+    assert "EIR" in settings["evaluate"]["select_key"]
     config.write_text(yaml.safe_dump(settings, sort_keys=False))
     runs = tmp_path / "runs"
     result = run_local(config, [], {}, runs, str(shapes_repo))

@@ -88,7 +88,12 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
     from steps.reports.pages import Production, write_test_report
     from steps.reports.intervals import headline_intervals
 
-    items = draw_items(config, gt, dataset_dir / "images", results, theirs)
+    reading = read_test_plates(config, gt, results)
+    if reading is not None:
+        # Every plate's truth and reading: what EIR counted, to look up plate by plate.
+        write_json(out_dir / "plates.json", reading)
+        log.info(f"test: plates read exactly: {reading['exact']} of {reading['plates']} (EIR {reading['EIR']:.3f})")
+    items = draw_items(config, gt, dataset_dir / "images", results, theirs, reading)
     same = production_id == model_id
     meta = {"model": model_id, "dataset version": dataset_version, "test images": str(len(gt["images"]))}
     title = f"trainyard test report: {model_id}"
@@ -105,20 +110,29 @@ def run_test(config: Config, dataset_dir: Path, model: str, out_dir: Path, datas
     return page
 
 
+def read_test_plates(config: Config, gt: dict, results: list[dict]) -> dict | None:
+    """EIR's reading of the split ({EIR, plates, exact, reads}); None without a plate class."""
+    from steps.metrics import eir
+
+    if config.evaluate.plate_label not in {c["name"] for c in gt["categories"]}:
+        return None
+    return eir(gt, results, plate_label=config.evaluate.plate_label, read_score=config.evaluate.read_score,
+               char_nms_iou=config.evaluate.char_nms_iou)
+
+
 def draw_items(config: Config, gt: dict, images_dir: Path, results: list[dict], theirs: list[dict] | None = None,
-               ) -> list[ReportItem]:
+               reading: dict | None = None) -> list[ReportItem]:
     """The report's images: the first test.max_images of the split, this model's detections judged
-    against the ground truth (and the production model's beside them, when given)."""
-    from steps.metrics import eir, read_plates
+    against the ground truth (and the production model's beside them, when given). `reading`:
+    read_test_plates' result for these results (None: no plates)."""
+    from steps.metrics import read_plates
 
     plate = config.evaluate.plate_label
     names = {c["id"]: c["name"] for c in gt["categories"]}
-    has_plates = plate in names.values()
+    has_plates = reading is not None
     truths: dict[int, list[str]] = {}
-    if has_plates:
-        for read in eir(gt, results, plate_label=plate, read_score=config.evaluate.read_score,
-                        char_nms_iou=config.evaluate.char_nms_iou)["reads"]:
-            truths.setdefault(read["image_id"], []).append(read["truth"])
+    for read in reading["reads"] if reading else []:
+        truths.setdefault(read["image_id"], []).append(read["truth"])
     shown_at = config.test.score_threshold
     items = []
     for image in gt["images"][: config.test.max_images]:
