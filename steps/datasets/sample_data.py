@@ -27,6 +27,11 @@ CHARS_PER_PLATE = (4, 5)
 TWO_ROW_SHARE = 0.25
 TOP_ROW_CHARS = 2
 TOP_ROW_SCALE = 0.7
+# Plates per image, and a plate's font size as a share of the image's shorter side: at 0.18-0.28
+# (digits 30-49 px tall in 320x240) the demo's CPU model reads about half the plates after 400
+# iterations; at 0.13-0.22 (22-39 px) it read 1 in 63 (docs/demo.md).
+PLATES_PER_IMAGE = (1, 2)
+FONT_FRACTION = (0.18, 0.28)
 PLATE_LABEL = "plate"
 LABELME_VERSION = "5.5.0"
 
@@ -201,10 +206,10 @@ def _one_image(rng: np.random.Generator, size: tuple[int, int],
     shapes: list[dict[str, object]] = []
     taken: list[Box] = []
     short_side = min(size)
-    for number in range(int(rng.integers(1, 3))):
+    for number in range(int(rng.integers(PLATES_PER_IMAGE[0], PLATES_PER_IMAGE[1] + 1))):
         text = "".join(rng.choice(list(ALPHABET), int(rng.integers(CHARS_PER_PLATE[0], CHARS_PER_PLATE[1] + 1))))
         top = "".join(layout.choice(list(ALPHABET), TOP_ROW_CHARS)) if layout.random() < TWO_ROW_SHARE else ""
-        font_size = max(12, round(short_side * rng.uniform(0.13, 0.22)))
+        font_size = max(12, round(short_side * rng.uniform(*FONT_FRACTION)))
         placement = None
         while placement is None:
             plate = _render_plate(rng, text, font_size, top)

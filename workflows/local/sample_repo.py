@@ -15,9 +15,13 @@ from pathlib import Path
 from steps.errors import ExternalError, InputError
 
 SAMPLE_VERSION = "annotations/v1"
+# The demo's dataset: 300 images split 195/60/45 (dataset.val_fraction 0.2, test_fraction 0.15),
+# so validation has the 50 images a promotion needs and the test split about 60 plates, enough to
+# measure EIR (docs/demo.md). Generating them takes a few seconds.
+SAMPLE_IMAGES = 300
 
 
-def create_sample_repo(repo: Path, images: int = 40, seed: int = 0, version: str = SAMPLE_VERSION,
+def create_sample_repo(repo: Path, images: int = SAMPLE_IMAGES, seed: int = 0, version: str = SAMPLE_VERSION,
                        remote: str | None = None, kind: str = "plates") -> Path:
     """`kind`: plates (the demo's) or shapes (12 classes of coloured shapes, steps/datasets/sample_shapes.py)."""
     from steps.datasets.repo import commit_annotations, init_dataset_repo
@@ -55,11 +59,18 @@ def create_sample_repo(repo: Path, images: int = 40, seed: int = 0, version: str
     return repo
 
 
-def ensure_sample_repo(repo: Path, images: int = 40, version: str = SAMPLE_VERSION) -> Path:
+def ensure_sample_repo(repo: Path, images: int = SAMPLE_IMAGES, version: str = SAMPLE_VERSION) -> Path:
     """The sample repo at `repo`, made when missing; one that is not complete (left by an older
-    trainyard that made it in place and was interrupted) is set aside and made again."""
+    trainyard that made it in place and was interrupted) is set aside and made again. A smaller
+    one made by an older trainyard is used as it is (its runs and splits are in the database),
+    with a note on how to get the current one."""
     existed = repo.exists()  # looked at first: one that appears after this is a complete one
     if is_complete(repo, version):
+        held = len(list((repo / "annotations").glob("*.json")))
+        if held < images:
+            print(f"note: {repo} holds {held} sample images, made by an earlier trainyard; the demo now makes "
+                  f"{images}, enough to measure plate reading (EIR) on its test split. Remove that folder "
+                  f"(or `make clean-all`) to have them made.")
         return repo
     if existed:
         aside = repo.with_name(f"{repo.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
