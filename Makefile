@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast services render check lint lock bench clean clean-all
+.PHONY: help install demo test test-fast services render check lint lock bench bench-demo clean clean-all
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ check: install ## fail when generated files are stale; lint the rendered manifes
 
 bench: install ## speed figures beside their anchors (BENCH_ARGS="--coco-images 5000 ..." for larger runs)
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+bench-demo: install ## time `make demo` in a fresh folder: each step, and the test plates it reads (about 5 min)
+	$(BIN)/python scripts/bench_demo.py $(BENCH_ARGS)
 
 lock: install ## re-lock every image's dependencies with hashes (images/*/requirements.txt); UPGRADE=1: newest allowed
 	UV=$(BIN)/uv scripts/lock-images.sh $(if $(UPGRADE),--upgrade)

@@ -22,10 +22,10 @@ def _local_config() -> Config:
     return load_config(str(ROOT / "configs" / "local.yaml"), [], "")
 
 
-@pytest.mark.parametrize(("gt", "chosen"), [(PLATES, "segm/AP50-plate"), (SHAPES, "segm/AP")])
-def test_the_local_config_selects_by_plates_where_there_are_plates_and_by_segm_ap_elsewhere(gt: dict, chosen: str) -> None:
+@pytest.mark.parametrize(("gt", "chosen"), [(PLATES, "EIR"), (SHAPES, "segm/AP")])
+def test_the_local_config_selects_by_plates_read_where_there_are_plates_and_by_segm_ap_elsewhere(gt: dict, chosen: str) -> None:
     config = _local_config()
-    assert config.evaluate.select_key == ["segm/AP50-plate", "segm/AP"]
+    assert config.evaluate.select_key == ["EIR", "segm/AP"]
     assert resolve_select_key(config.evaluate, metric_keys(gt, config.evaluate)) == chosen
     assert config.evaluate.select_key == chosen  # what select, the reports and evaluation.json then read
 
