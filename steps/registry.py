@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from steps import storage
 from steps.errors import ConfigError, ExternalError, InputError, excerpt
@@ -184,23 +183,6 @@ def history(registry_uri: str) -> list[dict[str, Any]]:
     """Every promotion and rollback of production, oldest first (the last HISTORY_EVENTS)."""
     current = production(registry_uri)
     return list(current.get("history") or []) if current else []
-
-
-def decide_promotion(
-    challenger_score: float, champion_score: float | None, margin: float, mode: Literal["max", "min"]
-) -> tuple[bool, str]:
-    """Champion/challenger: promote the first model, else only one that beats production by more than margin."""
-    if mode not in ("max", "min"):
-        raise ConfigError(f"evaluate.select_mode: expected 'max' or 'min', got {mode!r}")
-    if champion_score is None:
-        return True, f"first model: no production model yet (score {challenger_score:.4f})"
-    gain = challenger_score - champion_score if mode == "max" else champion_score - challenger_score
-    verdict = f"challenger {challenger_score:.4f} vs champion {champion_score:.4f} ({mode}): gain {gain:.4f}"
-    if math.isnan(gain):
-        return False, f"{verdict}; not a number, keeping the champion"
-    if gain > margin:
-        return True, f"{verdict} > margin {margin}"
-    return False, f"{verdict} <= margin {margin}; keeping the champion"
 
 
 def _load(registry_uri: str, model_id: str) -> RegisteredModel | None:
