@@ -103,8 +103,12 @@ def test_the_readmes_local_commands_run_as_written(tmp_path: Path, monkeypatch: 
     # make demo: its recipe, as the Makefile has it
     recipe = re.search(r"^demo:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.M).group(1)  # type: ignore[union-attr]
     assert recipe == "OMP_WAIT_POLICY=PASSIVE $(BIN)/trainyard run --local --parallel 2"
+    # A 24-image sample where the demo makes 300 (each command below scores its validation and
+    # test splits; the 300 are made in tests/test_overlapping_runs.py): kept, with a note.
+    create_sample_repo(tmp_path / "runs" / "sample-dataset", images=24)
     out = _trainyard("trainyard run --local --parallel 2", capsys, TINY)
     assert "Run local-" in out and "succeeded" in out and "Evaluation report: file://" in out
+    assert "holds 24 sample images, made by an earlier trainyard; the demo now makes 300" in out
     commands["make demo"] = "ran"
 
     out = _trainyard(LOCAL_COMMANDS[1], capsys, TINY)  # the same data: nothing new to train on
