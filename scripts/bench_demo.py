@@ -54,12 +54,12 @@ def one_run(output: Path, overrides: list[str], log: Path) -> dict:
         "seconds": seconds,
         "steps": {name: task["seconds"] for name, task in summary["tasks"].items()},
         "iterations": summary.get("iterations"),
-        "val_images": evaluation.get("images"),
+        "selected": evaluation.get("best"),
         "test_plates": plates["plates"],
         "test_exact": plates["exact"],
         "EIR": plates["EIR"],
         "plate_AP50": summary["test_metrics"].get("segm/AP50-plate"),
-        "decision": evaluation.get("decision", {}).get("reason") if isinstance(evaluation.get("decision"), dict) else None,
+        "promotion": (evaluation.get("promotion") or {}).get("reason"),
     }
 
 
